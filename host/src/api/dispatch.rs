@@ -1,0 +1,232 @@
+//! The one code path every operation takes: read and merge the input,
+//! authenticate, resolve tenant and store, check the permission, run the
+//! host handler or the plugin, audit, answer.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::extract::{ConnectInfo, FromRequestParts, Path, Request};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::Value;
+
+use super::operation::{Access, HostCall, Operation, RequestMeta, Target};
+use super::{authz, input};
+use crate::app::AppState;
+use crate::audit::{self, AuditEntry};
+use crate::auth::{Principal, principal};
+use crate::error::{ApiError, blocking, current_request_id};
+use crate::plugins::bindings::CallContext;
+use crate::plugins::{CallRequest, PluginCallError};
+use crate::time_util::unix_now_ms;
+
+/// Serves one request for `op`.
+pub async fn serve(state: Arc<AppState>, op: Arc<Operation>, request: Request) -> Response {
+    let (mut parts, body) = request.into_parts();
+    let meta = RequestMeta {
+        request_id: current_request_id(),
+        ip: parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| addr.ip().to_string()),
+        user_agent: parts
+            .headers
+            .get(axum::http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|ua| ua.chars().take(256).collect()),
+        channel: "rest".into(),
+    };
+    let path = match Path::<HashMap<String, String>>::from_request_parts(&mut parts, &()).await {
+        Ok(Path(path)) => path,
+        Err(rejection) => return ApiError::BadRequest(format!("bad path: {rejection}")).into_response(),
+    };
+    let max_body = state.config.max_body_bytes;
+    let bytes = match axum::body::to_bytes(body, max_body).await {
+        Ok(bytes) => bytes,
+        Err(_) => {
+            return ApiError::PayloadTooLarge(format!("the request body is over the limit of {max_body} bytes"))
+                .into_response();
+        }
+    };
+    let prepared = input::parse_body(&bytes).and_then(|body| {
+        let query = input::parse_query(parts.uri.query())?;
+        Ok(input::merge(&op.spec.input_schema, body, query, path))
+    });
+    let input = match prepared {
+        Ok(input) => input,
+        Err(error) => return error.into_response(),
+    };
+    let principal = match op.access {
+        Access::Public => None,
+        access => match principal::authenticate(&state, &parts.headers, access == Access::Tenant).await {
+            Ok(principal) => Some(principal),
+            Err(error) => return error.into_response(),
+        },
+    };
+    let audit = AuditEntry {
+        actor_type: principal.as_ref().map_or("anonymous", Principal::actor_type).into(),
+        actor_id: principal.as_ref().map(|p| p.user_id.to_string()),
+        channel: meta.channel.clone(),
+        operation: op.spec.name.clone(),
+        target: Some(parts.uri.path().to_string()),
+        outcome: "success".into(),
+        ip: meta.ip.clone(),
+        user_agent: meta.user_agent.clone(),
+        request_id: Some(meta.request_id.clone()),
+        store_id: principal.as_ref().and_then(|p| p.store_id).map(|s| s.to_string()),
+        detail: None,
+    };
+    let outcome = run(&state, &op, principal.clone(), input, meta, audit.clone()).await;
+    match outcome {
+        Ok((value, audited)) => {
+            if op.mutating() && !audited {
+                record(&state, principal.as_ref(), audit).await;
+            }
+            let status = StatusCode::from_u16(op.spec.success_status).unwrap_or(StatusCode::OK);
+            (status, axum::Json(value)).into_response()
+        }
+        Err(error) => {
+            // Refusals and failures of state-changing calls are audited too,
+            // once the caller's tenant is known.
+            if op.mutating() && error.status() != StatusCode::UNAUTHORIZED {
+                record(&state, principal.as_ref(), audit.with_outcome(format!("failure:{}", error.code()))).await;
+            }
+            error.into_response()
+        }
+    }
+}
+
+/// Writes an audit row in a transaction of its own.
+async fn record(state: &Arc<AppState>, principal: Option<&Principal>, entry: AuditEntry) {
+    let Some(tenant) = principal.and_then(|p| p.tenant_id) else { return };
+    let state = Arc::clone(state);
+    let written = blocking(move || {
+        let db = state.tenancy.get(tenant)?;
+        audit::write(&*db.conn()?, &entry)?;
+        Ok(())
+    })
+    .await;
+    if let Err(error) = written {
+        tracing::error!(?error, "could not write audit row");
+    }
+}
+
+async fn run(
+    state: &Arc<AppState>,
+    op: &Arc<Operation>,
+    principal: Option<Principal>,
+    input: Value,
+    meta: RequestMeta,
+    audit: AuditEntry,
+) -> Result<(Value, bool), ApiError> {
+    match op.access {
+        Access::SuperAdmin if !principal.as_ref().is_some_and(|p| p.is_super_admin) => {
+            return Err(ApiError::Forbidden("this operation is for platform super-admins".into()));
+        }
+        _ => {}
+    }
+    if let (Some(permission), Some(principal)) = (&op.spec.permission, &principal) {
+        authz::require(state, principal, permission).await?;
+    }
+    input::check(&op.spec.input_schema, &input)?;
+    match &op.target {
+        Target::Host(handler) => {
+            let audited = Arc::new(AtomicBool::new(false));
+            let call = HostCall { principal, input, meta, audit, audited: Arc::clone(&audited) };
+            let value = handler(Arc::clone(state), call).await?;
+            Ok((value, audited.load(Ordering::SeqCst)))
+        }
+        Target::Plugin(plugin) => {
+            let principal = principal.ok_or_else(ApiError::unauthenticated)?;
+            let value = invoke_plugin(state, plugin, op, &principal, input, &meta, audit).await?;
+            Ok((value, true))
+        }
+    }
+}
+
+/// Runs a plugin operation for a principal, with the success audit row
+/// written inside the plugin call's transaction.
+pub async fn invoke_plugin(
+    state: &Arc<AppState>,
+    plugin: &str,
+    op: &Operation,
+    principal: &Principal,
+    input: Value,
+    meta: &RequestMeta,
+    audit: AuditEntry,
+) -> Result<Value, ApiError> {
+    let tenant = principal.tenant()?;
+    let ctx = CallContext {
+        tenant_id: tenant.to_string(),
+        user_id: Some(principal.user_id.to_string()),
+        store_id: principal.store_id.map(|s| s.to_string()),
+        request_id: meta.request_id.clone(),
+        channel: meta.channel.clone(),
+        now_ms: unix_now_ms(),
+    };
+    let output =
+        call_plugin(state, tenant, plugin, &op.spec.name, ctx, input, op.spec.annotations.read_only, Some(audit))
+            .await?;
+    Ok(output)
+}
+
+/// Calls a plugin operation (public or internal) in a tenant. A success
+/// of a mutating operation writes `audit` in the same transaction.
+#[allow(clippy::too_many_arguments)]
+pub async fn call_plugin(
+    state: &Arc<AppState>,
+    tenant: crate::ids::TenantId,
+    plugin: &str,
+    operation: &str,
+    ctx: CallContext,
+    input: Value,
+    read_only: bool,
+    audit: Option<AuditEntry>,
+) -> Result<Value, ApiError> {
+    let state_for_call = Arc::clone(state);
+    let plugin_name = plugin.to_string();
+    let operation = operation.to_string();
+    let input_text = input.to_string();
+    let output = blocking(move || {
+        let db = state_for_call.tenancy.get(tenant)?;
+        let request = CallRequest { db: &db, ctx, operation: &operation, input: &input_text, read_only };
+        state_for_call
+            .runtime
+            .invoke(&plugin_name, request, |conn, _| match (&audit, read_only) {
+                (Some(entry), false) => audit::write(conn, entry),
+                _ => Ok(()),
+            })
+            .map_err(plugin_error)
+    })
+    .await?;
+    let is_authorizer = state.runtime.authorizer_plugin().is_some_and(|p| p.manifest.name == plugin);
+    if is_authorizer && !read_only {
+        authz::invalidate(state, tenant);
+    }
+    serde_json::from_str(&output).map_err(|e| ApiError::Unexpected(anyhow::anyhow!("plugin output: {e}")))
+}
+
+/// The HTTP answer to a failed plugin call.
+pub fn plugin_error(error: PluginCallError) -> ApiError {
+    use PluginCallError as E;
+    let plugin = |status: StatusCode, code: &'static str, message: String| ApiError::Plugin { status, code, message };
+    match error {
+        E::UnknownPlugin(name) => ApiError::NotFound(format!("no plugin named `{name}`")),
+        E::InputTooLarge { .. } => ApiError::PayloadTooLarge(error.to_string()),
+        E::Failed { code, message } => match code.as_str() {
+            "bad_request" => ApiError::BadRequest(message),
+            "validation_failed" => ApiError::Validation(message),
+            "not_found" => ApiError::NotFound(message),
+            "conflict" => ApiError::Conflict(message),
+            "forbidden" => ApiError::Forbidden(message),
+            _ => plugin(StatusCode::INTERNAL_SERVER_ERROR, "plugin_error", message),
+        },
+        E::Timeout { .. } => plugin(StatusCode::GATEWAY_TIMEOUT, "plugin_timeout", error.to_string()),
+        E::MemoryExceeded { .. } => plugin(StatusCode::INTERNAL_SERVER_ERROR, "plugin_memory_limit", error.to_string()),
+        E::Trap { .. } => plugin(StatusCode::INTERNAL_SERVER_ERROR, "plugin_crashed", error.to_string()),
+        E::CapabilityDenied { .. } => {
+            plugin(StatusCode::INTERNAL_SERVER_ERROR, "plugin_capability_denied", error.to_string())
+        }
+        E::BadOutput { .. } => plugin(StatusCode::BAD_GATEWAY, "plugin_bad_output", error.to_string()),
+        E::Host(message) => ApiError::Unexpected(anyhow::anyhow!(message)),
+    }
+}

@@ -1,0 +1,89 @@
+//! `/admin/*`: the platform super-admin's view of tenants.
+
+use std::sync::Arc;
+
+use serde_json::json;
+
+use super::support::{email, hash_password, name, new_password, provision_tenant};
+use crate::api::operation::{HostCall, HostFuture};
+use crate::app::AppState;
+use crate::control::{PlatformAuditEntry, UserRecord};
+use crate::error::{ApiError, blocking};
+use crate::ids::{TenantId, UserId};
+use crate::time_util::now_rfc3339;
+
+/// `POST /admin/tenants`: a tenant for a new or existing owner.
+pub fn create_tenant(state: Arc<AppState>, call: HostCall) -> HostFuture {
+    Box::pin(async move {
+        let actor = call.principal()?.user_id;
+        let organization = name(&call.str_field("organization_name")?, "organization_name", 120)?;
+        let owner_email = email(&call.str_field("owner_email")?)?;
+        let state_for_db = Arc::clone(&state);
+        let lookup = owner_email.clone();
+        let existing = blocking(move || Ok(state_for_db.control.user_by_email(&lookup)?)).await?;
+        let (owner, create) = match existing {
+            Some(user) => (user, false),
+            None => {
+                let password = new_password(&call.str_field("owner_password")?)?;
+                let full_name = name(
+                    &call.opt_str_field("owner_full_name")?.unwrap_or_else(|| organization.clone()),
+                    "owner_full_name",
+                    120,
+                )?;
+                let user = UserRecord {
+                    id: UserId::new(),
+                    email: owner_email,
+                    full_name,
+                    password_hash: hash_password(password).await?,
+                    is_super_admin: false,
+                    status: "active".into(),
+                    created_at: now_rfc3339(),
+                };
+                (user, true)
+            }
+        };
+        let tenant = provision_tenant(&state, &organization, &owner, create, &call.meta, Some(actor)).await?;
+        Ok(json!({"tenant": tenant.public_json(), "owner": owner.public_json()}))
+    })
+}
+
+/// `GET /admin/tenants`.
+pub fn list_tenants(state: Arc<AppState>, _call: HostCall) -> HostFuture {
+    Box::pin(async move {
+        let tenants = blocking(move || Ok(state.control.tenants()?)).await?;
+        Ok(json!({"tenants": tenants.iter().map(|t| t.public_json()).collect::<Vec<_>>()}))
+    })
+}
+
+/// `PATCH /admin/tenants/{id}` `{status}`: suspend or reactivate.
+pub fn update_tenant(state: Arc<AppState>, call: HostCall) -> HostFuture {
+    Box::pin(async move {
+        let actor = call.principal()?.user_id;
+        let id = TenantId::parse(&call.str_field("id")?).ok_or_else(|| ApiError::not_found("tenant"))?;
+        let status = call.str_field("status")?;
+        if status != "active" && status != "suspended" {
+            return Err(ApiError::Validation("`status` must be `active` or `suspended`".into()));
+        }
+        let meta = call.meta.clone();
+        let tenant = blocking(move || {
+            if !state.control.set_tenant_status(id, &status)? {
+                return Err(ApiError::not_found("tenant"));
+            }
+            state.control.platform_audit(&PlatformAuditEntry {
+                actor_id: Some(actor.to_string()),
+                channel: meta.channel.clone(),
+                operation: format!("tenant.{}", if status == "active" { "reactivated" } else { "suspended" }),
+                target: Some(id.to_string()),
+                outcome: "success".into(),
+                ip: meta.ip.clone(),
+                user_agent: meta.user_agent.clone(),
+                request_id: Some(meta.request_id.clone()),
+                detail: None,
+            })?;
+            Ok(state.control.tenant(id)?)
+        })
+        .await?
+        .ok_or_else(|| ApiError::not_found("tenant"))?;
+        Ok(tenant.public_json())
+    })
+}

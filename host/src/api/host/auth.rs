@@ -1,0 +1,230 @@
+//! `/auth/*`: register, login, refresh, logout, forgot and reset password.
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use super::support::{self, email, hash_password, issue_tokens, merged, name, new_password};
+use crate::api::operation::{HostCall, HostFuture};
+use crate::app::AppState;
+use crate::control::{OutgoingMail, RefreshOutcome, UserRecord};
+use crate::error::{ApiError, blocking};
+use crate::ids::{TenantId, UserId};
+use crate::time_util::now_rfc3339;
+
+/// The one answer to a failed login, whatever failed.
+fn bad_login() -> ApiError {
+    ApiError::Unauthorized("email or password is incorrect".into())
+}
+
+/// `POST /auth/register`.
+pub fn register(state: Arc<AppState>, call: HostCall) -> HostFuture {
+    Box::pin(async move {
+        let email = email(&call.str_field("email")?)?;
+        let password = new_password(&call.str_field("password")?)?;
+        let full_name = name(&call.str_field("full_name")?, "full_name", 120)?;
+        let organization = name(&call.str_field("organization_name")?, "organization_name", 120)?;
+        let user = UserRecord {
+            id: UserId::new(),
+            email,
+            full_name,
+            password_hash: hash_password(password).await?,
+            is_super_admin: false,
+            status: "active".into(),
+            created_at: now_rfc3339(),
+        };
+        let tenant = support::provision_tenant(&state, &organization, &user, true, &call.meta, None).await?;
+        let tokens = issue_tokens(&state, user.id, Some(tenant.id)).await?;
+        Ok(merged(json!({"user": user.public_json(), "tenant": tenant.public_json()}), tokens))
+    })
+}
+
+/// `POST /auth/login`.
+pub fn login(state: Arc<AppState>, call: HostCall) -> HostFuture {
+    Box::pin(async move {
+        let email = call.str_field("email")?.trim().to_lowercase();
+        let password = call.str_field("password")?;
+        let wanted = call.opt_str_field("tenant_id")?;
+        let state_for_check = Arc::clone(&state);
+        // Unknown users are checked against a dummy hash so that both
+        // failures take the same time.
+        let user = blocking(move || {
+            let user = state_for_check.control.user_by_email(&email)?;
+            let hash = user.as_ref().map_or(state_for_check.dummy_hash.as_str(), |u| u.password_hash.as_str());
+            let verified = crate::auth::password::verify(&password, hash);
+            Ok(user.filter(|u| verified && u.status == "active"))
+        })
+        .await?
+        .ok_or_else(bad_login)?;
+        let tenant = choose_tenant(&state, &user, wanted.as_deref()).await?;
+        let tokens = issue_tokens(&state, user.id, tenant.as_ref().map(|t| t.id)).await?;
+        Ok(merged(
+            json!({"user": user.public_json(), "tenant": tenant.map(|t| t.public_json())}),
+            tokens,
+        ))
+    })
+}
+
+/// The tenant a login binds to: the one asked for, or the user's oldest
+/// active membership; none for a super-admin without memberships.
+async fn choose_tenant(
+    state: &Arc<AppState>,
+    user: &UserRecord,
+    wanted: Option<&str>,
+) -> Result<Option<crate::control::TenantRecord>, ApiError> {
+    let wanted = match wanted {
+        Some(text) => Some(
+            TenantId::parse(text).ok_or_else(|| ApiError::Forbidden("you are not a member of that organization".into()))?,
+        ),
+        None => None,
+    };
+    let state = Arc::clone(state);
+    let user = user.clone();
+    blocking(move || {
+        let memberships = state.control.memberships_of(user.id)?;
+        let candidates: Vec<TenantId> = memberships
+            .iter()
+            .filter(|m| m.status == "active" && wanted.is_none_or(|w| w == m.tenant_id))
+            .map(|m| m.tenant_id)
+            .collect();
+        let mut suspended = false;
+        for id in candidates {
+            if let Some(tenant) = state.control.tenant(id)? {
+                if tenant.status == "active" {
+                    return Ok(Some(tenant));
+                }
+                suspended = true;
+            }
+        }
+        if suspended {
+            Err(ApiError::TenantSuspended("this organization is suspended; contact the platform operator".into()))
+        } else if wanted.is_some() {
+            Err(ApiError::Forbidden("you are not a member of that organization".into()))
+        } else if user.is_super_admin {
+            Ok(None)
+        } else {
+            Err(ApiError::Forbidden("you are not an active member of any organization".into()))
+        }
+    })
+    .await
+}
+
+/// `POST /auth/refresh`.
+pub fn refresh(state: Arc<AppState>, call: HostCall) -> HostFuture {
+    Box::pin(async move {
+        let presented = call.str_field("refresh_token")?;
+        let state_for_db = Arc::clone(&state);
+        let value = blocking(move || {
+            let state = state_for_db;
+            let ttl = state.config.refresh_token_ttl.as_secs() as i64;
+            match state.control.rotate_refresh(&presented, ttl)? {
+                RefreshOutcome::Rotated { session_id, user_id, tenant_id, refresh_token } => {
+                    let user = state.control.user(user_id)?.filter(|u| u.status == "active");
+                    let standing_ok = match tenant_id {
+                        Some(tenant) => state.control.standing(user_id, tenant)?.is_some_and(|s| {
+                            s.membership_status == "active" && s.tenant_status == "active"
+                        }),
+                        None => true,
+                    };
+                    if user.is_none() || !standing_ok {
+                        state.control.revoke_session(&session_id, "membership_ended")?;
+                        return Err(ApiError::unauthenticated());
+                    }
+                    let access = state
+                        .jwt
+                        .issue(&user_id.to_string(), tenant_id.map(|t| t.to_string()).as_deref(), &session_id)
+                        .map_err(ApiError::Unexpected)?;
+                    Ok(json!({
+                        "access_token": access,
+                        "refresh_token": refresh_token,
+                        "token_type": "Bearer",
+                        "expires_in": state.jwt.ttl_secs(),
+                    }))
+                }
+                RefreshOutcome::Reused => Err(ApiError::Unauthorized(
+                    "this refresh token was already used; the session has been ended — log in again".into(),
+                )),
+                RefreshOutcome::Invalid => Err(ApiError::unauthenticated()),
+            }
+        })
+        .await?;
+        Ok(value)
+    })
+}
+
+/// `POST /auth/logout`: ends the caller's session.
+pub fn logout(state: Arc<AppState>, call: HostCall) -> HostFuture {
+    Box::pin(async move {
+        let principal = call.principal()?.clone();
+        let Some(session) = principal.session_id().map(str::to_string) else {
+            return Err(ApiError::BadRequest("API keys have no session; delete the key instead".into()));
+        };
+        blocking(move || Ok(state.control.revoke_session(&session, "logout")?)).await?;
+        Ok(json!({"logged_out": true}))
+    })
+}
+
+/// `POST /auth/forgot-password`: always 202 at once; the work happens in
+/// the background, so neither the answer nor its timing says whether the
+/// account exists. The token goes to the mail outbox.
+pub fn forgot_password(state: Arc<AppState>, call: HostCall) -> HostFuture {
+    Box::pin(async move {
+        let email = call.str_field("email")?.trim().to_lowercase();
+        tokio::spawn(async move {
+            let outcome = blocking(move || {
+                let Some(user) = state.control.user_by_email(&email)? else { return Ok(()) };
+                if user.status != "active" {
+                    return Ok(());
+                }
+                let ttl = state.config.reset_token_ttl.as_secs() as i64;
+                let token = state.control.create_password_reset(user.id, ttl)?;
+                state.control.queue_mail(&OutgoingMail {
+                    recipient: user.email.clone(),
+                    subject: "Reset your Malipo password".into(),
+                    body: format!(
+                        "Hello {},\n\nUse this token to choose a new password within the hour:\n\n{token}\n\n\
+                         If you did not ask for this, ignore this message.\n",
+                        user.full_name
+                    ),
+                    kind: "password_reset".into(),
+                })?;
+                Ok(())
+            })
+            .await;
+            if let Err(error) = outcome {
+                tracing::error!(?error, "could not prepare a password reset");
+            }
+        });
+        Ok(json!({"message": "if an account exists for that email, a reset token has been sent to it"}))
+    })
+}
+
+/// `POST /auth/reset-password`.
+pub fn reset_password(state: Arc<AppState>, call: HostCall) -> HostFuture {
+    Box::pin(async move {
+        let token = call.str_field("token")?;
+        let password = new_password(&call.str_field("password")?)?;
+        let hash = hash_password(password).await?;
+        let user = blocking(move || Ok(state.control.consume_password_reset(&token, &hash)?)).await?;
+        match user {
+            Some(_) => Ok(json!({"reset": true})),
+            None => Err(ApiError::BadRequest("the reset token is invalid, expired or already used".into())),
+        }
+    })
+}
+
+/// The JSON Schema of an auth response.
+pub fn token_schema() -> Value {
+    json!({
+        "type": "object",
+        "required": ["access_token", "refresh_token", "token_type", "expires_in"],
+        "properties": {
+            "user": {"type": "object"},
+            "tenant": {"type": ["object", "null"]},
+            "access_token": {"type": "string"},
+            "refresh_token": {"type": "string"},
+            "token_type": {"type": "string", "enum": ["Bearer"]},
+            "expires_in": {"type": "integer"}
+        }
+    })
+}

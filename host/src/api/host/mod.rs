@@ -1,0 +1,147 @@
+//! The host's own operations, declared once each: the router and the
+//! OpenAPI document are built from [`operations`].
+
+mod account;
+mod admin;
+mod auth;
+mod keys;
+mod people;
+mod stores;
+pub mod support;
+
+use serde_json::{Value, json};
+
+use crate::api::operation::{Access, CREATE, DELETE, Method, Operation, READ, Target, UPDATE, host_op};
+use crate::plugins::manifest::PermissionSpec;
+
+const ALL: &[&str] = &["Owner", "Admin", "Manager", "Member"];
+const MANAGERS: &[&str] = &["Owner", "Admin", "Manager"];
+const ADMINS: &[&str] = &["Owner", "Admin"];
+
+/// The permissions the host itself defines, with their default roles.
+pub fn permissions() -> Vec<PermissionSpec> {
+    let define = |name: &str, description: &str, roles: &[&str]| PermissionSpec {
+        name: name.into(),
+        description: description.into(),
+        default_roles: roles.iter().map(|r| r.to_string()).collect(),
+    };
+    vec![
+        define("tenant.read", "See the organization", ALL),
+        define("tenant.update", "Rename the organization", ADMINS),
+        define("stores.read", "See stores", ALL),
+        define("stores.create", "Create stores", ADMINS),
+        define("stores.update", "Rename stores", MANAGERS),
+        define("stores.delete", "Delete stores", ADMINS),
+        define("stores.access_all", "Use every store without being added to it", MANAGERS),
+        define("stores.members.manage", "Add people to a store", MANAGERS),
+        define("users.read", "See the organization's people", MANAGERS),
+        define("users.update", "Deactivate, reactivate and rename people", ADMINS),
+        define("invitations.create", "Invite people", ADMINS),
+        define("api_keys.manage", "Create, list and delete API keys", MANAGERS),
+    ]
+}
+
+fn object(required: &[&str], properties: Value) -> Value {
+    json!({"type": "object", "required": required, "properties": properties})
+}
+
+fn any_object() -> Value {
+    json!({"type": "object"})
+}
+
+fn id_input() -> Value {
+    object(&["id"], json!({"id": {"type": "string"}}))
+}
+
+fn op(spec: crate::plugins::manifest::OperationSpec, access: Access, handler: super::operation::HostHandler, tag: &str) -> Operation {
+    Operation { spec, access, target: Target::Host(handler), tag: tag.into() }
+}
+
+/// Every host operation.
+pub fn operations() -> Vec<Operation> {
+    use Access::{Authenticated, Public, SuperAdmin, Tenant};
+    use Method::{Delete, Get, Patch, Post};
+    let store = json!({"type": "object", "properties": {"id": {"type": "string"}, "name": {"type": "string"}, "status": {"type": "string"}}});
+    let str_ = json!({"type": "string"});
+    vec![
+        op(host_op("auth.register", Post, "/auth/register", None,
+            "Create an account and its organization (tenant) with a default store; the caller becomes its Owner.",
+            object(&["email", "password", "full_name", "organization_name"], json!({
+                "email": str_, "password": {"type": "string", "minLength": 10}, "full_name": str_, "organization_name": str_})),
+            auth::token_schema(), 201, CREATE), Public, auth::register, "auth"),
+        op(host_op("auth.login", Post, "/auth/login", None,
+            "Log in with email and password; `tenant_id` picks the organization (default: the oldest).",
+            object(&["email", "password"], json!({"email": str_, "password": str_, "tenant_id": str_})),
+            auth::token_schema(), 200, CREATE), Public, auth::login, "auth"),
+        op(host_op("auth.refresh", Post, "/auth/refresh", None,
+            "Trade a refresh token for a new access token and a new refresh token (the old one is spent).",
+            object(&["refresh_token"], json!({"refresh_token": str_})), auth::token_schema(), 200, CREATE),
+            Public, auth::refresh, "auth"),
+        op(host_op("auth.logout", Post, "/auth/logout", None, "End the caller's session.",
+            any_object(), any_object(), 200, UPDATE), Authenticated, auth::logout, "auth"),
+        op(host_op("auth.forgot-password", Post, "/auth/forgot-password", None,
+            "Ask for a password-reset token by email. Always answers 202.",
+            object(&["email"], json!({"email": str_})), any_object(), 202, CREATE), Public, auth::forgot_password, "auth"),
+        op(host_op("auth.reset-password", Post, "/auth/reset-password", None,
+            "Choose a new password with a reset token; ends every session.",
+            object(&["token", "password"], json!({"token": str_, "password": str_})), any_object(), 200, UPDATE),
+            Public, auth::reset_password, "auth"),
+        op(host_op("me.get", Get, "/me", None, "The caller: user, tenant, roles and effective permissions.",
+            any_object(), any_object(), 200, READ), Authenticated, account::me, "me"),
+        op(host_op("me.update", Patch, "/me", None,
+            "Change the caller's name, or password (with `current_password`; ends the other sessions).",
+            object(&[], json!({"full_name": str_, "password": str_, "current_password": str_})), any_object(), 200, UPDATE),
+            Authenticated, account::update_me, "me"),
+        op(host_op("tenant.get", Get, "/tenant", Some("tenant.read"), "The caller's organization.",
+            any_object(), any_object(), 200, READ), Tenant, account::tenant, "tenant"),
+        op(host_op("tenant.update", Patch, "/tenant", Some("tenant.update"), "Rename the caller's organization.",
+            object(&["name"], json!({"name": str_})), any_object(), 200, UPDATE), Tenant, account::update_tenant, "tenant"),
+        op(host_op("stores.list", Get, "/stores", Some("stores.read"), "The stores the caller may use.",
+            any_object(), json!({"type": "object", "properties": {"stores": {"type": "array", "items": store}}}), 200, READ),
+            Tenant, stores::list, "stores"),
+        op(host_op("stores.create", Post, "/stores", Some("stores.create"), "Create a store.",
+            object(&["name"], json!({"name": str_})), store.clone(), 201, CREATE), Tenant, stores::create, "stores"),
+        op(host_op("stores.get", Get, "/stores/{id}", Some("stores.read"), "One store.",
+            id_input(), store.clone(), 200, READ), Tenant, stores::get, "stores"),
+        op(host_op("stores.update", Patch, "/stores/{id}", Some("stores.update"), "Rename a store.",
+            object(&["id"], json!({"id": str_, "name": str_})), store.clone(), 200, UPDATE), Tenant, stores::update, "stores"),
+        op(host_op("stores.delete", Delete, "/stores/{id}", Some("stores.delete"), "Delete a store (not the last one).",
+            id_input(), any_object(), 200, DELETE), Tenant, stores::delete, "stores"),
+        op(host_op("stores.add-user", Post, "/stores/{id}/users", Some("stores.members.manage"),
+            "Let a member of the organization use this store.",
+            object(&["id", "user_id"], json!({"id": str_, "user_id": str_})), any_object(), 201, UPDATE),
+            Tenant, stores::add_user, "stores"),
+        op(host_op("users.list", Get, "/users", Some("users.read"), "The organization's people.",
+            any_object(), any_object(), 200, READ), Tenant, people::list, "users"),
+        op(host_op("users.update", Patch, "/users/{id}", Some("users.update"),
+            "Deactivate or reactivate a member (their tokens and keys stop at once), or rename them.",
+            object(&["id"], json!({"id": str_, "status": {"type": "string", "enum": ["active", "deactivated"]}, "full_name": str_})),
+            any_object(), 200, UPDATE), Tenant, people::update, "users"),
+        op(host_op("invitations.create", Post, "/invitations", Some("invitations.create"),
+            "Invite someone by email with a role (and optionally a store). The token is emailed.",
+            object(&["email", "role_id"], json!({"email": str_, "role_id": str_, "store_id": str_})), any_object(), 201, CREATE),
+            Tenant, people::invite, "users"),
+        op(host_op("invitations.accept", Post, "/invitations/accept", None,
+            "Accept an invitation: join the organization (creating the account if needed) and log in.",
+            object(&["token", "password"], json!({"token": str_, "password": str_, "full_name": str_})), auth::token_schema(), 200, CREATE),
+            Public, people::accept, "users"),
+        op(host_op("api-keys.create", Post, "/api-keys", Some("api_keys.manage"),
+            "Create an API key holding some of the caller's permissions; the secret is shown once as `key`.",
+            object(&["name", "permissions"], json!({"name": str_, "permissions": {"type": "array", "items": str_}, "expires_at": str_})),
+            any_object(), 201, CREATE), Tenant, keys::create, "api-keys"),
+        op(host_op("api-keys.list", Get, "/api-keys", Some("api_keys.manage"), "The organization's live API keys.",
+            any_object(), any_object(), 200, READ), Tenant, keys::list, "api-keys"),
+        op(host_op("api-keys.delete", Delete, "/api-keys/{id}", Some("api_keys.manage"), "Revoke an API key.",
+            id_input(), any_object(), 200, DELETE), Tenant, keys::delete, "api-keys"),
+        op(host_op("admin.tenants.create", Post, "/admin/tenants", None,
+            "Create an organization for a new or existing owner (super-admin).",
+            object(&["organization_name", "owner_email"], json!({"organization_name": str_, "owner_email": str_, "owner_password": str_, "owner_full_name": str_})),
+            any_object(), 201, CREATE), SuperAdmin, admin::create_tenant, "admin"),
+        op(host_op("admin.tenants.list", Get, "/admin/tenants", None, "Every organization (super-admin).",
+            any_object(), any_object(), 200, READ), SuperAdmin, admin::list_tenants, "admin"),
+        op(host_op("admin.tenants.update", Patch, "/admin/tenants/{id}", None,
+            "Suspend or reactivate an organization (super-admin).",
+            object(&["id", "status"], json!({"id": str_, "status": {"type": "string", "enum": ["active", "suspended"]}})),
+            any_object(), 200, UPDATE), SuperAdmin, admin::update_tenant, "admin"),
+    ]
+}

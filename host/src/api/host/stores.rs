@@ -1,0 +1,210 @@
+//! `/stores`: a tenant's stores (branches, tills) and who may use them.
+//! A store the caller may not use answers 404, exactly like a missing one.
+
+use std::sync::Arc;
+
+use rusqlite::{OptionalExtension, params};
+use serde_json::{Value, json};
+
+use super::support::name;
+use crate::api::authz::{self, ACCESS_ALL_STORES};
+use crate::api::operation::{HostCall, HostFuture};
+use crate::app::AppState;
+use crate::audit;
+use crate::error::{ApiError, blocking};
+use crate::ids::{StoreId, UserId};
+use crate::time_util::now_rfc3339;
+
+fn store_json(row: &rusqlite::Row<'_>) -> rusqlite::Result<Value> {
+    Ok(json!({
+        "id": row.get::<_, String>(0)?,
+        "name": row.get::<_, String>(1)?,
+        "status": row.get::<_, String>(2)?,
+        "created_at": row.get::<_, String>(3)?,
+        "updated_at": row.get::<_, String>(4)?,
+    }))
+}
+
+const STORE_COLUMNS: &str = "id, name, status, created_at, updated_at";
+
+/// The store named by the `id` input, if the caller may use it.
+async fn usable_store(state: &Arc<AppState>, call: &HostCall) -> Result<StoreId, ApiError> {
+    let principal = call.principal()?;
+    let tenant = principal.tenant()?;
+    let store = StoreId::parse(&call.str_field("id")?).ok_or_else(|| ApiError::not_found("store"))?;
+    if authz::may_use_store(state, tenant, principal.user_id, store).await? {
+        Ok(store)
+    } else {
+        Err(ApiError::not_found("store"))
+    }
+}
+
+/// `GET /stores`: every store for holders of `stores.access_all`, else the
+/// stores the caller was added to.
+pub fn list(state: Arc<AppState>, call: HostCall) -> HostFuture {
+    Box::pin(async move {
+        let principal = call.principal()?.clone();
+        let tenant = principal.tenant()?;
+        let all = authz::permitted(&state, tenant, principal.user_id, ACCESS_ALL_STORES, None).await?;
+        let stores = blocking(move || {
+            let db = state.tenancy.get(tenant)?;
+            let conn = db.conn()?;
+            let (sql, args): (String, Vec<String>) = if all {
+                (format!("SELECT {STORE_COLUMNS} FROM stores ORDER BY created_at, id"), vec![])
+            } else {
+                (
+                    format!(
+                        "SELECT {STORE_COLUMNS} FROM stores WHERE id IN (SELECT store_id FROM store_members WHERE user_id = ?1)
+                         ORDER BY created_at, id"
+                    ),
+                    vec![principal.user_id.to_string()],
+                )
+            };
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let rows = stmt.query_map(rusqlite::params_from_iter(args), store_json)?.collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+        .await?;
+        Ok(json!({"stores": stores}))
+    })
+}
+
+/// `POST /stores`.
+pub fn create(state: Arc<AppState>, call: HostCall) -> HostFuture {
+    Box::pin(async move {
+        let tenant = call.principal()?.tenant()?;
+        let store_name = name(&call.str_field("name")?, "name", 120)?;
+        let mut entry = call.audit.clone();
+        let audited = call.audited.clone();
+        blocking(move || {
+            let db = state.tenancy.get(tenant)?;
+            let mut conn = db.conn()?;
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let id = StoreId::new();
+            let now = now_rfc3339();
+            tx.execute(
+                "INSERT INTO stores (id, name, status, created_at, updated_at) VALUES (?1, ?2, 'active', ?3, ?3)",
+                params![id.to_string(), store_name, now],
+            )?;
+            entry.target = Some(id.to_string());
+            audit::write(&tx, &entry)?;
+            let store = tx.query_row(
+                &format!("SELECT {STORE_COLUMNS} FROM stores WHERE id = ?1"),
+                [id.to_string()],
+                store_json,
+            )?;
+            tx.commit()?;
+            audited.store(true, std::sync::atomic::Ordering::SeqCst);
+            Ok(store)
+        })
+        .await
+    })
+}
+
+/// `GET /stores/{id}`.
+pub fn get(state: Arc<AppState>, call: HostCall) -> HostFuture {
+    Box::pin(async move {
+        let store = usable_store(&state, &call).await?;
+        let tenant = call.principal()?.tenant()?;
+        blocking(move || {
+            let db = state.tenancy.get(tenant)?;
+            db.conn()?
+                .query_row(&format!("SELECT {STORE_COLUMNS} FROM stores WHERE id = ?1"), [store.to_string()], store_json)
+                .optional()?
+                .ok_or_else(|| ApiError::not_found("store"))
+        })
+        .await
+    })
+}
+
+/// `PATCH /stores/{id}` `{name?}`.
+pub fn update(state: Arc<AppState>, call: HostCall) -> HostFuture {
+    Box::pin(async move {
+        let store = usable_store(&state, &call).await?;
+        let tenant = call.principal()?.tenant()?;
+        let new_name = call.opt_str_field("name")?.map(|n| name(&n, "name", 120)).transpose()?;
+        let Some(new_name) = new_name else {
+            return Err(ApiError::Validation("give `name` to change".into()));
+        };
+        let entry = call.audit.clone();
+        let audited = call.audited.clone();
+        blocking(move || {
+            let db = state.tenancy.get(tenant)?;
+            let mut conn = db.conn()?;
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            tx.execute(
+                "UPDATE stores SET name = ?2, updated_at = ?3 WHERE id = ?1",
+                params![store.to_string(), new_name, now_rfc3339()],
+            )?;
+            audit::write(&tx, &entry)?;
+            let updated = tx.query_row(
+                &format!("SELECT {STORE_COLUMNS} FROM stores WHERE id = ?1"),
+                [store.to_string()],
+                store_json,
+            )?;
+            tx.commit()?;
+            audited.store(true, std::sync::atomic::Ordering::SeqCst);
+            Ok(updated)
+        })
+        .await
+    })
+}
+
+/// `DELETE /stores/{id}`: refuses to delete the last store.
+pub fn delete(state: Arc<AppState>, call: HostCall) -> HostFuture {
+    Box::pin(async move {
+        let store = usable_store(&state, &call).await?;
+        let tenant = call.principal()?.tenant()?;
+        let entry = call.audit.clone();
+        let audited = call.audited.clone();
+        blocking(move || {
+            let db = state.tenancy.get(tenant)?;
+            let mut conn = db.conn()?;
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let count: i64 = tx.query_row("SELECT COUNT(*) FROM stores", [], |row| row.get(0))?;
+            if count <= 1 {
+                return Err(ApiError::Conflict("a tenant keeps at least one store".into()));
+            }
+            tx.execute("DELETE FROM stores WHERE id = ?1", [store.to_string()])?;
+            audit::write(&tx, &entry)?;
+            tx.commit()?;
+            audited.store(true, std::sync::atomic::Ordering::SeqCst);
+            Ok(json!({"deleted": true, "id": store}))
+        })
+        .await
+    })
+}
+
+/// `POST /stores/{id}/users` `{user_id}`: lets a member use this store.
+pub fn add_user(state: Arc<AppState>, call: HostCall) -> HostFuture {
+    Box::pin(async move {
+        let store = usable_store(&state, &call).await?;
+        let tenant = call.principal()?.tenant()?;
+        let user = UserId::parse(&call.str_field("user_id")?).ok_or_else(|| ApiError::not_found("user"))?;
+        let entry = call.audit.clone();
+        let audited = call.audited.clone();
+        blocking(move || {
+            let db = state.tenancy.get(tenant)?;
+            let mut conn = db.conn()?;
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let member: bool = tx.query_row(
+                "SELECT EXISTS(SELECT 1 FROM members WHERE user_id = ?1 AND status = 'active')",
+                [user.to_string()],
+                |row| row.get(0),
+            )?;
+            if !member {
+                return Err(ApiError::not_found("user"));
+            }
+            tx.execute(
+                "INSERT INTO store_members (store_id, user_id, added_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (store_id, user_id) DO NOTHING",
+                params![store.to_string(), user.to_string(), now_rfc3339()],
+            )?;
+            audit::write(&tx, &entry)?;
+            tx.commit()?;
+            audited.store(true, std::sync::atomic::Ordering::SeqCst);
+            Ok(json!({"store_id": store, "user_id": user}))
+        })
+        .await
+    })
+}

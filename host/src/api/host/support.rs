@@ -1,0 +1,225 @@
+//! Helpers shared by the host's own operations: field rules, token
+//! issuing, tenant provisioning and internal calls to the rbac plugin.
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use crate::api::dispatch::call_plugin;
+use crate::api::operation::RequestMeta;
+use crate::app::AppState;
+use crate::audit::{self, AuditEntry};
+use crate::control::{PlatformAuditEntry, TenantRecord, UserRecord};
+use crate::control::CreatedTenant;
+use crate::error::{ApiError, blocking};
+use crate::ids::{StoreId, TenantId, UserId};
+use crate::plugins::bindings::CallContext;
+use crate::time_util::{now_rfc3339, unix_now_ms};
+
+/// A normalised email address (trimmed, lower-case, plausible shape).
+pub fn email(raw: &str) -> Result<String, ApiError> {
+    let email = raw.trim().to_lowercase();
+    let plausible = email.len() <= 254
+        && email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.')
+        })
+        && !email.chars().any(char::is_whitespace);
+    if plausible { Ok(email) } else { Err(ApiError::Validation("`email` must be an email address".into())) }
+}
+
+/// A display name: trimmed, 1 to `max` characters.
+pub fn name(raw: &str, field: &str, max: usize) -> Result<String, ApiError> {
+    let name = raw.trim().to_string();
+    let length = name.chars().count();
+    if length == 0 || length > max || name.chars().any(char::is_control) {
+        return Err(ApiError::Validation(format!("`{field}` must be 1 to {max} printable characters")));
+    }
+    Ok(name)
+}
+
+/// A new password, checked against the policy.
+pub fn new_password(raw: &str) -> Result<String, ApiError> {
+    match crate::auth::password::policy_violation(raw) {
+        Some(reason) => Err(ApiError::Validation(reason)),
+        None => Ok(raw.to_string()),
+    }
+}
+
+/// Hashes a password on a blocking thread.
+pub async fn hash_password(password: String) -> Result<String, ApiError> {
+    blocking(move || crate::auth::password::hash(&password).map_err(ApiError::Unexpected)).await
+}
+
+/// Starts a session and answers the token fields of an auth response.
+pub async fn issue_tokens(state: &Arc<AppState>, user: UserId, tenant: Option<TenantId>) -> Result<Value, ApiError> {
+    let state = Arc::clone(state);
+    blocking(move || {
+        let ttl = state.config.refresh_token_ttl.as_secs() as i64;
+        let (session, refresh) = state.control.create_session(user, tenant, ttl)?;
+        let access = state
+            .jwt
+            .issue(&user.to_string(), tenant.map(|t| t.to_string()).as_deref(), &session)
+            .map_err(ApiError::Unexpected)?;
+        Ok(json!({
+            "access_token": access,
+            "refresh_token": refresh,
+            "token_type": "Bearer",
+            "expires_in": state.jwt.ttl_secs(),
+        }))
+    })
+    .await
+}
+
+/// Merges two JSON objects (the second's fields win).
+pub fn merged(mut base: Value, extra: Value) -> Value {
+    if let (Some(base), Value::Object(extra)) = (base.as_object_mut(), extra) {
+        base.extend(extra);
+    }
+    base
+}
+
+/// A call context for the host's own calls into plugins.
+pub fn system_ctx(tenant: TenantId, user: Option<UserId>, meta: &RequestMeta) -> CallContext {
+    CallContext {
+        tenant_id: tenant.to_string(),
+        user_id: user.map(|u| u.to_string()),
+        store_id: None,
+        request_id: meta.request_id.clone(),
+        channel: "system".into(),
+        now_ms: unix_now_ms(),
+    }
+}
+
+/// Calls an internal operation of the rbac (authorizing) plugin.
+pub async fn rbac(
+    state: &Arc<AppState>,
+    tenant: TenantId,
+    as_user: Option<UserId>,
+    operation: &str,
+    input: Value,
+    meta: &RequestMeta,
+) -> Result<Value, ApiError> {
+    let plugin = state
+        .runtime
+        .authorizer_plugin()
+        .map(|p| p.manifest.name.clone())
+        .ok_or_else(|| ApiError::Unavailable("no authorization plugin is loaded".into()))?;
+    let read_only = matches!(operation, "users.access" | "roles.assignable");
+    call_plugin(state, tenant, &plugin, operation, system_ctx(tenant, as_user, meta), input, read_only, None).await
+}
+
+/// The user's roles and effective permissions in a tenant (at a store).
+pub async fn access_of(
+    state: &Arc<AppState>,
+    tenant: TenantId,
+    user: UserId,
+    store: Option<StoreId>,
+    meta: &RequestMeta,
+) -> Result<Value, ApiError> {
+    rbac(state, tenant, None, "users.access", json!({"user_id": user, "store_id": store}), meta).await
+}
+
+/// Makes a tenant: its control rows, its file (migrated, catalog synced),
+/// its owner as member and Owner, and a default store. If any step fails,
+/// what was made is removed again.
+pub async fn provision_tenant(
+    state: &Arc<AppState>,
+    organization: &str,
+    owner: &UserRecord,
+    create_owner: bool,
+    meta: &RequestMeta,
+    actor: Option<UserId>,
+) -> Result<TenantRecord, ApiError> {
+    let tenant = {
+        let state = Arc::clone(state);
+        let owner = owner.clone();
+        let organization = organization.to_string();
+        blocking(move || match state.control.create_tenant(&organization, &owner, create_owner)? {
+            CreatedTenant::Created(tenant) => Ok(tenant),
+            CreatedTenant::EmailTaken => {
+                Err(ApiError::Conflict("an account with this email already exists; log in instead".into()))
+            }
+        })
+        .await?
+    };
+    let made = provision_file(state, &tenant, owner, meta).await;
+    if let Err(error) = made {
+        let state = Arc::clone(state);
+        let id = tenant.id;
+        let created_user = create_owner.then_some(owner.id);
+        let cleanup = blocking(move || {
+            state.tenancy.remove_file(id)?;
+            state.control.delete_tenant_row(id, created_user)?;
+            Ok(())
+        })
+        .await;
+        if let Err(cleanup) = cleanup {
+            tracing::error!(?cleanup, tenant = %tenant.id, "could not undo a failed tenant provisioning");
+        }
+        return Err(error);
+    }
+    let entry = PlatformAuditEntry {
+        actor_id: Some(actor.unwrap_or(owner.id).to_string()),
+        channel: meta.channel.clone(),
+        operation: "tenant.created".into(),
+        target: Some(tenant.id.to_string()),
+        outcome: "success".into(),
+        ip: meta.ip.clone(),
+        user_agent: meta.user_agent.clone(),
+        request_id: Some(meta.request_id.clone()),
+        detail: Some(json!({"name": tenant.name}).to_string()),
+    };
+    let state_for_audit = Arc::clone(state);
+    blocking(move || Ok(state_for_audit.control.platform_audit(&entry)?)).await?;
+    Ok(tenant)
+}
+
+async fn provision_file(
+    state: &Arc<AppState>,
+    tenant: &TenantRecord,
+    owner: &UserRecord,
+    meta: &RequestMeta,
+) -> Result<(), ApiError> {
+    let id = tenant.id;
+    {
+        let state = Arc::clone(state);
+        let owner = owner.clone();
+        let meta = meta.clone();
+        blocking(move || {
+            let db = state.tenancy.create(id)?;
+            let mut conn = db.conn()?;
+            let tx = conn.transaction()?;
+            let now = now_rfc3339();
+            tx.execute(
+                "INSERT INTO members (user_id, email, full_name, status, joined_at) VALUES (?1, ?2, ?3, 'active', ?4)",
+                rusqlite::params![owner.id.to_string(), owner.email, owner.full_name, now],
+            )?;
+            let store = StoreId::new();
+            tx.execute(
+                "INSERT INTO stores (id, name, status, created_at, updated_at) VALUES (?1, 'Main store', 'active', ?2, ?2)",
+                rusqlite::params![store.to_string(), now],
+            )?;
+            audit::write(
+                &tx,
+                &AuditEntry {
+                    actor_type: "user".into(),
+                    actor_id: Some(owner.id.to_string()),
+                    channel: meta.channel.clone(),
+                    operation: "tenant.provision".into(),
+                    target: Some(id.to_string()),
+                    outcome: "success".into(),
+                    ip: meta.ip.clone(),
+                    user_agent: meta.user_agent.clone(),
+                    request_id: Some(meta.request_id.clone()),
+                    store_id: None,
+                    detail: Some(json!({"default_store": store}).to_string()),
+                },
+            )?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await?;
+    }
+    rbac(state, id, None, "assignments.grant", json!({"user_id": owner.id, "role_name": "Owner"}), meta).await?;
+    Ok(())
+}

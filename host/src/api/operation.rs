@@ -1,0 +1,157 @@
+//! An operation is the one declaration behind a REST route, its OpenAPI
+//! entry (and, later, its MCP tool): a spec (method, path, permission,
+//! schemas, annotations) plus who may call it and what runs it — a host
+//! handler or a plugin's `invoke`.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use serde_json::Value;
+
+use crate::app::AppState;
+use crate::audit::AuditEntry;
+use crate::auth::Principal;
+use crate::error::ApiError;
+pub use crate::plugins::manifest::{Annotations, Method, OperationSpec};
+
+/// Who may call an operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone (register, login, ...).
+    Public,
+    /// Any valid credential, with or without a tenant.
+    Authenticated,
+    /// A credential bound to an active tenant the user belongs to.
+    Tenant,
+    /// A platform super-admin.
+    SuperAdmin,
+}
+
+/// The request facts a handler may use. The tenant and store are in the
+/// principal; `input` never overrides them.
+#[derive(Clone, Debug, Default)]
+pub struct RequestMeta {
+    /// The request id.
+    pub request_id: String,
+    /// Client address.
+    pub ip: Option<String>,
+    /// Client user agent.
+    pub user_agent: Option<String>,
+    /// `rest` (MCP later).
+    pub channel: String,
+}
+
+/// One call of a host operation.
+pub struct HostCall {
+    /// The checked caller (none for public operations).
+    pub principal: Option<Principal>,
+    /// Path parameters, query string and body fields merged.
+    pub input: Value,
+    /// Request facts.
+    pub meta: RequestMeta,
+    /// The audit row prepared for this call (mutating operations).
+    pub audit: AuditEntry,
+    /// Set by a handler that wrote its success audit row itself, inside
+    /// its own transaction.
+    pub audited: Arc<AtomicBool>,
+}
+
+impl HostCall {
+    /// The principal of a non-public operation.
+    pub fn principal(&self) -> Result<&Principal, ApiError> {
+        self.principal.as_ref().ok_or_else(ApiError::unauthenticated)
+    }
+
+    /// Marks the success audit row as written by the handler.
+    pub fn mark_audited(&self) {
+        self.audited.store(true, Ordering::SeqCst);
+    }
+
+    /// A required string field of the input.
+    pub fn str_field(&self, name: &str) -> Result<String, ApiError> {
+        self.opt_str_field(name)?.ok_or_else(|| ApiError::Validation(format!("`{name}` is required")))
+    }
+
+    /// An optional string field of the input.
+    pub fn opt_str_field(&self, name: &str) -> Result<Option<String>, ApiError> {
+        match self.input.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(ApiError::Validation(format!("`{name}` must be a string"))),
+        }
+    }
+}
+
+/// A boxed host handler future.
+pub type HostFuture = Pin<Box<dyn Future<Output = Result<Value, ApiError>> + Send>>;
+
+/// A host handler: same shape as a plugin operation, JSON in, JSON out.
+pub type HostHandler = fn(Arc<AppState>, HostCall) -> HostFuture;
+
+/// What runs an operation.
+#[derive(Clone, Debug)]
+pub enum Target {
+    /// A handler in the host.
+    Host(HostHandler),
+    /// A plugin's `invoke`.
+    Plugin(String),
+}
+
+/// One operation on every surface.
+#[derive(Clone, Debug)]
+pub struct Operation {
+    /// The declaration.
+    pub spec: OperationSpec,
+    /// Who may call it.
+    pub access: Access,
+    /// What runs it.
+    pub target: Target,
+    /// OpenAPI tag.
+    pub tag: String,
+}
+
+impl Operation {
+    /// Whether a success changes state (and is audited).
+    pub fn mutating(&self) -> bool {
+        !self.spec.annotations.read_only
+    }
+}
+
+/// Builds a host operation spec.
+#[allow(clippy::too_many_arguments)]
+pub fn host_op(
+    name: &str,
+    method: Method,
+    path: &str,
+    permission: Option<&str>,
+    summary: &str,
+    input_schema: Value,
+    output_schema: Value,
+    success_status: u16,
+    annotations: Annotations,
+) -> OperationSpec {
+    OperationSpec {
+        name: name.into(),
+        method,
+        path: Some(path.into()),
+        permission: permission.map(str::to_string),
+        summary: summary.into(),
+        description: summary.into(),
+        input_schema,
+        output_schema,
+        success_status,
+        mcp_tool: None,
+        annotations,
+    }
+}
+
+/// Annotations of a read.
+pub const READ: Annotations = Annotations { read_only: true, destructive: false, idempotent: true, open_world: false };
+/// Annotations of a create.
+pub const CREATE: Annotations = Annotations { read_only: false, destructive: false, idempotent: false, open_world: false };
+/// Annotations of an update.
+pub const UPDATE: Annotations = Annotations { read_only: false, destructive: false, idempotent: true, open_world: false };
+/// Annotations of a delete.
+pub const DELETE: Annotations = Annotations { read_only: false, destructive: true, idempotent: true, open_world: false };

@@ -1,0 +1,201 @@
+//! Wiring: builds the state (control DB, plugin runtime, tenant store,
+//! operations), the router, and runs the server until shutdown.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use moka::sync::Cache;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use crate::api::authz::DecisionKey;
+use crate::api::operation::Operation;
+use crate::auth::jwt::JwtKeys;
+use crate::config::Config;
+use crate::control::ControlDb;
+use crate::ids::TenantId;
+use crate::plugins::bindings::CallContext;
+use crate::plugins::manifest::PermissionSpec;
+use crate::plugins::{CallRequest, PluginRuntime, engine};
+use crate::tenancy::Tenancy;
+
+/// First-party plugins, compiled to components by `host/build.rs` and
+/// embedded so that one file is the whole product.
+const EMBEDDED_PLUGINS: &[(&str, &[u8])] =
+    &[("rbac", include_bytes!(concat!(env!("OUT_DIR"), "/plugins/malipo_plugin_rbac.wasm")))];
+
+/// Everything a request may need.
+pub struct AppState {
+    /// Effective configuration.
+    pub config: Config,
+    /// The platform database.
+    pub control: ControlDb,
+    /// The tenant store.
+    pub tenancy: Arc<Tenancy>,
+    /// The plugin runtime.
+    pub runtime: Arc<PluginRuntime>,
+    /// Access-token keys.
+    pub jwt: JwtKeys,
+    /// Every operation served.
+    pub operations: Vec<Arc<Operation>>,
+    /// The OpenAPI document of those operations.
+    pub openapi: serde_json::Value,
+    /// Every permission: the host's and each plugin's.
+    pub catalog: Vec<PermissionSpec>,
+    /// Cached authorization answers.
+    pub authz_cache: Cache<DecisionKey, bool>,
+    /// Per-tenant generation of the authorization cache.
+    pub authz_generations: Mutex<HashMap<TenantId, u64>>,
+    /// A real Argon2id hash checked when a login names an unknown email.
+    pub dummy_hash: String,
+}
+
+/// Loads the embedded plugins, then every `*.wasm` in `<data-dir>/plugins/`.
+fn load_plugins(runtime: &mut PluginRuntime, control: &ControlDb, dir: &Path) -> anyhow::Result<()> {
+    for (name, bytes) in EMBEDDED_PLUGINS {
+        let loaded = runtime.load(bytes, "embedded").with_context(|| format!("load embedded plugin `{name}`"))?;
+        control.register_plugin(&loaded.manifest.name, &loaded.manifest.version, "embedded", &loaded.sha256)?;
+    }
+    let mut extra: Vec<_> = match std::fs::read_dir(dir) {
+        Ok(entries) => entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "wasm"))
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    extra.sort();
+    for path in extra {
+        let bytes = std::fs::read(&path).with_context(|| format!("read {}", path.display()))?;
+        let source = path.display().to_string();
+        let loaded = runtime.load(&bytes, &source).with_context(|| format!("load plugin {source}"))?;
+        control.register_plugin(&loaded.manifest.name, &loaded.manifest.version, &source, &loaded.sha256)?;
+        tracing::info!(plugin = loaded.manifest.name, %source, "loaded plugin");
+    }
+    Ok(())
+}
+
+/// The host's permissions followed by every plugin's.
+fn catalog(runtime: &PluginRuntime) -> Vec<PermissionSpec> {
+    let mut all = crate::api::host::permissions();
+    for plugin in runtime.plugins() {
+        for permission in &plugin.manifest.permissions {
+            if !all.iter().any(|p| p.name == permission.name) {
+                all.push(permission.clone());
+            }
+        }
+    }
+    all
+}
+
+/// Syncs the permission catalog into the authorizing plugin whenever a
+/// tenant file is opened with an older catalog than this binary's.
+fn install_catalog_sync(tenancy: &Tenancy, runtime: &Arc<PluginRuntime>, catalog: &[PermissionSpec]) {
+    let Some(rbac) = runtime.authorizer_plugin().map(|p| p.manifest.name.clone()) else {
+        return;
+    };
+    let input = json!({"permissions": catalog}).to_string();
+    let hash = hex::encode(Sha256::digest(input.as_bytes()));
+    let runtime = Arc::clone(runtime);
+    tenancy.set_open_hook(Arc::new(move |db| {
+        let conn = db.conn().map_err(|e| e.to_string())?;
+        let current: Option<String> = conn
+            .query_row("SELECT value FROM host_meta WHERE key = 'catalog_hash'", [], |row| row.get(0))
+            .ok();
+        drop(conn);
+        if current.as_deref() == Some(hash.as_str()) {
+            return Ok(());
+        }
+        let ctx = CallContext {
+            tenant_id: db.id().to_string(),
+            user_id: None,
+            store_id: None,
+            request_id: "catalog-sync".into(),
+            channel: "system".into(),
+            now_ms: crate::time_util::unix_now_ms(),
+        };
+        let request = CallRequest { db, ctx, operation: "catalog.sync", input: &input, read_only: false };
+        runtime
+            .invoke(&rbac, request, |conn, _| {
+                conn.execute(
+                    "INSERT INTO host_meta (key, value) VALUES ('catalog_hash', ?1)
+                     ON CONFLICT (key) DO UPDATE SET value = ?1",
+                    [&hash],
+                )
+                .map(|_| ())
+            })
+            .map(|_| ())
+            .map_err(|e| format!("permission catalog sync: {e}"))
+    }));
+}
+
+/// Builds the whole state from a configuration.
+pub fn build_state(config: Config) -> anyhow::Result<Arc<AppState>> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("create data directory {}", config.data_dir.display()))?;
+    let control = ControlDb::open(&config.control_db_path()).context("open control.db")?;
+    let engine = engine::build(&config.cache_dir(), config.plugin_limits.memory_bytes)?;
+    let mut runtime = PluginRuntime::new(engine, config.plugin_limits.clone())?;
+    load_plugins(&mut runtime, &control, &config.plugins_dir())?;
+    let runtime = Arc::new(runtime);
+    let tenancy = Arc::new(Tenancy::new(&config.tenants_dir(), config.tenant_cache_capacity, runtime.migrations())?);
+    let catalog = catalog(&runtime);
+    install_catalog_sync(&tenancy, &runtime, &catalog);
+    let operations = crate::api::all_operations(&runtime)?;
+    let openapi = crate::api::openapi::document(&operations);
+    let jwt = JwtKeys::load(&config.data_dir, config.access_token_ttl.as_secs() as i64)?;
+    let dummy_hash = crate::auth::password::hash("not-a-real-password-for-timing")?;
+    Ok(Arc::new(AppState {
+        config,
+        control,
+        tenancy,
+        runtime,
+        jwt,
+        operations,
+        openapi,
+        catalog,
+        authz_cache: Cache::builder().max_capacity(100_000).time_to_live(Duration::from_secs(300)).build(),
+        authz_generations: Mutex::new(HashMap::new()),
+        dummy_hash,
+    }))
+}
+
+/// A bound, ready server.
+pub struct Application {
+    listener: tokio::net::TcpListener,
+    state: Arc<AppState>,
+}
+
+impl Application {
+    /// Builds the state and binds the listener (port 0 picks a free port).
+    pub async fn build(config: Config, listen: SocketAddr) -> anyhow::Result<Self> {
+        let state = tokio::task::spawn_blocking(move || build_state(config)).await??;
+        let listener =
+            tokio::net::TcpListener::bind(listen).await.with_context(|| format!("listen on {listen}"))?;
+        Ok(Self { listener, state })
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// The state, for benchmarks and tools.
+    pub fn state(&self) -> Arc<AppState> {
+        Arc::clone(&self.state)
+    }
+
+    /// Serves until `shutdown` resolves, then finishes in-flight requests.
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let router = crate::api::router(Arc::clone(&self.state))
+            .layer(axum::middleware::from_fn(crate::api::request_id::layer));
+        axum::serve(self.listener, router.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(shutdown)
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,166 @@
+//! Who is calling: the credential of a request (access token or API key)
+//! turned into a checked [`Principal`]. The tenant and store come from the
+//! credential and the `X-Store-ID` header only — never from a body, a query
+//! string or any other header.
+
+use std::sync::Arc;
+
+use axum::http::HeaderMap;
+
+use crate::app::AppState;
+use crate::error::{ApiError, blocking};
+use crate::ids::{StoreId, TenantId, UserId};
+
+/// How the caller proved who they are.
+#[derive(Clone, Debug)]
+pub enum Credential {
+    /// An access token of this session.
+    Session {
+        /// The session (refresh-token family).
+        session_id: String,
+    },
+    /// An API key.
+    ApiKey {
+        /// Key id.
+        id: String,
+        /// What the key may do (a subset of its maker's permissions).
+        permissions: Vec<String>,
+    },
+}
+
+/// A checked caller.
+#[derive(Clone, Debug)]
+pub struct Principal {
+    /// The person (for a key: its maker).
+    pub user_id: UserId,
+    /// The tenant of the credential, checked to exist, be active, and count
+    /// the user as an active member.
+    pub tenant_id: Option<TenantId>,
+    /// The store of `X-Store-ID`, checked to belong to the tenant and be
+    /// usable by the user.
+    pub store_id: Option<StoreId>,
+    /// Session or key.
+    pub credential: Credential,
+    /// Platform operator.
+    pub is_super_admin: bool,
+}
+
+impl Principal {
+    /// The tenant, or a 403 for tenant-less credentials (super-admins).
+    pub fn tenant(&self) -> Result<TenantId, ApiError> {
+        self.tenant_id.ok_or_else(|| ApiError::Forbidden("this credential is not bound to a tenant".into()))
+    }
+
+    /// `user` or `api_key`, for the audit log.
+    pub fn actor_type(&self) -> &'static str {
+        match self.credential {
+            Credential::Session { .. } => "user",
+            Credential::ApiKey { .. } => "api_key",
+        }
+    }
+
+    /// The session id, if this is a session.
+    pub fn session_id(&self) -> Option<&str> {
+        match &self.credential {
+            Credential::Session { session_id } => Some(session_id),
+            Credential::ApiKey { .. } => None,
+        }
+    }
+}
+
+/// The raw credential a request presents.
+enum Presented {
+    Jwt(String),
+    ApiKey(String),
+}
+
+fn presented(headers: &HeaderMap) -> Option<Presented> {
+    if let Some(key) = headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
+        return Some(Presented::ApiKey(key.trim().to_string()));
+    }
+    let bearer = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))?
+        .trim()
+        .to_string();
+    if bearer.starts_with("mlp_") { Some(Presented::ApiKey(bearer)) } else { Some(Presented::Jwt(bearer)) }
+}
+
+/// Authenticates a request and, when `needs_tenant`, resolves its tenant
+/// and store. Every failure to authenticate answers the same 401.
+pub async fn authenticate(state: &Arc<AppState>, headers: &HeaderMap, needs_tenant: bool) -> Result<Principal, ApiError> {
+    let presented = presented(headers).ok_or_else(ApiError::unauthenticated)?;
+    let store_header = match headers.get("x-store-id") {
+        None => None,
+        Some(value) => Some(
+            value
+                .to_str()
+                .ok()
+                .and_then(StoreId::parse)
+                .ok_or_else(|| ApiError::BadRequest("X-Store-ID must be a store id (a UUID)".into()))?,
+        ),
+    };
+    let state_for_db = Arc::clone(state);
+    let mut principal = blocking(move || {
+        let state = state_for_db;
+        let principal = match presented {
+            Presented::Jwt(token) => {
+                let claims = state.jwt.verify(&token).ok_or_else(ApiError::unauthenticated)?;
+                let user_id = UserId::parse(&claims.sub).ok_or_else(ApiError::unauthenticated)?;
+                let tenant_id = match claims.tid.as_deref() {
+                    Some(t) => Some(TenantId::parse(t).ok_or_else(ApiError::unauthenticated)?),
+                    None => None,
+                };
+                if !state.control.session_active(&claims.sid)? {
+                    return Err(ApiError::unauthenticated());
+                }
+                let user = state.control.user(user_id)?.ok_or_else(ApiError::unauthenticated)?;
+                if user.status != "active" {
+                    return Err(ApiError::unauthenticated());
+                }
+                Principal {
+                    user_id,
+                    tenant_id,
+                    store_id: None,
+                    credential: Credential::Session { session_id: claims.sid },
+                    is_super_admin: user.is_super_admin,
+                }
+            }
+            Presented::ApiKey(secret) => {
+                let key = state.control.api_key_by_secret(&secret)?.ok_or_else(ApiError::unauthenticated)?;
+                Principal {
+                    user_id: key.user_id,
+                    tenant_id: Some(key.tenant_id),
+                    store_id: None,
+                    credential: Credential::ApiKey { id: key.id, permissions: key.permissions },
+                    is_super_admin: false,
+                }
+            }
+        };
+        if let Some(tenant) = principal.tenant_id {
+            let standing = state.control.standing(principal.user_id, tenant)?.ok_or_else(ApiError::unauthenticated)?;
+            if standing.user_status != "active" || standing.membership_status != "active" {
+                return Err(ApiError::unauthenticated());
+            }
+            if standing.tenant_status != "active" {
+                return Err(ApiError::TenantSuspended(
+                    "this organization is suspended; contact the platform operator".into(),
+                ));
+            }
+        } else if needs_tenant {
+            return Err(ApiError::Forbidden("this credential is not bound to a tenant".into()));
+        }
+        Ok(principal)
+    })
+    .await?;
+    if let (Some(store), Some(tenant)) = (store_header, principal.tenant_id) {
+        if !crate::api::authz::may_use_store(state, tenant, principal.user_id, store).await? {
+            return Err(ApiError::Forbidden("X-Store-ID names a store you may not use".into()));
+        }
+        principal.store_id = Some(store);
+    } else if store_header.is_some() {
+        return Err(ApiError::Forbidden("X-Store-ID needs a tenant credential".into()));
+    }
+    Ok(principal)
+}

@@ -1,0 +1,51 @@
+//! The command line: `malipo serve`, `malipo bootstrap`, `malipo migrate`.
+//! Every flag has an environment variable; flags win over the environment.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Self-hosted multi-tenant M-Pesa payments platform.
+#[derive(Debug, Parser)]
+#[command(name = "malipo", version, about)]
+pub struct Cli {
+    /// Where control.db, tenants/<tenant-id>.db, plugins/ and keys live.
+    #[arg(long, global = true, env = "MALIPO_DATA_DIR", default_value = "./tenants-data")]
+    pub data_dir: PathBuf,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the REST API over HTTP.
+    Serve(ServeArgs),
+    /// Create the first platform super-admin (password from
+    /// MALIPO_BOOTSTRAP_PASSWORD or standard input); refuses if one exists.
+    Bootstrap(BootstrapArgs),
+    /// Migrate control.db and every tenant file to this binary's schema.
+    Migrate,
+}
+
+/// Flags of `malipo serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on; port 0 picks a free port (printed at start).
+    #[arg(long, env = "MALIPO_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+}
+
+/// Flags of `malipo bootstrap`.
+#[derive(Debug, Args)]
+pub struct BootstrapArgs {
+    /// The super-admin's email address.
+    #[arg(long)]
+    pub email: String,
+    /// The super-admin's full name.
+    #[arg(long, default_value = "Platform Admin")]
+    pub full_name: String,
+}

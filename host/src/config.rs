@@ -1,0 +1,103 @@
+//! The effective configuration of a running host. Defaults are embedded so
+//! that `malipo serve` works on a fresh machine; each knob can be overridden
+//! by an environment variable named here.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Everything the host needs to know to run.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Root of all persistent state.
+    pub data_dir: PathBuf,
+    /// How long an access token lives (`MALIPO_ACCESS_TOKEN_TTL_SECS`, 900).
+    pub access_token_ttl: Duration,
+    /// How long a refresh token lives (`MALIPO_REFRESH_TOKEN_TTL_SECS`, 30 days).
+    pub refresh_token_ttl: Duration,
+    /// How long a password-reset token lives (1 hour).
+    pub reset_token_ttl: Duration,
+    /// How long an invitation lives (7 days).
+    pub invitation_ttl: Duration,
+    /// Tenant databases kept open at once (`MALIPO_TENANT_CACHE`, 1024).
+    pub tenant_cache_capacity: u64,
+    /// Largest request body accepted (`MALIPO_MAX_BODY_BYTES`, 1 MiB).
+    pub max_body_bytes: usize,
+    /// Plugin sandbox limits.
+    pub plugin_limits: PluginLimits,
+}
+
+/// Limits applied to every plugin call.
+#[derive(Clone, Debug)]
+pub struct PluginLimits {
+    /// Linear memory a plugin instance may grow to (`MALIPO_PLUGIN_MEMORY_MB`, 64).
+    pub memory_bytes: usize,
+    /// Wall-clock CPU deadline of one call (`MALIPO_PLUGIN_DEADLINE_MS`, 2000).
+    pub deadline: Duration,
+    /// Largest input JSON handed to a plugin (`MALIPO_PLUGIN_MAX_INPUT_BYTES`, 256 KiB).
+    pub max_input_bytes: usize,
+    /// Largest output a plugin may return, and largest query result it may
+    /// read (`MALIPO_PLUGIN_MAX_OUTPUT_BYTES`, 4 MiB).
+    pub max_output_bytes: usize,
+    /// Calls after which a live instance is thrown away (`MALIPO_PLUGIN_MAX_CALLS`, 10000).
+    pub max_calls_per_instance: u64,
+    /// Idle live instances kept per tenant and plugin (`MALIPO_PLUGIN_IDLE_PER_TENANT`, 2).
+    pub idle_instances_per_key: usize,
+    /// Live instances kept across all tenants (`MALIPO_PLUGIN_INSTANCE_CACHE`, 512).
+    pub instance_cache_capacity: u64,
+}
+
+fn env_number<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or(default)
+}
+
+impl Config {
+    /// Embedded defaults, overridden by the environment.
+    pub fn from_env(data_dir: &Path) -> Self {
+        Self {
+            data_dir: data_dir.to_path_buf(),
+            access_token_ttl: Duration::from_secs(env_number("MALIPO_ACCESS_TOKEN_TTL_SECS", 900)),
+            refresh_token_ttl: Duration::from_secs(env_number(
+                "MALIPO_REFRESH_TOKEN_TTL_SECS",
+                30 * 24 * 3600,
+            )),
+            reset_token_ttl: Duration::from_secs(3600),
+            invitation_ttl: Duration::from_secs(7 * 24 * 3600),
+            tenant_cache_capacity: env_number("MALIPO_TENANT_CACHE", 1024),
+            max_body_bytes: env_number("MALIPO_MAX_BODY_BYTES", 1024 * 1024),
+            plugin_limits: PluginLimits {
+                memory_bytes: env_number::<usize>("MALIPO_PLUGIN_MEMORY_MB", 64) * 1024 * 1024,
+                deadline: Duration::from_millis(env_number("MALIPO_PLUGIN_DEADLINE_MS", 2000)),
+                max_input_bytes: env_number("MALIPO_PLUGIN_MAX_INPUT_BYTES", 256 * 1024),
+                max_output_bytes: env_number("MALIPO_PLUGIN_MAX_OUTPUT_BYTES", 4 * 1024 * 1024),
+                max_calls_per_instance: env_number("MALIPO_PLUGIN_MAX_CALLS", 10_000),
+                idle_instances_per_key: env_number("MALIPO_PLUGIN_IDLE_PER_TENANT", 2),
+                instance_cache_capacity: env_number("MALIPO_PLUGIN_INSTANCE_CACHE", 512),
+            },
+        }
+    }
+
+    /// `<data-dir>/control.db`.
+    pub fn control_db_path(&self) -> PathBuf {
+        self.data_dir.join("control.db")
+    }
+
+    /// `<data-dir>/tenants/`.
+    pub fn tenants_dir(&self) -> PathBuf {
+        self.data_dir.join("tenants")
+    }
+
+    /// `<data-dir>/plugins/`: extra plugins loaded at start.
+    pub fn plugins_dir(&self) -> PathBuf {
+        self.data_dir.join("plugins")
+    }
+
+    /// Where compiled plugin code is cached (`MALIPO_CACHE_DIR`, `<data-dir>/cache`).
+    pub fn cache_dir(&self) -> PathBuf {
+        std::env::var_os("MALIPO_CACHE_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| self.data_dir.join("cache"))
+    }
+}

@@ -1,0 +1,164 @@
+//! API keys: long-lived credentials of one tenant, made by a member, holding
+//! a subset of that member's permissions. Only a digest is stored.
+
+use rusqlite::{OptionalExtension, Row, params};
+
+use super::{ControlDb, ControlError};
+use crate::auth::token;
+use crate::ids::{TenantId, UserId};
+use crate::time_util::{now_rfc3339, unix_now};
+
+/// A key as stored (never its secret).
+#[derive(Clone, Debug)]
+pub struct ApiKeyRecord {
+    /// Key id.
+    pub id: String,
+    /// Its tenant.
+    pub tenant_id: TenantId,
+    /// The member who made it; the key acts as them, within `permissions`.
+    pub user_id: UserId,
+    /// A label.
+    pub name: String,
+    /// The first characters of the secret, to recognise it.
+    pub prefix: String,
+    /// Permissions the key may use.
+    pub permissions: Vec<String>,
+    /// RFC 3339.
+    pub created_at: String,
+    /// Unix seconds, if it expires.
+    pub expires_at: Option<i64>,
+    /// RFC 3339, once used.
+    pub last_used_at: Option<String>,
+}
+
+impl ApiKeyRecord {
+    /// The key as shown to clients.
+    pub fn public_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "id": self.id,
+            "name": self.name,
+            "prefix": self.prefix,
+            "permissions": self.permissions,
+            "created_by": self.user_id,
+            "created_at": self.created_at,
+            "expires_at": self.expires_at.and_then(|at| time::OffsetDateTime::from_unix_timestamp(at).ok())
+                .map(crate::time_util::format_rfc3339),
+            "last_used_at": self.last_used_at,
+        })
+    }
+}
+
+/// What it takes to make a key.
+#[derive(Debug)]
+pub struct NewApiKey {
+    /// Its tenant.
+    pub tenant_id: TenantId,
+    /// Its maker.
+    pub user_id: UserId,
+    /// A label.
+    pub name: String,
+    /// Permissions it may use.
+    pub permissions: Vec<String>,
+    /// Unix seconds, if it expires.
+    pub expires_at: Option<i64>,
+}
+
+const KEY_COLUMNS: &str =
+    "id, tenant_id, user_id, name, prefix, permissions, created_at, expires_at, last_used_at";
+
+fn key_from_row(row: &Row<'_>) -> rusqlite::Result<Option<ApiKeyRecord>> {
+    let tenant: String = row.get(1)?;
+    let user: String = row.get(2)?;
+    let permissions: String = row.get(5)?;
+    let (Some(tenant_id), Some(user_id)) = (TenantId::parse(&tenant), UserId::parse(&user)) else {
+        return Ok(None);
+    };
+    Ok(Some(ApiKeyRecord {
+        id: row.get(0)?,
+        tenant_id,
+        user_id,
+        name: row.get(3)?,
+        prefix: row.get(4)?,
+        permissions: serde_json::from_str(&permissions).unwrap_or_default(),
+        created_at: row.get(6)?,
+        expires_at: row.get(7)?,
+        last_used_at: row.get(8)?,
+    }))
+}
+
+impl ControlDb {
+    /// Stores a new key and answers its record and its secret (shown once).
+    pub fn create_api_key(&self, new: NewApiKey) -> Result<(ApiKeyRecord, String), ControlError> {
+        let secret = token::generate("mlp_");
+        let record = ApiKeyRecord {
+            id: uuid::Uuid::new_v4().to_string(),
+            tenant_id: new.tenant_id,
+            user_id: new.user_id,
+            name: new.name,
+            prefix: secret.chars().take(12).collect(),
+            permissions: new.permissions,
+            created_at: now_rfc3339(),
+            expires_at: new.expires_at,
+            last_used_at: None,
+        };
+        self.conn()?.execute(
+            "INSERT INTO api_keys (id, tenant_id, user_id, name, prefix, key_hash, permissions, created_at, expires_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![
+                record.id,
+                record.tenant_id.to_string(),
+                record.user_id.to_string(),
+                record.name,
+                record.prefix,
+                token::digest(&secret),
+                serde_json::to_string(&record.permissions).unwrap_or_else(|_| "[]".into()),
+                record.created_at,
+                record.expires_at,
+            ],
+        )?;
+        Ok((record, secret))
+    }
+
+    /// The live (not revoked, not expired) key with this secret, marking it used.
+    pub fn api_key_by_secret(&self, secret: &str) -> Result<Option<ApiKeyRecord>, ControlError> {
+        let conn = self.conn()?;
+        let hash = token::digest(secret);
+        let found = conn
+            .query_row(
+                &format!(
+                    "SELECT {KEY_COLUMNS} FROM api_keys
+                      WHERE key_hash = ?1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?2)"
+                ),
+                params![hash, unix_now()],
+                key_from_row,
+            )
+            .optional()?
+            .flatten();
+        if found.is_some() {
+            conn.execute(
+                "UPDATE api_keys SET last_used_at = ?2 WHERE key_hash = ?1",
+                params![hash, now_rfc3339()],
+            )?;
+        }
+        Ok(found)
+    }
+
+    /// The tenant's live keys.
+    pub fn api_keys_of(&self, tenant: TenantId) -> Result<Vec<ApiKeyRecord>, ControlError> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {KEY_COLUMNS} FROM api_keys WHERE tenant_id = ?1 AND revoked_at IS NULL ORDER BY created_at, id"
+        ))?;
+        let rows = stmt.query_map([tenant.to_string()], key_from_row)?.collect::<Result<Vec<_>, _>>()?;
+        Ok(rows.into_iter().flatten().collect())
+    }
+
+    /// Revokes one of the tenant's keys; `Ok(false)` if it is not the tenant's.
+    pub fn revoke_api_key(&self, tenant: TenantId, id: &str) -> Result<bool, ControlError> {
+        let changed = self.conn()?.execute(
+            "UPDATE api_keys SET revoked_at = ?3 WHERE id = ?1 AND tenant_id = ?2 AND revoked_at IS NULL",
+            params![id, tenant.to_string(), now_rfc3339()],
+        )?;
+        Ok(changed == 1)
+    }
+}

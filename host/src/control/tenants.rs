@@ -1,0 +1,266 @@
+//! Tenants and memberships: which organizations exist, and who belongs to
+//! which, with what standing.
+
+use rusqlite::{OptionalExtension, Row, params};
+
+use super::users::{USER_COLUMNS, insert_user, is_unique_violation, user_from_row};
+use super::{ControlDb, ControlError, UserRecord};
+use crate::ids::{TenantId, UserId};
+use crate::time_util::now_rfc3339;
+
+/// A tenant as stored.
+#[derive(Clone, Debug)]
+pub struct TenantRecord {
+    /// The tenant's id; also its file name.
+    pub id: TenantId,
+    /// Organization name.
+    pub name: String,
+    /// URL-safe unique name.
+    pub slug: String,
+    /// `active` or `suspended`.
+    pub status: String,
+    /// Plan name.
+    pub plan: String,
+    /// RFC 3339.
+    pub created_at: String,
+}
+
+impl TenantRecord {
+    /// The tenant as shown to clients.
+    pub fn public_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "id": self.id,
+            "name": self.name,
+            "slug": self.slug,
+            "status": self.status,
+            "plan": self.plan,
+            "created_at": self.created_at,
+        })
+    }
+}
+
+/// A user's standing in one tenant.
+#[derive(Clone, Debug)]
+pub struct Membership {
+    /// The tenant.
+    pub tenant_id: TenantId,
+    /// `active` or `deactivated`.
+    pub status: String,
+    /// RFC 3339.
+    pub created_at: String,
+}
+
+const TENANT_COLUMNS: &str = "id, name, slug, status, plan, created_at";
+
+fn tenant_from_row(row: &Row<'_>) -> rusqlite::Result<TenantRecord> {
+    let id: String = row.get(0)?;
+    Ok(TenantRecord {
+        id: TenantId::parse(&id).ok_or_else(|| {
+            rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, "bad tenant id".into())
+        })?,
+        name: row.get(1)?,
+        slug: row.get(2)?,
+        status: row.get(3)?,
+        plan: row.get(4)?,
+        created_at: row.get(5)?,
+    })
+}
+
+/// A URL-safe slug from an organization name, made unique with a suffix.
+fn slug_for(name: &str, id: TenantId) -> String {
+    let mut slug: String = name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+        .collect();
+    slug = slug.split('-').filter(|part| !part.is_empty()).collect::<Vec<_>>().join("-");
+    slug.truncate(40);
+    let suffix: String = id.to_string().chars().take(8).collect();
+    if slug.is_empty() { suffix } else { format!("{slug}-{suffix}") }
+}
+
+/// What the request pipeline needs to know about a credential's user and tenant.
+#[derive(Clone, Debug)]
+pub struct Standing {
+    /// `active` or `suspended`.
+    pub tenant_status: String,
+    /// `active` or `deactivated`.
+    pub membership_status: String,
+    /// `active` or `disabled`.
+    pub user_status: String,
+}
+
+/// Outcome of creating a tenant with its owner.
+#[derive(Debug)]
+pub enum CreatedTenant {
+    /// Done.
+    Created(TenantRecord),
+    /// The owner's email belongs to an existing account.
+    EmailTaken,
+}
+
+impl ControlDb {
+    /// Creates a tenant and makes `owner` its first member, creating the
+    /// owner's account too when `create_owner` is set. One transaction.
+    pub fn create_tenant(
+        &self,
+        name: &str,
+        owner: &UserRecord,
+        create_owner: bool,
+    ) -> Result<CreatedTenant, ControlError> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        if create_owner {
+            match insert_user(&tx, owner) {
+                Ok(()) => {}
+                Err(e) if is_unique_violation(&e) => return Ok(CreatedTenant::EmailTaken),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let id = TenantId::new();
+        let now = now_rfc3339();
+        let tenant = TenantRecord {
+            id,
+            name: name.to_string(),
+            slug: slug_for(name, id),
+            status: "active".into(),
+            plan: "free".into(),
+            created_at: now.clone(),
+        };
+        tx.execute(
+            "INSERT INTO tenants (id, name, slug, status, plan, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+            params![id.to_string(), tenant.name, tenant.slug, tenant.status, tenant.plan, now],
+        )?;
+        tx.execute(
+            "INSERT INTO memberships (user_id, tenant_id, status, created_at) VALUES (?1, ?2, 'active', ?3)",
+            params![owner.id.to_string(), id.to_string(), now],
+        )?;
+        tx.commit()?;
+        Ok(CreatedTenant::Created(tenant))
+    }
+
+    /// Undoes [`Self::create_tenant`] when the tenant's file could not be made.
+    pub fn delete_tenant_row(&self, id: TenantId, owner_created: Option<UserId>) -> Result<(), ControlError> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction()?;
+        tx.execute("DELETE FROM tenants WHERE id = ?1", [id.to_string()])?;
+        if let Some(user) = owner_created {
+            tx.execute("DELETE FROM users WHERE id = ?1", [user.to_string()])?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The tenant with this id, if any.
+    pub fn tenant(&self, id: TenantId) -> Result<Option<TenantRecord>, ControlError> {
+        Ok(self
+            .conn()?
+            .query_row(
+                &format!("SELECT {TENANT_COLUMNS} FROM tenants WHERE id = ?1"),
+                [id.to_string()],
+                tenant_from_row,
+            )
+            .optional()?)
+    }
+
+    /// Every tenant, oldest first.
+    pub fn tenants(&self) -> Result<Vec<TenantRecord>, ControlError> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare(&format!("SELECT {TENANT_COLUMNS} FROM tenants ORDER BY created_at, id"))?;
+        let rows = stmt.query_map([], tenant_from_row)?.collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    /// Sets a tenant's status; `Ok(false)` when there is no such tenant.
+    pub fn set_tenant_status(&self, id: TenantId, status: &str) -> Result<bool, ControlError> {
+        let changed = self.conn()?.execute(
+            "UPDATE tenants SET status = ?2, updated_at = ?3 WHERE id = ?1",
+            params![id.to_string(), status, now_rfc3339()],
+        )?;
+        Ok(changed == 1)
+    }
+
+    /// Renames a tenant.
+    pub fn rename_tenant(&self, id: TenantId, name: &str) -> Result<(), ControlError> {
+        self.conn()?.execute(
+            "UPDATE tenants SET name = ?2, updated_at = ?3 WHERE id = ?1",
+            params![id.to_string(), name, now_rfc3339()],
+        )?;
+        Ok(())
+    }
+
+    /// Tenant, membership and user standing for one credential, in one query.
+    pub fn standing(&self, user: UserId, tenant: TenantId) -> Result<Option<Standing>, ControlError> {
+        Ok(self
+            .conn()?
+            .query_row(
+                "SELECT t.status, m.status, u.status
+                   FROM memberships m
+                   JOIN tenants t ON t.id = m.tenant_id
+                   JOIN users u ON u.id = m.user_id
+                  WHERE m.user_id = ?1 AND m.tenant_id = ?2",
+                [user.to_string(), tenant.to_string()],
+                |row| {
+                    Ok(Standing {
+                        tenant_status: row.get(0)?,
+                        membership_status: row.get(1)?,
+                        user_status: row.get(2)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    /// A user's memberships, oldest first.
+    pub fn memberships_of(&self, user: UserId) -> Result<Vec<Membership>, ControlError> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare(
+            "SELECT tenant_id, status, created_at FROM memberships WHERE user_id = ?1 ORDER BY created_at, tenant_id",
+        )?;
+        let rows = stmt
+            .query_map([user.to_string()], |row| {
+                let id: String = row.get(0)?;
+                Ok((id, row.get::<_, String>(1)?, row.get::<_, String>(2)?))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(id, status, created_at)| {
+                Some(Membership { tenant_id: TenantId::parse(&id)?, status, created_at })
+            })
+            .collect())
+    }
+
+    /// Adds a member (or reactivates one); answers whether it is new.
+    pub fn add_membership(&self, user: UserId, tenant: TenantId) -> Result<bool, ControlError> {
+        let changed = self.conn()?.execute(
+            "INSERT INTO memberships (user_id, tenant_id, status, created_at) VALUES (?1, ?2, 'active', ?3)
+             ON CONFLICT (user_id, tenant_id) DO NOTHING",
+            params![user.to_string(), tenant.to_string(), now_rfc3339()],
+        )?;
+        Ok(changed == 1)
+    }
+
+    /// Sets a member's status; `Ok(false)` when the user is not a member.
+    pub fn set_membership_status(&self, user: UserId, tenant: TenantId, status: &str) -> Result<bool, ControlError> {
+        let changed = self.conn()?.execute(
+            "UPDATE memberships SET status = ?3 WHERE user_id = ?1 AND tenant_id = ?2",
+            params![user.to_string(), tenant.to_string(), status],
+        )?;
+        Ok(changed == 1)
+    }
+
+    /// The members of a tenant with their membership status.
+    pub fn members_of(&self, tenant: TenantId) -> Result<Vec<(UserRecord, String)>, ControlError> {
+        let conn = self.conn()?;
+        let columns: String =
+            USER_COLUMNS.split(", ").map(|c| format!("u.{c}")).collect::<Vec<_>>().join(", ");
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {columns}, m.status FROM memberships m JOIN users u ON u.id = m.user_id
+              WHERE m.tenant_id = ?1 ORDER BY m.created_at, u.id"
+        ))?;
+        let rows = stmt
+            .query_map([tenant.to_string()], |row| Ok((user_from_row(row)?, row.get::<_, String>(7)?)))?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+}

@@ -1,0 +1,181 @@
+//! The one error type of the HTTP surface and its JSON shape:
+//! `{"error":{"code","message","request_id"}}`. The body carries a safe
+//! message; the full cause of an unexpected error goes to the log only.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+tokio::task_local! {
+    /// The request id of the request being served on this task; set by the
+    /// request-id middleware so that every error body can carry it.
+    pub static REQUEST_ID: String;
+}
+
+/// The current request's id, or an empty string outside a request.
+pub fn current_request_id() -> String {
+    REQUEST_ID.try_with(Clone::clone).unwrap_or_default()
+}
+
+/// Everything that can go wrong while serving a request.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The request is malformed (400).
+    #[error("{0}")]
+    BadRequest(String),
+    /// No valid credential (401).
+    #[error("{0}")]
+    Unauthorized(String),
+    /// A valid credential that may not do this (403).
+    #[error("{0}")]
+    Forbidden(String),
+    /// The tenant is suspended (403).
+    #[error("{0}")]
+    TenantSuspended(String),
+    /// Missing, or belonging to someone else: the answer is the same (404).
+    #[error("{0}")]
+    NotFound(String),
+    /// The method is not served on this path (405).
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    /// The request conflicts with the current state (409).
+    #[error("{0}")]
+    Conflict(String),
+    /// The request body is larger than allowed (413).
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    /// Well-formed but invalid input (422).
+    #[error("{0}")]
+    Validation(String),
+    /// Too many requests (429).
+    #[error("{0}")]
+    TooManyRequests(String),
+    /// A plugin failed its call: trap, broken limit, capability violation.
+    #[error("{message}")]
+    Plugin {
+        /// The HTTP status to answer with.
+        status: StatusCode,
+        /// A stable machine-readable code, e.g. `plugin_timeout`.
+        code: &'static str,
+        /// A message a person can act on.
+        message: String,
+    },
+    /// The server is not able to serve this now (503).
+    #[error("{0}")]
+    Unavailable(String),
+    /// Anything else: logged in full, answered as a bare 500.
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+impl ApiError {
+    /// The HTTP status of this error.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) | Self::TenantSuspended(_) => StatusCode::FORBIDDEN,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::Plugin { status, .. } => *status,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The stable machine-readable code of this error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::BadRequest(_) => "bad_request",
+            Self::Unauthorized(_) => "unauthorized",
+            Self::Forbidden(_) => "forbidden",
+            Self::TenantSuspended(_) => "tenant_suspended",
+            Self::NotFound(_) => "not_found",
+            Self::MethodNotAllowed(_) => "method_not_allowed",
+            Self::Conflict(_) => "conflict",
+            Self::PayloadTooLarge(_) => "payload_too_large",
+            Self::Validation(_) => "validation_failed",
+            Self::TooManyRequests(_) => "rate_limited",
+            Self::Plugin { code, .. } => code,
+            Self::Unavailable(_) => "unavailable",
+            Self::Unexpected(_) => "internal",
+        }
+    }
+
+    /// The message safe to show to the client.
+    pub fn public_message(&self) -> String {
+        match self {
+            Self::Unexpected(_) => "internal error; quote the request id to the operator".into(),
+            other => other.to_string(),
+        }
+    }
+
+    /// A 404 for a thing of this kind.
+    pub fn not_found(what: &str) -> Self {
+        Self::NotFound(format!("{what} not found"))
+    }
+
+    /// The one answer to a missing, invalid or expired credential.
+    pub fn unauthenticated() -> Self {
+        Self::Unauthorized("missing, invalid or expired credentials".into())
+    }
+}
+
+impl From<rusqlite::Error> for ApiError {
+    fn from(error: rusqlite::Error) -> Self {
+        Self::Unexpected(error.into())
+    }
+}
+
+impl From<r2d2::Error> for ApiError {
+    fn from(error: r2d2::Error) -> Self {
+        Self::Unexpected(error.into())
+    }
+}
+
+impl From<crate::tenancy::TenancyError> for ApiError {
+    fn from(error: crate::tenancy::TenancyError) -> Self {
+        match error {
+            crate::tenancy::TenancyError::NoSuchTenant(_) => Self::not_found("tenant"),
+            other => Self::Unexpected(other.into()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status.is_server_error() {
+            tracing::error!(error = ?self, "request failed");
+        }
+        let body = json!({
+            "error": {
+                "code": self.code(),
+                "message": self.public_message(),
+                "request_id": current_request_id(),
+            }
+        });
+        (status, axum::Json(body)).into_response()
+    }
+}
+
+/// Runs blocking work (SQLite, password hashing, plugin calls) off the async
+/// threads, carrying the request id and the tracing span across.
+pub async fn blocking<T, F>(work: F) -> Result<T, ApiError>
+where
+    F: FnOnce() -> Result<T, ApiError> + Send + 'static,
+    T: Send + 'static,
+{
+    let span = tracing::Span::current();
+    let request_id = current_request_id();
+    tokio::task::spawn_blocking(move || {
+        let _entered = span.enter();
+        REQUEST_ID.sync_scope(request_id, work)
+    })
+    .await
+    .map_err(|join| ApiError::Unexpected(anyhow::anyhow!("blocking task failed: {join}")))?
+}

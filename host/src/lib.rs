@@ -1,0 +1,29 @@
+//! Malipo's host: one process that serves many tenants, each with its own
+//! SQLite file, and runs business features as sandboxed WebAssembly plugins.
+//!
+//! Layout:
+//! - [`config`]: the effective configuration (flags < environment < defaults).
+//! - [`ids`]: parsed identifiers; a file path is only ever built from these.
+//! - [`control`]: the platform database (`control.db`): users, tenants,
+//!   memberships, sessions, API keys, invitations, reset tokens, platform audit.
+//! - [`tenancy`]: the one seam that opens tenant databases (bounded cache,
+//!   migrations, pools).
+//! - [`plugins`]: the WebAssembly runtime: engine, capabilities granted to
+//!   plugins, instance reuse, limits.
+//! - [`auth`]: passwords, access tokens, and the principal a request carries.
+//! - [`api`]: operations (host and plugin) and the HTTP surface built from them.
+//! - [`app`]: wiring: state, router, server start and stop.
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod app;
+pub mod audit;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod control;
+pub mod error;
+pub mod ids;
+pub mod plugins;
+pub mod tenancy;
+pub mod time_util;

@@ -1,0 +1,110 @@
+//! The `malipo` binary: parses the command line and runs one command.
+#![forbid(unsafe_code)]
+
+use std::io::{BufRead, IsTerminal};
+
+use anyhow::Context;
+use clap::Parser;
+use malipo::app::Application;
+use malipo::cli::{BootstrapArgs, Cli, Command};
+use malipo::config::Config;
+use malipo::control::{ControlDb, PlatformAuditEntry, UserRecord};
+use malipo::ids::{TenantId, UserId};
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,wasmtime=warn,cranelift=warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let config = Config::from_env(&cli.data_dir);
+    match cli.command {
+        Command::Serve(args) => serve(config, args.listen),
+        Command::Bootstrap(args) => bootstrap(&config, args),
+        Command::Migrate => migrate(config),
+    }
+}
+
+fn serve(config: Config, listen: std::net::SocketAddr) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let data_dir = config.data_dir.clone();
+        let app = Application::build(config, listen).await?;
+        let addr = app.local_addr()?;
+        println!("malipo listening on http://{addr} (data directory {})", data_dir.display());
+        app.run(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+    })
+}
+
+fn bootstrap(config: &Config, args: BootstrapArgs) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data_dir)?;
+    let password = match std::env::var("MALIPO_BOOTSTRAP_PASSWORD") {
+        Ok(password) => password,
+        Err(_) => {
+            if std::io::stdin().is_terminal() {
+                eprintln!("password for {}: ", args.email);
+            }
+            let mut line = String::new();
+            std::io::stdin().lock().read_line(&mut line)?;
+            line.trim_end_matches(['\r', '\n']).to_string()
+        }
+    };
+    if let Some(reason) = malipo::auth::password::policy_violation(&password) {
+        anyhow::bail!("{reason}");
+    }
+    let email = args.email.trim().to_lowercase();
+    anyhow::ensure!(email.contains('@'), "--email must be an email address");
+    let control = ControlDb::open(&config.control_db_path()).context("open control.db")?;
+    let user = UserRecord {
+        id: UserId::new(),
+        email: email.clone(),
+        full_name: args.full_name,
+        password_hash: malipo::auth::password::hash(&password)?,
+        is_super_admin: true,
+        status: "active".into(),
+        created_at: malipo::time_util::now_rfc3339(),
+    };
+    if !control.create_first_super_admin(&user)? {
+        anyhow::bail!("a platform super-admin already exists; bootstrap refuses to make another");
+    }
+    control.platform_audit(&PlatformAuditEntry {
+        actor_id: None,
+        channel: "cli".into(),
+        operation: "platform.bootstrap".into(),
+        target: Some(email.clone()),
+        outcome: "success".into(),
+        ..Default::default()
+    })?;
+    println!("created platform super-admin {email}");
+    Ok(())
+}
+
+fn migrate(config: Config) -> anyhow::Result<()> {
+    let tenants_dir = config.tenants_dir();
+    let state = malipo::app::build_state(config)?;
+    let mut migrated = 0usize;
+    let mut failed = 0usize;
+    for entry in std::fs::read_dir(&tenants_dir)?.filter_map(Result::ok) {
+        let name = entry.file_name().to_string_lossy().to_string();
+        let Some(id) = name.strip_suffix(".db").and_then(TenantId::parse) else { continue };
+        match state.tenancy.get(id) {
+            Ok(_) => migrated += 1,
+            Err(error) => {
+                failed += 1;
+                eprintln!("tenant {id}: {error}");
+            }
+        }
+        state.tenancy.close(id);
+    }
+    println!("migrated control.db and {migrated} tenant file(s); {failed} failed");
+    if failed > 0 {
+        anyhow::bail!("{failed} tenant file(s) failed to migrate");
+    }
+    Ok(())
+}

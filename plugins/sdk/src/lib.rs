@@ -1,0 +1,19 @@
+//! Pure-Rust helpers shared by Malipo guest plugins; nothing here depends on generated bindings.
+//!
+//! Each plugin converts its generated `call-context` into a [`Context`],
+//! implements [`Db`] over its `tenant-db` import, and converts [`Error`]
+//! back into its generated `plugin-error`.
+#![forbid(unsafe_code)]
+
+pub mod context;
+pub mod db;
+pub mod error;
+mod glue;
+pub mod id;
+pub mod input;
+pub mod time;
+
+pub use context::Context;
+pub use db::{Db, Row, Sql, Table};
+pub use error::{Error, Result};
+pub use input::Input;
