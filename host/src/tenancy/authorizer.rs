@@ -130,6 +130,14 @@ impl PluginAccess {
                     self.refuse(format!("schema change on `{table_name}` outside the plugin's migrations"))
                 }
             }
+            AuthAction::Reindex { index_name: name }
+            | AuthAction::CreateView { view_name: name }
+            | AuthAction::DropView { view_name: name }
+            | AuthAction::Analyze { table_name: name }
+                if phase == Phase::Migration && self.owns(name) =>
+            {
+                Authorization::Allow
+            }
             AuthAction::Transaction { .. } | AuthAction::Savepoint { .. } if phase == Phase::Migration => {
                 Authorization::Allow
             }
