@@ -1,1 +1,10 @@
+//! Black-box tests: the real `malipo` binary on a random port, with its own
+//! data directory, real SQLite files and real compiled `.wasm` plugins,
+//! driven over real HTTP.
 
+mod auth;
+mod errors;
+mod helpers;
+mod isolation;
+mod migrations;
+mod sandbox;

@@ -87,8 +87,13 @@ pub async fn serve(state: Arc<AppState>, op: Arc<Operation>, request: Request) -
         Err(error) => {
             // Refusals and failures of state-changing calls are audited too,
             // once the caller's tenant is known.
+            // They name the route, not the concrete path: a refused request
+            // may carry another tenant's ids, and those never enter this
+            // tenant's file.
             if op.mutating() && error.status() != StatusCode::UNAUTHORIZED {
-                record(&state, principal.as_ref(), audit.with_outcome(format!("failure:{}", error.code()))).await;
+                let mut entry = audit.with_outcome(format!("failure:{}", error.code()));
+                entry.target = op.spec.path.as_ref().map(|p| format!("/api/v1{p}"));
+                record(&state, principal.as_ref(), entry).await;
             }
             error.into_response()
         }

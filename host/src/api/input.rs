@@ -93,7 +93,8 @@ pub fn check(schema: &Value, input: &Value) -> Result<(), ApiError> {
         return Ok(());
     };
     for (name, property) in properties {
-        let Some(value) = input.get(name) else { continue };
+        // An absent field and a null one are the same: `required` covers presence.
+        let Some(value) = input.get(name).filter(|v| !v.is_null()) else { continue };
         let ok = match property.get("type") {
             Some(Value::String(ty)) => type_matches(value, ty),
             Some(Value::Array(types)) => types.iter().filter_map(Value::as_str).any(|ty| type_matches(value, ty)),

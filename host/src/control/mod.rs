@@ -53,10 +53,10 @@ impl From<ControlError> for crate::error::ApiError {
 /// Pragmas every connection to a Malipo database gets.
 pub(crate) fn configure_connection(conn: &mut rusqlite::Connection) -> rusqlite::Result<()> {
     conn.execute_batch(
-        "PRAGMA journal_mode = WAL;
+        "PRAGMA busy_timeout = 5000;
+         PRAGMA journal_mode = WAL;
          PRAGMA synchronous = NORMAL;
-         PRAGMA foreign_keys = ON;
-         PRAGMA busy_timeout = 5000;",
+         PRAGMA foreign_keys = ON;",
     )
 }
 

@@ -1,0 +1,293 @@
+//! `TestApp`: starts the real binary and talks to it.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+/// Where the test-only guest components were built.
+pub const TEST_GUESTS_DIR: &str = env!("MALIPO_TEST_GUESTS_DIR");
+
+/// A password that meets the policy.
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// A running server.
+pub struct TestApp {
+    pub base: String,
+    pub data_dir: PathBuf,
+    pub client: reqwest::Client,
+    child: Child,
+    _temp: Option<tempfile::TempDir>,
+}
+
+/// Options for starting a server.
+#[derive(Default, Clone)]
+pub struct Options {
+    /// Install the test-only `sandbox` plugin into `<data-dir>/plugins/`.
+    pub sandbox: bool,
+    /// Extra environment variables.
+    pub env: Vec<(String, String)>,
+}
+
+impl TestApp {
+    /// A server on a fresh data directory.
+    pub async fn spawn() -> Self {
+        Self::spawn_with(Options::default()).await
+    }
+
+    /// A server on a fresh data directory with options.
+    pub async fn spawn_with(options: Options) -> Self {
+        let temp = tempfile::tempdir().expect("temp dir");
+        let dir = temp.path().to_path_buf();
+        if options.sandbox {
+            let plugins = dir.join("plugins");
+            std::fs::create_dir_all(&plugins).expect("plugins dir");
+            std::fs::copy(
+                Path::new(TEST_GUESTS_DIR).join("malipo_test_sandbox.wasm"),
+                plugins.join("malipo_test_sandbox.wasm"),
+            )
+            .expect("copy sandbox plugin");
+        }
+        let mut app = Self::start(&dir, &options).await;
+        app._temp = Some(temp);
+        app
+    }
+
+    /// A server on an existing data directory (kept by the caller).
+    pub async fn start(dir: &Path, options: &Options) -> Self {
+        let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("wasm-cache");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_malipo"));
+        command
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir)
+            .env("MALIPO_CACHE_DIR", &cache)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for (key, value) in &options.env {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().expect("start malipo");
+        let stdout = child.stdout.take().expect("stdout");
+        let base = tokio::task::spawn_blocking(move || {
+            let mut line = String::new();
+            BufReader::new(stdout).read_line(&mut line).expect("read first line");
+            line
+        })
+        .await
+        .expect("join");
+        let addr = base
+            .split("http://")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("malipo did not print its address: {base:?}"))
+            .to_string();
+        Self {
+            base: format!("http://{addr}"),
+            data_dir: dir.to_path_buf(),
+            client: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client"),
+            child,
+            _temp: None,
+        }
+    }
+
+    /// Stops the server, keeping its data directory.
+    pub fn stop(mut self) -> Option<tempfile::TempDir> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self._temp.take()
+    }
+
+    /// Sends a request; answers status and JSON body (`Value::Null` if none).
+    pub async fn call(&self, method: Method, path: &str, auth: &Auth, body: Option<Value>) -> (u16, Value) {
+        self.call_with(method, path, auth, body, &[]).await
+    }
+
+    /// Like [`Self::call`], with extra headers.
+    pub async fn call_with(
+        &self,
+        method: Method,
+        path: &str,
+        auth: &Auth,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> (u16, Value) {
+        let mut request = self.client.request(method, format!("{}{path}", self.base));
+        request = auth.apply(request);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("send");
+        let status = response.status().as_u16();
+        let text = response.text().await.expect("body");
+        let json = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        (status, json)
+    }
+
+    pub async fn get(&self, path: &str, auth: &Auth) -> (u16, Value) {
+        self.call(Method::GET, path, auth, None).await
+    }
+
+    pub async fn post(&self, path: &str, auth: &Auth, body: Value) -> (u16, Value) {
+        self.call(Method::POST, path, auth, Some(body)).await
+    }
+
+    /// Registers a new organization and answers its owner's session.
+    pub async fn register(&self, org: &str) -> Session {
+        let email = format!("owner-{}@{}.example", uuid::Uuid::new_v4().simple(), slug(org));
+        let (status, body) = self
+            .post(
+                "/api/v1/auth/register",
+                &Auth::None,
+                json!({"email": email, "password": PASSWORD, "full_name": format!("{org} Owner"), "organization_name": org}),
+            )
+            .await;
+        assert_eq!(status, 201, "register: {body}");
+        let session = Session::from_auth_response(&body, &email);
+        let (status, stores) = self.get("/api/v1/stores", &session.auth()).await;
+        assert_eq!(status, 200, "{stores}");
+        Session { default_store: stores["stores"][0]["id"].as_str().map(str::to_string), ..session }
+    }
+
+    /// Logs in.
+    pub async fn login(&self, email: &str, password: &str) -> (u16, Value) {
+        self.post("/api/v1/auth/login", &Auth::None, json!({"email": email, "password": password})).await
+    }
+
+    /// The newest mail in the outbox for a recipient (read from control.db).
+    pub fn last_mail(&self, recipient: &str, kind: &str) -> Option<String> {
+        let conn = rusqlite::Connection::open(self.data_dir.join("control.db")).expect("open control.db");
+        conn.query_row(
+            "SELECT body FROM mail_outbox WHERE recipient = ?1 AND kind = ?2 ORDER BY id DESC LIMIT 1",
+            [recipient, kind],
+            |row| row.get(0),
+        )
+        .ok()
+    }
+
+    /// Waits until a mail arrives (the forgot-password work runs in the background).
+    pub async fn wait_for_mail(&self, recipient: &str, kind: &str) -> String {
+        for _ in 0..100 {
+            if let Some(body) = self.last_mail(recipient, kind) {
+                return body;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("no {kind} mail for {recipient}");
+    }
+
+    /// The token line of a mail body.
+    pub fn token_in(mail: &str) -> String {
+        mail.lines()
+            .map(str::trim)
+            .find(|line| line.starts_with("ml"))
+            .expect("a token in the mail")
+            .to_string()
+    }
+
+    /// A tenant's SQLite file.
+    pub fn tenant_file(&self, tenant_id: &str) -> PathBuf {
+        self.data_dir.join("tenants").join(format!("{tenant_id}.db"))
+    }
+
+    /// Invites `email` into the session's tenant with `role` and accepts it.
+    pub async fn add_member(&self, owner: &Session, role_name: &str, store_id: Option<&str>) -> Session {
+        let (status, roles) = self.get("/api/v1/roles", &owner.auth()).await;
+        assert_eq!(status, 200, "{roles}");
+        let role_id = roles["roles"]
+            .as_array()
+            .and_then(|roles| roles.iter().find(|r| r["name"] == role_name))
+            .and_then(|r| r["id"].as_str())
+            .unwrap_or_else(|| panic!("no role {role_name}"))
+            .to_string();
+        let email = format!("{}-{}@example.com", role_name.to_lowercase(), uuid::Uuid::new_v4().simple());
+        let (status, invitation) = self
+            .post(
+                "/api/v1/invitations",
+                &owner.auth(),
+                json!({"email": email, "role_id": role_id, "store_id": store_id}),
+            )
+            .await;
+        assert_eq!(status, 201, "invite: {invitation}");
+        let token = Self::token_in(&self.wait_for_mail(&email, "invitation").await);
+        let (status, accepted) = self
+            .post(
+                "/api/v1/invitations/accept",
+                &Auth::None,
+                json!({"token": token, "password": PASSWORD, "full_name": format!("{role_name} person")}),
+            )
+            .await;
+        assert_eq!(status, 200, "accept: {accepted}");
+        Session { default_store: owner.default_store.clone(), ..Session::from_auth_response(&accepted, &email) }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn slug(text: &str) -> String {
+    text.chars().filter(|c| c.is_ascii_alphanumeric()).collect::<String>().to_lowercase()
+}
+
+/// A logged-in user.
+#[derive(Clone, Debug)]
+pub struct Session {
+    pub email: String,
+    pub user_id: String,
+    pub tenant_id: String,
+    pub access_token: String,
+    pub refresh_token: String,
+    pub default_store: Option<String>,
+}
+
+impl Session {
+    /// From a register/login/accept answer.
+    pub fn from_auth_response(body: &Value, email: &str) -> Self {
+        Self {
+            email: email.to_string(),
+            user_id: body["user"]["id"].as_str().expect("user id").to_string(),
+            tenant_id: body["tenant"]["id"].as_str().unwrap_or_default().to_string(),
+            access_token: body["access_token"].as_str().expect("access token").to_string(),
+            refresh_token: body["refresh_token"].as_str().expect("refresh token").to_string(),
+            default_store: None,
+        }
+    }
+
+    /// Bearer auth with this session's access token.
+    pub fn auth(&self) -> Auth {
+        Auth::Bearer(self.access_token.clone())
+    }
+}
+
+/// How a request authenticates.
+#[derive(Clone, Debug)]
+pub enum Auth {
+    None,
+    Bearer(String),
+    ApiKey(String),
+}
+
+impl Auth {
+    fn apply(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match self {
+            Auth::None => request,
+            Auth::Bearer(token) => request.bearer_auth(token),
+            Auth::ApiKey(key) => request.header("X-API-Key", key),
+        }
+    }
+}
+
+/// The error code of an error body.
+pub fn code(body: &Value) -> &str {
+    body["error"]["code"].as_str().unwrap_or("")
+}
