@@ -12,7 +12,14 @@ const TARGET: &str = "wasm32-wasip2";
 fn build_workspace(manifest: &Path, target_dir: &Path) {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
-        .args(["build", "--release", "--locked", "--target", TARGET, "--manifest-path"])
+        .args([
+            "build",
+            "--release",
+            "--locked",
+            "--target",
+            TARGET,
+            "--manifest-path",
+        ])
         .arg(manifest)
         .arg("--target-dir")
         .arg(target_dir)
@@ -43,11 +50,16 @@ fn copy_wasm(from_dir: &Path, names: &[&str], to: &Path) {
 }
 
 fn main() {
-    let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR")).join("..");
+    let root =
+        PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR")).join("..");
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR"));
     // <target>/<profile>/build/<pkg>-<hash>/out → <target>/wasm-guests, shared
     // by every profile so the guests compile once.
-    let target_dir = out.ancestors().nth(4).map(|t| t.join("wasm-guests")).unwrap_or_else(|| out.join("wasm-guests"));
+    let target_dir = out
+        .ancestors()
+        .nth(4)
+        .map(|t| t.join("wasm-guests"))
+        .unwrap_or_else(|| out.join("wasm-guests"));
     for watched in ["wit", "plugins", "tests/guests"] {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }
@@ -56,5 +68,8 @@ fn main() {
     let built = target_dir.join(TARGET).join("release");
     copy_wasm(&built, &["malipo_plugin_rbac"], &out.join("plugins"));
     copy_wasm(&built, &["malipo_test_sandbox"], &out.join("test-guests"));
-    println!("cargo:rustc-env=MALIPO_TEST_GUESTS_DIR={}", out.join("test-guests").display());
+    println!(
+        "cargo:rustc-env=MALIPO_TEST_GUESTS_DIR={}",
+        out.join("test-guests").display()
+    );
 }

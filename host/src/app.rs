@@ -25,8 +25,10 @@ use crate::tenancy::Tenancy;
 
 /// First-party plugins, compiled to components by `host/build.rs` and
 /// embedded so that one file is the whole product.
-const EMBEDDED_PLUGINS: &[(&str, &[u8])] =
-    &[("rbac", include_bytes!(concat!(env!("OUT_DIR"), "/plugins/malipo_plugin_rbac.wasm")))];
+const EMBEDDED_PLUGINS: &[(&str, &[u8])] = &[(
+    "rbac",
+    include_bytes!(concat!(env!("OUT_DIR"), "/plugins/malipo_plugin_rbac.wasm")),
+)];
 
 /// Everything a request may need.
 pub struct AppState {
@@ -52,13 +54,26 @@ pub struct AppState {
     pub authz_generations: Mutex<HashMap<TenantId, u64>>,
     /// A real Argon2id hash checked when a login names an unknown email.
     pub dummy_hash: String,
+    /// Per-address limit on the unauthenticated routes (login, register, resets).
+    pub public_limiter: crate::api::limits::PublicLimiter,
 }
 
 /// Loads the embedded plugins, then every `*.wasm` in `<data-dir>/plugins/`.
-fn load_plugins(runtime: &mut PluginRuntime, control: &ControlDb, dir: &Path) -> anyhow::Result<()> {
+fn load_plugins(
+    runtime: &mut PluginRuntime,
+    control: &ControlDb,
+    dir: &Path,
+) -> anyhow::Result<()> {
     for (name, bytes) in EMBEDDED_PLUGINS {
-        let loaded = runtime.load(bytes, "embedded").with_context(|| format!("load embedded plugin `{name}`"))?;
-        control.register_plugin(&loaded.manifest.name, &loaded.manifest.version, "embedded", &loaded.sha256)?;
+        let loaded = runtime
+            .load(bytes, "embedded")
+            .with_context(|| format!("load embedded plugin `{name}`"))?;
+        control.register_plugin(
+            &loaded.manifest.name,
+            &loaded.manifest.version,
+            "embedded",
+            &loaded.sha256,
+        )?;
     }
     let mut extra: Vec<_> = match std::fs::read_dir(dir) {
         Ok(entries) => entries
@@ -72,8 +87,15 @@ fn load_plugins(runtime: &mut PluginRuntime, control: &ControlDb, dir: &Path) ->
     for path in extra {
         let bytes = std::fs::read(&path).with_context(|| format!("read {}", path.display()))?;
         let source = path.display().to_string();
-        let loaded = runtime.load(&bytes, &source).with_context(|| format!("load plugin {source}"))?;
-        control.register_plugin(&loaded.manifest.name, &loaded.manifest.version, &source, &loaded.sha256)?;
+        let loaded = runtime
+            .load(&bytes, &source)
+            .with_context(|| format!("load plugin {source}"))?;
+        control.register_plugin(
+            &loaded.manifest.name,
+            &loaded.manifest.version,
+            &source,
+            &loaded.sha256,
+        )?;
         tracing::info!(plugin = loaded.manifest.name, %source, "loaded plugin");
     }
     Ok(())
@@ -94,7 +116,11 @@ fn catalog(runtime: &PluginRuntime) -> Vec<PermissionSpec> {
 
 /// Syncs the permission catalog into the authorizing plugin whenever a
 /// tenant file is opened with an older catalog than this binary's.
-fn install_catalog_sync(tenancy: &Tenancy, runtime: &Arc<PluginRuntime>, catalog: &[PermissionSpec]) {
+fn install_catalog_sync(
+    tenancy: &Tenancy,
+    runtime: &Arc<PluginRuntime>,
+    catalog: &[PermissionSpec],
+) {
     let Some(rbac) = runtime.authorizer_plugin().map(|p| p.manifest.name.clone()) else {
         return;
     };
@@ -104,7 +130,11 @@ fn install_catalog_sync(tenancy: &Tenancy, runtime: &Arc<PluginRuntime>, catalog
     tenancy.set_open_hook(Arc::new(move |db| {
         let conn = db.conn().map_err(|e| e.to_string())?;
         let current: Option<String> = conn
-            .query_row("SELECT value FROM host_meta WHERE key = 'catalog_hash'", [], |row| row.get(0))
+            .query_row(
+                "SELECT value FROM host_meta WHERE key = 'catalog_hash'",
+                [],
+                |row| row.get(0),
+            )
             .ok();
         drop(conn);
         if current.as_deref() == Some(hash.as_str()) {
@@ -118,7 +148,13 @@ fn install_catalog_sync(tenancy: &Tenancy, runtime: &Arc<PluginRuntime>, catalog
             channel: "system".into(),
             now_ms: crate::time_util::unix_now_ms(),
         };
-        let request = CallRequest { db, ctx, operation: "catalog.sync", input: &input, read_only: false };
+        let request = CallRequest {
+            db,
+            ctx,
+            operation: "catalog.sync",
+            input: &input,
+            read_only: false,
+        };
         runtime
             .invoke(&rbac, request, |conn, _| {
                 conn.execute(
@@ -142,13 +178,18 @@ pub fn build_state(config: Config) -> anyhow::Result<Arc<AppState>> {
     let mut runtime = PluginRuntime::new(engine, config.plugin_limits.clone())?;
     load_plugins(&mut runtime, &control, &config.plugins_dir())?;
     let runtime = Arc::new(runtime);
-    let tenancy = Arc::new(Tenancy::new(&config.tenants_dir(), config.tenant_cache_capacity, runtime.migrations())?);
+    let tenancy = Arc::new(Tenancy::new(
+        &config.tenants_dir(),
+        config.tenant_cache_capacity,
+        runtime.migrations(),
+    )?);
     let catalog = catalog(&runtime);
     install_catalog_sync(&tenancy, &runtime, &catalog);
     let operations = crate::api::all_operations(&runtime)?;
     let openapi = crate::api::openapi::document(&operations);
     let jwt = JwtKeys::load(&config.data_dir, config.access_token_ttl.as_secs() as i64)?;
     let dummy_hash = crate::auth::password::hash("not-a-real-password-for-timing")?;
+    let state_rate = config.auth_rate_per_minute;
     Ok(Arc::new(AppState {
         config,
         control,
@@ -158,9 +199,13 @@ pub fn build_state(config: Config) -> anyhow::Result<Arc<AppState>> {
         operations,
         openapi,
         catalog,
-        authz_cache: Cache::builder().max_capacity(100_000).time_to_live(Duration::from_secs(300)).build(),
+        authz_cache: Cache::builder()
+            .max_capacity(100_000)
+            .time_to_live(Duration::from_secs(300))
+            .build(),
         authz_generations: Mutex::new(HashMap::new()),
         dummy_hash,
+        public_limiter: crate::api::limits::PublicLimiter::new(state_rate),
     }))
 }
 
@@ -174,8 +219,9 @@ impl Application {
     /// Builds the state and binds the listener (port 0 picks a free port).
     pub async fn build(config: Config, listen: SocketAddr) -> anyhow::Result<Self> {
         let state = tokio::task::spawn_blocking(move || build_state(config)).await??;
-        let listener =
-            tokio::net::TcpListener::bind(listen).await.with_context(|| format!("listen on {listen}"))?;
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("listen on {listen}"))?;
         Ok(Self { listener, state })
     }
 
@@ -190,12 +236,18 @@ impl Application {
     }
 
     /// Serves until `shutdown` resolves, then finishes in-flight requests.
-    pub async fn run(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let router = crate::api::router(Arc::clone(&self.state))
             .layer(axum::middleware::from_fn(crate::api::request_id::layer));
-        axum::serve(self.listener, router.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(shutdown)
-            .await?;
+        axum::serve(
+            self.listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await?;
         Ok(())
     }
 }

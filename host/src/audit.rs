@@ -36,7 +36,10 @@ pub struct AuditEntry {
 impl AuditEntry {
     /// The same entry with another outcome.
     pub fn with_outcome(&self, outcome: impl Into<String>) -> Self {
-        Self { outcome: outcome.into(), ..self.clone() }
+        Self {
+            outcome: outcome.into(),
+            ..self.clone()
+        }
     }
 }
 

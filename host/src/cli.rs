@@ -11,7 +11,12 @@ use clap::{Args, Parser, Subcommand};
 #[command(name = "malipo", version, about)]
 pub struct Cli {
     /// Where control.db, tenants/<tenant-id>.db, plugins/ and keys live.
-    #[arg(long, global = true, env = "MALIPO_DATA_DIR", default_value = "./tenants-data")]
+    #[arg(
+        long,
+        global = true,
+        env = "MALIPO_DATA_DIR",
+        default_value = "./tenants-data"
+    )]
     pub data_dir: PathBuf,
 
     /// What to do.

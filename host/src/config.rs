@@ -22,6 +22,9 @@ pub struct Config {
     pub tenant_cache_capacity: u64,
     /// Largest request body accepted (`MALIPO_MAX_BODY_BYTES`, 1 MiB).
     pub max_body_bytes: usize,
+    /// Calls per minute one client address may make to the unauthenticated
+    /// auth routes (`MALIPO_AUTH_RATE_PER_MINUTE`, 60).
+    pub auth_rate_per_minute: u32,
     /// Plugin sandbox limits.
     pub plugin_limits: PluginLimits,
 }
@@ -67,6 +70,7 @@ impl Config {
             invitation_ttl: Duration::from_secs(7 * 24 * 3600),
             tenant_cache_capacity: env_number("MALIPO_TENANT_CACHE", 1024),
             max_body_bytes: env_number("MALIPO_MAX_BODY_BYTES", 1024 * 1024),
+            auth_rate_per_minute: env_number("MALIPO_AUTH_RATE_PER_MINUTE", 60),
             plugin_limits: PluginLimits {
                 memory_bytes: env_number::<usize>("MALIPO_PLUGIN_MEMORY_MB", 64) * 1024 * 1024,
                 deadline: Duration::from_millis(env_number("MALIPO_PLUGIN_DEADLINE_MS", 2000)),

@@ -47,9 +47,14 @@ pub enum ApiError {
     /// Well-formed but invalid input (422).
     #[error("{0}")]
     Validation(String),
-    /// Too many requests (429).
-    #[error("{0}")]
-    TooManyRequests(String),
+    /// Too many requests (429), with the seconds to wait (`Retry-After`).
+    #[error("{message}")]
+    TooManyRequests {
+        /// What was limited.
+        message: String,
+        /// Seconds until a retry may succeed.
+        retry_after_secs: u64,
+    },
     /// A plugin failed its call: trap, broken limit, capability violation.
     #[error("{message}")]
     Plugin {
@@ -80,7 +85,7 @@ impl ApiError {
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Plugin { status, .. } => *status,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -99,7 +104,7 @@ impl ApiError {
             Self::Conflict(_) => "conflict",
             Self::PayloadTooLarge(_) => "payload_too_large",
             Self::Validation(_) => "validation_failed",
-            Self::TooManyRequests(_) => "rate_limited",
+            Self::TooManyRequests { .. } => "rate_limited",
             Self::Plugin { code, .. } => code,
             Self::Unavailable(_) => "unavailable",
             Self::Unexpected(_) => "internal",
@@ -159,7 +164,17 @@ impl IntoResponse for ApiError {
                 "request_id": current_request_id(),
             }
         });
-        (status, axum::Json(body)).into_response()
+        let mut response = (status, axum::Json(body)).into_response();
+        if let Self::TooManyRequests {
+            retry_after_secs, ..
+        } = &self
+            && let Ok(value) = axum::http::HeaderValue::from_str(&retry_after_secs.to_string())
+        {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, value);
+        }
+        response
     }
 }
 

@@ -14,8 +14,9 @@ use malipo::ids::{TenantId, UserId};
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,wasmtime=warn,cranelift=warn")),
+            tracing_subscriber::EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new("info,wasmtime=warn,cranelift=warn")
+            }),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -29,12 +30,17 @@ fn main() -> anyhow::Result<()> {
 }
 
 fn serve(config: Config, listen: std::net::SocketAddr) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async move {
         let data_dir = config.data_dir.clone();
         let app = Application::build(config, listen).await?;
         let addr = app.local_addr()?;
-        println!("malipo listening on http://{addr} (data directory {})", data_dir.display());
+        println!(
+            "malipo listening on http://{addr} (data directory {})",
+            data_dir.display()
+        );
         app.run(async {
             let _ = tokio::signal::ctrl_c().await;
         })
@@ -92,7 +98,9 @@ fn migrate(config: Config) -> anyhow::Result<()> {
     let mut failed = 0usize;
     for entry in std::fs::read_dir(&tenants_dir)?.filter_map(Result::ok) {
         let name = entry.file_name().to_string_lossy().to_string();
-        let Some(id) = name.strip_suffix(".db").and_then(TenantId::parse) else { continue };
+        let Some(id) = name.strip_suffix(".db").and_then(TenantId::parse) else {
+            continue;
+        };
         match state.tenancy.get(id) {
             Ok(_) => migrated += 1,
             Err(error) => {

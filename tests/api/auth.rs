@@ -25,7 +25,10 @@ fn sign(claims: &Value, key: &[u8], alg: Algorithm) -> String {
 }
 
 fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs() as i64
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64
 }
 
 #[tokio::test]
@@ -75,12 +78,22 @@ async fn forged_expired_and_foreign_tokens_are_refused() {
     );
     let forged = [
         ("expired", sign(&expired, &key, Algorithm::HS256)),
-        ("wrong audience", sign(&wrong_audience, &key, Algorithm::HS256)),
+        (
+            "wrong audience",
+            sign(&wrong_audience, &key, Algorithm::HS256),
+        ),
         ("wrong issuer", sign(&wrong_issuer, &key, Algorithm::HS256)),
         ("no subject", sign(&no_subject, &key, Algorithm::HS256)),
         ("alg none", format!("{none_header}.{none_payload}.")),
         ("other algorithm", sign(&real, &key, Algorithm::HS512)),
-        ("other key", sign(&real, b"a-completely-different-secret-key-of-enough-length", Algorithm::HS256)),
+        (
+            "other key",
+            sign(
+                &real,
+                b"a-completely-different-secret-key-of-enough-length",
+                Algorithm::HS256,
+            ),
+        ),
         ("tampered payload", tampered),
         ("garbage", "not.a.jwt".to_string()),
     ];
@@ -95,21 +108,50 @@ async fn forged_expired_and_foreign_tokens_are_refused() {
 async fn refresh_rotates_and_reuse_revokes_the_family() {
     let app = TestApp::spawn().await;
     let owner = app.register("Rotation").await;
-    let (status, first) =
-        app.post("/api/v1/auth/refresh", &Auth::None, json!({"refresh_token": owner.refresh_token})).await;
+    let (status, first) = app
+        .post(
+            "/api/v1/auth/refresh",
+            &Auth::None,
+            json!({"refresh_token": owner.refresh_token}),
+        )
+        .await;
     assert_eq!(status, 200, "{first}");
-    let next_refresh = first["refresh_token"].as_str().expect("refresh").to_string();
+    let next_refresh = first["refresh_token"]
+        .as_str()
+        .expect("refresh")
+        .to_string();
     let next_access = first["access_token"].as_str().expect("access").to_string();
     assert_ne!(next_refresh, owner.refresh_token);
-    assert_eq!(app.get("/api/v1/stores", &Auth::Bearer(next_access.clone())).await.0, 200);
+    assert_eq!(
+        app.get("/api/v1/stores", &Auth::Bearer(next_access.clone()))
+            .await
+            .0,
+        200
+    );
 
     // The spent token comes back: the whole family dies.
-    let (status, reused) =
-        app.post("/api/v1/auth/refresh", &Auth::None, json!({"refresh_token": owner.refresh_token})).await;
+    let (status, reused) = app
+        .post(
+            "/api/v1/auth/refresh",
+            &Auth::None,
+            json!({"refresh_token": owner.refresh_token}),
+        )
+        .await;
     assert_eq!(status, 401, "{reused}");
-    let (status, _) = app.post("/api/v1/auth/refresh", &Auth::None, json!({"refresh_token": next_refresh})).await;
+    let (status, _) = app
+        .post(
+            "/api/v1/auth/refresh",
+            &Auth::None,
+            json!({"refresh_token": next_refresh}),
+        )
+        .await;
     assert_eq!(status, 401, "the successor must be revoked with its family");
-    assert_eq!(app.get("/api/v1/stores", &Auth::Bearer(next_access)).await.0, 401);
+    assert_eq!(
+        app.get("/api/v1/stores", &Auth::Bearer(next_access))
+            .await
+            .0,
+        401
+    );
     assert_eq!(app.get("/api/v1/stores", &owner.auth()).await.0, 401);
 
     // Another login is a new family and works.
@@ -121,27 +163,55 @@ async fn refresh_rotates_and_reuse_revokes_the_family() {
 async fn reset_token_is_mailed_never_answered_and_works_once() {
     let app = TestApp::spawn().await;
     let owner = app.register("Reset").await;
-    let (known_status, known) =
-        app.post("/api/v1/auth/forgot-password", &Auth::None, json!({"email": owner.email})).await;
-    let (unknown_status, unknown) =
-        app.post("/api/v1/auth/forgot-password", &Auth::None, json!({"email": "ghost@example.com"})).await;
+    let (known_status, known) = app
+        .post(
+            "/api/v1/auth/forgot-password",
+            &Auth::None,
+            json!({"email": owner.email}),
+        )
+        .await;
+    let (unknown_status, unknown) = app
+        .post(
+            "/api/v1/auth/forgot-password",
+            &Auth::None,
+            json!({"email": "ghost@example.com"}),
+        )
+        .await;
     assert_eq!((known_status, unknown_status), (202, 202));
-    assert_eq!(known, unknown, "the answer must not reveal whether the account exists");
+    assert_eq!(
+        known, unknown,
+        "the answer must not reveal whether the account exists"
+    );
     let mail = app.wait_for_mail(&owner.email, "password_reset").await;
     let token = TestApp::token_in(&mail);
     assert!(!known.to_string().contains(&token));
-    assert!(app.last_mail("ghost@example.com", "password_reset").is_none());
+    assert!(
+        app.last_mail("ghost@example.com", "password_reset")
+            .is_none()
+    );
 
     let new_password = "a brand new passphrase";
     let (status, body) = app
-        .post("/api/v1/auth/reset-password", &Auth::None, json!({"token": token, "password": new_password}))
+        .post(
+            "/api/v1/auth/reset-password",
+            &Auth::None,
+            json!({"token": token, "password": new_password}),
+        )
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(app.login(&owner.email, PASSWORD).await.0, 401);
     assert_eq!(app.login(&owner.email, new_password).await.0, 200);
-    assert_eq!(app.get("/api/v1/stores", &owner.auth()).await.0, 401, "a reset ends old sessions");
+    assert_eq!(
+        app.get("/api/v1/stores", &owner.auth()).await.0,
+        401,
+        "a reset ends old sessions"
+    );
     let (status, again) = app
-        .post("/api/v1/auth/reset-password", &Auth::None, json!({"token": token, "password": "yet another passphrase"}))
+        .post(
+            "/api/v1/auth/reset-password",
+            &Auth::None,
+            json!({"token": token, "password": "yet another passphrase"}),
+        )
         .await;
     assert_eq!(status, 400, "{again}");
     assert_eq!(app.login(&owner.email, new_password).await.0, 200);
@@ -153,7 +223,11 @@ async fn deactivated_member_loses_tokens_and_keys_at_once() {
     let owner = app.register("Deactivate").await;
     let manager = app.add_member(&owner, "Manager", None).await;
     let (status, key) = app
-        .post("/api/v1/api-keys", &manager.auth(), json!({"name": "till", "permissions": ["stores.read"]}))
+        .post(
+            "/api/v1/api-keys",
+            &manager.auth(),
+            json!({"name": "till", "permissions": ["stores.read"]}),
+        )
         .await;
     assert_eq!(status, 201, "{key}");
     let key = Auth::ApiKey(key["key"].as_str().expect("secret").to_string());
@@ -161,21 +235,47 @@ async fn deactivated_member_loses_tokens_and_keys_at_once() {
     assert_eq!(app.get("/api/v1/stores", &key).await.0, 200);
 
     let path = format!("/api/v1/users/{}", manager.user_id);
-    let (status, body) =
-        app.call(Method::PATCH, &path, &owner.auth(), Some(json!({"status": "deactivated"}))).await;
+    let (status, body) = app
+        .call(
+            Method::PATCH,
+            &path,
+            &owner.auth(),
+            Some(json!({"status": "deactivated"})),
+        )
+        .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["status"], "deactivated");
     assert_eq!(app.get("/api/v1/stores", &manager.auth()).await.0, 401);
     assert_eq!(app.get("/api/v1/stores", &key).await.0, 401);
-    let (status, _) = app.post("/api/v1/auth/refresh", &Auth::None, json!({"refresh_token": manager.refresh_token})).await;
+    let (status, _) = app
+        .post(
+            "/api/v1/auth/refresh",
+            &Auth::None,
+            json!({"refresh_token": manager.refresh_token}),
+        )
+        .await;
     assert_eq!(status, 401);
 
-    let (status, _) = app.call(Method::PATCH, &path, &owner.auth(), Some(json!({"status": "active"}))).await;
+    let (status, _) = app
+        .call(
+            Method::PATCH,
+            &path,
+            &owner.auth(),
+            Some(json!({"status": "active"})),
+        )
+        .await;
     assert_eq!(status, 200);
     assert_eq!(app.get("/api/v1/stores", &key).await.0, 200);
     // Nobody changes their own standing.
     let own = format!("/api/v1/users/{}", owner.user_id);
-    let (status, _) = app.call(Method::PATCH, &own, &owner.auth(), Some(json!({"status": "deactivated"}))).await;
+    let (status, _) = app
+        .call(
+            Method::PATCH,
+            &own,
+            &owner.auth(),
+            Some(json!({"status": "deactivated"})),
+        )
+        .await;
     assert_eq!(status, 409);
 }
 
@@ -185,11 +285,19 @@ async fn api_keys_hold_a_subset_of_their_makers_permissions() {
     let owner = app.register("Keys").await;
     let manager = app.add_member(&owner, "Manager", None).await;
     let (status, body) = app
-        .post("/api/v1/api-keys", &manager.auth(), json!({"name": "too much", "permissions": ["stores.create"]}))
+        .post(
+            "/api/v1/api-keys",
+            &manager.auth(),
+            json!({"name": "too much", "permissions": ["stores.create"]}),
+        )
         .await;
     assert_eq!(status, 403, "a manager may not mint stores.create: {body}");
     let (status, _) = app
-        .post("/api/v1/api-keys", &manager.auth(), json!({"name": "bogus", "permissions": ["no.such"]}))
+        .post(
+            "/api/v1/api-keys",
+            &manager.auth(),
+            json!({"name": "bogus", "permissions": ["no.such"]}),
+        )
         .await;
     assert_eq!(status, 422);
     let (status, _) = app
@@ -202,29 +310,63 @@ async fn api_keys_hold_a_subset_of_their_makers_permissions() {
     assert_eq!(status, 422);
 
     let (status, created) = app
-        .post("/api/v1/api-keys", &owner.auth(), json!({"name": "reader", "permissions": ["stores.read"]}))
+        .post(
+            "/api/v1/api-keys",
+            &owner.auth(),
+            json!({"name": "reader", "permissions": ["stores.read"]}),
+        )
         .await;
     assert_eq!(status, 201, "{created}");
     let secret = created["key"].as_str().expect("key").to_string();
     let key = Auth::ApiKey(secret.clone());
     assert_eq!(app.get("/api/v1/stores", &key).await.0, 200);
-    assert_eq!(app.get("/api/v1/stores", &Auth::Bearer(secret.clone())).await.0, 200, "keys work as bearer too");
-    let (status, body) = app.post("/api/v1/stores", &key, json!({"name": "Nope"})).await;
-    assert_eq!(status, 403, "the key lacks stores.create though its maker holds it: {body}");
+    assert_eq!(
+        app.get("/api/v1/stores", &Auth::Bearer(secret.clone()))
+            .await
+            .0,
+        200,
+        "keys work as bearer too"
+    );
+    let (status, body) = app
+        .post("/api/v1/stores", &key, json!({"name": "Nope"}))
+        .await;
+    assert_eq!(
+        status, 403,
+        "the key lacks stores.create though its maker holds it: {body}"
+    );
 
     let (status, list) = app.get("/api/v1/api-keys", &owner.auth()).await;
     assert_eq!(status, 200);
-    assert!(!list.to_string().contains(&secret), "the secret is shown once only");
+    assert!(
+        !list.to_string().contains(&secret),
+        "the secret is shown once only"
+    );
     assert_eq!(list["api_keys"].as_array().map(Vec::len), Some(1));
     let conn = rusqlite::Connection::open(app.data_dir.join("control.db")).expect("control.db");
-    let stored: String = conn.query_row("SELECT key_hash FROM api_keys", [], |r| r.get(0)).expect("row");
+    let stored: String = conn
+        .query_row("SELECT key_hash FROM api_keys", [], |r| r.get(0))
+        .expect("row");
     assert_ne!(stored, secret, "keys are stored hashed");
 
     let id = created["id"].as_str().expect("id");
-    let (status, _) = app.call(Method::DELETE, &format!("/api/v1/api-keys/{id}"), &owner.auth(), None).await;
+    let (status, _) = app
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/api-keys/{id}"),
+            &owner.auth(),
+            None,
+        )
+        .await;
     assert_eq!(status, 200);
     assert_eq!(app.get("/api/v1/stores", &key).await.0, 401);
-    let (status, _) = app.call(Method::DELETE, &format!("/api/v1/api-keys/{id}"), &owner.auth(), None).await;
+    let (status, _) = app
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/api-keys/{id}"),
+            &owner.auth(),
+            None,
+        )
+        .await;
     assert_eq!(status, 404);
 }
 
@@ -237,20 +379,40 @@ async fn logout_and_password_change_end_sessions() {
     let (_, third) = app.login(&owner.email, PASSWORD).await;
     let third = Session::from_auth_response(&third, &owner.email);
 
-    let (status, _) = app.post("/api/v1/auth/logout", &third.auth(), json!({})).await;
+    let (status, _) = app
+        .post("/api/v1/auth/logout", &third.auth(), json!({}))
+        .await;
     assert_eq!(status, 200);
     assert_eq!(app.get("/api/v1/me", &third.auth()).await.0, 401);
 
     let (status, _) = app
-        .call(Method::PATCH, "/api/v1/me", &owner.auth(), Some(json!({"password": "another passphrase!", "current_password": "wrong one"})))
+        .call(
+            Method::PATCH,
+            "/api/v1/me",
+            &owner.auth(),
+            Some(json!({"password": "another passphrase!", "current_password": "wrong one"})),
+        )
         .await;
     assert_eq!(status, 403);
     let (status, body) = app
-        .call(Method::PATCH, "/api/v1/me", &owner.auth(), Some(json!({"password": "another passphrase!", "current_password": PASSWORD})))
+        .call(
+            Method::PATCH,
+            "/api/v1/me",
+            &owner.auth(),
+            Some(json!({"password": "another passphrase!", "current_password": PASSWORD})),
+        )
         .await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(app.get("/api/v1/me", &owner.auth()).await.0, 200, "the changing session stays");
-    assert_eq!(app.get("/api/v1/me", &second.auth()).await.0, 401, "other sessions end");
+    assert_eq!(
+        app.get("/api/v1/me", &owner.auth()).await.0,
+        200,
+        "the changing session stays"
+    );
+    assert_eq!(
+        app.get("/api/v1/me", &second.auth()).await.0,
+        401,
+        "other sessions end"
+    );
     assert_eq!(app.login(&owner.email, "another passphrase!").await.0, 200);
 }
 
@@ -267,35 +429,77 @@ async fn bootstrap_super_admin_suspends_and_restores_a_tenant() {
             .expect("run bootstrap")
     };
     let first = run_bootstrap("root@example.com");
-    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
     let second = run_bootstrap("second@example.com");
     assert!(!second.status.success(), "a second bootstrap must refuse");
 
-    let (status, admin) = app.login("root@example.com", "super admin passphrase").await;
+    let (status, admin) = app
+        .login("root@example.com", "super admin passphrase")
+        .await;
     assert_eq!(status, 200, "{admin}");
     assert!(admin["tenant"].is_null());
     let admin = Auth::Bearer(admin["access_token"].as_str().expect("token").to_string());
     let (status, tenants) = app.get("/api/v1/admin/tenants", &admin).await;
     assert_eq!(status, 200);
     assert!(tenants.to_string().contains(&owner.tenant_id));
-    assert_eq!(app.get("/api/v1/admin/tenants", &owner.auth()).await.0, 403, "owners are not super-admins");
-    assert_eq!(app.get("/api/v1/stores", &admin).await.0, 403, "a super-admin token has no tenant");
+    assert_eq!(
+        app.get("/api/v1/admin/tenants", &owner.auth()).await.0,
+        403,
+        "owners are not super-admins"
+    );
+    assert_eq!(
+        app.get("/api/v1/stores", &admin).await.0,
+        403,
+        "a super-admin token has no tenant"
+    );
 
     let path = format!("/api/v1/admin/tenants/{}", owner.tenant_id);
-    let (status, body) = app.call(Method::PATCH, &path, &admin, Some(json!({"status": "suspended"}))).await;
+    let (status, body) = app
+        .call(
+            Method::PATCH,
+            &path,
+            &admin,
+            Some(json!({"status": "suspended"})),
+        )
+        .await;
     assert_eq!(status, 200, "{body}");
     let (status, body) = app.get("/api/v1/stores", &owner.auth()).await;
     assert_eq!((status, code(&body)), (403, "tenant_suspended"), "{body}");
     assert_eq!(app.login(&owner.email, PASSWORD).await.0, 403);
-    let (status, _) = app.call(Method::PATCH, &path, &admin, Some(json!({"status": "active"}))).await;
+    let (status, _) = app
+        .call(
+            Method::PATCH,
+            &path,
+            &admin,
+            Some(json!({"status": "active"})),
+        )
+        .await;
     assert_eq!(status, 200);
     assert_eq!(app.get("/api/v1/stores", &owner.auth()).await.0, 200);
     let missing = format!("/api/v1/admin/tenants/{}", uuid::Uuid::new_v4());
-    assert_eq!(app.call(Method::PATCH, &missing, &admin, Some(json!({"status": "active"}))).await.0, 404);
+    assert_eq!(
+        app.call(
+            Method::PATCH,
+            &missing,
+            &admin,
+            Some(json!({"status": "active"}))
+        )
+        .await
+        .0,
+        404
+    );
 
     let conn = rusqlite::Connection::open(app.data_dir.join("control.db")).expect("control.db");
     let suspended: i64 = conn
-        .query_row("SELECT COUNT(*) FROM platform_audit WHERE operation = 'tenant.suspended'", [], |r| r.get(0))
+        .query_row(
+            "SELECT COUNT(*) FROM platform_audit WHERE operation = 'tenant.suspended'",
+            [],
+            |r| r.get(0),
+        )
         .expect("count");
     assert_eq!(suspended, 1);
 }
@@ -328,7 +532,9 @@ async fn register_refuses_a_taken_email_and_bad_input() {
         )
         .await;
     assert_eq!(status, 422);
-    let tenants = std::fs::read_dir(app.data_dir.join("tenants")).expect("dir").filter_map(Result::ok)
+    let tenants = std::fs::read_dir(app.data_dir.join("tenants"))
+        .expect("dir")
+        .filter_map(Result::ok)
         .filter(|e| e.path().extension().is_some_and(|x| x == "db"))
         .count();
     assert_eq!(tenants, 1, "refused registrations leave no tenant file");

@@ -74,7 +74,9 @@ impl TestApp {
         let stdout = child.stdout.take().expect("stdout");
         let base = tokio::task::spawn_blocking(move || {
             let mut line = String::new();
-            BufReader::new(stdout).read_line(&mut line).expect("read first line");
+            BufReader::new(stdout)
+                .read_line(&mut line)
+                .expect("read first line");
             line
         })
         .await
@@ -88,7 +90,10 @@ impl TestApp {
         Self {
             base: format!("http://{addr}"),
             data_dir: dir.to_path_buf(),
-            client: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client"),
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .expect("client"),
             child,
             _temp: None,
         }
@@ -102,7 +107,13 @@ impl TestApp {
     }
 
     /// Sends a request; answers status and JSON body (`Value::Null` if none).
-    pub async fn call(&self, method: Method, path: &str, auth: &Auth, body: Option<Value>) -> (u16, Value) {
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        auth: &Auth,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         self.call_with(method, path, auth, body, &[]).await
     }
 
@@ -126,7 +137,11 @@ impl TestApp {
         let response = request.send().await.expect("send");
         let status = response.status().as_u16();
         let text = response.text().await.expect("body");
-        let json = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        let json = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
         (status, json)
     }
 
@@ -140,7 +155,11 @@ impl TestApp {
 
     /// Registers a new organization and answers its owner's session.
     pub async fn register(&self, org: &str) -> Session {
-        let email = format!("owner-{}@{}.example", uuid::Uuid::new_v4().simple(), slug(org));
+        let email = format!(
+            "owner-{}@{}.example",
+            uuid::Uuid::new_v4().simple(),
+            slug(org)
+        );
         let (status, body) = self
             .post(
                 "/api/v1/auth/register",
@@ -152,17 +171,26 @@ impl TestApp {
         let session = Session::from_auth_response(&body, &email);
         let (status, stores) = self.get("/api/v1/stores", &session.auth()).await;
         assert_eq!(status, 200, "{stores}");
-        Session { default_store: stores["stores"][0]["id"].as_str().map(str::to_string), ..session }
+        Session {
+            default_store: stores["stores"][0]["id"].as_str().map(str::to_string),
+            ..session
+        }
     }
 
     /// Logs in.
     pub async fn login(&self, email: &str, password: &str) -> (u16, Value) {
-        self.post("/api/v1/auth/login", &Auth::None, json!({"email": email, "password": password})).await
+        self.post(
+            "/api/v1/auth/login",
+            &Auth::None,
+            json!({"email": email, "password": password}),
+        )
+        .await
     }
 
     /// The newest mail in the outbox for a recipient (read from control.db).
     pub fn last_mail(&self, recipient: &str, kind: &str) -> Option<String> {
-        let conn = rusqlite::Connection::open(self.data_dir.join("control.db")).expect("open control.db");
+        let conn =
+            rusqlite::Connection::open(self.data_dir.join("control.db")).expect("open control.db");
         conn.query_row(
             "SELECT body FROM mail_outbox WHERE recipient = ?1 AND kind = ?2 ORDER BY id DESC LIMIT 1",
             [recipient, kind],
@@ -193,11 +221,18 @@ impl TestApp {
 
     /// A tenant's SQLite file.
     pub fn tenant_file(&self, tenant_id: &str) -> PathBuf {
-        self.data_dir.join("tenants").join(format!("{tenant_id}.db"))
+        self.data_dir
+            .join("tenants")
+            .join(format!("{tenant_id}.db"))
     }
 
     /// Invites `email` into the session's tenant with `role` and accepts it.
-    pub async fn add_member(&self, owner: &Session, role_name: &str, store_id: Option<&str>) -> Session {
+    pub async fn add_member(
+        &self,
+        owner: &Session,
+        role_name: &str,
+        store_id: Option<&str>,
+    ) -> Session {
         let (status, roles) = self.get("/api/v1/roles", &owner.auth()).await;
         assert_eq!(status, 200, "{roles}");
         let role_id = roles["roles"]
@@ -206,7 +241,11 @@ impl TestApp {
             .and_then(|r| r["id"].as_str())
             .unwrap_or_else(|| panic!("no role {role_name}"))
             .to_string();
-        let email = format!("{}-{}@example.com", role_name.to_lowercase(), uuid::Uuid::new_v4().simple());
+        let email = format!(
+            "{}-{}@example.com",
+            role_name.to_lowercase(),
+            uuid::Uuid::new_v4().simple()
+        );
         let (status, invitation) = self
             .post(
                 "/api/v1/invitations",
@@ -224,7 +263,10 @@ impl TestApp {
             )
             .await;
         assert_eq!(status, 200, "accept: {accepted}");
-        Session { default_store: owner.default_store.clone(), ..Session::from_auth_response(&accepted, &email) }
+        Session {
+            default_store: owner.default_store.clone(),
+            ..Session::from_auth_response(&accepted, &email)
+        }
     }
 }
 
@@ -236,7 +278,10 @@ impl Drop for TestApp {
 }
 
 fn slug(text: &str) -> String {
-    text.chars().filter(|c| c.is_ascii_alphanumeric()).collect::<String>().to_lowercase()
+    text.chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect::<String>()
+        .to_lowercase()
 }
 
 /// A logged-in user.
@@ -256,9 +301,18 @@ impl Session {
         Self {
             email: email.to_string(),
             user_id: body["user"]["id"].as_str().expect("user id").to_string(),
-            tenant_id: body["tenant"]["id"].as_str().unwrap_or_default().to_string(),
-            access_token: body["access_token"].as_str().expect("access token").to_string(),
-            refresh_token: body["refresh_token"].as_str().expect("refresh token").to_string(),
+            tenant_id: body["tenant"]["id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            access_token: body["access_token"]
+                .as_str()
+                .expect("access token")
+                .to_string(),
+            refresh_token: body["refresh_token"]
+                .as_str()
+                .expect("refresh token")
+                .to_string(),
             default_store: None,
         }
     }

@@ -23,7 +23,11 @@ pub fn invalidate(state: &AppState, tenant: TenantId) {
 }
 
 fn generation(state: &AppState, tenant: TenantId) -> u64 {
-    state.authz_generations.lock().map(|g| g.get(&tenant).copied().unwrap_or(0)).unwrap_or(0)
+    state
+        .authz_generations
+        .lock()
+        .map(|g| g.get(&tenant).copied().unwrap_or(0))
+        .unwrap_or(0)
 }
 
 /// May `user` use `permission` in `tenant` (at `store`, if given)?
@@ -34,7 +38,13 @@ pub async fn permitted(
     permission: &str,
     store: Option<StoreId>,
 ) -> Result<bool, ApiError> {
-    let key: DecisionKey = (tenant, generation(state, tenant), user, permission.to_string(), store);
+    let key: DecisionKey = (
+        tenant,
+        generation(state, tenant),
+        user,
+        permission.to_string(),
+        store,
+    );
     if let Some(answer) = state.authz_cache.get(&key) {
         return Ok(answer);
     }
@@ -46,7 +56,13 @@ pub async fn permitted(
         let store = store.map(|s| s.to_string());
         state_for_call
             .runtime
-            .authorize(&db, &request_id, &user.to_string(), &permission, store.as_deref())
+            .authorize(
+                &db,
+                &request_id,
+                &user.to_string(),
+                &permission,
+                store.as_deref(),
+            )
             .map_err(|error| ApiError::Unexpected(anyhow::anyhow!("authorize: {error}")))
     })
     .await?;
@@ -56,23 +72,44 @@ pub async fn permitted(
 
 /// Requires `permission` of the principal: its user must hold it here, and
 /// an API key must also list it.
-pub async fn require(state: &Arc<AppState>, principal: &Principal, permission: &str) -> Result<(), ApiError> {
+pub async fn require(
+    state: &Arc<AppState>,
+    principal: &Principal,
+    permission: &str,
+) -> Result<(), ApiError> {
     let tenant = principal.tenant()?;
     if let Credential::ApiKey { permissions, .. } = &principal.credential
         && !permissions.iter().any(|p| p == permission)
     {
-        return Err(ApiError::Forbidden(format!("this API key does not have the `{permission}` permission")));
+        return Err(ApiError::Forbidden(format!(
+            "this API key does not have the `{permission}` permission"
+        )));
     }
-    if permitted(state, tenant, principal.user_id, permission, principal.store_id).await? {
+    if permitted(
+        state,
+        tenant,
+        principal.user_id,
+        permission,
+        principal.store_id,
+    )
+    .await?
+    {
         Ok(())
     } else {
-        Err(ApiError::Forbidden(format!("you do not have the `{permission}` permission here")))
+        Err(ApiError::Forbidden(format!(
+            "you do not have the `{permission}` permission here"
+        )))
     }
 }
 
 /// May `user` use `store`: it exists in this tenant, is active, and the
 /// user holds `stores.access_all` or was added to it.
-pub async fn may_use_store(state: &Arc<AppState>, tenant: TenantId, user: UserId, store: StoreId) -> Result<bool, ApiError> {
+pub async fn may_use_store(
+    state: &Arc<AppState>,
+    tenant: TenantId,
+    user: UserId,
+    store: StoreId,
+) -> Result<bool, ApiError> {
     let state_for_db = Arc::clone(state);
     let (exists, member) = blocking(move || {
         let db = state_for_db.tenancy.get(tenant)?;

@@ -27,7 +27,10 @@ pub async fn serve(state: Arc<AppState>, op: Arc<Operation>, request: Request) -
     let (mut parts, body) = request.into_parts();
     let meta = RequestMeta {
         request_id: current_request_id(),
-        ip: parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| addr.ip().to_string()),
+        ip: parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip().to_string()),
         user_agent: parts
             .headers
             .get(axum::http::header::USER_AGENT)
@@ -37,14 +40,18 @@ pub async fn serve(state: Arc<AppState>, op: Arc<Operation>, request: Request) -
     };
     let path = match Path::<HashMap<String, String>>::from_request_parts(&mut parts, &()).await {
         Ok(Path(path)) => path,
-        Err(rejection) => return ApiError::BadRequest(format!("bad path: {rejection}")).into_response(),
+        Err(rejection) => {
+            return ApiError::BadRequest(format!("bad path: {rejection}")).into_response();
+        }
     };
     let max_body = state.config.max_body_bytes;
     let bytes = match axum::body::to_bytes(body, max_body).await {
         Ok(bytes) => bytes,
         Err(_) => {
-            return ApiError::PayloadTooLarge(format!("the request body is over the limit of {max_body} bytes"))
-                .into_response();
+            return ApiError::PayloadTooLarge(format!(
+                "the request body is over the limit of {max_body} bytes"
+            ))
+            .into_response();
         }
     };
     let prepared = input::parse_body(&bytes).and_then(|body| {
@@ -56,23 +63,44 @@ pub async fn serve(state: Arc<AppState>, op: Arc<Operation>, request: Request) -
         Err(error) => return error.into_response(),
     };
     let principal = match op.access {
-        Access::Public => None,
-        access => match principal::authenticate(&state, &parts.headers, access == Access::Tenant).await {
-            Ok(principal) => Some(principal),
-            Err(error) => return error.into_response(),
-        },
+        Access::Public => {
+            if let Err(error) = state.public_limiter.check(meta.ip.as_deref()) {
+                return error.into_response();
+            }
+            None
+        }
+        access => {
+            match principal::authenticate(&state, &parts.headers, access == Access::Tenant).await {
+                Ok(principal) => Some(principal),
+                Err(error) => return error.into_response(),
+            }
+        }
     };
     let audit = AuditEntry {
-        actor_type: principal.as_ref().map_or("anonymous", Principal::actor_type).into(),
+        actor_type: principal
+            .as_ref()
+            .map_or("anonymous", Principal::actor_type)
+            .into(),
         actor_id: principal.as_ref().map(|p| p.user_id.to_string()),
         channel: meta.channel.clone(),
         operation: op.spec.name.clone(),
-        target: Some(parts.uri.path().to_string()),
+        target: Some(
+            parts
+                .extensions
+                .get::<axum::extract::OriginalUri>()
+                .map_or_else(
+                    || parts.uri.path().to_string(),
+                    |uri| uri.0.path().to_string(),
+                ),
+        ),
         outcome: "success".into(),
         ip: meta.ip.clone(),
         user_agent: meta.user_agent.clone(),
         request_id: Some(meta.request_id.clone()),
-        store_id: principal.as_ref().and_then(|p| p.store_id).map(|s| s.to_string()),
+        store_id: principal
+            .as_ref()
+            .and_then(|p| p.store_id)
+            .map(|s| s.to_string()),
         detail: None,
     };
     let outcome = run(&state, &op, principal.clone(), input, meta, audit.clone()).await;
@@ -102,7 +130,9 @@ pub async fn serve(state: Arc<AppState>, op: Arc<Operation>, request: Request) -
 
 /// Writes an audit row in a transaction of its own.
 async fn record(state: &Arc<AppState>, principal: Option<&Principal>, entry: AuditEntry) {
-    let Some(tenant) = principal.and_then(|p| p.tenant_id) else { return };
+    let Some(tenant) = principal.and_then(|p| p.tenant_id) else {
+        return;
+    };
     let state = Arc::clone(state);
     let written = blocking(move || {
         let db = state.tenancy.get(tenant)?;
@@ -125,7 +155,9 @@ async fn run(
 ) -> Result<(Value, bool), ApiError> {
     match op.access {
         Access::SuperAdmin if !principal.as_ref().is_some_and(|p| p.is_super_admin) => {
-            return Err(ApiError::Forbidden("this operation is for platform super-admins".into()));
+            return Err(ApiError::Forbidden(
+                "this operation is for platform super-admins".into(),
+            ));
         }
         _ => {}
     }
@@ -136,7 +168,13 @@ async fn run(
     match &op.target {
         Target::Host(handler) => {
             let audited = Arc::new(AtomicBool::new(false));
-            let call = HostCall { principal, input, meta, audit, audited: Arc::clone(&audited) };
+            let call = HostCall {
+                principal,
+                input,
+                meta,
+                audit,
+                audited: Arc::clone(&audited),
+            };
             let value = handler(Arc::clone(state), call).await?;
             Ok((value, audited.load(Ordering::SeqCst)))
         }
@@ -168,9 +206,17 @@ pub async fn invoke_plugin(
         channel: meta.channel.clone(),
         now_ms: unix_now_ms(),
     };
-    let output =
-        call_plugin(state, tenant, plugin, &op.spec.name, ctx, input, op.spec.annotations.read_only, Some(audit))
-            .await?;
+    let output = call_plugin(
+        state,
+        tenant,
+        plugin,
+        &op.spec.name,
+        ctx,
+        input,
+        op.spec.annotations.read_only,
+        Some(audit),
+    )
+    .await?;
     Ok(output)
 }
 
@@ -193,7 +239,13 @@ pub async fn call_plugin(
     let input_text = input.to_string();
     let output = blocking(move || {
         let db = state_for_call.tenancy.get(tenant)?;
-        let request = CallRequest { db: &db, ctx, operation: &operation, input: &input_text, read_only };
+        let request = CallRequest {
+            db: &db,
+            ctx,
+            operation: &operation,
+            input: &input_text,
+            read_only,
+        };
         state_for_call
             .runtime
             .invoke(&plugin_name, request, |conn, _| match (&audit, read_only) {
@@ -203,17 +255,25 @@ pub async fn call_plugin(
             .map_err(plugin_error)
     })
     .await?;
-    let is_authorizer = state.runtime.authorizer_plugin().is_some_and(|p| p.manifest.name == plugin);
+    let is_authorizer = state
+        .runtime
+        .authorizer_plugin()
+        .is_some_and(|p| p.manifest.name == plugin);
     if is_authorizer && !read_only {
         authz::invalidate(state, tenant);
     }
-    serde_json::from_str(&output).map_err(|e| ApiError::Unexpected(anyhow::anyhow!("plugin output: {e}")))
+    serde_json::from_str(&output)
+        .map_err(|e| ApiError::Unexpected(anyhow::anyhow!("plugin output: {e}")))
 }
 
 /// The HTTP answer to a failed plugin call.
 pub fn plugin_error(error: PluginCallError) -> ApiError {
     use PluginCallError as E;
-    let plugin = |status: StatusCode, code: &'static str, message: String| ApiError::Plugin { status, code, message };
+    let plugin = |status: StatusCode, code: &'static str, message: String| ApiError::Plugin {
+        status,
+        code,
+        message,
+    };
     match error {
         E::UnknownPlugin(name) => ApiError::NotFound(format!("no plugin named `{name}`")),
         E::InputTooLarge { .. } => ApiError::PayloadTooLarge(error.to_string()),
@@ -225,13 +285,31 @@ pub fn plugin_error(error: PluginCallError) -> ApiError {
             "forbidden" => ApiError::Forbidden(message),
             _ => plugin(StatusCode::INTERNAL_SERVER_ERROR, "plugin_error", message),
         },
-        E::Timeout { .. } => plugin(StatusCode::GATEWAY_TIMEOUT, "plugin_timeout", error.to_string()),
-        E::MemoryExceeded { .. } => plugin(StatusCode::INTERNAL_SERVER_ERROR, "plugin_memory_limit", error.to_string()),
-        E::Trap { .. } => plugin(StatusCode::INTERNAL_SERVER_ERROR, "plugin_crashed", error.to_string()),
-        E::CapabilityDenied { .. } => {
-            plugin(StatusCode::INTERNAL_SERVER_ERROR, "plugin_capability_denied", error.to_string())
-        }
-        E::BadOutput { .. } => plugin(StatusCode::BAD_GATEWAY, "plugin_bad_output", error.to_string()),
+        E::Timeout { .. } => plugin(
+            StatusCode::GATEWAY_TIMEOUT,
+            "plugin_timeout",
+            error.to_string(),
+        ),
+        E::MemoryExceeded { .. } => plugin(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "plugin_memory_limit",
+            error.to_string(),
+        ),
+        E::Trap { .. } => plugin(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "plugin_crashed",
+            error.to_string(),
+        ),
+        E::CapabilityDenied { .. } => plugin(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "plugin_capability_denied",
+            error.to_string(),
+        ),
+        E::BadOutput { .. } => plugin(
+            StatusCode::BAD_GATEWAY,
+            "plugin_bad_output",
+            error.to_string(),
+        ),
         E::Host(message) => ApiError::Unexpected(anyhow::anyhow!(message)),
     }
 }

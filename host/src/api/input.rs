@@ -15,8 +15,12 @@ pub fn parse_body(bytes: &[u8]) -> Result<Map<String, Value>, ApiError> {
     }
     match serde_json::from_slice::<Value>(bytes) {
         Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(ApiError::BadRequest("the request body must be a JSON object".into())),
-        Err(error) => Err(ApiError::BadRequest(format!("the request body is not valid JSON: {error}"))),
+        Ok(_) => Err(ApiError::BadRequest(
+            "the request body must be a JSON object".into(),
+        )),
+        Err(error) => Err(ApiError::BadRequest(format!(
+            "the request body is not valid JSON: {error}"
+        ))),
     }
 }
 
@@ -33,7 +37,9 @@ fn schema_type(schema: &Value, field: &str) -> Option<String> {
     let ty = schema.get("properties")?.get(field)?.get("type")?;
     match ty {
         Value::String(s) => Some(s.clone()),
-        Value::Array(types) => types.iter().find_map(|t| t.as_str().filter(|t| *t != "null").map(str::to_string)),
+        Value::Array(types) => types
+            .iter()
+            .find_map(|t| t.as_str().filter(|t| *t != "null").map(str::to_string)),
         _ => None,
     }
 }
@@ -41,8 +47,14 @@ fn schema_type(schema: &Value, field: &str) -> Option<String> {
 /// A textual value (path or query) read as the type its schema asks for.
 fn coerce(text: &str, ty: Option<&str>) -> Value {
     match ty {
-        Some("integer") => text.parse::<i64>().map(Value::from).unwrap_or_else(|_| Value::String(text.into())),
-        Some("number") => text.parse::<f64>().map(Value::from).unwrap_or_else(|_| Value::String(text.into())),
+        Some("integer") => text
+            .parse::<i64>()
+            .map(Value::from)
+            .unwrap_or_else(|_| Value::String(text.into())),
+        Some("number") => text
+            .parse::<f64>()
+            .map(Value::from)
+            .unwrap_or_else(|_| Value::String(text.into())),
         Some("boolean") => match text {
             "true" => Value::Bool(true),
             "false" => Value::Bool(false),
@@ -94,15 +106,25 @@ pub fn check(schema: &Value, input: &Value) -> Result<(), ApiError> {
     };
     for (name, property) in properties {
         // An absent field and a null one are the same: `required` covers presence.
-        let Some(value) = input.get(name).filter(|v| !v.is_null()) else { continue };
+        let Some(value) = input.get(name).filter(|v| !v.is_null()) else {
+            continue;
+        };
         let ok = match property.get("type") {
             Some(Value::String(ty)) => type_matches(value, ty),
-            Some(Value::Array(types)) => types.iter().filter_map(Value::as_str).any(|ty| type_matches(value, ty)),
+            Some(Value::Array(types)) => types
+                .iter()
+                .filter_map(Value::as_str)
+                .any(|ty| type_matches(value, ty)),
             _ => true,
         };
         if !ok {
-            let expected = property.get("type").map(Value::to_string).unwrap_or_default();
-            return Err(ApiError::Validation(format!("`{name}` must be of type {expected}")));
+            let expected = property
+                .get("type")
+                .map(Value::to_string)
+                .unwrap_or_default();
+            return Err(ApiError::Validation(format!(
+                "`{name}` must be of type {expected}"
+            )));
         }
     }
     Ok(())
@@ -116,7 +138,10 @@ mod tests {
     #[test]
     fn path_wins_over_query_and_body() {
         let schema = json!({"properties": {"limit": {"type": "integer"}}});
-        let body = json!({"id": "from-body", "name": "x"}).as_object().cloned().unwrap_or_default();
+        let body = json!({"id": "from-body", "name": "x"})
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
         let query = HashMap::from([("limit".to_string(), "5".to_string())]);
         let path = HashMap::from([("id".to_string(), "from-path".to_string())]);
         let merged = merge(&schema, body, query, path);

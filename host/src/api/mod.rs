@@ -7,6 +7,7 @@ pub mod authz;
 pub mod dispatch;
 pub mod host;
 pub mod input;
+pub mod limits;
 pub mod openapi;
 pub mod operation;
 pub mod request_id;
@@ -26,7 +27,8 @@ use crate::plugins::PluginRuntime;
 
 /// Every operation: the host's, then each plugin's public ones.
 pub fn all_operations(runtime: &PluginRuntime) -> anyhow::Result<Vec<Arc<Operation>>> {
-    let mut operations: Vec<Arc<Operation>> = host::operations().into_iter().map(Arc::new).collect();
+    let mut operations: Vec<Arc<Operation>> =
+        host::operations().into_iter().map(Arc::new).collect();
     for plugin in runtime.plugins() {
         for spec in &plugin.manifest.operations {
             if spec.path.is_none() {
@@ -68,7 +70,9 @@ fn filter(method: Method) -> MethodFilter {
 pub fn router(state: Arc<AppState>) -> Router {
     let mut by_path: BTreeMap<String, MethodRouter<Arc<AppState>>> = BTreeMap::new();
     for op in state.operations.iter() {
-        let Some(path) = op.spec.path.clone() else { continue };
+        let Some(path) = op.spec.path.clone() else {
+            continue;
+        };
         let method = filter(op.spec.method);
         let op = Arc::clone(op);
         let handler = move |State(state): State<Arc<AppState>>, request: Request| {
@@ -111,5 +115,7 @@ async fn health_db(State(state): State<Arc<AppState>>) -> Result<impl IntoRespon
     let open = state.tenancy.open_count();
     let state = Arc::clone(&state);
     blocking(move || Ok(state.control.ping()?)).await?;
-    Ok(axum::Json(serde_json::json!({"status": "ok", "control_db": "ok", "open_tenant_dbs": open})))
+    Ok(axum::Json(
+        serde_json::json!({"status": "ok", "control_db": "ok", "open_tenant_dbs": open}),
+    ))
 }

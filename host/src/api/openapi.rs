@@ -24,9 +24,11 @@ pub fn document(operations: &[std::sync::Arc<Operation>]) -> Value {
     for op in operations {
         let Some(path) = &op.spec.path else { continue };
         let mut parameters = path_parameters(path);
-        parameters.push(json!({"name": "X-Store-ID", "in": "header", "required": false,
+        parameters.push(
+            json!({"name": "X-Store-ID", "in": "header", "required": false,
             "description": "The store this request acts in; must be one the caller may use.",
-            "schema": {"type": "string"}}));
+            "schema": {"type": "string"}}),
+        );
         let mut entry = json!({
             "operationId": op.spec.name,
             "summary": op.spec.summary,
@@ -58,7 +60,10 @@ pub fn document(operations: &[std::sync::Arc<Operation>]) -> Value {
             Access::Public => json!([]),
             _ => json!([{"bearer": []}, {"apiKey": []}]),
         };
-        paths.entry(format!("/api/v1{path}")).or_default().insert(op.spec.method.lower().into(), entry);
+        paths
+            .entry(format!("/api/v1{path}"))
+            .or_default()
+            .insert(op.spec.method.lower().into(), entry);
     }
     json!({
         "openapi": "3.1.0",

@@ -61,7 +61,9 @@ pub struct HostCall {
 impl HostCall {
     /// The principal of a non-public operation.
     pub fn principal(&self) -> Result<&Principal, ApiError> {
-        self.principal.as_ref().ok_or_else(ApiError::unauthenticated)
+        self.principal
+            .as_ref()
+            .ok_or_else(ApiError::unauthenticated)
     }
 
     /// Marks the success audit row as written by the handler.
@@ -71,7 +73,8 @@ impl HostCall {
 
     /// A required string field of the input.
     pub fn str_field(&self, name: &str) -> Result<String, ApiError> {
-        self.opt_str_field(name)?.ok_or_else(|| ApiError::Validation(format!("`{name}` is required")))
+        self.opt_str_field(name)?
+            .ok_or_else(|| ApiError::Validation(format!("`{name}` is required")))
     }
 
     /// An optional string field of the input.
@@ -148,10 +151,30 @@ pub fn host_op(
 }
 
 /// Annotations of a read.
-pub const READ: Annotations = Annotations { read_only: true, destructive: false, idempotent: true, open_world: false };
+pub const READ: Annotations = Annotations {
+    read_only: true,
+    destructive: false,
+    idempotent: true,
+    open_world: false,
+};
 /// Annotations of a create.
-pub const CREATE: Annotations = Annotations { read_only: false, destructive: false, idempotent: false, open_world: false };
+pub const CREATE: Annotations = Annotations {
+    read_only: false,
+    destructive: false,
+    idempotent: false,
+    open_world: false,
+};
 /// Annotations of an update.
-pub const UPDATE: Annotations = Annotations { read_only: false, destructive: false, idempotent: true, open_world: false };
+pub const UPDATE: Annotations = Annotations {
+    read_only: false,
+    destructive: false,
+    idempotent: true,
+    open_world: false,
+};
 /// Annotations of a delete.
-pub const DELETE: Annotations = Annotations { read_only: false, destructive: true, idempotent: true, open_world: false };
+pub const DELETE: Annotations = Annotations {
+    read_only: false,
+    destructive: true,
+    idempotent: true,
+    open_world: false,
+};

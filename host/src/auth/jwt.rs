@@ -86,20 +86,30 @@ impl JwtKeys {
             iat: now,
             exp: now + self.ttl_secs,
         };
-        Ok(jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)?)
+        Ok(jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &self.encoding,
+        )?)
     }
 
     /// Checks a token; `None` for anything not signed by us, expired, for
     /// another audience, or with another algorithm.
     pub fn verify(&self, token: &str) -> Option<Claims> {
-        jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).ok().map(|data| data.claims)
+        jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .ok()
+            .map(|data| data.claims)
     }
 }
 
 fn read_or_create_key(path: &Path) -> anyhow::Result<Vec<u8>> {
     if let Ok(text) = std::fs::read_to_string(path) {
         let key = hex::decode(text.trim())?;
-        anyhow::ensure!(key.len() >= 32, "{} holds a key that is too short", path.display());
+        anyhow::ensure!(
+            key.len() >= 32,
+            "{} holds a key that is too short",
+            path.display()
+        );
         return Ok(key);
     }
     let mut key = vec![0u8; 64];

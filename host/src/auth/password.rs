@@ -27,7 +27,11 @@ pub fn hash(password: &str) -> anyhow::Result<String> {
 
 /// Checks a password against a PHC string; a malformed hash never matches.
 pub fn verify(password: &str, phc: &str) -> bool {
-    PasswordHash::new(phc).is_ok_and(|parsed| hasher().verify_password(password.as_bytes(), &parsed).is_ok())
+    PasswordHash::new(phc).is_ok_and(|parsed| {
+        hasher()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok()
+    })
 }
 
 /// Why a new password is refused, if it is.

@@ -48,7 +48,8 @@ pub struct Principal {
 impl Principal {
     /// The tenant, or a 403 for tenant-less credentials (super-admins).
     pub fn tenant(&self) -> Result<TenantId, ApiError> {
-        self.tenant_id.ok_or_else(|| ApiError::Forbidden("this credential is not bound to a tenant".into()))
+        self.tenant_id
+            .ok_or_else(|| ApiError::Forbidden("this credential is not bound to a tenant".into()))
     }
 
     /// `user` or `api_key`, for the audit log.
@@ -81,15 +82,26 @@ fn presented(headers: &HeaderMap) -> Option<Presented> {
     let bearer = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))?
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })?
         .trim()
         .to_string();
-    if bearer.starts_with("mlp_") { Some(Presented::ApiKey(bearer)) } else { Some(Presented::Jwt(bearer)) }
+    if bearer.starts_with("mlp_") {
+        Some(Presented::ApiKey(bearer))
+    } else {
+        Some(Presented::Jwt(bearer))
+    }
 }
 
 /// Authenticates a request and, when `needs_tenant`, resolves its tenant
 /// and store. Every failure to authenticate answers the same 401.
-pub async fn authenticate(state: &Arc<AppState>, headers: &HeaderMap, needs_tenant: bool) -> Result<Principal, ApiError> {
+pub async fn authenticate(
+    state: &Arc<AppState>,
+    headers: &HeaderMap,
+    needs_tenant: bool,
+) -> Result<Principal, ApiError> {
     let presented = presented(headers).ok_or_else(ApiError::unauthenticated)?;
     let store_header = match headers.get("x-store-id") {
         None => None,
@@ -98,7 +110,9 @@ pub async fn authenticate(state: &Arc<AppState>, headers: &HeaderMap, needs_tena
                 .to_str()
                 .ok()
                 .and_then(StoreId::parse)
-                .ok_or_else(|| ApiError::BadRequest("X-Store-ID must be a store id (a UUID)".into()))?,
+                .ok_or_else(|| {
+                    ApiError::BadRequest("X-Store-ID must be a store id (a UUID)".into())
+                })?,
         ),
     };
     let state_for_db = Arc::clone(state);
@@ -106,7 +120,10 @@ pub async fn authenticate(state: &Arc<AppState>, headers: &HeaderMap, needs_tena
         let state = state_for_db;
         let principal = match presented {
             Presented::Jwt(token) => {
-                let claims = state.jwt.verify(&token).ok_or_else(ApiError::unauthenticated)?;
+                let claims = state
+                    .jwt
+                    .verify(&token)
+                    .ok_or_else(ApiError::unauthenticated)?;
                 let user_id = UserId::parse(&claims.sub).ok_or_else(ApiError::unauthenticated)?;
                 let tenant_id = match claims.tid.as_deref() {
                     Some(t) => Some(TenantId::parse(t).ok_or_else(ApiError::unauthenticated)?),
@@ -115,7 +132,10 @@ pub async fn authenticate(state: &Arc<AppState>, headers: &HeaderMap, needs_tena
                 if !state.control.session_active(&claims.sid)? {
                     return Err(ApiError::unauthenticated());
                 }
-                let user = state.control.user(user_id)?.ok_or_else(ApiError::unauthenticated)?;
+                let user = state
+                    .control
+                    .user(user_id)?
+                    .ok_or_else(ApiError::unauthenticated)?;
                 if user.status != "active" {
                     return Err(ApiError::unauthenticated());
                 }
@@ -123,23 +143,34 @@ pub async fn authenticate(state: &Arc<AppState>, headers: &HeaderMap, needs_tena
                     user_id,
                     tenant_id,
                     store_id: None,
-                    credential: Credential::Session { session_id: claims.sid },
+                    credential: Credential::Session {
+                        session_id: claims.sid,
+                    },
                     is_super_admin: user.is_super_admin,
                 }
             }
             Presented::ApiKey(secret) => {
-                let key = state.control.api_key_by_secret(&secret)?.ok_or_else(ApiError::unauthenticated)?;
+                let key = state
+                    .control
+                    .api_key_by_secret(&secret)?
+                    .ok_or_else(ApiError::unauthenticated)?;
                 Principal {
                     user_id: key.user_id,
                     tenant_id: Some(key.tenant_id),
                     store_id: None,
-                    credential: Credential::ApiKey { id: key.id, permissions: key.permissions },
+                    credential: Credential::ApiKey {
+                        id: key.id,
+                        permissions: key.permissions,
+                    },
                     is_super_admin: false,
                 }
             }
         };
         if let Some(tenant) = principal.tenant_id {
-            let standing = state.control.standing(principal.user_id, tenant)?.ok_or_else(ApiError::unauthenticated)?;
+            let standing = state
+                .control
+                .standing(principal.user_id, tenant)?
+                .ok_or_else(ApiError::unauthenticated)?;
             if standing.user_status != "active" || standing.membership_status != "active" {
                 return Err(ApiError::unauthenticated());
             }
@@ -149,18 +180,24 @@ pub async fn authenticate(state: &Arc<AppState>, headers: &HeaderMap, needs_tena
                 ));
             }
         } else if needs_tenant {
-            return Err(ApiError::Forbidden("this credential is not bound to a tenant".into()));
+            return Err(ApiError::Forbidden(
+                "this credential is not bound to a tenant".into(),
+            ));
         }
         Ok(principal)
     })
     .await?;
     if let (Some(store), Some(tenant)) = (store_header, principal.tenant_id) {
         if !crate::api::authz::may_use_store(state, tenant, principal.user_id, store).await? {
-            return Err(ApiError::Forbidden("X-Store-ID names a store you may not use".into()));
+            return Err(ApiError::Forbidden(
+                "X-Store-ID names a store you may not use".into(),
+            ));
         }
         principal.store_id = Some(store);
     } else if store_header.is_some() {
-        return Err(ApiError::Forbidden("X-Store-ID needs a tenant credential".into()));
+        return Err(ApiError::Forbidden(
+            "X-Store-ID needs a tenant credential".into(),
+        ));
     }
     Ok(principal)
 }

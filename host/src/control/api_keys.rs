@@ -149,7 +149,9 @@ impl ControlDb {
         let mut stmt = conn.prepare(&format!(
             "SELECT {KEY_COLUMNS} FROM api_keys WHERE tenant_id = ?1 AND revoked_at IS NULL ORDER BY created_at, id"
         ))?;
-        let rows = stmt.query_map([tenant.to_string()], key_from_row)?.collect::<Result<Vec<_>, _>>()?;
+        let rows = stmt
+            .query_map([tenant.to_string()], key_from_row)?
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(rows.into_iter().flatten().collect())
     }
 

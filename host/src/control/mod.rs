@@ -52,12 +52,13 @@ impl From<ControlError> for crate::error::ApiError {
 
 /// Pragmas every connection to a Malipo database gets.
 pub(crate) fn configure_connection(conn: &mut rusqlite::Connection) -> rusqlite::Result<()> {
-    conn.execute_batch(
-        "PRAGMA busy_timeout = 5000;
-         PRAGMA journal_mode = WAL;
-         PRAGMA synchronous = NORMAL;
-         PRAGMA foreign_keys = ON;",
-    )
+    conn.execute_batch("PRAGMA busy_timeout = 5000;")?;
+    // Switching to WAL takes a lock; a file already in WAL needs no switch.
+    let mode: String = conn.query_row("PRAGMA journal_mode", [], |row| row.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        conn.execute_batch("PRAGMA journal_mode = WAL;")?;
+    }
+    conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
 }
 
 /// A pool of connections to `control.db`.
@@ -90,7 +91,13 @@ impl ControlDb {
 
 impl ControlDb {
     /// Records a loaded plugin in the registry.
-    pub fn register_plugin(&self, name: &str, version: &str, source: &str, sha256: &str) -> Result<(), ControlError> {
+    pub fn register_plugin(
+        &self,
+        name: &str,
+        version: &str,
+        source: &str,
+        sha256: &str,
+    ) -> Result<(), ControlError> {
         self.conn()?.execute(
             "INSERT INTO plugins (name, version, source, sha256, loaded_at) VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT (name) DO UPDATE SET version = ?2, source = ?3, sha256 = ?4, loaded_at = ?5",

@@ -45,7 +45,12 @@ impl ControlDb {
         let now = now_rfc3339();
         tx.execute(
             "INSERT INTO sessions (id, user_id, tenant_id, created_at) VALUES (?1, ?2, ?3, ?4)",
-            params![session_id, user.to_string(), tenant.map(|t| t.to_string()), now],
+            params![
+                session_id,
+                user.to_string(),
+                tenant.map(|t| t.to_string()),
+                now
+            ],
         )?;
         let refresh = token::generate("mlr_");
         tx.execute(
@@ -57,7 +62,11 @@ impl ControlDb {
     }
 
     /// Spends a refresh token and issues its successor.
-    pub fn rotate_refresh(&self, presented: &str, ttl_secs: i64) -> Result<RefreshOutcome, ControlError> {
+    pub fn rotate_refresh(
+        &self,
+        presented: &str,
+        ttl_secs: i64,
+    ) -> Result<RefreshOutcome, ControlError> {
         let mut conn = self.conn()?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let found = tx
@@ -93,9 +102,10 @@ impl ControlDb {
         if revoked_at.is_some() || expires_at <= unix_now() {
             return Ok(RefreshOutcome::Invalid);
         }
-        let (Some(user_id), tenant_id) =
-            (UserId::parse(&user_id), tenant_id.as_deref().and_then(TenantId::parse))
-        else {
+        let (Some(user_id), tenant_id) = (
+            UserId::parse(&user_id),
+            tenant_id.as_deref().and_then(TenantId::parse),
+        ) else {
             return Ok(RefreshOutcome::Invalid);
         };
         tx.execute(
@@ -108,7 +118,12 @@ impl ControlDb {
             params![token::digest(&refresh), session_id, now, unix_now() + ttl_secs],
         )?;
         tx.commit()?;
-        Ok(RefreshOutcome::Rotated { session_id, user_id, tenant_id, refresh_token: refresh })
+        Ok(RefreshOutcome::Rotated {
+            session_id,
+            user_id,
+            tenant_id,
+            refresh_token: refresh,
+        })
     }
 
     /// True when the session exists and is not revoked.
@@ -134,7 +149,12 @@ impl ControlDb {
     }
 
     /// Revokes every session of a user, except `keep` if given.
-    pub fn revoke_user_sessions(&self, user: UserId, keep: Option<&str>, reason: &str) -> Result<usize, ControlError> {
+    pub fn revoke_user_sessions(
+        &self,
+        user: UserId,
+        keep: Option<&str>,
+        reason: &str,
+    ) -> Result<usize, ControlError> {
         Ok(self.conn()?.execute(
             "UPDATE sessions SET revoked_at = ?2, revoked_reason = ?3
               WHERE user_id = ?1 AND revoked_at IS NULL AND id IS NOT ?4",
@@ -143,7 +163,11 @@ impl ControlDb {
     }
 
     /// Stores a reset token for a user and answers it (to be mailed, never returned).
-    pub fn create_password_reset(&self, user: UserId, ttl_secs: i64) -> Result<String, ControlError> {
+    pub fn create_password_reset(
+        &self,
+        user: UserId,
+        ttl_secs: i64,
+    ) -> Result<String, ControlError> {
         let raw = token::generate("mlp_reset_");
         self.conn()?.execute(
             "INSERT INTO password_resets (token_hash, user_id, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
@@ -154,7 +178,11 @@ impl ControlDb {
 
     /// Spends a reset token and sets the new password hash, revoking every
     /// session of the user. Answers the user, or `None` for a bad token.
-    pub fn consume_password_reset(&self, raw: &str, new_hash: &str) -> Result<Option<UserId>, ControlError> {
+    pub fn consume_password_reset(
+        &self,
+        raw: &str,
+        new_hash: &str,
+    ) -> Result<Option<UserId>, ControlError> {
         let mut conn = self.conn()?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let now = now_rfc3339();

@@ -56,7 +56,11 @@ fn tenant_from_row(row: &Row<'_>) -> rusqlite::Result<TenantRecord> {
     let id: String = row.get(0)?;
     Ok(TenantRecord {
         id: TenantId::parse(&id).ok_or_else(|| {
-            rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, "bad tenant id".into())
+            rusqlite::Error::FromSqlConversionFailure(
+                0,
+                rusqlite::types::Type::Text,
+                "bad tenant id".into(),
+            )
         })?,
         name: row.get(1)?,
         slug: row.get(2)?,
@@ -70,12 +74,26 @@ fn tenant_from_row(row: &Row<'_>) -> rusqlite::Result<TenantRecord> {
 fn slug_for(name: &str, id: TenantId) -> String {
     let mut slug: String = name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
         .collect();
-    slug = slug.split('-').filter(|part| !part.is_empty()).collect::<Vec<_>>().join("-");
+    slug = slug
+        .split('-')
+        .filter(|part| !part.is_empty())
+        .collect::<Vec<_>>()
+        .join("-");
     slug.truncate(40);
     let suffix: String = id.to_string().chars().take(8).collect();
-    if slug.is_empty() { suffix } else { format!("{slug}-{suffix}") }
+    if slug.is_empty() {
+        suffix
+    } else {
+        format!("{slug}-{suffix}")
+    }
 }
 
 /// What the request pipeline needs to know about a credential's user and tenant.
@@ -139,7 +157,11 @@ impl ControlDb {
     }
 
     /// Undoes [`Self::create_tenant`] when the tenant's file could not be made.
-    pub fn delete_tenant_row(&self, id: TenantId, owner_created: Option<UserId>) -> Result<(), ControlError> {
+    pub fn delete_tenant_row(
+        &self,
+        id: TenantId,
+        owner_created: Option<UserId>,
+    ) -> Result<(), ControlError> {
         let mut conn = self.conn()?;
         let tx = conn.transaction()?;
         tx.execute("DELETE FROM tenants WHERE id = ?1", [id.to_string()])?;
@@ -165,8 +187,12 @@ impl ControlDb {
     /// Every tenant, oldest first.
     pub fn tenants(&self) -> Result<Vec<TenantRecord>, ControlError> {
         let conn = self.conn()?;
-        let mut stmt = conn.prepare(&format!("SELECT {TENANT_COLUMNS} FROM tenants ORDER BY created_at, id"))?;
-        let rows = stmt.query_map([], tenant_from_row)?.collect::<Result<Vec<_>, _>>()?;
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {TENANT_COLUMNS} FROM tenants ORDER BY created_at, id"
+        ))?;
+        let rows = stmt
+            .query_map([], tenant_from_row)?
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
     }
 
@@ -189,7 +215,11 @@ impl ControlDb {
     }
 
     /// Tenant, membership and user standing for one credential, in one query.
-    pub fn standing(&self, user: UserId, tenant: TenantId) -> Result<Option<Standing>, ControlError> {
+    pub fn standing(
+        &self,
+        user: UserId,
+        tenant: TenantId,
+    ) -> Result<Option<Standing>, ControlError> {
         Ok(self
             .conn()?
             .query_row(
@@ -225,7 +255,11 @@ impl ControlDb {
         Ok(rows
             .into_iter()
             .filter_map(|(id, status, created_at)| {
-                Some(Membership { tenant_id: TenantId::parse(&id)?, status, created_at })
+                Some(Membership {
+                    tenant_id: TenantId::parse(&id)?,
+                    status,
+                    created_at,
+                })
             })
             .collect())
     }
@@ -241,7 +275,12 @@ impl ControlDb {
     }
 
     /// Sets a member's status; `Ok(false)` when the user is not a member.
-    pub fn set_membership_status(&self, user: UserId, tenant: TenantId, status: &str) -> Result<bool, ControlError> {
+    pub fn set_membership_status(
+        &self,
+        user: UserId,
+        tenant: TenantId,
+        status: &str,
+    ) -> Result<bool, ControlError> {
         let changed = self.conn()?.execute(
             "UPDATE memberships SET status = ?3 WHERE user_id = ?1 AND tenant_id = ?2",
             params![user.to_string(), tenant.to_string(), status],
@@ -252,14 +291,19 @@ impl ControlDb {
     /// The members of a tenant with their membership status.
     pub fn members_of(&self, tenant: TenantId) -> Result<Vec<(UserRecord, String)>, ControlError> {
         let conn = self.conn()?;
-        let columns: String =
-            USER_COLUMNS.split(", ").map(|c| format!("u.{c}")).collect::<Vec<_>>().join(", ");
+        let columns: String = USER_COLUMNS
+            .split(", ")
+            .map(|c| format!("u.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
         let mut stmt = conn.prepare(&format!(
             "SELECT {columns}, m.status FROM memberships m JOIN users u ON u.id = m.user_id
               WHERE m.tenant_id = ?1 ORDER BY m.created_at, u.id"
         ))?;
         let rows = stmt
-            .query_map([tenant.to_string()], |row| Ok((user_from_row(row)?, row.get::<_, String>(7)?)))?
+            .query_map([tenant.to_string()], |row| {
+                Ok((user_from_row(row)?, row.get::<_, String>(7)?))
+            })?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
     }

@@ -45,7 +45,11 @@ pub(super) fn user_from_row(row: &Row<'_>) -> rusqlite::Result<UserRecord> {
     let id: String = row.get(0)?;
     Ok(UserRecord {
         id: UserId::parse(&id).ok_or_else(|| {
-            rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, "bad user id".into())
+            rusqlite::Error::FromSqlConversionFailure(
+                0,
+                rusqlite::types::Type::Text,
+                "bad user id".into(),
+            )
         })?,
         email: row.get(1)?,
         full_name: row.get(2)?,
@@ -122,8 +126,11 @@ impl ControlDb {
     pub fn create_first_super_admin(&self, user: &UserRecord) -> Result<bool, ControlError> {
         let mut conn = self.conn()?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let exists: bool =
-            tx.query_row("SELECT EXISTS(SELECT 1 FROM users WHERE is_super_admin = 1)", [], |r| r.get(0))?;
+        let exists: bool = tx.query_row(
+            "SELECT EXISTS(SELECT 1 FROM users WHERE is_super_admin = 1)",
+            [],
+            |r| r.get(0),
+        )?;
         if exists {
             return Ok(false);
         }

@@ -5,5 +5,5 @@ wasmtime::component::bindgen!({
     world: "plugin",
 });
 
-pub use malipo::plugin::types::{Annotations, HttpMethod, Operation, PermissionDef};
-pub use malipo::plugin::{events, log, secrets, tenant_db};
+pub use self::malipo::plugin::types::{Annotations, HttpMethod, Operation, PermissionDef};
+pub use self::malipo::plugin::{events, log, secrets, tenant_db};

@@ -42,15 +42,28 @@ pub struct MemoryLimiter {
 }
 
 impl wasmtime::ResourceLimiter for MemoryLimiter {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         if desired > self.cap {
             self.exceeded = true;
-            return Err(wasmtime::Error::msg(format!("plugin memory cap of {} MiB reached", self.cap >> 20)));
+            return Err(wasmtime::Error::msg(format!(
+                "plugin memory cap of {} MiB reached",
+                self.cap >> 20
+            )));
         }
         Ok(true)
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         Ok(desired <= 100_000)
     }
 }
@@ -70,11 +83,18 @@ pub struct HostState {
 impl HostState {
     /// A fresh state: WASI with no files, sockets, environment or arguments.
     pub fn new(plugin: &str, memory_cap: usize) -> Self {
-        let wasi = WasiCtxBuilder::new().allow_ip_name_lookup(false).allow_tcp(false).allow_udp(false).build();
+        let wasi = WasiCtxBuilder::new()
+            .allow_ip_name_lookup(false)
+            .allow_tcp(false)
+            .allow_udp(false)
+            .build();
         Self {
             wasi,
             table: ResourceTable::new(),
-            limiter: MemoryLimiter { cap: memory_cap, exceeded: false },
+            limiter: MemoryLimiter {
+                cap: memory_cap,
+                exceeded: false,
+            },
             plugin: plugin.to_string(),
             call: None,
         }
@@ -83,7 +103,10 @@ impl HostState {
 
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
@@ -104,7 +127,10 @@ fn from_sql(value: ValueRef<'_>) -> (tenant_db::Value, usize) {
         ValueRef::Null => (Value::Null, 1),
         ValueRef::Integer(i) => (Value::Integer(i), 8),
         ValueRef::Real(f) => (Value::Real(f), 8),
-        ValueRef::Text(t) => (Value::Text(String::from_utf8_lossy(t).into_owned()), t.len()),
+        ValueRef::Text(t) => (
+            Value::Text(String::from_utf8_lossy(t).into_owned()),
+            t.len(),
+        ),
         ValueRef::Blob(b) => (Value::Blob(b.to_vec()), b.len()),
     }
 }
@@ -125,21 +151,37 @@ impl tenant_db::Host for HostState {
         // and a cached statement would skip it.
         let mut stmt = call.conn.prepare(&sql).map_err(|e| e.to_string())?;
         if stmt.parameter_count() != params.len() {
-            return Err(format!("statement takes {} parameters, got {}", stmt.parameter_count(), params.len()));
+            return Err(format!(
+                "statement takes {} parameters, got {}",
+                stmt.parameter_count(),
+                params.len()
+            ));
         }
         bind(&mut stmt, &params).map_err(|e| e.to_string())?;
         let changed = stmt.raw_execute().map_err(|e| e.to_string())?;
         Ok(changed as u64)
     }
 
-    fn query(&mut self, sql: String, params: Vec<tenant_db::Value>) -> Result<tenant_db::Rows, String> {
+    fn query(
+        &mut self,
+        sql: String,
+        params: Vec<tenant_db::Value>,
+    ) -> Result<tenant_db::Rows, String> {
         let call = self.call.as_mut().ok_or(NO_CALL)?;
         let mut stmt = call.conn.prepare(&sql).map_err(|e| e.to_string())?;
         if stmt.parameter_count() != params.len() {
-            return Err(format!("statement takes {} parameters, got {}", stmt.parameter_count(), params.len()));
+            return Err(format!(
+                "statement takes {} parameters, got {}",
+                stmt.parameter_count(),
+                params.len()
+            ));
         }
         bind(&mut stmt, &params).map_err(|e| e.to_string())?;
-        let columns: Vec<String> = stmt.column_names().into_iter().map(str::to_string).collect();
+        let columns: Vec<String> = stmt
+            .column_names()
+            .into_iter()
+            .map(str::to_string)
+            .collect();
         let width = columns.len();
         let mut rows = Vec::new();
         let mut raw = stmt.raw_query();
@@ -162,14 +204,18 @@ impl tenant_db::Host for HostState {
 impl secrets::Host for HostState {
     fn get(&mut self, name: String) -> Option<String> {
         let call = self.call.as_mut()?;
-        if !call.secrets.iter().any(|declared| *declared == name) {
+        if !call.secrets.contains(&name) {
             return None;
         }
         let conn = &call.conn;
         call.access.as_host(|| {
-            conn.query_row("SELECT value FROM secrets WHERE name = ?1", [&name], |row| row.get::<_, Vec<u8>>(0))
-                .ok()
-                .and_then(|bytes| String::from_utf8(bytes).ok())
+            conn.query_row(
+                "SELECT value FROM secrets WHERE name = ?1",
+                [&name],
+                |row| row.get::<_, Vec<u8>>(0),
+            )
+            .ok()
+            .and_then(|bytes| String::from_utf8(bytes).ok())
         })
     }
 }
@@ -180,10 +226,16 @@ const MAX_EVENTS_PER_CALL: u32 = 1000;
 impl events::Host for HostState {
     fn emit(&mut self, name: String, payload: String) {
         let plugin = self.plugin.clone();
-        let Some(call) = self.call.as_mut() else { return };
-        if call.emitted >= MAX_EVENTS_PER_CALL || serde_json::from_str::<serde_json::Value>(&payload).is_err() {
+        let Some(call) = self.call.as_mut() else {
+            return;
+        };
+        if call.emitted >= MAX_EVENTS_PER_CALL
+            || serde_json::from_str::<serde_json::Value>(&payload).is_err()
+        {
             if let Ok(mut slot) = call.access_violation_slot() {
-                slot.get_or_insert_with(|| "event payload must be JSON; at most 1000 events a call".into());
+                slot.get_or_insert_with(|| {
+                    "event payload must be JSON; at most 1000 events a call".into()
+                });
             }
             return;
         }
@@ -223,11 +275,36 @@ impl log::Host for HostState {
         let plugin = self.plugin.as_str();
         let message: String = message.chars().take(4096).collect();
         match level {
-            log::Level::Trace => tracing::trace!(plugin, tenant_id = tenant, request_id = request, "{message}"),
-            log::Level::Debug => tracing::debug!(plugin, tenant_id = tenant, request_id = request, "{message}"),
-            log::Level::Info => tracing::info!(plugin, tenant_id = tenant, request_id = request, "{message}"),
-            log::Level::Warn => tracing::warn!(plugin, tenant_id = tenant, request_id = request, "{message}"),
-            log::Level::Error => tracing::error!(plugin, tenant_id = tenant, request_id = request, "{message}"),
+            log::Level::Trace => tracing::trace!(
+                plugin,
+                tenant_id = tenant,
+                request_id = request,
+                "{message}"
+            ),
+            log::Level::Debug => tracing::debug!(
+                plugin,
+                tenant_id = tenant,
+                request_id = request,
+                "{message}"
+            ),
+            log::Level::Info => tracing::info!(
+                plugin,
+                tenant_id = tenant,
+                request_id = request,
+                "{message}"
+            ),
+            log::Level::Warn => tracing::warn!(
+                plugin,
+                tenant_id = tenant,
+                request_id = request,
+                "{message}"
+            ),
+            log::Level::Error => tracing::error!(
+                plugin,
+                tenant_id = tenant,
+                request_id = request,
+                "{message}"
+            ),
         }
     }
 }

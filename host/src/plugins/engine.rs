@@ -12,7 +12,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use wasmtime::{Cache, CacheConfig, Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{
+    Cache, CacheConfig, Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig,
+};
 
 /// How often the epoch advances; the resolution of plugin deadlines.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -45,7 +47,9 @@ fn base_config(cache_dir: &Path) -> Config {
 /// Builds the engine (pooling allocator if the machine allows it) and starts
 /// the epoch ticker.
 pub fn build(cache_dir: &Path, memory_cap: usize) -> anyhow::Result<Engine> {
-    let pooling = std::env::var("MALIPO_POOLING").map(|v| v != "0").unwrap_or(true);
+    let pooling = std::env::var("MALIPO_POOLING")
+        .map(|v| v != "0")
+        .unwrap_or(true);
     let engine = if pooling {
         let instances = std::env::var("MALIPO_POOL_INSTANCES")
             .ok()
@@ -73,12 +77,14 @@ pub fn build(cache_dir: &Path, memory_cap: usize) -> anyhow::Result<Engine> {
         Engine::new(&base_config(cache_dir))?
     };
     let ticker = engine.weak();
-    std::thread::Builder::new().name("malipo-epoch".into()).spawn(move || {
-        while let Some(engine) = ticker.upgrade() {
-            engine.increment_epoch();
-            drop(engine);
-            std::thread::sleep(EPOCH_TICK);
-        }
-    })?;
+    std::thread::Builder::new()
+        .name("malipo-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = ticker.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        })?;
     Ok(engine)
 }

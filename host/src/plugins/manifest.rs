@@ -134,7 +134,10 @@ pub fn valid_permission_name(name: &str) -> bool {
     parts.len() >= 2
         && name.len() <= 64
         && parts.iter().all(|part| {
-            !part.is_empty() && part.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+            !part.is_empty()
+                && part
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
         })
 }
 
@@ -142,8 +145,14 @@ fn valid_path(path: &str) -> bool {
     path.starts_with('/')
         && path.len() <= 200
         && path[1..].split('/').all(|segment| {
-            let inner = segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')).unwrap_or(segment);
-            !inner.is_empty() && inner.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            let inner = segment
+                .strip_prefix('{')
+                .and_then(|s| s.strip_suffix('}'))
+                .unwrap_or(segment);
+            !inner.is_empty()
+                && inner
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         })
 }
 
@@ -151,20 +160,31 @@ impl PluginManifest {
     /// Checks a manifest as the plugin exported it.
     pub fn from_wit(raw: bindings::Manifest) -> Result<Self, ManifestError> {
         let plugin = raw.name.clone();
-        let fail = |reason: String| ManifestError { plugin: plugin.clone(), reason };
+        let fail = |reason: String| ManifestError {
+            plugin: plugin.clone(),
+            reason,
+        };
         if !valid_plugin_name(&raw.name) {
-            return Err(fail("name must be lower-case letters, digits and `_`, starting with a letter".into()));
+            return Err(fail(
+                "name must be lower-case letters, digits and `_`, starting with a letter".into(),
+            ));
         }
         for table in &raw.read_tables {
             if !READABLE_HOST_TABLES.contains(&table.as_str()) {
-                return Err(fail(format!("read table `{table}` is not a readable host table")));
+                return Err(fail(format!(
+                    "read table `{table}` is not a readable host table"
+                )));
             }
         }
         let mut operations = Vec::new();
         for op in raw.operations {
             let parse_schema = |text: &str, which: &str| {
-                serde_json::from_str::<Value>(text)
-                    .map_err(|e| fail(format!("operation `{}`: {which} schema is not JSON: {e}", op.name)))
+                serde_json::from_str::<Value>(text).map_err(|e| {
+                    fail(format!(
+                        "operation `{}`: {which} schema is not JSON: {e}",
+                        op.name
+                    ))
+                })
             };
             if let Some(path) = &op.path
                 && !valid_path(path)
@@ -174,10 +194,16 @@ impl PluginManifest {
             if let Some(permission) = &op.permission
                 && !valid_permission_name(permission)
             {
-                return Err(fail(format!("operation `{}`: bad permission `{permission}`", op.name)));
+                return Err(fail(format!(
+                    "operation `{}`: bad permission `{permission}`",
+                    op.name
+                )));
             }
             if !(200..300).contains(&op.success_status) {
-                return Err(fail(format!("operation `{}`: success status must be 2xx", op.name)));
+                return Err(fail(format!(
+                    "operation `{}`: success status must be 2xx",
+                    op.name
+                )));
             }
             operations.push(OperationSpec {
                 method: match op.method {
@@ -224,7 +250,11 @@ impl PluginManifest {
             subscriptions: raw.subscriptions,
             read_tables: raw.read_tables,
             secrets: raw.secrets,
-            migrations: raw.migrations.into_iter().map(|m| (m.version, m.name, m.sql)).collect(),
+            migrations: raw
+                .migrations
+                .into_iter()
+                .map(|m| (m.version, m.name, m.sql))
+                .collect(),
         })
     }
 

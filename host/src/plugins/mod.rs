@@ -173,7 +173,14 @@ impl PluginRuntime {
             .max_capacity(limits.instance_cache_capacity)
             .time_to_idle(std::time::Duration::from_secs(300))
             .build();
-        Ok(Self { engine, linker, plugins: HashMap::new(), order: Vec::new(), idle, limits })
+        Ok(Self {
+            engine,
+            linker,
+            plugins: HashMap::new(),
+            order: Vec::new(),
+            idle,
+            limits,
+        })
     }
 
     /// Compiles (or loads from the compiled-code cache), pre-instantiates,
@@ -202,7 +209,8 @@ impl PluginRuntime {
             pre,
         });
         self.order.push(loaded.manifest.name.clone());
-        self.plugins.insert(loaded.manifest.name.clone(), Arc::clone(&loaded));
+        self.plugins
+            .insert(loaded.manifest.name.clone(), Arc::clone(&loaded));
         Ok(loaded)
     }
 
@@ -240,7 +248,10 @@ impl PluginRuntime {
     }
 
     fn new_store(&self, plugin: &str) -> Store<HostState> {
-        let mut store = Store::new(&self.engine, HostState::new(plugin, self.limits.memory_bytes));
+        let mut store = Store::new(
+            &self.engine,
+            HostState::new(plugin, self.limits.memory_bytes),
+        );
         store.limiter(|state| &mut state.limiter);
         store.epoch_deadline_trap();
         store
@@ -250,7 +261,11 @@ impl PluginRuntime {
         (self.limits.deadline.as_millis() / engine::EPOCH_TICK.as_millis()).max(1) as u64 + 1
     }
 
-    fn checkout(&self, tenant: TenantId, plugin: &LoadedPlugin) -> Result<LiveInstance, PluginCallError> {
+    fn checkout(
+        &self,
+        tenant: TenantId,
+        plugin: &LoadedPlugin,
+    ) -> Result<LiveInstance, PluginCallError> {
         let key = (tenant, plugin.manifest.name.clone());
         let list = self.idle.get_with(key, || Arc::new(Mutex::new(Vec::new())));
         if let Some(live) = list.lock().ok().and_then(|mut idle| idle.pop()) {
@@ -258,12 +273,17 @@ impl PluginRuntime {
         }
         let mut store = self.new_store(&plugin.manifest.name);
         store.set_epoch_deadline(self.deadline_ticks());
-        let instance = plugin
-            .pre
-            .instantiate(&mut store)
-            .map_err(|e| PluginCallError::Host(format!("instantiate `{}`: {e}", plugin.manifest.name)))?;
-        let bindings = Plugin::new(&mut store, &instance).map_err(|e| PluginCallError::Host(e.to_string()))?;
-        Ok(LiveInstance { store, instance, bindings, calls: 0 })
+        let instance = plugin.pre.instantiate(&mut store).map_err(|e| {
+            PluginCallError::Host(format!("instantiate `{}`: {e}", plugin.manifest.name))
+        })?;
+        let bindings =
+            Plugin::new(&mut store, &instance).map_err(|e| PluginCallError::Host(e.to_string()))?;
+        Ok(LiveInstance {
+            store,
+            instance,
+            bindings,
+            calls: 0,
+        })
     }
 
     fn checkin(&self, tenant: TenantId, plugin: &LoadedPlugin, live: LiveInstance) {
@@ -292,7 +312,10 @@ impl PluginRuntime {
         phase: Phase,
         transaction: Option<&str>,
         body: impl FnOnce(&mut LiveInstance) -> wasmtime::Result<B>,
-        finish: impl FnOnce(&rusqlite::Connection, Result<B, PluginCallError>) -> Result<T, PluginCallError>,
+        finish: impl FnOnce(
+            &rusqlite::Connection,
+            Result<B, PluginCallError>,
+        ) -> Result<T, PluginCallError>,
     ) -> Result<T, PluginCallError> {
         let name = plugin.manifest.name.as_str();
         let conn = db.conn()?;
@@ -347,7 +370,10 @@ impl PluginRuntime {
             Ok(value) => {
                 self.checkin(db.id(), plugin, live);
                 match violation {
-                    Some(detail) => Err(PluginCallError::CapabilityDenied { plugin: name.into(), detail }),
+                    Some(detail) => Err(PluginCallError::CapabilityDenied {
+                        plugin: name.into(),
+                        detail,
+                    }),
                     None => Ok(value),
                 }
             }
@@ -355,13 +381,25 @@ impl PluginRuntime {
                 // The instance may be in any state: never reuse it.
                 drop(live);
                 Err(if memory_exceeded {
-                    PluginCallError::MemoryExceeded { plugin: name.into(), mib: self.limits.memory_bytes >> 20 }
+                    PluginCallError::MemoryExceeded {
+                        plugin: name.into(),
+                        mib: self.limits.memory_bytes >> 20,
+                    }
                 } else if matches!(error.downcast_ref::<Trap>(), Some(Trap::Interrupt)) {
-                    PluginCallError::Timeout { plugin: name.into(), ms: self.limits.deadline.as_millis() }
+                    PluginCallError::Timeout {
+                        plugin: name.into(),
+                        ms: self.limits.deadline.as_millis(),
+                    }
                 } else if let Some(detail) = violation {
-                    PluginCallError::CapabilityDenied { plugin: name.into(), detail }
+                    PluginCallError::CapabilityDenied {
+                        plugin: name.into(),
+                        detail,
+                    }
                 } else {
-                    PluginCallError::Trap { plugin: name.into(), detail: trap_summary(&error) }
+                    PluginCallError::Trap {
+                        plugin: name.into(),
+                        detail: trap_summary(&error),
+                    }
                 })
             }
         };
@@ -385,7 +423,9 @@ impl PluginRuntime {
         request: CallRequest<'_>,
         before_commit: impl FnOnce(&rusqlite::Connection, &str) -> rusqlite::Result<()>,
     ) -> Result<String, PluginCallError> {
-        let plugin = self.plugin(plugin_name).ok_or_else(|| PluginCallError::UnknownPlugin(plugin_name.into()))?;
+        let plugin = self
+            .plugin(plugin_name)
+            .ok_or_else(|| PluginCallError::UnknownPlugin(plugin_name.into()))?;
         if request.input.len() > self.limits.max_input_bytes {
             return Err(PluginCallError::InputTooLarge {
                 size: request.input.len(),
@@ -394,29 +434,49 @@ impl PluginRuntime {
         }
         let max_output = self.limits.max_output_bytes;
         let name = plugin.manifest.name.clone();
-        let begin = if request.read_only { "BEGIN DEFERRED" } else { "BEGIN IMMEDIATE" };
+        let begin = if request.read_only {
+            "BEGIN DEFERRED"
+        } else {
+            "BEGIN IMMEDIATE"
+        };
         let ctx = request.ctx;
         let request_id = ctx.request_id.clone();
         self.with_instance(
             plugin,
             request.db,
             &request_id,
-            Phase::Call { read_only: request.read_only },
+            Phase::Call {
+                read_only: request.read_only,
+            },
             Some(begin),
-            |live| live.bindings.call_invoke(&mut live.store, &ctx, request.operation, request.input),
+            |live| {
+                live.bindings
+                    .call_invoke(&mut live.store, &ctx, request.operation, request.input)
+            },
             |conn, result| {
                 let output = match result? {
                     Ok(output) => output,
-                    Err(error) => return Err(PluginCallError::Failed { code: error.code, message: error.message }),
+                    Err(error) => {
+                        return Err(PluginCallError::Failed {
+                            code: error.code,
+                            message: error.message,
+                        });
+                    }
                 };
                 if output.len() > max_output {
                     return Err(PluginCallError::BadOutput {
                         plugin: name,
-                        detail: format!("output of {} bytes is over the limit of {max_output} bytes", output.len()),
+                        detail: format!(
+                            "output of {} bytes is over the limit of {max_output} bytes",
+                            output.len()
+                        ),
                     });
                 }
                 if serde_json::from_str::<serde::de::IgnoredAny>(&output).is_err() {
-                    return Err(PluginCallError::BadOutput { plugin: name, detail: "output is not JSON".into() });
+                    return Err(PluginCallError::BadOutput {
+                        plugin: name,
+                        detail: "output is not JSON".into(),
+                    });
                 }
                 before_commit(conn, &output)?;
                 Ok(output)
@@ -447,7 +507,10 @@ impl PluginRuntime {
             |live| {
                 let func = live
                     .instance
-                    .get_typed_func::<(&str, &str, Option<&str>), (bool,)>(&mut live.store, "authorize")?;
+                    .get_typed_func::<(&str, &str, Option<&str>), (bool,)>(
+                        &mut live.store,
+                        "authorize",
+                    )?;
                 let (allowed,) = func.call(&mut live.store, (user, permission, store))?;
                 Ok(allowed)
             },

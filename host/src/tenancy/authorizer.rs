@@ -58,7 +58,10 @@ impl PluginAccess {
 
     /// What was refused since the last [`Self::reset`], if anything.
     pub fn violation(&self) -> Option<String> {
-        self.violation.lock().map(|v| v.clone()).unwrap_or_else(|p| p.into_inner().clone())
+        self.violation
+            .lock()
+            .map(|v| v.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
     }
 
     /// The slot holding the first violation, for the host to fill in too.
@@ -98,23 +101,34 @@ impl PluginAccess {
         let internal = |table: &str| table.starts_with("sqlite_");
         let writes_allowed = matches!(phase, Phase::Migration | Phase::Call { read_only: false });
         match ctx.action {
-            AuthAction::Select | AuthAction::Function { .. } | AuthAction::Recursive => Authorization::Allow,
+            AuthAction::Select | AuthAction::Function { .. } | AuthAction::Recursive => {
+                Authorization::Allow
+            }
             AuthAction::Read { table_name, .. } => {
-                if self.may_read(table_name) || (phase == Phase::Migration && internal(table_name)) {
+                if self.may_read(table_name) || (phase == Phase::Migration && internal(table_name))
+                {
                     Authorization::Allow
                 } else {
-                    self.refuse(format!("read of table `{table_name}`, which the plugin neither owns nor declared"))
+                    self.refuse(format!(
+                        "read of table `{table_name}`, which the plugin neither owns nor declared"
+                    ))
                 }
             }
             AuthAction::Insert { table_name }
             | AuthAction::Update { table_name, .. }
             | AuthAction::Delete { table_name } => {
                 if !writes_allowed {
-                    self.refuse(format!("write to `{table_name}` in an operation declared read-only"))
-                } else if self.owns(table_name) || (phase == Phase::Migration && internal(table_name)) {
+                    self.refuse(format!(
+                        "write to `{table_name}` in an operation declared read-only"
+                    ))
+                } else if self.owns(table_name)
+                    || (phase == Phase::Migration && internal(table_name))
+                {
                     Authorization::Allow
                 } else {
-                    self.refuse(format!("write to table `{table_name}`, which the plugin does not own"))
+                    self.refuse(format!(
+                        "write to table `{table_name}`, which the plugin does not own"
+                    ))
                 }
             }
             AuthAction::CreateTable { table_name }
@@ -127,7 +141,9 @@ impl PluginAccess {
                 if phase == Phase::Migration && self.owns(table_name) {
                     Authorization::Allow
                 } else {
-                    self.refuse(format!("schema change on `{table_name}` outside the plugin's migrations"))
+                    self.refuse(format!(
+                        "schema change on `{table_name}` outside the plugin's migrations"
+                    ))
                 }
             }
             AuthAction::Reindex { index_name: name }
@@ -138,7 +154,9 @@ impl PluginAccess {
             {
                 Authorization::Allow
             }
-            AuthAction::Transaction { .. } | AuthAction::Savepoint { .. } if phase == Phase::Migration => {
+            AuthAction::Transaction { .. } | AuthAction::Savepoint { .. }
+                if phase == Phase::Migration =>
+            {
                 Authorization::Allow
             }
             AuthAction::Transaction { .. } | AuthAction::Savepoint { .. } => {
@@ -147,9 +165,9 @@ impl PluginAccess {
             AuthAction::Attach { .. } | AuthAction::Detach { .. } => {
                 self.refuse("ATTACH/DETACH: a plugin reaches only its tenant's database".into())
             }
-            AuthAction::Pragma { pragma_name, .. } => {
-                self.refuse(format!("PRAGMA {pragma_name}: plugins may not change connection behaviour"))
-            }
+            AuthAction::Pragma { pragma_name, .. } => self.refuse(format!(
+                "PRAGMA {pragma_name}: plugins may not change connection behaviour"
+            )),
             other => self.refuse(format!("{other:?}")),
         }
     }
@@ -161,7 +179,11 @@ pub fn history_table(plugin: &str) -> String {
 }
 
 /// Installs `access` as the connection's authorizer for `phase`.
-pub fn install(conn: &rusqlite::Connection, access: &Arc<PluginAccess>, phase: Phase) -> rusqlite::Result<()> {
+pub fn install(
+    conn: &rusqlite::Connection,
+    access: &Arc<PluginAccess>,
+    phase: Phase,
+) -> rusqlite::Result<()> {
     access.reset();
     let access = Arc::clone(access);
     conn.authorizer(Some(move |ctx: AuthContext<'_>| access.decide(phase, &ctx)))

@@ -105,6 +105,10 @@ pub type OpenHook = Arc<dyn Fn(&TenantDb) -> Result<(), String> + Send + Sync>;
 /// The tenant store.
 pub struct Tenancy {
     dir: PathBuf,
+    /// One maintenance thread pool shared by every tenant's connection pool:
+    /// r2d2 would otherwise start three threads per pool, and thousands of
+    /// open tenants would exhaust the process's threads.
+    maintenance: Arc<scheduled_thread_pool::ScheduledThreadPool>,
     open: Cache<TenantId, TenantDb>,
     plugin_migrations: Vec<PluginMigrations>,
     on_open: std::sync::RwLock<Option<OpenHook>>,
@@ -112,10 +116,20 @@ pub struct Tenancy {
 
 impl Tenancy {
     /// A store over `<dir>/<tenant-id>.db`, keeping at most `capacity` open.
-    pub fn new(dir: &Path, capacity: u64, plugin_migrations: Vec<PluginMigrations>) -> Result<Self, TenancyError> {
+    pub fn new(
+        dir: &Path,
+        capacity: u64,
+        plugin_migrations: Vec<PluginMigrations>,
+    ) -> Result<Self, TenancyError> {
         std::fs::create_dir_all(dir)?;
         Ok(Self {
             dir: dir.to_path_buf(),
+            maintenance: Arc::new(
+                scheduled_thread_pool::ScheduledThreadPool::builder()
+                    .num_threads(2)
+                    .thread_name_pattern("malipo-db-{}")
+                    .build(),
+            ),
             open: Cache::builder().max_capacity(capacity).build(),
             plugin_migrations,
             on_open: std::sync::RwLock::new(None),
@@ -142,7 +156,9 @@ impl Tenancy {
         }
         let conn = rusqlite::Connection::open_with_flags(
             &path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         conn.execute_batch("PRAGMA journal_mode = WAL;")?;
         drop(conn);
@@ -151,10 +167,12 @@ impl Tenancy {
 
     /// The tenant's database, opening and migrating it if it is not open.
     pub fn get(&self, id: TenantId) -> Result<TenantDb, TenancyError> {
-        self.open.try_get_with(id, || self.open_file(id)).map_err(|shared| match &*shared {
-            TenancyError::NoSuchTenant(id) => TenancyError::NoSuchTenant(*id),
-            other => TenancyError::OpenHook(other.to_string()),
-        })
+        self.open
+            .try_get_with(id, || self.open_file(id))
+            .map_err(|shared| match &*shared {
+                TenancyError::NoSuchTenant(id) => TenancyError::NoSuchTenant(*id),
+                other => TenancyError::OpenHook(other.to_string()),
+            })
     }
 
     /// Closes a tenant's pool (its connections close when in-flight work ends).
@@ -190,7 +208,11 @@ impl Tenancy {
         let manager = SqliteConnectionManager::file(&path)
             .with_flags(OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)
             .with_init(configure_connection);
-        let pool = Pool::builder().max_size(4).min_idle(Some(0)).build(manager)?;
+        let pool = Pool::builder()
+            .max_size(4)
+            .min_idle(Some(0))
+            .thread_pool(Arc::clone(&self.maintenance))
+            .build(manager)?;
         let db = TenantDb { id, pool };
         {
             let mut conn = db.conn()?;
@@ -206,13 +228,18 @@ impl Tenancy {
 
 /// Brings one tenant file to this binary's schema: host tables first, then
 /// each plugin's tables under that plugin's authorizer rules.
-fn migrate(conn: &mut rusqlite::Connection, plugins: &[PluginMigrations]) -> Result<(), TenancyError> {
+fn migrate(
+    conn: &mut rusqlite::Connection,
+    plugins: &[PluginMigrations],
+) -> Result<(), TenancyError> {
     embedded::migrations::runner().run(conn)?;
     for plugin in plugins {
         let migrations = plugin
             .migrations
             .iter()
-            .map(|(version, name, sql)| refinery::Migration::unapplied(&format!("V{version}__{name}"), sql))
+            .map(|(version, name, sql)| {
+                refinery::Migration::unapplied(&format!("V{version}__{name}"), sql)
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let access = authorizer::PluginAccess::new(&plugin.plugin, &plugin.read_tables);
         authorizer::install(conn, &access, authorizer::Phase::Migration)?;

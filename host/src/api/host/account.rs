@@ -15,7 +15,10 @@ pub fn me(state: Arc<AppState>, call: HostCall) -> HostFuture {
         let principal = call.principal()?.clone();
         let state_for_db = Arc::clone(&state);
         let (user, tenant) = blocking(move || {
-            let user = state_for_db.control.user(principal.user_id)?.ok_or_else(ApiError::unauthenticated)?;
+            let user = state_for_db
+                .control
+                .user(principal.user_id)?
+                .ok_or_else(ApiError::unauthenticated)?;
             let tenant = match principal.tenant_id {
                 Some(id) => state_for_db.control.tenant(id)?,
                 None => None,
@@ -25,14 +28,32 @@ pub fn me(state: Arc<AppState>, call: HostCall) -> HostFuture {
         .await?;
         let principal = call.principal()?;
         let access = match principal.tenant_id {
-            Some(tenant) => access_of(&state, tenant, principal.user_id, principal.store_id, &call.meta).await?,
+            Some(tenant) => {
+                access_of(
+                    &state,
+                    tenant,
+                    principal.user_id,
+                    principal.store_id,
+                    &call.meta,
+                )
+                .await?
+            }
             None => json!({"roles": [], "permissions": []}),
         };
         let mut permissions = access["permissions"].clone();
-        if let crate::auth::Credential::ApiKey { permissions: key_permissions, .. } = &principal.credential
+        if let crate::auth::Credential::ApiKey {
+            permissions: key_permissions,
+            ..
+        } = &principal.credential
             && let Some(list) = permissions.as_array()
         {
-            permissions = json!(list.iter().filter(|p| key_permissions.iter().any(|k| Some(k.as_str()) == p.as_str())).collect::<Vec<_>>());
+            permissions = json!(
+                list.iter()
+                    .filter(|p| key_permissions
+                        .iter()
+                        .any(|k| Some(k.as_str()) == p.as_str()))
+                    .collect::<Vec<_>>()
+            );
         }
         Ok(json!({
             "user": user.public_json(),
@@ -49,11 +70,19 @@ pub fn me(state: Arc<AppState>, call: HostCall) -> HostFuture {
 pub fn update_me(state: Arc<AppState>, call: HostCall) -> HostFuture {
     Box::pin(async move {
         let principal = call.principal()?.clone();
-        let full_name = call.opt_str_field("full_name")?.map(|n| name(&n, "full_name", 120)).transpose()?;
-        let password = call.opt_str_field("password")?.map(|p| new_password(&p)).transpose()?;
+        let full_name = call
+            .opt_str_field("full_name")?
+            .map(|n| name(&n, "full_name", 120))
+            .transpose()?;
+        let password = call
+            .opt_str_field("password")?
+            .map(|p| new_password(&p))
+            .transpose()?;
         let current = call.opt_str_field("current_password")?;
         if full_name.is_none() && password.is_none() {
-            return Err(ApiError::Validation("give `full_name` or `password` to change".into()));
+            return Err(ApiError::Validation(
+                "give `full_name` or `password` to change".into(),
+            ));
         }
         let new_hash = match &password {
             Some(password) => Some(hash_password(password.clone()).await?),
@@ -62,16 +91,27 @@ pub fn update_me(state: Arc<AppState>, call: HostCall) -> HostFuture {
         let state_for_db = Arc::clone(&state);
         let user = blocking(move || {
             let state = state_for_db;
-            let user = state.control.user(principal.user_id)?.ok_or_else(ApiError::unauthenticated)?;
+            let user = state
+                .control
+                .user(principal.user_id)?
+                .ok_or_else(ApiError::unauthenticated)?;
             if let Some(hash) = &new_hash {
                 let current = current.ok_or_else(|| {
-                    ApiError::Validation("`current_password` is required to change the password".into())
+                    ApiError::Validation(
+                        "`current_password` is required to change the password".into(),
+                    )
                 })?;
                 if !crate::auth::password::verify(&current, &user.password_hash) {
-                    return Err(ApiError::Forbidden("the current password is incorrect".into()));
+                    return Err(ApiError::Forbidden(
+                        "the current password is incorrect".into(),
+                    ));
                 }
                 state.control.set_password(user.id, hash)?;
-                state.control.revoke_user_sessions(user.id, principal.session_id(), "password_changed")?;
+                state.control.revoke_user_sessions(
+                    user.id,
+                    principal.session_id(),
+                    "password_changed",
+                )?;
             }
             if let Some(full_name) = &full_name {
                 state.control.set_full_name(user.id, full_name)?;
@@ -83,7 +123,10 @@ pub fn update_me(state: Arc<AppState>, call: HostCall) -> HostFuture {
                     )?;
                 }
             }
-            Ok(state.control.user(user.id)?.ok_or_else(ApiError::unauthenticated)?)
+            state
+                .control
+                .user(user.id)?
+                .ok_or_else(ApiError::unauthenticated)
         })
         .await?;
         Ok(json!({"user": user.public_json()}))
@@ -94,7 +137,9 @@ pub fn update_me(state: Arc<AppState>, call: HostCall) -> HostFuture {
 pub fn tenant(state: Arc<AppState>, call: HostCall) -> HostFuture {
     Box::pin(async move {
         let id = call.principal()?.tenant()?;
-        let tenant = blocking(move || Ok(state.control.tenant(id)?)).await?.ok_or_else(|| ApiError::not_found("tenant"))?;
+        let tenant = blocking(move || Ok(state.control.tenant(id)?))
+            .await?
+            .ok_or_else(|| ApiError::not_found("tenant"))?;
         Ok(tenant.public_json())
     })
 }

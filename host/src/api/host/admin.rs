@@ -16,7 +16,11 @@ use crate::time_util::now_rfc3339;
 pub fn create_tenant(state: Arc<AppState>, call: HostCall) -> HostFuture {
     Box::pin(async move {
         let actor = call.principal()?.user_id;
-        let organization = name(&call.str_field("organization_name")?, "organization_name", 120)?;
+        let organization = name(
+            &call.str_field("organization_name")?,
+            "organization_name",
+            120,
+        )?;
         let owner_email = email(&call.str_field("owner_email")?)?;
         let state_for_db = Arc::clone(&state);
         let lookup = owner_email.clone();
@@ -26,7 +30,9 @@ pub fn create_tenant(state: Arc<AppState>, call: HostCall) -> HostFuture {
             None => {
                 let password = new_password(&call.str_field("owner_password")?)?;
                 let full_name = name(
-                    &call.opt_str_field("owner_full_name")?.unwrap_or_else(|| organization.clone()),
+                    &call
+                        .opt_str_field("owner_full_name")?
+                        .unwrap_or_else(|| organization.clone()),
                     "owner_full_name",
                     120,
                 )?;
@@ -42,7 +48,15 @@ pub fn create_tenant(state: Arc<AppState>, call: HostCall) -> HostFuture {
                 (user, true)
             }
         };
-        let tenant = provision_tenant(&state, &organization, &owner, create, &call.meta, Some(actor)).await?;
+        let tenant = provision_tenant(
+            &state,
+            &organization,
+            &owner,
+            create,
+            &call.meta,
+            Some(actor),
+        )
+        .await?;
         Ok(json!({"tenant": tenant.public_json(), "owner": owner.public_json()}))
     })
 }
@@ -59,10 +73,13 @@ pub fn list_tenants(state: Arc<AppState>, _call: HostCall) -> HostFuture {
 pub fn update_tenant(state: Arc<AppState>, call: HostCall) -> HostFuture {
     Box::pin(async move {
         let actor = call.principal()?.user_id;
-        let id = TenantId::parse(&call.str_field("id")?).ok_or_else(|| ApiError::not_found("tenant"))?;
+        let id =
+            TenantId::parse(&call.str_field("id")?).ok_or_else(|| ApiError::not_found("tenant"))?;
         let status = call.str_field("status")?;
         if status != "active" && status != "suspended" {
-            return Err(ApiError::Validation("`status` must be `active` or `suspended`".into()));
+            return Err(ApiError::Validation(
+                "`status` must be `active` or `suspended`".into(),
+            ));
         }
         let meta = call.meta.clone();
         let tenant = blocking(move || {
@@ -72,7 +89,14 @@ pub fn update_tenant(state: Arc<AppState>, call: HostCall) -> HostFuture {
             state.control.platform_audit(&PlatformAuditEntry {
                 actor_id: Some(actor.to_string()),
                 channel: meta.channel.clone(),
-                operation: format!("tenant.{}", if status == "active" { "reactivated" } else { "suspended" }),
+                operation: format!(
+                    "tenant.{}",
+                    if status == "active" {
+                        "reactivated"
+                    } else {
+                        "suspended"
+                    }
+                ),
                 target: Some(id.to_string()),
                 outcome: "success".into(),
                 ip: meta.ip.clone(),

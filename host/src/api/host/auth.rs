@@ -23,7 +23,11 @@ pub fn register(state: Arc<AppState>, call: HostCall) -> HostFuture {
         let email = email(&call.str_field("email")?)?;
         let password = new_password(&call.str_field("password")?)?;
         let full_name = name(&call.str_field("full_name")?, "full_name", 120)?;
-        let organization = name(&call.str_field("organization_name")?, "organization_name", 120)?;
+        let organization = name(
+            &call.str_field("organization_name")?,
+            "organization_name",
+            120,
+        )?;
         let user = UserRecord {
             id: UserId::new(),
             email,
@@ -33,9 +37,13 @@ pub fn register(state: Arc<AppState>, call: HostCall) -> HostFuture {
             status: "active".into(),
             created_at: now_rfc3339(),
         };
-        let tenant = support::provision_tenant(&state, &organization, &user, true, &call.meta, None).await?;
+        let tenant =
+            support::provision_tenant(&state, &organization, &user, true, &call.meta, None).await?;
         let tokens = issue_tokens(&state, user.id, Some(tenant.id)).await?;
-        Ok(merged(json!({"user": user.public_json(), "tenant": tenant.public_json()}), tokens))
+        Ok(merged(
+            json!({"user": user.public_json(), "tenant": tenant.public_json()}),
+            tokens,
+        ))
     })
 }
 
@@ -50,7 +58,11 @@ pub fn login(state: Arc<AppState>, call: HostCall) -> HostFuture {
         // failures take the same time.
         let user = blocking(move || {
             let user = state_for_check.control.user_by_email(&email)?;
-            let hash = user.as_ref().map_or(state_for_check.dummy_hash.as_str(), |u| u.password_hash.as_str());
+            let hash = user
+                .as_ref()
+                .map_or(state_for_check.dummy_hash.as_str(), |u| {
+                    u.password_hash.as_str()
+                });
             let verified = crate::auth::password::verify(&password, hash);
             Ok(user.filter(|u| verified && u.status == "active"))
         })
@@ -73,9 +85,9 @@ async fn choose_tenant(
     wanted: Option<&str>,
 ) -> Result<Option<crate::control::TenantRecord>, ApiError> {
     let wanted = match wanted {
-        Some(text) => Some(
-            TenantId::parse(text).ok_or_else(|| ApiError::Forbidden("you are not a member of that organization".into()))?,
-        ),
+        Some(text) => Some(TenantId::parse(text).ok_or_else(|| {
+            ApiError::Forbidden("you are not a member of that organization".into())
+        })?),
         None => None,
     };
     let state = Arc::clone(state);
@@ -97,13 +109,19 @@ async fn choose_tenant(
             }
         }
         if suspended {
-            Err(ApiError::TenantSuspended("this organization is suspended; contact the platform operator".into()))
+            Err(ApiError::TenantSuspended(
+                "this organization is suspended; contact the platform operator".into(),
+            ))
         } else if wanted.is_some() {
-            Err(ApiError::Forbidden("you are not a member of that organization".into()))
+            Err(ApiError::Forbidden(
+                "you are not a member of that organization".into(),
+            ))
         } else if user.is_super_admin {
             Ok(None)
         } else {
-            Err(ApiError::Forbidden("you are not an active member of any organization".into()))
+            Err(ApiError::Forbidden(
+                "you are not an active member of any organization".into(),
+            ))
         }
     })
     .await
@@ -157,7 +175,9 @@ pub fn logout(state: Arc<AppState>, call: HostCall) -> HostFuture {
     Box::pin(async move {
         let principal = call.principal()?.clone();
         let Some(session) = principal.session_id().map(str::to_string) else {
-            return Err(ApiError::BadRequest("API keys have no session; delete the key instead".into()));
+            return Err(ApiError::BadRequest(
+                "API keys have no session; delete the key instead".into(),
+            ));
         };
         blocking(move || Ok(state.control.revoke_session(&session, "logout")?)).await?;
         Ok(json!({"logged_out": true}))
@@ -195,7 +215,9 @@ pub fn forgot_password(state: Arc<AppState>, call: HostCall) -> HostFuture {
                 tracing::error!(?error, "could not prepare a password reset");
             }
         });
-        Ok(json!({"message": "if an account exists for that email, a reset token has been sent to it"}))
+        Ok(
+            json!({"message": "if an account exists for that email, a reset token has been sent to it"}),
+        )
     })
 }
 
@@ -205,10 +227,13 @@ pub fn reset_password(state: Arc<AppState>, call: HostCall) -> HostFuture {
         let token = call.str_field("token")?;
         let password = new_password(&call.str_field("password")?)?;
         let hash = hash_password(password).await?;
-        let user = blocking(move || Ok(state.control.consume_password_reset(&token, &hash)?)).await?;
+        let user =
+            blocking(move || Ok(state.control.consume_password_reset(&token, &hash)?)).await?;
         match user {
             Some(_) => Ok(json!({"reset": true})),
-            None => Err(ApiError::BadRequest("the reset token is invalid, expired or already used".into())),
+            None => Err(ApiError::BadRequest(
+                "the reset token is invalid, expired or already used".into(),
+            )),
         }
     })
 }

@@ -24,25 +24,41 @@ pub fn create(state: Arc<AppState>, call: HostCall) -> HostFuture {
                 .iter()
                 .map(|p| p.as_str().map(str::to_string))
                 .collect::<Option<Vec<_>>>()
-                .ok_or_else(|| ApiError::Validation("`permissions` must be a list of permission names".into()))?,
-            _ => return Err(ApiError::Validation("`permissions` must be a list of permission names".into())),
+                .ok_or_else(|| {
+                    ApiError::Validation("`permissions` must be a list of permission names".into())
+                })?,
+            _ => {
+                return Err(ApiError::Validation(
+                    "`permissions` must be a list of permission names".into(),
+                ));
+            }
         };
         if permissions.is_empty() {
-            return Err(ApiError::Validation("`permissions` must name at least one permission".into()));
+            return Err(ApiError::Validation(
+                "`permissions` must name at least one permission".into(),
+            ));
         }
-        let unknown: Vec<&String> =
-            permissions.iter().filter(|p| !state.catalog.iter().any(|c| &c.name == *p)).collect();
+        let unknown: Vec<&String> = permissions
+            .iter()
+            .filter(|p| !state.catalog.iter().any(|c| &c.name == *p))
+            .collect();
         if !unknown.is_empty() {
-            return Err(ApiError::Validation(format!("unknown permissions: {unknown:?}")));
+            return Err(ApiError::Validation(format!(
+                "unknown permissions: {unknown:?}"
+            )));
         }
         let expires_at = match call.opt_str_field("expires_at")? {
             None => None,
             Some(text) => {
                 let at = parse_rfc3339(&text)
-                    .ok_or_else(|| ApiError::Validation("`expires_at` must be an RFC 3339 time".into()))?
+                    .ok_or_else(|| {
+                        ApiError::Validation("`expires_at` must be an RFC 3339 time".into())
+                    })?
                     .unix_timestamp();
                 if at <= unix_now() {
-                    return Err(ApiError::Validation("`expires_at` must be in the future".into()));
+                    return Err(ApiError::Validation(
+                        "`expires_at` must be in the future".into(),
+                    ));
                 }
                 Some(at)
             }
@@ -51,7 +67,11 @@ pub fn create(state: Arc<AppState>, call: HostCall) -> HostFuture {
         let access = access_of(&state, tenant, principal.user_id, None, &call.meta).await?;
         let held: Vec<String> = access["permissions"]
             .as_array()
-            .map(|list| list.iter().filter_map(|p| p.as_str().map(str::to_string)).collect())
+            .map(|list| {
+                list.iter()
+                    .filter_map(|p| p.as_str().map(str::to_string))
+                    .collect()
+            })
             .unwrap_or_default();
         let limit: Option<&Vec<String>> = match &principal.credential {
             Credential::ApiKey { permissions, .. } => Some(permissions),
@@ -62,9 +82,17 @@ pub fn create(state: Arc<AppState>, call: HostCall) -> HostFuture {
             .filter(|p| !held.contains(p) || limit.is_some_and(|l| !l.contains(p)))
             .collect();
         if !beyond.is_empty() {
-            return Err(ApiError::Forbidden(format!("you cannot give a key permissions you do not hold: {beyond:?}")));
+            return Err(ApiError::Forbidden(format!(
+                "you cannot give a key permissions you do not hold: {beyond:?}"
+            )));
         }
-        let new = NewApiKey { tenant_id: tenant, user_id: principal.user_id, name: key_name, permissions, expires_at };
+        let new = NewApiKey {
+            tenant_id: tenant,
+            user_id: principal.user_id,
+            name: key_name,
+            permissions,
+            expires_at,
+        };
         let (record, secret) = blocking(move || Ok(state.control.create_api_key(new)?)).await?;
         let mut answer = record.public_json();
         answer["key"] = json!(secret);
@@ -88,6 +116,10 @@ pub fn delete(state: Arc<AppState>, call: HostCall) -> HostFuture {
         let id = call.str_field("id")?;
         let answer_id = id.clone();
         let revoked = blocking(move || Ok(state.control.revoke_api_key(tenant, &id)?)).await?;
-        if revoked { Ok(json!({"deleted": true, "id": answer_id})) } else { Err(ApiError::not_found("API key")) }
+        if revoked {
+            Ok(json!({"deleted": true, "id": answer_id}))
+        } else {
+            Err(ApiError::not_found("API key"))
+        }
     })
 }

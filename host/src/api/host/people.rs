@@ -4,7 +4,9 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use super::support::{self, access_of, email, hash_password, issue_tokens, merged, name, new_password, rbac};
+use super::support::{
+    self, access_of, email, hash_password, issue_tokens, merged, name, new_password, rbac,
+};
 use crate::api::operation::{HostCall, HostFuture};
 use crate::app::AppState;
 use crate::control::{Invitation, OutgoingMail, UserRecord};
@@ -27,7 +29,9 @@ pub fn list(state: Arc<AppState>, call: HostCall) -> HostFuture {
     Box::pin(async move {
         let tenant = call.principal()?.tenant()?;
         let members = blocking(move || Ok(state.control.members_of(tenant)?)).await?;
-        Ok(json!({"users": members.iter().map(|(user, status)| member_json(user, status)).collect::<Vec<_>>()}))
+        Ok(
+            json!({"users": members.iter().map(|(user, status)| member_json(user, status)).collect::<Vec<_>>()}),
+        )
     })
 }
 
@@ -37,38 +41,55 @@ pub fn update(state: Arc<AppState>, call: HostCall) -> HostFuture {
     Box::pin(async move {
         let principal = call.principal()?.clone();
         let tenant = principal.tenant()?;
-        let target = UserId::parse(&call.str_field("id")?).ok_or_else(|| ApiError::not_found("user"))?;
+        let target =
+            UserId::parse(&call.str_field("id")?).ok_or_else(|| ApiError::not_found("user"))?;
         let status = call.opt_str_field("status")?;
         if let Some(status) = &status
             && status != "active"
             && status != "deactivated"
         {
-            return Err(ApiError::Validation("`status` must be `active` or `deactivated`".into()));
+            return Err(ApiError::Validation(
+                "`status` must be `active` or `deactivated`".into(),
+            ));
         }
-        let full_name = call.opt_str_field("full_name")?.map(|n| name(&n, "full_name", 120)).transpose()?;
+        let full_name = call
+            .opt_str_field("full_name")?
+            .map(|n| name(&n, "full_name", 120))
+            .transpose()?;
         if status.is_none() && full_name.is_none() {
-            return Err(ApiError::Validation("give `status` or `full_name` to change".into()));
+            return Err(ApiError::Validation(
+                "give `status` or `full_name` to change".into(),
+            ));
         }
         let state_for_db = Arc::clone(&state);
-        let is_member = blocking(move || Ok(state_for_db.control.standing(target, tenant)?.is_some())).await?;
+        let is_member =
+            blocking(move || Ok(state_for_db.control.standing(target, tenant)?.is_some())).await?;
         if !is_member {
             return Err(ApiError::not_found("user"));
         }
         if status.is_some() {
             if target == principal.user_id {
-                return Err(ApiError::Conflict("you cannot change your own status".into()));
+                return Err(ApiError::Conflict(
+                    "you cannot change your own status".into(),
+                ));
             }
             let target_access = access_of(&state, tenant, target, None, &call.meta).await?;
-            let caller_access = access_of(&state, tenant, principal.user_id, None, &call.meta).await?;
-            if target_access["is_owner"] == json!(true) && caller_access["is_owner"] != json!(true) {
-                return Err(ApiError::Forbidden("only an Owner may change an Owner's status".into()));
+            let caller_access =
+                access_of(&state, tenant, principal.user_id, None, &call.meta).await?;
+            if target_access["is_owner"] == json!(true) && caller_access["is_owner"] != json!(true)
+            {
+                return Err(ApiError::Forbidden(
+                    "only an Owner may change an Owner's status".into(),
+                ));
             }
         }
         let entry = call.audit.clone();
         let audited = call.audited.clone();
         let user = blocking(move || {
             if let Some(status) = &status {
-                state.control.set_membership_status(target, tenant, status)?;
+                state
+                    .control
+                    .set_membership_status(target, tenant, status)?;
             }
             if let Some(full_name) = &full_name {
                 state.control.set_full_name(target, full_name)?;
@@ -77,7 +98,10 @@ pub fn update(state: Arc<AppState>, call: HostCall) -> HostFuture {
             let mut conn = db.conn()?;
             let tx = conn.transaction()?;
             if let Some(status) = &status {
-                tx.execute("UPDATE members SET status = ?2 WHERE user_id = ?1", [target.to_string(), status.clone()])?;
+                tx.execute(
+                    "UPDATE members SET status = ?2 WHERE user_id = ?1",
+                    [target.to_string(), status.clone()],
+                )?;
             }
             if let Some(full_name) = &full_name {
                 tx.execute(
@@ -177,23 +201,27 @@ pub fn accept(state: Arc<AppState>, call: HostCall) -> HostFuture {
             Ok(Some((invitation, user)))
         })
         .await?;
-        let (invitation, existing) =
-            found.ok_or_else(|| ApiError::BadRequest("the invitation is invalid, expired or already used".into()))?;
+        let (invitation, existing) = found.ok_or_else(|| {
+            ApiError::BadRequest("the invitation is invalid, expired or already used".into())
+        })?;
         let user = match existing {
             Some(user) => {
                 let hash = user.password_hash.clone();
                 let candidate = password.clone();
-                let ok = blocking(move || Ok(crate::auth::password::verify(&candidate, &hash))).await?;
+                let ok =
+                    blocking(move || Ok(crate::auth::password::verify(&candidate, &hash))).await?;
                 if !ok {
                     return Err(ApiError::Unauthorized(
-                        "an account exists for this email: give its current password to accept".into(),
+                        "an account exists for this email: give its current password to accept"
+                            .into(),
                     ));
                 }
                 user
             }
             None => {
                 let full_name = name(
-                    &full_name.ok_or_else(|| ApiError::Validation("`full_name` is required".into()))?,
+                    &full_name
+                        .ok_or_else(|| ApiError::Validation("`full_name` is required".into()))?,
                     "full_name",
                     120,
                 )?;
@@ -209,7 +237,9 @@ pub fn accept(state: Arc<AppState>, call: HostCall) -> HostFuture {
                 let state_for_db = Arc::clone(&state);
                 let record = user.clone();
                 if !blocking(move || Ok(state_for_db.control.create_user(&record)?)).await? {
-                    return Err(ApiError::Conflict("an account with this email was just created; try again".into()));
+                    return Err(ApiError::Conflict(
+                        "an account with this email was just created; try again".into(),
+                    ));
                 }
                 user
             }
@@ -262,6 +292,9 @@ pub fn accept(state: Arc<AppState>, call: HostCall) -> HostFuture {
         )
         .await?;
         let tokens = issue_tokens(&state, user.id, Some(tenant)).await?;
-        Ok(merged(json!({"user": user.public_json(), "tenant": tenant_record.public_json()}), tokens))
+        Ok(merged(
+            json!({"user": user.public_json(), "tenant": tenant_record.public_json()}),
+            tokens,
+        ))
     })
 }

@@ -31,7 +31,8 @@ const STORE_COLUMNS: &str = "id, name, status, created_at, updated_at";
 async fn usable_store(state: &Arc<AppState>, call: &HostCall) -> Result<StoreId, ApiError> {
     let principal = call.principal()?;
     let tenant = principal.tenant()?;
-    let store = StoreId::parse(&call.str_field("id")?).ok_or_else(|| ApiError::not_found("store"))?;
+    let store =
+        StoreId::parse(&call.str_field("id")?).ok_or_else(|| ApiError::not_found("store"))?;
     if authz::may_use_store(state, tenant, principal.user_id, store).await? {
         Ok(store)
     } else {
@@ -45,7 +46,8 @@ pub fn list(state: Arc<AppState>, call: HostCall) -> HostFuture {
     Box::pin(async move {
         let principal = call.principal()?.clone();
         let tenant = principal.tenant()?;
-        let all = authz::permitted(&state, tenant, principal.user_id, ACCESS_ALL_STORES, None).await?;
+        let all =
+            authz::permitted(&state, tenant, principal.user_id, ACCESS_ALL_STORES, None).await?;
         let stores = blocking(move || {
             let db = state.tenancy.get(tenant)?;
             let conn = db.conn()?;
@@ -109,7 +111,11 @@ pub fn get(state: Arc<AppState>, call: HostCall) -> HostFuture {
         blocking(move || {
             let db = state.tenancy.get(tenant)?;
             db.conn()?
-                .query_row(&format!("SELECT {STORE_COLUMNS} FROM stores WHERE id = ?1"), [store.to_string()], store_json)
+                .query_row(
+                    &format!("SELECT {STORE_COLUMNS} FROM stores WHERE id = ?1"),
+                    [store.to_string()],
+                    store_json,
+                )
                 .optional()?
                 .ok_or_else(|| ApiError::not_found("store"))
         })
@@ -122,7 +128,10 @@ pub fn update(state: Arc<AppState>, call: HostCall) -> HostFuture {
     Box::pin(async move {
         let store = usable_store(&state, &call).await?;
         let tenant = call.principal()?.tenant()?;
-        let new_name = call.opt_str_field("name")?.map(|n| name(&n, "name", 120)).transpose()?;
+        let new_name = call
+            .opt_str_field("name")?
+            .map(|n| name(&n, "name", 120))
+            .transpose()?;
         let Some(new_name) = new_name else {
             return Err(ApiError::Validation("give `name` to change".into()));
         };
@@ -163,7 +172,9 @@ pub fn delete(state: Arc<AppState>, call: HostCall) -> HostFuture {
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let count: i64 = tx.query_row("SELECT COUNT(*) FROM stores", [], |row| row.get(0))?;
             if count <= 1 {
-                return Err(ApiError::Conflict("a tenant keeps at least one store".into()));
+                return Err(ApiError::Conflict(
+                    "a tenant keeps at least one store".into(),
+                ));
             }
             tx.execute("DELETE FROM stores WHERE id = ?1", [store.to_string()])?;
             audit::write(&tx, &entry)?;
@@ -180,7 +191,8 @@ pub fn add_user(state: Arc<AppState>, call: HostCall) -> HostFuture {
     Box::pin(async move {
         let store = usable_store(&state, &call).await?;
         let tenant = call.principal()?.tenant()?;
-        let user = UserId::parse(&call.str_field("user_id")?).ok_or_else(|| ApiError::not_found("user"))?;
+        let user = UserId::parse(&call.str_field("user_id")?)
+            .ok_or_else(|| ApiError::not_found("user"))?;
         let entry = call.audit.clone();
         let audited = call.audited.clone();
         blocking(move || {

@@ -9,8 +9,8 @@ use crate::api::dispatch::call_plugin;
 use crate::api::operation::RequestMeta;
 use crate::app::AppState;
 use crate::audit::{self, AuditEntry};
-use crate::control::{PlatformAuditEntry, TenantRecord, UserRecord};
 use crate::control::CreatedTenant;
+use crate::control::{PlatformAuditEntry, TenantRecord, UserRecord};
 use crate::error::{ApiError, blocking};
 use crate::ids::{StoreId, TenantId, UserId};
 use crate::plugins::bindings::CallContext;
@@ -21,10 +21,19 @@ pub fn email(raw: &str) -> Result<String, ApiError> {
     let email = raw.trim().to_lowercase();
     let plausible = email.len() <= 254
         && email.split_once('@').is_some_and(|(local, domain)| {
-            !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.')
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
         })
         && !email.chars().any(char::is_whitespace);
-    if plausible { Ok(email) } else { Err(ApiError::Validation("`email` must be an email address".into())) }
+    if plausible {
+        Ok(email)
+    } else {
+        Err(ApiError::Validation(
+            "`email` must be an email address".into(),
+        ))
+    }
 }
 
 /// A display name: trimmed, 1 to `max` characters.
@@ -32,7 +41,9 @@ pub fn name(raw: &str, field: &str, max: usize) -> Result<String, ApiError> {
     let name = raw.trim().to_string();
     let length = name.chars().count();
     if length == 0 || length > max || name.chars().any(char::is_control) {
-        return Err(ApiError::Validation(format!("`{field}` must be 1 to {max} printable characters")));
+        return Err(ApiError::Validation(format!(
+            "`{field}` must be 1 to {max} printable characters"
+        )));
     }
     Ok(name)
 }
@@ -51,14 +62,22 @@ pub async fn hash_password(password: String) -> Result<String, ApiError> {
 }
 
 /// Starts a session and answers the token fields of an auth response.
-pub async fn issue_tokens(state: &Arc<AppState>, user: UserId, tenant: Option<TenantId>) -> Result<Value, ApiError> {
+pub async fn issue_tokens(
+    state: &Arc<AppState>,
+    user: UserId,
+    tenant: Option<TenantId>,
+) -> Result<Value, ApiError> {
     let state = Arc::clone(state);
     blocking(move || {
         let ttl = state.config.refresh_token_ttl.as_secs() as i64;
         let (session, refresh) = state.control.create_session(user, tenant, ttl)?;
         let access = state
             .jwt
-            .issue(&user.to_string(), tenant.map(|t| t.to_string()).as_deref(), &session)
+            .issue(
+                &user.to_string(),
+                tenant.map(|t| t.to_string()).as_deref(),
+                &session,
+            )
             .map_err(ApiError::Unexpected)?;
         Ok(json!({
             "access_token": access,
@@ -105,7 +124,17 @@ pub async fn rbac(
         .map(|p| p.manifest.name.clone())
         .ok_or_else(|| ApiError::Unavailable("no authorization plugin is loaded".into()))?;
     let read_only = matches!(operation, "users.access" | "roles.assignable");
-    call_plugin(state, tenant, &plugin, operation, system_ctx(tenant, as_user, meta), input, read_only, None).await
+    call_plugin(
+        state,
+        tenant,
+        &plugin,
+        operation,
+        system_ctx(tenant, as_user, meta),
+        input,
+        read_only,
+        None,
+    )
+    .await
 }
 
 /// The user's roles and effective permissions in a tenant (at a store).
@@ -116,7 +145,15 @@ pub async fn access_of(
     store: Option<StoreId>,
     meta: &RequestMeta,
 ) -> Result<Value, ApiError> {
-    rbac(state, tenant, None, "users.access", json!({"user_id": user, "store_id": store}), meta).await
+    rbac(
+        state,
+        tenant,
+        None,
+        "users.access",
+        json!({"user_id": user, "store_id": store}),
+        meta,
+    )
+    .await
 }
 
 /// Makes a tenant: its control rows, its file (migrated, catalog synced),
@@ -134,10 +171,15 @@ pub async fn provision_tenant(
         let state = Arc::clone(state);
         let owner = owner.clone();
         let organization = organization.to_string();
-        blocking(move || match state.control.create_tenant(&organization, &owner, create_owner)? {
-            CreatedTenant::Created(tenant) => Ok(tenant),
-            CreatedTenant::EmailTaken => {
-                Err(ApiError::Conflict("an account with this email already exists; log in instead".into()))
+        blocking(move || {
+            match state
+                .control
+                .create_tenant(&organization, &owner, create_owner)?
+            {
+                CreatedTenant::Created(tenant) => Ok(tenant),
+                CreatedTenant::EmailTaken => Err(ApiError::Conflict(
+                    "an account with this email already exists; log in instead".into(),
+                )),
             }
         })
         .await?
@@ -220,6 +262,14 @@ async fn provision_file(
         })
         .await?;
     }
-    rbac(state, id, None, "assignments.grant", json!({"user_id": owner.id, "role_name": "Owner"}), meta).await?;
+    rbac(
+        state,
+        id,
+        None,
+        "assignments.grant",
+        json!({"user_id": owner.id, "role_name": "Owner"}),
+        meta,
+    )
+    .await?;
     Ok(())
 }
