@@ -9,9 +9,10 @@ use std::process::Command;
 
 const TARGET: &str = "wasm32-wasip2";
 
-fn build_workspace(manifest: &Path, target_dir: &Path) {
+fn build_workspace(manifest: &Path, packages: &[&str], target_dir: &Path) {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
+    let mut command = Command::new(cargo);
+    command
         .args([
             "build",
             "--release",
@@ -20,7 +21,11 @@ fn build_workspace(manifest: &Path, target_dir: &Path) {
             TARGET,
             "--manifest-path",
         ])
-        .arg(manifest)
+        .arg(manifest);
+    for package in packages {
+        command.args(["-p", package]);
+    }
+    let status = command
         .arg("--target-dir")
         .arg(target_dir)
         // The host build's flags and target settings are not the guests'.
@@ -63,8 +68,16 @@ fn main() {
     for watched in ["wit", "plugins", "tests/guests"] {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }
-    build_workspace(&root.join("plugins/Cargo.toml"), &target_dir);
-    build_workspace(&root.join("tests/guests/Cargo.toml"), &target_dir);
+    build_workspace(
+        &root.join("plugins/Cargo.toml"),
+        &["malipo-plugin-rbac"],
+        &target_dir,
+    );
+    build_workspace(
+        &root.join("tests/guests/Cargo.toml"),
+        &["malipo-test-sandbox"],
+        &target_dir,
+    );
     let built = target_dir.join(TARGET).join("release");
     copy_wasm(&built, &["malipo_plugin_rbac"], &out.join("plugins"));
     copy_wasm(&built, &["malipo_test_sandbox"], &out.join("test-guests"));

@@ -54,6 +54,8 @@ pub struct AppState {
     pub authz_generations: Mutex<HashMap<TenantId, u64>>,
     /// A real Argon2id hash checked when a login names an unknown email.
     pub dummy_hash: String,
+    /// Wakes the callback worker when a callback is stored.
+    pub callback_signal: tokio::sync::Notify,
     /// Per-address limit on the unauthenticated routes (login, register, resets).
     pub public_limiter: crate::api::limits::PublicLimiter,
 }
@@ -175,7 +177,9 @@ pub fn build_state(config: Config) -> anyhow::Result<Arc<AppState>> {
         .with_context(|| format!("create data directory {}", config.data_dir.display()))?;
     let control = ControlDb::open(&config.control_db_path()).context("open control.db")?;
     let engine = engine::build(&config.cache_dir(), config.plugin_limits.memory_bytes)?;
-    let mut runtime = PluginRuntime::new(engine, config.plugin_limits.clone())?;
+    let secret_box = crate::crypto::SecretBox::load(&config.data_dir)?;
+    let services = Arc::new(crate::plugins::services::HostServices::new(secret_box));
+    let mut runtime = PluginRuntime::new(engine, config.plugin_limits.clone(), services)?;
     load_plugins(&mut runtime, &control, &config.plugins_dir())?;
     let runtime = Arc::new(runtime);
     let tenancy = Arc::new(Tenancy::new(
@@ -206,6 +210,7 @@ pub fn build_state(config: Config) -> anyhow::Result<Arc<AppState>> {
         authz_generations: Mutex::new(HashMap::new()),
         dummy_hash,
         public_limiter: crate::api::limits::PublicLimiter::new(state_rate),
+        callback_signal: tokio::sync::Notify::new(),
     }))
 }
 
@@ -240,6 +245,8 @@ impl Application {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        tokio::spawn(crate::callbacks::worker(Arc::clone(&self.state)));
+        tokio::spawn(crate::jobs::scheduler(Arc::clone(&self.state)));
         let router = crate::api::router(Arc::clone(&self.state))
             .layer(axum::middleware::from_fn(crate::api::request_id::layer));
         axum::serve(

@@ -34,6 +34,17 @@ pub enum Command {
     Bootstrap(BootstrapArgs),
     /// Migrate control.db and every tenant file to this binary's schema.
     Migrate,
+    /// M-Pesa operations.
+    #[command(subcommand)]
+    Mpesa(MpesaCommand),
+}
+
+/// `malipo mpesa …`.
+#[derive(Debug, Subcommand)]
+pub enum MpesaCommand {
+    /// Query every payment still pending after MALIPO_RECONCILE_AFTER_SECS
+    /// and settle it by Daraja's answer, once, for every active tenant.
+    Reconcile,
 }
 
 /// Flags of `malipo serve`.

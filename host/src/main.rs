@@ -6,7 +6,7 @@ use std::io::{BufRead, IsTerminal};
 use anyhow::Context;
 use clap::Parser;
 use malipo::app::Application;
-use malipo::cli::{BootstrapArgs, Cli, Command};
+use malipo::cli::{BootstrapArgs, Cli, Command, MpesaCommand};
 use malipo::config::Config;
 use malipo::control::{ControlDb, PlatformAuditEntry, UserRecord};
 use malipo::ids::{TenantId, UserId};
@@ -26,7 +26,24 @@ fn main() -> anyhow::Result<()> {
         Command::Serve(args) => serve(config, args.listen),
         Command::Bootstrap(args) => bootstrap(&config, args),
         Command::Migrate => migrate(config),
+        Command::Mpesa(MpesaCommand::Reconcile) => reconcile(config),
     }
+}
+
+fn reconcile(config: Config) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let state = tokio::task::spawn_blocking(move || malipo::app::build_state(config)).await??;
+        let (runs, failures) =
+            malipo::jobs::run_once(&state, Some(("mpesa", "payments.reconcile")))
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+        println!("reconciled {runs} tenant(s); {failures} failed");
+        anyhow::ensure!(failures == 0, "{failures} tenant(s) failed to reconcile");
+        Ok(())
+    })
 }
 
 fn serve(config: Config, listen: std::net::SocketAddr) -> anyhow::Result<()> {

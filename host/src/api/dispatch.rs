@@ -58,10 +58,21 @@ pub async fn serve(state: Arc<AppState>, op: Arc<Operation>, request: Request) -
         let query = input::parse_query(parts.uri.query())?;
         Ok(input::merge(&op.spec.input_schema, body, query, path))
     });
-    let input = match prepared {
+    let mut input = match prepared {
         Ok(input) => input,
         Err(error) => return error.into_response(),
     };
+    // `Idempotency-Key` travels as the input field `idempotency_key`, the
+    // same argument MCP clients give.
+    if let (Some(key), Some(fields)) = (
+        parts
+            .headers
+            .get("idempotency-key")
+            .and_then(|v| v.to_str().ok()),
+        input.as_object_mut(),
+    ) {
+        fields.insert("idempotency_key".into(), Value::String(key.to_string()));
+    }
     let principal = match op.access {
         Access::Public => {
             if let Err(error) = state.public_limiter.check(meta.ip.as_deref()) {
@@ -283,6 +294,8 @@ pub fn plugin_error(error: PluginCallError) -> ApiError {
             "not_found" => ApiError::NotFound(message),
             "conflict" => ApiError::Conflict(message),
             "forbidden" => ApiError::Forbidden(message),
+            "upstream_error" => plugin(StatusCode::BAD_GATEWAY, "upstream_error", message),
+            "unavailable" | "retry" => ApiError::Unavailable(message),
             _ => plugin(StatusCode::INTERNAL_SERVER_ERROR, "plugin_error", message),
         },
         E::Timeout { .. } => plugin(

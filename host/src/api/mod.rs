@@ -89,6 +89,10 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .nest("/api/v1", api)
         .route("/api/v1/openapi.json", get(openapi_document))
+        .route(
+            "/callbacks/{plugin}/{tenant}/{token}/{*kind}",
+            axum::routing::post(crate::callbacks::receive),
+        )
         .route("/health", get(health))
         .route("/health/db", get(health_db))
         .fallback(not_found)

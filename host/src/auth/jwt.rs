@@ -119,7 +119,7 @@ fn read_or_create_key(path: &Path) -> anyhow::Result<Vec<u8>> {
 }
 
 /// Writes a file readable by its owner only.
-fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
+pub(crate) fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
     use std::io::Write;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);

@@ -6,6 +6,7 @@
 //! [`crate::error::blocking`].
 
 mod api_keys;
+mod inbox;
 mod invitations;
 mod mail;
 mod platform_audit;
@@ -14,6 +15,7 @@ mod tenants;
 mod users;
 
 pub use api_keys::{ApiKeyRecord, NewApiKey};
+pub use inbox::InboxItem;
 pub use invitations::Invitation;
 pub use mail::OutgoingMail;
 pub use platform_audit::PlatformAuditEntry;

@@ -6,4 +6,4 @@ wasmtime::component::bindgen!({
 });
 
 pub use self::malipo::plugin::types::{Annotations, HttpMethod, Operation, PermissionDef};
-pub use self::malipo::plugin::{events, log, secrets, tenant_db};
+pub use self::malipo::plugin::{config, daraja, events, log, outbound_http, secrets, tenant_db};

@@ -7,12 +7,15 @@
 //! instance holds no connection at all.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
+use rusqlite::OptionalExtension;
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-use super::bindings::{events, log, secrets, tenant_db};
+use super::bindings::{config, daraja, events, log, outbound_http, secrets, tenant_db};
+use super::services::{HostServices, url_host};
 use crate::tenancy::TenantConn;
 use crate::tenancy::authorizer::PluginAccess;
 
@@ -32,6 +35,114 @@ pub struct ActiveCall {
     pub read_budget: usize,
     /// Events written so far.
     pub emitted: u32,
+    /// Host services (secret box, HTTP, settings).
+    pub services: Arc<HostServices>,
+    /// Hosts the manifest declared for `outbound-http`.
+    pub outbound_hosts: Arc<[String]>,
+    /// Whether the plugin takes callbacks.
+    pub callbacks: bool,
+    /// When the call started.
+    pub started: Instant,
+    /// Time spent waiting on outbound I/O: not counted against the deadline.
+    pub io_time: Duration,
+}
+
+impl ActiveCall {
+    /// CPU time used so far: wall time minus time waiting on outbound I/O.
+    pub fn busy_time(&self) -> Duration {
+        self.started.elapsed().saturating_sub(self.io_time)
+    }
+}
+
+/// The host-owned secret holding a plugin's callback token.
+fn callback_token_name(plugin: &str) -> String {
+    format!("__callback_token_{plugin}")
+}
+
+/// Reads one sealed secret of the tenant on `conn`.
+pub fn read_secret(
+    conn: &rusqlite::Connection,
+    services: &HostServices,
+    tenant: &str,
+    name: &str,
+) -> Option<String> {
+    let sealed: Vec<u8> = conn
+        .query_row("SELECT value FROM secrets WHERE name = ?1", [name], |row| {
+            row.get(0)
+        })
+        .optional()
+        .ok()
+        .flatten()?;
+    let plain = services.secrets.open(tenant, name, &sealed).ok()?;
+    String::from_utf8(plain).ok()
+}
+
+/// Seals and writes one secret of the tenant on `conn`.
+pub fn write_secret(
+    conn: &rusqlite::Connection,
+    services: &HostServices,
+    tenant: &str,
+    name: &str,
+    value: &str,
+) -> Result<(), String> {
+    if value.is_empty() {
+        conn.execute("DELETE FROM secrets WHERE name = ?1", [name])
+            .map_err(|e| e.to_string())?;
+        return Ok(());
+    }
+    let sealed = services
+        .secrets
+        .seal(tenant, name, value.as_bytes())
+        .map_err(|e| e.to_string())?;
+    conn.execute(
+        "INSERT INTO secrets (name, value, updated_at) VALUES (?1, ?2, ?3)
+         ON CONFLICT (name) DO UPDATE SET value = ?2, updated_at = ?3",
+        rusqlite::params![name, sealed, crate::time_util::now_rfc3339()],
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// The tenant's callback token for `plugin`, made on first use.
+pub fn callback_token(
+    conn: &rusqlite::Connection,
+    services: &HostServices,
+    tenant: &str,
+    plugin: &str,
+) -> Result<String, String> {
+    let name = callback_token_name(plugin);
+    if let Some(token) = read_secret(conn, services, tenant, &name) {
+        return Ok(token);
+    }
+    let token = crate::auth::token::generate("cb_");
+    write_secret(conn, services, tenant, &name, &token)?;
+    Ok(token)
+}
+
+/// Replaces the tenant's callback token for `plugin`.
+pub fn rotate_callback_token(
+    conn: &rusqlite::Connection,
+    services: &HostServices,
+    tenant: &str,
+    plugin: &str,
+) -> Result<String, String> {
+    let token = crate::auth::token::generate("cb_");
+    write_secret(conn, services, tenant, &callback_token_name(plugin), &token)?;
+    Ok(token)
+}
+
+/// Whether `presented` is the tenant's callback token for `plugin`.
+pub fn callback_token_matches(
+    conn: &rusqlite::Connection,
+    services: &HostServices,
+    tenant: &str,
+    plugin: &str,
+    presented: &str,
+) -> bool {
+    read_secret(conn, services, tenant, &callback_token_name(plugin)).is_some_and(|token| {
+        // Compare digests so the comparison time says nothing about the token.
+        crate::auth::token::digest(&token) == crate::auth::token::digest(presented)
+    })
 }
 
 /// Records whether a memory limit stopped the instance.
@@ -207,16 +318,135 @@ impl secrets::Host for HostState {
         if !call.secrets.contains(&name) {
             return None;
         }
-        let conn = &call.conn;
-        call.access.as_host(|| {
-            conn.query_row(
-                "SELECT value FROM secrets WHERE name = ?1",
-                [&name],
-                |row| row.get::<_, Vec<u8>>(0),
-            )
-            .ok()
-            .and_then(|bytes| String::from_utf8(bytes).ok())
+        let (conn, services, tenant) = (&call.conn, &call.services, &call.tenant_id);
+        call.access
+            .as_host(|| read_secret(conn, services, tenant, &name))
+    }
+
+    fn put(&mut self, name: String, value: String) -> Result<(), String> {
+        let call = self.call.as_mut().ok_or(NO_CALL)?;
+        if !call.secrets.contains(&name) {
+            return Err(format!("secret `{name}` is not declared in the manifest"));
+        }
+        if value.len() > 16 * 1024 {
+            return Err("a secret may hold at most 16 KiB".into());
+        }
+        let (conn, services, tenant) = (&call.conn, &call.services, &call.tenant_id);
+        call.access
+            .as_host(|| write_secret(conn, services, tenant, &name, &value))
+    }
+}
+
+impl config::Host for HostState {
+    fn get(&mut self, name: String) -> Option<String> {
+        let plugin = self.plugin.clone();
+        let call = self.call.as_mut()?;
+        match name.as_str() {
+            "callback-base" if call.callbacks => {
+                let public = call.services.get("public-url")?;
+                let (conn, services, tenant) = (&call.conn, &call.services, &call.tenant_id);
+                let token = call
+                    .access
+                    .as_host(|| callback_token(conn, services, tenant, &plugin))
+                    .ok()?;
+                Some(format!(
+                    "{}/callbacks/{plugin}/{tenant}/{token}",
+                    public.trim_end_matches('/')
+                ))
+            }
+            "public-url" | "daraja-emulator-url" => call.services.get(&name),
+            _ => None,
+        }
+    }
+}
+
+/// Longest wait on one outbound request.
+const MAX_OUTBOUND_TIMEOUT: Duration = Duration::from_secs(30);
+/// Largest outbound response body read.
+const MAX_OUTBOUND_BODY: u64 = 1024 * 1024;
+
+impl outbound_http::Host for HostState {
+    fn send(&mut self, request: outbound_http::Request) -> Result<outbound_http::Response, String> {
+        let call = self.call.as_mut().ok_or(NO_CALL)?;
+        let (_, host, port) =
+            url_host(&request.url).ok_or("only absolute http(s) URLs without credentials")?;
+        let declared = call
+            .outbound_hosts
+            .iter()
+            .any(|h| h == "*" || *h == host || port.is_some_and(|p| *h == format!("{host}:{p}")));
+        if !declared {
+            return Err(format!(
+                "host `{host}` is not declared in the plugin's manifest"
+            ));
+        }
+        if !call.services.operator_allows(&host, port) {
+            return Err(format!(
+                "host `{host}` is not allowed by the operator (MALIPO_OUTBOUND_ALLOW)"
+            ));
+        }
+        let timeout =
+            Duration::from_millis(u64::from(request.timeout_ms.max(1))).min(MAX_OUTBOUND_TIMEOUT);
+        let mut outgoing = call
+            .services
+            .http
+            .request(&request.method, &request.url)
+            .timeout(timeout);
+        for (name, value) in &request.headers {
+            outgoing = outgoing.set(name, value);
+        }
+        let waited = Instant::now();
+        let answer = match &request.body {
+            Some(body) => outgoing.send_string(body),
+            None => outgoing.call(),
+        };
+        let response = match answer {
+            Ok(response) | Err(ureq::Error::Status(_, response)) => response,
+            Err(error) => {
+                call.io_time += waited.elapsed();
+                return Err(format!("request to {host} failed: {error}"));
+            }
+        };
+        let status = response.status();
+        let headers = response
+            .headers_names()
+            .into_iter()
+            .filter_map(|name| {
+                response
+                    .header(&name)
+                    .map(|value| (name.clone(), value.to_string()))
+            })
+            .collect();
+        let mut body = String::new();
+        let read = std::io::Read::read_to_string(
+            &mut std::io::Read::take(response.into_reader(), MAX_OUTBOUND_BODY),
+            &mut body,
+        );
+        call.io_time += waited.elapsed();
+        read.map_err(|e| format!("reading the answer of {host}: {e}"))?;
+        Ok(outbound_http::Response {
+            status,
+            headers,
+            body,
         })
+    }
+}
+
+impl daraja::Host for HostState {
+    fn security_credential(
+        &mut self,
+        environment: String,
+        base_url: Option<String>,
+        initiator_password: String,
+    ) -> Result<String, String> {
+        let call = self.call.as_mut().ok_or(NO_CALL)?;
+        let waited = Instant::now();
+        let credential = call.services.daraja.security_credential(
+            &environment,
+            base_url.as_deref(),
+            &initiator_password,
+        );
+        call.io_time += waited.elapsed();
+        credential
     }
 }
 

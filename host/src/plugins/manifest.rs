@@ -106,8 +106,14 @@ pub struct PluginManifest {
     pub subscriptions: Vec<String>,
     /// Host tables it reads.
     pub read_tables: Vec<String>,
-    /// Secrets it reads.
+    /// Secrets it reads and writes.
     pub secrets: Vec<String>,
+    /// Hosts it may reach (`*`: any the operator allows).
+    pub outbound_hosts: Vec<String>,
+    /// Internal operations run periodically for every tenant.
+    pub jobs: Vec<String>,
+    /// Whether it takes callbacks.
+    pub callbacks: bool,
     /// `(version, name, sql)`.
     #[serde(skip)]
     pub migrations: Vec<(u32, String, String)>,
@@ -168,6 +174,11 @@ impl PluginManifest {
             return Err(fail(
                 "name must be lower-case letters, digits and `_`, starting with a letter".into(),
             ));
+        }
+        for secret in &raw.secrets {
+            if secret.starts_with("__") || secret.is_empty() || secret.len() > 64 {
+                return Err(fail(format!("secret name `{secret}` is not allowed")));
+            }
         }
         for table in &raw.read_tables {
             if !READABLE_HOST_TABLES.contains(&table.as_str()) {
@@ -250,6 +261,13 @@ impl PluginManifest {
             subscriptions: raw.subscriptions,
             read_tables: raw.read_tables,
             secrets: raw.secrets,
+            outbound_hosts: raw
+                .outbound_hosts
+                .into_iter()
+                .map(|h| h.to_lowercase())
+                .collect(),
+            jobs: raw.jobs,
+            callbacks: raw.callbacks,
             migrations: raw
                 .migrations
                 .into_iter()

@@ -18,6 +18,7 @@ pub mod bindings;
 pub mod capabilities;
 pub mod engine;
 pub mod manifest;
+pub mod services;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -31,6 +32,7 @@ use wasmtime::{Engine, Store, Trap};
 use self::bindings::{CallContext, Plugin};
 use self::capabilities::{ActiveCall, HostState};
 use self::manifest::PluginManifest;
+use self::services::HostServices;
 use crate::config::PluginLimits;
 use crate::ids::TenantId;
 use crate::tenancy::authorizer::{self, Phase, PluginAccess};
@@ -127,6 +129,7 @@ pub struct LoadedPlugin {
     pub authorizes: bool,
     pre: InstancePre<HostState>,
     secrets: Arc<[String]>,
+    outbound_hosts: Arc<[String]>,
 }
 
 struct LiveInstance {
@@ -147,6 +150,7 @@ pub struct PluginRuntime {
     order: Vec<String>,
     idle: Cache<IdleKey, IdleList>,
     limits: PluginLimits,
+    services: Arc<HostServices>,
 }
 
 /// What a call needs from its caller.
@@ -165,7 +169,11 @@ pub struct CallRequest<'a> {
 
 impl PluginRuntime {
     /// An empty runtime over a configured engine.
-    pub fn new(engine: Engine, limits: PluginLimits) -> anyhow::Result<Self> {
+    pub fn new(
+        engine: Engine,
+        limits: PluginLimits,
+        services: Arc<HostServices>,
+    ) -> anyhow::Result<Self> {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
         Plugin::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |state| state)?;
@@ -180,6 +188,7 @@ impl PluginRuntime {
             order: Vec::new(),
             idle,
             limits,
+            services,
         })
     }
 
@@ -202,6 +211,7 @@ impl PluginRuntime {
         }
         let loaded = Arc::new(LoadedPlugin {
             secrets: manifest.secrets.clone().into(),
+            outbound_hosts: manifest.outbound_hosts.clone().into(),
             manifest,
             source: source.to_string(),
             sha256: hex::encode(Sha256::digest(bytes)),
@@ -247,13 +257,31 @@ impl PluginRuntime {
         }
     }
 
+    /// Host services (secret box, HTTP policy, settings).
+    pub fn services(&self) -> &Arc<HostServices> {
+        &self.services
+    }
+
     fn new_store(&self, plugin: &str) -> Store<HostState> {
         let mut store = Store::new(
             &self.engine,
             HostState::new(plugin, self.limits.memory_bytes),
         );
         store.limiter(|state| &mut state.limiter);
-        store.epoch_deadline_trap();
+        // The deadline counts the plugin's own running time: time spent
+        // waiting on outbound I/O (bounded by its own timeout) is given back.
+        let deadline = self.limits.deadline;
+        store.epoch_deadline_callback(move |context| {
+            let Some(call) = context.data().call.as_ref() else {
+                return Ok(wasmtime::UpdateDeadline::Interrupt);
+            };
+            let busy = call.busy_time();
+            if busy >= deadline {
+                return Ok(wasmtime::UpdateDeadline::Interrupt);
+            }
+            let left = (deadline - busy).as_millis() / engine::EPOCH_TICK.as_millis();
+            Ok(wasmtime::UpdateDeadline::Continue(left.max(1) as u64))
+        });
         store
     }
 
@@ -354,6 +382,11 @@ impl PluginRuntime {
             secrets: Arc::clone(&plugin.secrets),
             read_budget: self.limits.max_output_bytes,
             emitted: 0,
+            services: Arc::clone(&self.services),
+            outbound_hosts: Arc::clone(&plugin.outbound_hosts),
+            callbacks: plugin.manifest.callbacks,
+            started,
+            io_time: std::time::Duration::ZERO,
         });
         live.store.set_epoch_deadline(self.deadline_ticks());
         let outcome = body(&mut live);

@@ -21,6 +21,9 @@ pub fn manifest() -> Manifest {
         subscriptions: Vec::new(),
         read_tables: vec!["stores".to_owned()],
         secrets: Vec::new(),
+        outbound_hosts: Vec::new(),
+        jobs: Vec::new(),
+        callbacks: false,
         migrations: vec![Migration {
             version: 1,
             name: "init".to_owned(),

@@ -1,0 +1,168 @@
+//! Inbound callbacks (e.g. Daraja results) at
+//! `/callbacks/<plugin>/<tenant-id>/<token>/<kind…>`.
+//!
+//! The route checks the plugin, the tenant and the tenant's callback token
+//! (unknown → 404, nothing stored), stores the body in the callback inbox,
+//! and acknowledges at once. A worker then hands each stored callback to the
+//! plugin's internal `callback.receive` operation, retrying with backoff
+//! while the plugin answers `retry` (the request it answers may not have
+//! committed yet). Malformed JSON is acknowledged and not stored.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::api::dispatch::call_plugin;
+use crate::app::AppState;
+use crate::audit::AuditEntry;
+use crate::error::{ApiError, blocking};
+use crate::ids::TenantId;
+use crate::plugins::bindings::CallContext;
+use crate::plugins::capabilities::callback_token_matches;
+use crate::time_util::unix_now_ms;
+
+/// Largest callback body accepted.
+const MAX_CALLBACK_BYTES: usize = 64 * 1024;
+/// Deliveries tried before a callback is given up.
+const MAX_ATTEMPTS: i64 = 40;
+
+/// Daraja's expected acknowledgement.
+fn accepted() -> Response {
+    axum::Json(json!({"ResultCode": 0, "ResultDesc": "Accepted"})).into_response()
+}
+
+/// `POST /callbacks/{plugin}/{tenant}/{token}/{*kind}`.
+pub async fn receive(
+    State(state): State<Arc<AppState>>,
+    Path((plugin, tenant, token, kind)): Path<(String, String, String, String)>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let known_plugin = state
+        .runtime
+        .plugin(&plugin)
+        .is_some_and(|p| p.manifest.callbacks);
+    let tenant = TenantId::parse(&tenant)
+        .filter(|_| known_plugin)
+        .ok_or_else(|| ApiError::not_found("callback"))?;
+    if let Ok(allowed) = std::env::var("MALIPO_CALLBACK_ALLOW_IPS") {
+        let ip = peer.ip().to_string();
+        if !allowed.split(',').any(|a| a.trim() == ip) {
+            return Err(ApiError::Forbidden(
+                "callbacks are not accepted from this address".into(),
+            ));
+        }
+    }
+    if body.len() > MAX_CALLBACK_BYTES {
+        return Err(ApiError::PayloadTooLarge(format!(
+            "callbacks are limited to {MAX_CALLBACK_BYTES} bytes"
+        )));
+    }
+    let state_for_db = Arc::clone(&state);
+    let plugin_for_db = plugin.clone();
+    let known = blocking(move || {
+        if state_for_db.control.tenant(tenant)?.is_none() {
+            return Ok(false);
+        }
+        let db = state_for_db.tenancy.get(tenant)?;
+        let conn = db.conn()?;
+        Ok(callback_token_matches(
+            &conn,
+            state_for_db.runtime.services(),
+            &tenant.to_string(),
+            &plugin_for_db,
+            &token,
+        ))
+    })
+    .await?;
+    if !known {
+        return Err(ApiError::not_found("callback"));
+    }
+    let Ok(text) = std::str::from_utf8(&body) else {
+        return Ok(accepted());
+    };
+    if serde_json::from_str::<serde_json::Value>(text).is_err() {
+        tracing::warn!(%tenant, plugin, kind, "malformed callback acknowledged and dropped");
+        return Ok(accepted());
+    }
+    let text = text.to_string();
+    let ip = peer.ip().to_string();
+    let state_for_db = Arc::clone(&state);
+    blocking(move || {
+        Ok(state_for_db
+            .control
+            .inbox_push(tenant, &plugin, &kind, &text, Some(&ip))?)
+    })
+    .await?;
+    state.callback_signal.notify_one();
+    Ok(accepted())
+}
+
+/// Hands stored callbacks to their plugins, forever.
+pub async fn worker(state: Arc<AppState>) {
+    loop {
+        let _ = tokio::time::timeout(Duration::from_millis(500), state.callback_signal.notified())
+            .await;
+        if let Err(error) = deliver_due(&state).await {
+            tracing::error!(?error, "callback delivery failed");
+        }
+    }
+}
+
+/// Delivers every callback due now; answers how many were applied.
+pub async fn deliver_due(state: &Arc<AppState>) -> Result<usize, ApiError> {
+    let state_for_db = Arc::clone(state);
+    let due = blocking(move || Ok(state_for_db.control.inbox_due(100)?)).await?;
+    let mut applied = 0;
+    for item in due {
+        let ctx = CallContext {
+            tenant_id: item.tenant_id.to_string(),
+            user_id: None,
+            store_id: None,
+            request_id: format!("callback-{}", item.id),
+            channel: "callback".into(),
+            now_ms: unix_now_ms(),
+        };
+        let audit = AuditEntry {
+            actor_type: "callback".into(),
+            channel: "callback".into(),
+            operation: format!("{}.callback.{}", item.plugin, item.kind),
+            target: Some(format!("callback-inbox/{}", item.id)),
+            outcome: "success".into(),
+            request_id: Some(ctx.request_id.clone()),
+            ..AuditEntry::default()
+        };
+        let input = json!({"kind": item.kind, "body": item.body, "received_at": item.received_at});
+        let outcome = call_plugin(
+            state,
+            item.tenant_id,
+            &item.plugin,
+            "callback.receive",
+            ctx,
+            input,
+            false,
+            Some(audit),
+        )
+        .await;
+        let settled = match outcome {
+            Ok(_) => {
+                applied += 1;
+                Ok(())
+            }
+            Err(ApiError::Unavailable(message)) if item.attempts + 1 < MAX_ATTEMPTS => {
+                let backoff = 200i64.saturating_mul(1 << item.attempts.min(8)).min(30_000);
+                Err((message, Some(backoff)))
+            }
+            Err(error) => Err((error.to_string(), None)),
+        };
+        let state_for_db = Arc::clone(state);
+        let id = item.id;
+        blocking(move || Ok(state_for_db.control.inbox_settle(id, settled)?)).await?;
+    }
+    Ok(applied)
+}

@@ -1,0 +1,108 @@
+//! The callback inbox: callbacks stored before they are acknowledged, and
+//! handed to their plugin by [`crate::callbacks`]'s worker.
+
+use rusqlite::params;
+
+use super::{ControlDb, ControlError};
+use crate::ids::TenantId;
+use crate::time_util::unix_now_ms;
+
+/// One stored callback.
+#[derive(Clone, Debug)]
+pub struct InboxItem {
+    /// Row id.
+    pub id: i64,
+    /// Its tenant.
+    pub tenant_id: TenantId,
+    /// The plugin it is for.
+    pub plugin: String,
+    /// The path's last segments, e.g. `stk` or `b2c/result`.
+    pub kind: String,
+    /// The raw JSON body.
+    pub body: String,
+    /// Milliseconds since the epoch.
+    pub received_at: i64,
+    /// Deliveries tried so far.
+    pub attempts: i64,
+}
+
+impl ControlDb {
+    /// Stores a callback; answers its id.
+    pub fn inbox_push(
+        &self,
+        tenant: TenantId,
+        plugin: &str,
+        kind: &str,
+        body: &str,
+        source_ip: Option<&str>,
+    ) -> Result<i64, ControlError> {
+        let now = unix_now_ms() as i64;
+        let conn = self.conn()?;
+        conn.execute(
+            "INSERT INTO callback_inbox (tenant_id, plugin, kind, body, source_ip, received_at, next_attempt)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+            params![tenant.to_string(), plugin, kind, body, source_ip, now],
+        )?;
+        Ok(conn.last_insert_rowid())
+    }
+
+    /// Pending callbacks due now, oldest first.
+    pub fn inbox_due(&self, limit: usize) -> Result<Vec<InboxItem>, ControlError> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare(
+            "SELECT id, tenant_id, plugin, kind, body, received_at, attempts FROM callback_inbox
+              WHERE state = 'pending' AND next_attempt <= ?1 ORDER BY id LIMIT ?2",
+        )?;
+        let rows = stmt
+            .query_map(params![unix_now_ms() as i64, limit as i64], |row| {
+                let tenant: String = row.get(1)?;
+                Ok((
+                    tenant,
+                    InboxItem {
+                        id: row.get(0)?,
+                        tenant_id: TenantId::new(),
+                        plugin: row.get(2)?,
+                        kind: row.get(3)?,
+                        body: row.get(4)?,
+                        received_at: row.get(5)?,
+                        attempts: row.get(6)?,
+                    },
+                ))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(tenant, item)| {
+                Some(InboxItem {
+                    tenant_id: TenantId::parse(&tenant)?,
+                    ..item
+                })
+            })
+            .collect())
+    }
+
+    /// Records the outcome of one delivery: applied, failed for good, or
+    /// to be retried after `retry_in_ms`.
+    pub fn inbox_settle(
+        &self,
+        id: i64,
+        outcome: Result<(), (String, Option<i64>)>,
+    ) -> Result<(), ControlError> {
+        let conn = self.conn()?;
+        match outcome {
+            Ok(()) => conn.execute(
+                "UPDATE callback_inbox SET state = 'applied', attempts = attempts + 1, last_error = NULL WHERE id = ?1",
+                [id],
+            )?,
+            Err((error, Some(retry_in_ms))) => conn.execute(
+                "UPDATE callback_inbox SET attempts = attempts + 1, last_error = ?2, next_attempt = ?3 WHERE id = ?1",
+                params![id, error, unix_now_ms() as i64 + retry_in_ms],
+            )?,
+            Err((error, None)) => conn.execute(
+                "UPDATE callback_inbox SET state = 'failed', attempts = attempts + 1, last_error = ?2 WHERE id = ?1",
+                params![id, error],
+            )?,
+        };
+        Ok(())
+    }
+}

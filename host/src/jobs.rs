@@ -1,0 +1,98 @@
+//! Periodic plugin jobs: each plugin's manifest names internal operations
+//! (e.g. the mpesa plugin's `payments.reconcile`) that the host runs for
+//! every active tenant every `MALIPO_JOB_INTERVAL_SECS` (default 30), with
+//! `{"older_than_secs": MALIPO_RECONCILE_AFTER_SECS}` (default 120) as input.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::api::dispatch::call_plugin;
+use crate::app::AppState;
+use crate::audit::AuditEntry;
+use crate::error::{ApiError, blocking};
+use crate::plugins::bindings::CallContext;
+use crate::time_util::unix_now_ms;
+
+fn env_secs(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Runs every job (or only `only = (plugin, job)`) once for every active
+/// tenant; answers `(tenant runs, failures)`.
+pub async fn run_once(
+    state: &Arc<AppState>,
+    only: Option<(&str, &str)>,
+) -> Result<(usize, usize), ApiError> {
+    let older_than = env_secs("MALIPO_RECONCILE_AFTER_SECS", 120);
+    let jobs: Vec<(String, String)> = state
+        .runtime
+        .plugins()
+        .flat_map(|p| {
+            p.manifest
+                .jobs
+                .iter()
+                .map(|job| (p.manifest.name.clone(), job.clone()))
+        })
+        .filter(|(plugin, job)| only.is_none_or(|(p, j)| p == plugin && j == job))
+        .collect();
+    if jobs.is_empty() {
+        return Ok((0, 0));
+    }
+    let state_for_db = Arc::clone(state);
+    let tenants = blocking(move || Ok(state_for_db.control.tenants()?)).await?;
+    let (mut runs, mut failures) = (0, 0);
+    for tenant in tenants.iter().filter(|t| t.status == "active") {
+        for (plugin, job) in &jobs {
+            let ctx = CallContext {
+                tenant_id: tenant.id.to_string(),
+                user_id: None,
+                store_id: None,
+                request_id: format!("job-{}", uuid::Uuid::new_v4()),
+                channel: "job".into(),
+                now_ms: unix_now_ms(),
+            };
+            let audit = AuditEntry {
+                actor_type: "system".into(),
+                channel: "job".into(),
+                operation: job.clone(),
+                outcome: "success".into(),
+                request_id: Some(ctx.request_id.clone()),
+                ..AuditEntry::default()
+            };
+            let input = json!({"older_than_secs": older_than});
+            runs += 1;
+            if let Err(error) = call_plugin(
+                state,
+                tenant.id,
+                plugin,
+                job,
+                ctx,
+                input,
+                false,
+                Some(audit),
+            )
+            .await
+            {
+                failures += 1;
+                tracing::warn!(tenant = %tenant.id, plugin, job, %error, "job failed");
+            }
+        }
+    }
+    Ok((runs, failures))
+}
+
+/// Runs the jobs forever at the configured interval.
+pub async fn scheduler(state: Arc<AppState>) {
+    let interval = Duration::from_secs(env_secs("MALIPO_JOB_INTERVAL_SECS", 30).max(1));
+    loop {
+        tokio::time::sleep(interval).await;
+        if let Err(error) = run_once(&state, None).await {
+            tracing::error!(?error, "job round failed");
+        }
+    }
+}
