@@ -70,7 +70,7 @@ fn main() {
     }
     build_workspace(
         &root.join("plugins/Cargo.toml"),
-        &["malipo-plugin-rbac"],
+        &["malipo-plugin-rbac", "malipo-plugin-mpesa"],
         &target_dir,
     );
     build_workspace(
@@ -79,7 +79,11 @@ fn main() {
         &target_dir,
     );
     let built = target_dir.join(TARGET).join("release");
-    copy_wasm(&built, &["malipo_plugin_rbac"], &out.join("plugins"));
+    copy_wasm(
+        &built,
+        &["malipo_plugin_rbac", "malipo_plugin_mpesa"],
+        &out.join("plugins"),
+    );
     copy_wasm(&built, &["malipo_test_sandbox"], &out.join("test-guests"));
     println!(
         "cargo:rustc-env=MALIPO_TEST_GUESTS_DIR={}",

@@ -25,10 +25,19 @@ use crate::tenancy::Tenancy;
 
 /// First-party plugins, compiled to components by `host/build.rs` and
 /// embedded so that one file is the whole product.
-const EMBEDDED_PLUGINS: &[(&str, &[u8])] = &[(
-    "rbac",
-    include_bytes!(concat!(env!("OUT_DIR"), "/plugins/malipo_plugin_rbac.wasm")),
-)];
+const EMBEDDED_PLUGINS: &[(&str, &[u8])] = &[
+    (
+        "rbac",
+        include_bytes!(concat!(env!("OUT_DIR"), "/plugins/malipo_plugin_rbac.wasm")),
+    ),
+    (
+        "mpesa",
+        include_bytes!(concat!(
+            env!("OUT_DIR"),
+            "/plugins/malipo_plugin_mpesa.wasm"
+        )),
+    ),
+];
 
 /// Everything a request may need.
 pub struct AppState {
@@ -227,6 +236,14 @@ impl Application {
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("listen on {listen}"))?;
+        // Where callbacks reach this host: MALIPO_PUBLIC_URL behind a proxy,
+        // else the address just bound.
+        let public =
+            std::env::var("MALIPO_PUBLIC_URL").unwrap_or_else(|_| match listener.local_addr() {
+                Ok(addr) => format!("http://{addr}"),
+                Err(_) => format!("http://{listen}"),
+            });
+        state.runtime.services().set("public-url", &public);
         Ok(Self { listener, state })
     }
 

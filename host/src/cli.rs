@@ -53,6 +53,13 @@ pub struct ServeArgs {
     /// Address to listen on; port 0 picks a free port (printed at start).
     #[arg(long, env = "MALIPO_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
+    /// Start the built-in Daraja emulator and point tenants without their
+    /// own Daraja URL at it, so payments work offline.
+    #[arg(long, env = "MALIPO_DARAJA_SIM")]
+    pub daraja_sim: bool,
+    /// Callback delay of the built-in emulator, in milliseconds.
+    #[arg(long, env = "MALIPO_DARAJA_SIM_DELAY_MS", default_value_t = 1000)]
+    pub daraja_sim_delay_ms: u64,
 }
 
 /// Flags of `malipo bootstrap`.

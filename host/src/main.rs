@@ -6,7 +6,7 @@ use std::io::{BufRead, IsTerminal};
 use anyhow::Context;
 use clap::Parser;
 use malipo::app::Application;
-use malipo::cli::{BootstrapArgs, Cli, Command, MpesaCommand};
+use malipo::cli::{BootstrapArgs, Cli, Command, MpesaCommand, ServeArgs};
 use malipo::config::Config;
 use malipo::control::{ControlDb, PlatformAuditEntry, UserRecord};
 use malipo::ids::{TenantId, UserId};
@@ -23,7 +23,7 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let config = Config::from_env(&cli.data_dir);
     match cli.command {
-        Command::Serve(args) => serve(config, args.listen),
+        Command::Serve(args) => serve(config, args),
         Command::Bootstrap(args) => bootstrap(&config, args),
         Command::Migrate => migrate(config),
         Command::Mpesa(MpesaCommand::Reconcile) => reconcile(config),
@@ -46,18 +46,39 @@ fn reconcile(config: Config) -> anyhow::Result<()> {
     })
 }
 
-fn serve(config: Config, listen: std::net::SocketAddr) -> anyhow::Result<()> {
+fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async move {
         let data_dir = config.data_dir.clone();
-        let app = Application::build(config, listen).await?;
+        let app = Application::build(config, args.listen).await?;
+        // The emulator lives as long as the server: dropping it stops it.
+        let emulator = if args.daraja_sim {
+            let emulator = daraja_sim::start(daraja_sim::Config {
+                callback_delay: std::time::Duration::from_millis(args.daraja_sim_delay_ms),
+                ..daraja_sim::Config::default()
+            })
+            .await
+            .map_err(|e| anyhow::anyhow!("start the Daraja emulator: {e}"))?;
+            let services = app.state().runtime.services().clone();
+            services.set("daraja-emulator-url", emulator.base_url());
+            services.allow_host(&emulator.addr().to_string());
+            Some(emulator)
+        } else {
+            None
+        };
         let addr = app.local_addr()?;
         println!(
             "malipo listening on http://{addr} (data directory {})",
             data_dir.display()
         );
+        if let Some(emulator) = &emulator {
+            println!(
+                "daraja emulator at {} (tenants without their own Daraja URL use it)",
+                emulator.base_url()
+            );
+        }
         app.run(async {
             let _ = tokio::signal::ctrl_c().await;
         })

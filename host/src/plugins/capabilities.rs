@@ -43,15 +43,28 @@ pub struct ActiveCall {
     pub callbacks: bool,
     /// When the call started.
     pub started: Instant,
-    /// Time spent waiting on outbound I/O: not counted against the deadline.
-    pub io_time: Duration,
+    /// Nanoseconds spent waiting on outbound I/O: not counted against the
+    /// deadline (shared with the SQL progress handler).
+    pub io_nanos: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl ActiveCall {
     /// CPU time used so far: wall time minus time waiting on outbound I/O.
     pub fn busy_time(&self) -> Duration {
-        self.started.elapsed().saturating_sub(self.io_time)
+        busy_since(self.started, &self.io_nanos)
     }
+
+    fn add_io(&self, waited: Duration) {
+        let nanos = u64::try_from(waited.as_nanos()).unwrap_or(u64::MAX);
+        self.io_nanos
+            .fetch_add(nanos, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Wall time since `started` minus the I/O wait recorded in `io_nanos`.
+pub fn busy_since(started: Instant, io_nanos: &std::sync::atomic::AtomicU64) -> Duration {
+    let io = Duration::from_nanos(io_nanos.load(std::sync::atomic::Ordering::Relaxed));
+    started.elapsed().saturating_sub(io)
 }
 
 /// The host-owned secret holding a plugin's callback token.
@@ -402,7 +415,7 @@ impl outbound_http::Host for HostState {
         let response = match answer {
             Ok(response) | Err(ureq::Error::Status(_, response)) => response,
             Err(error) => {
-                call.io_time += waited.elapsed();
+                call.add_io(waited.elapsed());
                 return Err(format!("request to {host} failed: {error}"));
             }
         };
@@ -421,7 +434,7 @@ impl outbound_http::Host for HostState {
             &mut std::io::Read::take(response.into_reader(), MAX_OUTBOUND_BODY),
             &mut body,
         );
-        call.io_time += waited.elapsed();
+        call.add_io(waited.elapsed());
         read.map_err(|e| format!("reading the answer of {host}: {e}"))?;
         Ok(outbound_http::Response {
             status,
@@ -445,7 +458,7 @@ impl daraja::Host for HostState {
             base_url.as_deref(),
             &initiator_password,
         );
-        call.io_time += waited.elapsed();
+        call.add_io(waited.elapsed());
         credential
     }
 }

@@ -352,9 +352,16 @@ impl PluginRuntime {
         }
         let access = PluginAccess::new(name, &plugin.manifest.read_tables);
         let started = Instant::now();
-        let deadline = started + self.limits.deadline;
-        let prepared = authorizer::install(&conn, &access, phase)
-            .and_then(|()| conn.progress_handler(10_000, Some(move || Instant::now() > deadline)));
+        let deadline = self.limits.deadline;
+        // SQL shares the call's deadline; waiting on outbound I/O does not count.
+        let io_nanos = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let io_for_sql = Arc::clone(&io_nanos);
+        let prepared = authorizer::install(&conn, &access, phase).and_then(|()| {
+            conn.progress_handler(
+                10_000,
+                Some(move || capabilities::busy_since(started, &io_for_sql) > deadline),
+            )
+        });
         if let Err(error) = prepared {
             let _ = authorizer::remove(&conn);
             if transaction.is_some() {
@@ -386,7 +393,7 @@ impl PluginRuntime {
             outbound_hosts: Arc::clone(&plugin.outbound_hosts),
             callbacks: plugin.manifest.callbacks,
             started,
-            io_time: std::time::Duration::ZERO,
+            io_nanos: Arc::clone(&io_nanos),
         });
         live.store.set_epoch_deadline(self.deadline_ticks());
         let outcome = body(&mut live);

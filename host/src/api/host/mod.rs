@@ -4,6 +4,7 @@
 mod account;
 mod admin;
 mod auth;
+mod hooks;
 mod keys;
 mod people;
 mod stores;
@@ -480,6 +481,22 @@ pub fn operations() -> Vec<Operation> {
             Tenant,
             keys::delete,
             "api-keys",
+        ),
+        op(
+            host_op(
+                "callback-tokens.rotate",
+                Post,
+                "/callback-tokens/{plugin}/rotate",
+                Some("callbacks.rotate"),
+                "Replace the secret token in this organization's callback URLs for a plugin (e.g. mpesa).",
+                object(&["plugin"], json!({"plugin": str_})),
+                any_object(),
+                200,
+                UPDATE,
+            ),
+            Tenant,
+            hooks::rotate,
+            "tenant",
         ),
         op(
             host_op(

@@ -6,11 +6,10 @@ use std::sync::Arc;
 use rusqlite::{OptionalExtension, params};
 use serde_json::{Value, json};
 
-use super::support::name;
+use super::support::{audited_write, name};
 use crate::api::authz::{self, ACCESS_ALL_STORES};
 use crate::api::operation::{HostCall, HostFuture};
 use crate::app::AppState;
-use crate::audit;
 use crate::error::{ApiError, blocking};
 use crate::ids::{StoreId, UserId};
 use crate::time_util::now_rfc3339;
@@ -76,12 +75,9 @@ pub fn create(state: Arc<AppState>, call: HostCall) -> HostFuture {
     Box::pin(async move {
         let tenant = call.principal()?.tenant()?;
         let store_name = name(&call.str_field("name")?, "name", 120)?;
-        let mut entry = call.audit.clone();
-        let audited = call.audited.clone();
+        let (entry, audited) = (call.audit.clone(), call.audited.clone());
         blocking(move || {
-            let db = state.tenancy.get(tenant)?;
-            let mut conn = db.conn()?;
-            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            audited_write(&state, tenant, entry, &audited, |tx, entry| {
             let id = StoreId::new();
             let now = now_rfc3339();
             tx.execute(
@@ -89,15 +85,12 @@ pub fn create(state: Arc<AppState>, call: HostCall) -> HostFuture {
                 params![id.to_string(), store_name, now],
             )?;
             entry.target = Some(id.to_string());
-            audit::write(&tx, &entry)?;
-            let store = tx.query_row(
+            Ok(tx.query_row(
                 &format!("SELECT {STORE_COLUMNS} FROM stores WHERE id = ?1"),
                 [id.to_string()],
                 store_json,
-            )?;
-            tx.commit()?;
-            audited.store(true, std::sync::atomic::Ordering::SeqCst);
-            Ok(store)
+            )?)
+            })
         })
         .await
     })
@@ -135,25 +128,19 @@ pub fn update(state: Arc<AppState>, call: HostCall) -> HostFuture {
         let Some(new_name) = new_name else {
             return Err(ApiError::Validation("give `name` to change".into()));
         };
-        let entry = call.audit.clone();
-        let audited = call.audited.clone();
+        let (entry, audited) = (call.audit.clone(), call.audited.clone());
         blocking(move || {
-            let db = state.tenancy.get(tenant)?;
-            let mut conn = db.conn()?;
-            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            tx.execute(
-                "UPDATE stores SET name = ?2, updated_at = ?3 WHERE id = ?1",
-                params![store.to_string(), new_name, now_rfc3339()],
-            )?;
-            audit::write(&tx, &entry)?;
-            let updated = tx.query_row(
-                &format!("SELECT {STORE_COLUMNS} FROM stores WHERE id = ?1"),
-                [store.to_string()],
-                store_json,
-            )?;
-            tx.commit()?;
-            audited.store(true, std::sync::atomic::Ordering::SeqCst);
-            Ok(updated)
+            audited_write(&state, tenant, entry, &audited, |tx, _| {
+                tx.execute(
+                    "UPDATE stores SET name = ?2, updated_at = ?3 WHERE id = ?1",
+                    params![store.to_string(), new_name, now_rfc3339()],
+                )?;
+                Ok(tx.query_row(
+                    &format!("SELECT {STORE_COLUMNS} FROM stores WHERE id = ?1"),
+                    [store.to_string()],
+                    store_json,
+                )?)
+            })
         })
         .await
     })
@@ -164,23 +151,19 @@ pub fn delete(state: Arc<AppState>, call: HostCall) -> HostFuture {
     Box::pin(async move {
         let store = usable_store(&state, &call).await?;
         let tenant = call.principal()?.tenant()?;
-        let entry = call.audit.clone();
-        let audited = call.audited.clone();
+        let (entry, audited) = (call.audit.clone(), call.audited.clone());
         blocking(move || {
-            let db = state.tenancy.get(tenant)?;
-            let mut conn = db.conn()?;
-            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            let count: i64 = tx.query_row("SELECT COUNT(*) FROM stores", [], |row| row.get(0))?;
-            if count <= 1 {
-                return Err(ApiError::Conflict(
-                    "a tenant keeps at least one store".into(),
-                ));
-            }
-            tx.execute("DELETE FROM stores WHERE id = ?1", [store.to_string()])?;
-            audit::write(&tx, &entry)?;
-            tx.commit()?;
-            audited.store(true, std::sync::atomic::Ordering::SeqCst);
-            Ok(json!({"deleted": true, "id": store}))
+            audited_write(&state, tenant, entry, &audited, |tx, _| {
+                let count: i64 =
+                    tx.query_row("SELECT COUNT(*) FROM stores", [], |row| row.get(0))?;
+                if count <= 1 {
+                    return Err(ApiError::Conflict(
+                        "a tenant keeps at least one store".into(),
+                    ));
+                }
+                tx.execute("DELETE FROM stores WHERE id = ?1", [store.to_string()])?;
+                Ok(json!({"deleted": true, "id": store}))
+            })
         })
         .await
     })
@@ -193,29 +176,24 @@ pub fn add_user(state: Arc<AppState>, call: HostCall) -> HostFuture {
         let tenant = call.principal()?.tenant()?;
         let user = UserId::parse(&call.str_field("user_id")?)
             .ok_or_else(|| ApiError::not_found("user"))?;
-        let entry = call.audit.clone();
-        let audited = call.audited.clone();
+        let (entry, audited) = (call.audit.clone(), call.audited.clone());
         blocking(move || {
-            let db = state.tenancy.get(tenant)?;
-            let mut conn = db.conn()?;
-            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            let member: bool = tx.query_row(
-                "SELECT EXISTS(SELECT 1 FROM members WHERE user_id = ?1 AND status = 'active')",
-                [user.to_string()],
-                |row| row.get(0),
-            )?;
-            if !member {
-                return Err(ApiError::not_found("user"));
-            }
-            tx.execute(
-                "INSERT INTO store_members (store_id, user_id, added_at) VALUES (?1, ?2, ?3)
+            audited_write(&state, tenant, entry, &audited, |tx, _| {
+                let member: bool = tx.query_row(
+                    "SELECT EXISTS(SELECT 1 FROM members WHERE user_id = ?1 AND status = 'active')",
+                    [user.to_string()],
+                    |row| row.get(0),
+                )?;
+                if !member {
+                    return Err(ApiError::not_found("user"));
+                }
+                tx.execute(
+                    "INSERT INTO store_members (store_id, user_id, added_at) VALUES (?1, ?2, ?3)
                  ON CONFLICT (store_id, user_id) DO NOTHING",
-                params![store.to_string(), user.to_string(), now_rfc3339()],
-            )?;
-            audit::write(&tx, &entry)?;
-            tx.commit()?;
-            audited.store(true, std::sync::atomic::Ordering::SeqCst);
-            Ok(json!({"store_id": store, "user_id": user}))
+                    params![store.to_string(), user.to_string(), now_rfc3339()],
+                )?;
+                Ok(json!({"store_id": store, "user_id": user}))
+            })
         })
         .await
     })

@@ -273,3 +273,23 @@ async fn provision_file(
     .await?;
     Ok(())
 }
+
+/// Runs `work` in an `IMMEDIATE` transaction on the tenant's file and writes
+/// the call's success audit row (which `work` may complete, e.g. with the
+/// id it created) in the same transaction; marks the call audited on commit.
+pub fn audited_write<T>(
+    state: &AppState,
+    tenant: TenantId,
+    mut entry: AuditEntry,
+    audited: &std::sync::atomic::AtomicBool,
+    work: impl FnOnce(&rusqlite::Transaction<'_>, &mut AuditEntry) -> Result<T, ApiError>,
+) -> Result<T, ApiError> {
+    let db = state.tenancy.get(tenant)?;
+    let mut conn = db.conn()?;
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let value = work(&tx, &mut entry)?;
+    audit::write(&tx, &entry)?;
+    tx.commit()?;
+    audited.store(true, std::sync::atomic::Ordering::SeqCst);
+    Ok(value)
+}

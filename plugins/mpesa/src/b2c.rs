@@ -1,0 +1,244 @@
+//! B2C bulk payouts: a batch of payments to phones, one Daraja request per item, settled by result callbacks.
+
+use malipo_plugin_sdk::{Error, Input, Result, Sql};
+use serde_json::{Map, Value, json};
+
+use crate::callbacks::{ResultEnvelope, find_transaction, ignored};
+use crate::credentials::Credentials;
+use crate::daraja::Daraja;
+use crate::env::{Env, codes, retry};
+use crate::idempotency::Keyed;
+use crate::transactions::{self, NewTxn, Outcome, settle};
+use crate::validate;
+
+pub const COMMANDS: &[&str] = &["SalaryPayment", "BusinessPayment", "PromotionPayment"];
+pub const MAX_ITEMS: usize = 100;
+pub const MIN_AMOUNT: i64 = 10;
+pub const MAX_AMOUNT: i64 = 250_000;
+
+/// One validated payout.
+struct Item {
+    phone: String,
+    amount: i64,
+    remarks: String,
+}
+
+fn parse_items(input: &Input) -> Result<Vec<Item>> {
+    let items = match input.get("items") {
+        None => return Err(Error::validation("`items` is required.")),
+        Some(Value::Array(items)) => items,
+        Some(_) => return Err(Error::validation("`items` must be a list of payouts.")),
+    };
+    if items.is_empty() || items.len() > MAX_ITEMS {
+        return Err(Error::validation(format!("`items` must hold 1 to {MAX_ITEMS} payouts.")));
+    }
+    items
+        .iter()
+        .enumerate()
+        .map(|(index, item)| {
+            let at = |err: Error| Error::validation(format!("items[{index}]: {}", err.message));
+            if !item.is_object() {
+                return Err(Error::validation(format!("items[{index}] must be an object.")));
+            }
+            let fields = Input::parse(&item.to_string()).map_err(at)?;
+            Ok(Item {
+                phone: validate::phone_field(fields.get("phone_number"), "phone_number").map_err(at)?,
+                amount: validate::amount_field(fields.get("amount"), "amount", MIN_AMOUNT, MAX_AMOUNT).map_err(at)?,
+                remarks: validate::text_field(&fields, "remarks", 2, 100).map_err(at)?.to_owned(),
+            })
+        })
+        .collect()
+}
+
+/// `mpesa.b2c.bulk`: pays every item, one Daraja request each.
+pub fn bulk(env: &dyn Env, input: &Input) -> Result<Value> {
+    let (db, ctx) = (env.db(), env.ctx());
+    let items = parse_items(input)?;
+    let command_id = validate::one_of(input.req_trimmed("command_id")?, "command_id", COMMANDS)?;
+    let occasion = validate::opt_text_field(input, "occasion", 1, 100)?;
+    let store_id = transactions::resolve_store(db, ctx, input)?;
+    let request = json!({
+        "command_id": command_id,
+        "occasion": occasion,
+        "store_id": store_id,
+        "items": items.iter().map(|i| json!([i.phone, i.amount, i.remarks])).collect::<Vec<_>>(),
+    });
+    let keyed = Keyed::new("mpesa.b2c.bulk", validate::idempotency_key(input)?, &request);
+    if let Some(keyed) = &keyed
+        && let Some(answer) = keyed.replay(db)?
+    {
+        return Ok(answer);
+    }
+    let credentials = Credentials::load(env)?;
+    let daraja = Daraja::new(env, &credentials);
+    // Settle the prerequisites before paying anything: a failure here pays nobody.
+    let shared = daraja.initiator_fields("b2c")?;
+    daraja.token()?;
+    let batch_id = malipo_plugin_sdk::id::uuid_v4()?;
+    let total: i64 = items.iter().map(|i| i.amount).sum();
+    db.execute(
+        "INSERT INTO mpesa_b2c_batches (id, command_id, occasion, item_count, total_amount, store_id, created_by, created_at, created_ms) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        &[
+            Sql::from(batch_id.as_str()),
+            Sql::from(command_id),
+            Sql::from(occasion),
+            Sql::Integer(i64::try_from(items.len()).unwrap_or(0)),
+            Sql::Integer(total),
+            Sql::from(store_id.clone()),
+            Sql::from(ctx.user_id.clone()),
+            Sql::from(crate::clock::rfc3339_ms(ctx.now_ms)),
+            Sql::Integer(i64::try_from(ctx.now_ms).unwrap_or(i64::MAX)),
+        ],
+    )?;
+    for (seq, item) in items.iter().enumerate() {
+        let id = malipo_plugin_sdk::id::uuid_v4()?;
+        let mut body: Map<String, Value> = shared.clone();
+        body.insert("OriginatorConversationID".into(), json!(id));
+        body.insert("InitiatorName".into(), json!(credentials.settings.initiator_name));
+        body.insert("CommandID".into(), json!(command_id));
+        body.insert("Amount".into(), json!(item.amount));
+        body.insert("PartyA".into(), json!(credentials.settings.shortcode));
+        body.insert("PartyB".into(), json!(item.phone));
+        body.insert("Remarks".into(), json!(item.remarks));
+        body.insert("Occassion".into(), json!(occasion.unwrap_or(&item.remarks)));
+        let sent = daraja.post("/mpesa/b2c/v3/paymentrequest", &Value::Object(body));
+        let mut new = NewTxn {
+            id: &id,
+            kind: "b2c",
+            status: "pending",
+            store_id: store_id.as_deref(),
+            phone_number: Some(&item.phone),
+            amount: item.amount,
+            batch_id: Some(&batch_id),
+            batch_seq: Some(i64::try_from(seq).unwrap_or(0)),
+            command_id: Some(command_id),
+            remarks: Some(&item.remarks),
+            originator_conversation_id: Some(&id),
+            ..NewTxn::default()
+        };
+        let (result_code, result_desc, note, conversation_id, originator);
+        match sent {
+            Ok(reply) if reply.accepted() => {
+                let text = |name: &str| reply.json.get(name).and_then(Value::as_str).map(str::to_owned);
+                conversation_id = text("ConversationID");
+                originator = text("OriginatorConversationID");
+                new.conversation_id = conversation_id.as_deref();
+                new.originator_conversation_id = originator.as_deref().or(Some(&id));
+            }
+            Ok(reply) => {
+                (result_code, result_desc) = reply
+                    .error()
+                    .or_else(|| {
+                        let code = reply.json.get("ResponseCode").and_then(crate::daraja::code_text)?;
+                        Some((code, reply.describe()))
+                    })
+                    .unwrap_or_else(|| (reply.status.to_string(), reply.describe()));
+                new.status = "failed";
+                new.result_code = Some(&result_code);
+                new.result_desc = Some(&result_desc);
+            }
+            Err(error) if error.code == codes::UNAVAILABLE => {
+                // The request may have reached Daraja: the payout stays pending
+                // until a result callback or a transaction-status query settles it.
+                note = format!("Daraja did not answer ({}); unconfirmed", error.message);
+                env.warn(&format!("B2C payout {id}: {note}"));
+                new.note = Some(&note);
+            }
+            Err(error) if error.code == codes::UPSTREAM => {
+                // Refused before sending (e.g. no new token): nothing was paid.
+                result_desc = error.message.clone();
+                new.status = "failed";
+                new.result_desc = Some(&result_desc);
+            }
+            Err(error) => return Err(error),
+        }
+        let txn = transactions::insert(db, ctx, &new)?;
+        if txn.status == "failed" {
+            transactions::emit(env, &txn);
+        }
+    }
+    let answer = batch_json(env, &batch_id)?;
+    if let Some(keyed) = &keyed {
+        keyed.remember(db, ctx, &answer)?;
+    }
+    Ok(answer)
+}
+
+/// A batch with its items (in request order) and a count per status.
+fn batch_json(env: &dyn Env, id: &str) -> Result<Value> {
+    let db = env.db();
+    let table = db.query(
+        "SELECT id, command_id, occasion, item_count, total_amount, store_id, created_by, created_at \
+         FROM mpesa_b2c_batches WHERE id = ?1",
+        &[Sql::from(id)],
+    )?;
+    let Some(row) = table.first() else {
+        return Err(Error::not_found(format!("No B2C batch `{id}`.")));
+    };
+    if let Some(store) = transactions::caller_store(env.ctx())
+        && row.text("store_id") != Some(store)
+    {
+        return Err(Error::not_found(format!("No B2C batch `{id}`.")));
+    }
+    let items = transactions::select(db, "WHERE batch_id = ?1 ORDER BY batch_seq, id", &[Sql::from(id)])?;
+    let mut by_status = Map::new();
+    let mut completed_amount = 0;
+    for item in &items {
+        let slot = by_status.entry(item.status.clone()).or_insert(json!(0));
+        *slot = json!(slot.as_u64().unwrap_or(0) + 1);
+        if item.status == "completed" {
+            completed_amount += item.amount;
+        }
+    }
+    let mut batch = row.to_json();
+    batch.insert("currency".into(), json!("KES"));
+    batch.insert("by_status".into(), Value::Object(by_status));
+    batch.insert("completed_amount".into(), json!(completed_amount));
+    Ok(json!({
+        "batch": batch,
+        "items": items.iter().map(transactions::Txn::to_json).collect::<Vec<_>>(),
+    }))
+}
+
+/// `mpesa.b2c.batches.get`.
+pub fn get(env: &dyn Env, input: &Input) -> Result<Value> {
+    batch_json(env, validate::req_id(input, "id")?)
+}
+
+/// Applies a B2C result (or queue timeout) callback.
+pub fn on_result(
+    env: &dyn Env,
+    envelope: &ResultEnvelope,
+    raw: &str,
+    received_at: u64,
+    timeout: bool,
+) -> Result<Value> {
+    let txn = find_transaction(env, "b2c", envelope)?
+        .ok_or_else(|| retry("No B2C payout matches this result (yet)."))?;
+    if !txn.is_pending() {
+        return Ok(ignored(&txn, "the payout is already final"));
+    }
+    let code = envelope.code.as_deref();
+    let receipt = envelope.param_text("TransactionReceipt").or_else(|| envelope.transaction_id.clone());
+    let status = match (timeout, code) {
+        (true, _) => "timeout",
+        (false, Some("0")) => "completed",
+        (false, _) => "failed",
+    };
+    let desc = if envelope.desc.is_empty() && timeout { "The request timed out in Daraja's queue." } else { &envelope.desc };
+    let applied = settle(
+        env,
+        &txn,
+        &Outcome {
+            status,
+            result_code: code,
+            result_desc: Some(desc),
+            receipt: receipt.as_deref().filter(|_| status == "completed"),
+            raw_callback: Some(raw),
+            at_ms: received_at,
+            ..Outcome::default()
+        },
+    )?;
+    Ok(json!({ "applied": applied, "transaction_id": txn.id, "status": status }))
+}

@@ -1,0 +1,55 @@
+//! Idempotency keys: the same key with the same request answers the stored answer; with another request, a conflict.
+
+use malipo_plugin_sdk::{Context, Db, Error, Result, Sql};
+use serde_json::Value;
+
+/// A keyed request of one operation: the normalised request it stands for.
+pub struct Keyed<'a> {
+    pub operation: &'static str,
+    pub key: &'a str,
+    /// The normalised request, as canonical JSON (object keys sorted).
+    pub request: String,
+}
+
+impl<'a> Keyed<'a> {
+    /// `None` when the caller gave no key.
+    pub fn new(operation: &'static str, key: Option<&'a str>, request: &Value) -> Option<Self> {
+        key.map(|key| Self { operation, key, request: request.to_string() })
+    }
+
+    /// The stored answer of an earlier call with this key and the same
+    /// request; `conflict` if the key was used for a different request.
+    pub fn replay(&self, db: &dyn Db) -> Result<Option<Value>> {
+        let table = db.query(
+            "SELECT request, response FROM mpesa_idempotency WHERE operation = ?1 AND key = ?2",
+            &[Sql::from(self.operation), Sql::from(self.key)],
+        )?;
+        let Some(row) = table.first() else { return Ok(None) };
+        if row.req_text("request")? != self.request {
+            return Err(Error::conflict(
+                "This Idempotency-Key was already used for a different request; use a new key for a new request.",
+            ));
+        }
+        let response = row.req_text("response")?;
+        serde_json::from_str(response)
+            .map(Some)
+            .map_err(|err| Error::internal(format!("stored idempotent answer is not JSON: {err}")))
+    }
+
+    /// Stores the answer for later replays.
+    pub fn remember(&self, db: &dyn Db, ctx: &Context, response: &Value) -> Result<()> {
+        db.execute(
+            "INSERT INTO mpesa_idempotency (operation, key, request, response, created_by, created_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            &[
+                Sql::from(self.operation),
+                Sql::from(self.key),
+                Sql::from(self.request.as_str()),
+                Sql::from(response.to_string()),
+                Sql::from(ctx.user_id.clone()),
+                Sql::from(crate::clock::rfc3339_ms(ctx.now_ms)),
+            ],
+        )?;
+        Ok(())
+    }
+}
