@@ -140,6 +140,17 @@ fn install_catalog_sync(
     let runtime = Arc::clone(runtime);
     tenancy.set_open_hook(Arc::new(move |db| {
         let conn = db.conn().map_err(|e| e.to_string())?;
+        // Callback tokens exist before any request needs one: a token made
+        // inside a request's transaction would be invisible to a callback
+        // arriving before that transaction commits.
+        for plugin in runtime.plugins().filter(|p| p.manifest.callbacks) {
+            crate::plugins::capabilities::callback_token(
+                &conn,
+                runtime.services(),
+                &db.id().to_string(),
+                &plugin.manifest.name,
+            )?;
+        }
         let current: Option<String> = conn
             .query_row(
                 "SELECT value FROM host_meta WHERE key = 'catalog_hash'",

@@ -44,7 +44,14 @@ pub enum Command {
 pub enum MpesaCommand {
     /// Query every payment still pending after MALIPO_RECONCILE_AFTER_SECS
     /// and settle it by Daraja's answer, once, for every active tenant.
-    Reconcile,
+    /// Exits non-zero if any payment could not be queried.
+    Reconcile {
+        /// Base URL of a running Daraja emulator, for tenants whose
+        /// environment is `sandbox` without their own URL (what
+        /// `serve --daraja-sim` gives them).
+        #[arg(long, env = "MALIPO_DARAJA_EMULATOR_URL")]
+        daraja_emulator_url: Option<String>,
+    },
 }
 
 /// Flags of `malipo serve`.

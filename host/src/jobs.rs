@@ -22,12 +22,23 @@ fn env_secs(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-/// Runs every job (or only `only = (plugin, job)`) once for every active
-/// tenant; answers `(tenant runs, failures)`.
+/// What one round of jobs did.
+#[derive(Debug, Default)]
+pub struct JobReport {
+    /// Job runs (tenants × jobs).
+    pub runs: usize,
+    /// Runs that failed outright.
+    pub failures: usize,
+    /// Problems a job reported in its answer's `errors` (e.g. a payment
+    /// Daraja could not be asked about), one line each.
+    pub problems: Vec<String>,
+}
+
+/// Runs every job (or only `only = (plugin, job)`) once for every active tenant.
 pub async fn run_once(
     state: &Arc<AppState>,
     only: Option<(&str, &str)>,
-) -> Result<(usize, usize), ApiError> {
+) -> Result<JobReport, ApiError> {
     let older_than = env_secs("MALIPO_RECONCILE_AFTER_SECS", 120);
     let jobs: Vec<(String, String)> = state
         .runtime
@@ -40,12 +51,12 @@ pub async fn run_once(
         })
         .filter(|(plugin, job)| only.is_none_or(|(p, j)| p == plugin && j == job))
         .collect();
+    let mut report = JobReport::default();
     if jobs.is_empty() {
-        return Ok((0, 0));
+        return Ok(report);
     }
     let state_for_db = Arc::clone(state);
     let tenants = blocking(move || Ok(state_for_db.control.tenants()?)).await?;
-    let (mut runs, mut failures) = (0, 0);
     for tenant in tenants.iter().filter(|t| t.status == "active") {
         for (plugin, job) in &jobs {
             let ctx = CallContext {
@@ -65,8 +76,8 @@ pub async fn run_once(
                 ..AuditEntry::default()
             };
             let input = json!({"older_than_secs": older_than});
-            runs += 1;
-            if let Err(error) = call_plugin(
+            report.runs += 1;
+            match call_plugin(
                 state,
                 tenant.id,
                 plugin,
@@ -78,12 +89,24 @@ pub async fn run_once(
             )
             .await
             {
-                failures += 1;
-                tracing::warn!(tenant = %tenant.id, plugin, job, %error, "job failed");
+                Ok(output) => {
+                    for problem in output["errors"].as_array().into_iter().flatten() {
+                        report
+                            .problems
+                            .push(format!("tenant {} {plugin} {job}: {problem}", tenant.id));
+                    }
+                }
+                Err(error) => {
+                    report.failures += 1;
+                    tracing::warn!(tenant = %tenant.id, plugin, job, %error, "job failed");
+                    report
+                        .problems
+                        .push(format!("tenant {} {plugin} {job}: {error}", tenant.id));
+                }
             }
         }
     }
-    Ok((runs, failures))
+    Ok(report)
 }
 
 /// Runs the jobs forever at the configured interval.

@@ -26,22 +26,41 @@ fn main() -> anyhow::Result<()> {
         Command::Serve(args) => serve(config, args),
         Command::Bootstrap(args) => bootstrap(&config, args),
         Command::Migrate => migrate(config),
-        Command::Mpesa(MpesaCommand::Reconcile) => reconcile(config),
+        Command::Mpesa(MpesaCommand::Reconcile {
+            daraja_emulator_url,
+        }) => reconcile(config, daraja_emulator_url),
     }
 }
 
-fn reconcile(config: Config) -> anyhow::Result<()> {
+fn reconcile(config: Config, emulator: Option<String>) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async move {
         let state = tokio::task::spawn_blocking(move || malipo::app::build_state(config)).await??;
-        let (runs, failures) =
-            malipo::jobs::run_once(&state, Some(("mpesa", "payments.reconcile")))
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-        println!("reconciled {runs} tenant(s); {failures} failed");
-        anyhow::ensure!(failures == 0, "{failures} tenant(s) failed to reconcile");
+        if let Some(url) = emulator {
+            let services = state.runtime.services();
+            let (_, host, port) = malipo::plugins::services::url_host(&url)
+                .ok_or_else(|| anyhow::anyhow!("--daraja-emulator-url must be an http(s) URL"))?;
+            services.set("daraja-emulator-url", url.trim_end_matches('/'));
+            services.allow_host(&port.map_or(host.clone(), |p| format!("{host}:{p}")));
+        }
+        let report = malipo::jobs::run_once(&state, Some(("mpesa", "payments.reconcile")))
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        for problem in &report.problems {
+            eprintln!("{problem}");
+        }
+        println!(
+            "reconciled {} tenant(s); {} failed; {} problem(s)",
+            report.runs,
+            report.failures,
+            report.problems.len()
+        );
+        anyhow::ensure!(
+            report.failures == 0 && report.problems.is_empty(),
+            "reconciliation did not settle everything it tried; see above"
+        );
         Ok(())
     })
 }

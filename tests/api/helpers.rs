@@ -19,6 +19,8 @@ pub struct TestApp {
     pub base: String,
     pub data_dir: PathBuf,
     pub client: reqwest::Client,
+    /// The built-in Daraja emulator's base URL (`--daraja-sim` only).
+    pub emulator: Option<String>,
     child: Child,
     _temp: Option<tempfile::TempDir>,
 }
@@ -30,6 +32,55 @@ pub struct Options {
     pub sandbox: bool,
     /// Extra environment variables.
     pub env: Vec<(String, String)>,
+}
+
+/// Marker in [`Options::env`]: start the built-in Daraja emulator
+/// (`--daraja-sim`). A marker rather than a field so that the struct
+/// literals elsewhere keep compiling; it is turned into the flag, not
+/// passed on.
+pub const DARAJA_SIM: &str = "MALIPO_DARAJA_SIM";
+/// Marker in [`Options::env`]: the emulator's callback delay in ms
+/// (`--daraja-sim-delay-ms`, 150 if absent).
+pub const DARAJA_SIM_DELAY_MS: &str = "MALIPO_DARAJA_SIM_DELAY_MS";
+
+impl Options {
+    /// Starts the built-in Daraja emulator, calling back after 150 ms.
+    pub fn daraja_sim() -> Self {
+        Self::daraja_sim_delay(150)
+    }
+
+    /// Starts the built-in Daraja emulator, calling back after `delay_ms`.
+    pub fn daraja_sim_delay(delay_ms: u64) -> Self {
+        Self {
+            env: vec![
+                (DARAJA_SIM.to_string(), "true".to_string()),
+                (DARAJA_SIM_DELAY_MS.to_string(), delay_ms.to_string()),
+            ],
+            ..Self::default()
+        }
+    }
+
+    /// Adds an environment variable (replacing an earlier one of that name).
+    pub fn with_env(mut self, key: &str, value: &str) -> Self {
+        self.env.retain(|(k, _)| k != key);
+        self.env.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    /// Whether the emulator is wanted (see [`DARAJA_SIM`]).
+    pub fn daraja_sim_enabled(&self) -> bool {
+        self.env
+            .iter()
+            .any(|(k, v)| k == DARAJA_SIM && !matches!(v.as_str(), "" | "0" | "false"))
+    }
+
+    fn daraja_sim_delay_ms(&self) -> u64 {
+        self.env
+            .iter()
+            .find(|(k, _)| k == DARAJA_SIM_DELAY_MS)
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or(150)
+    }
 }
 
 impl TestApp {
@@ -67,20 +118,42 @@ impl TestApp {
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
+        let daraja_sim = options.daraja_sim_enabled();
+        if daraja_sim {
+            command
+                .arg("--daraja-sim")
+                .arg("--daraja-sim-delay-ms")
+                .arg(options.daraja_sim_delay_ms().to_string());
+        }
         for (key, value) in &options.env {
-            command.env(key, value);
+            if key != DARAJA_SIM && key != DARAJA_SIM_DELAY_MS {
+                command.env(key, value);
+            }
         }
         let mut child = command.spawn().expect("start malipo");
         let stdout = child.stdout.take().expect("stdout");
-        let base = tokio::task::spawn_blocking(move || {
+        let (base, second) = tokio::task::spawn_blocking(move || {
+            let mut reader = BufReader::new(stdout);
             let mut line = String::new();
-            BufReader::new(stdout)
-                .read_line(&mut line)
-                .expect("read first line");
-            line
+            reader.read_line(&mut line).expect("read first line");
+            let mut second = String::new();
+            if daraja_sim {
+                reader.read_line(&mut second).expect("read second line");
+            }
+            (line, second)
         })
         .await
         .expect("join");
+        let emulator = daraja_sim.then(|| {
+            let url = second
+                .strip_prefix("daraja emulator at ")
+                .and_then(|rest| rest.split_whitespace().next())
+                .filter(|url| url.starts_with("http://"))
+                .unwrap_or_else(|| {
+                    panic!("malipo did not print the emulator's address: {second:?}")
+                });
+            url.trim_end_matches('/').to_string()
+        });
         let addr = base
             .split("http://")
             .nth(1)
@@ -94,6 +167,7 @@ impl TestApp {
                 .timeout(Duration::from_secs(30))
                 .build()
                 .expect("client"),
+            emulator,
             child,
             _temp: None,
         }

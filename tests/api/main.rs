@@ -7,4 +7,5 @@ mod errors;
 mod helpers;
 mod isolation;
 mod migrations;
+mod mpesa;
 mod sandbox;
