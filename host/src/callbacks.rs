@@ -1,5 +1,6 @@
 //! Inbound callbacks (e.g. Daraja results) at
-//! `/callbacks/<plugin>/<tenant-id>/<token>/<kind…>`.
+//! `/callbacks/<plugin>/<tenant-id>/<token>/<kind…>`, or at
+//! `/hooks/<tenant-id>/<token>/<kind…>` where the URL must not name the plugin.
 //!
 //! The route checks the plugin, the tenant and the tenant's callback token
 //! (unknown → 404, nothing stored), stores the body in the callback inbox,
@@ -43,12 +44,45 @@ pub async fn receive(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let known_plugin = state
+    let known = state
         .runtime
         .plugin(&plugin)
         .is_some_and(|p| p.manifest.callbacks);
-    let tenant = TenantId::parse(&tenant)
-        .filter(|_| known_plugin)
+    let candidates = if known { vec![plugin] } else { Vec::new() };
+    accept(state, candidates, &tenant, token, kind, peer, body).await
+}
+
+/// `POST /hooks/{tenant}/{token}/{*kind}`: the same, for URLs that must not
+/// name the plugin (Safaricom refuses C2B URLs containing "mpesa"); the
+/// token tells which plugin the callback is for.
+pub async fn receive_opaque(
+    State(state): State<Arc<AppState>>,
+    Path((tenant, token, kind)): Path<(String, String, String)>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let candidates = state
+        .runtime
+        .plugins()
+        .filter(|p| p.manifest.callbacks)
+        .map(|p| p.manifest.name.clone())
+        .collect();
+    accept(state, candidates, &tenant, token, kind, peer, body).await
+}
+
+/// Checks tenant and token against the candidate plugins, then stores the
+/// callback for the one whose token it is and acknowledges.
+async fn accept(
+    state: Arc<AppState>,
+    candidates: Vec<String>,
+    tenant: &str,
+    token: String,
+    kind: String,
+    peer: SocketAddr,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let tenant = TenantId::parse(tenant)
+        .filter(|_| !candidates.is_empty())
         .ok_or_else(|| ApiError::not_found("callback"))?;
     if let Ok(allowed) = std::env::var("MALIPO_CALLBACK_ALLOW_IPS") {
         let ip = peer.ip().to_string();
@@ -64,25 +98,19 @@ pub async fn receive(
         )));
     }
     let state_for_db = Arc::clone(&state);
-    let plugin_for_db = plugin.clone();
-    let known = blocking(move || {
+    let plugin = blocking(move || {
         if state_for_db.control.tenant(tenant)?.is_none() {
-            return Ok(false);
+            return Ok(None);
         }
         let db = state_for_db.tenancy.get(tenant)?;
         let conn = db.conn()?;
-        Ok(callback_token_matches(
-            &conn,
-            state_for_db.runtime.services(),
-            &tenant.to_string(),
-            &plugin_for_db,
-            &token,
-        ))
+        let services = state_for_db.runtime.services();
+        Ok(candidates.into_iter().find(|plugin| {
+            callback_token_matches(&conn, services, &tenant.to_string(), plugin, &token)
+        }))
     })
-    .await?;
-    if !known {
-        return Err(ApiError::not_found("callback"));
-    }
+    .await?
+    .ok_or_else(|| ApiError::not_found("callback"))?;
     let Ok(text) = std::str::from_utf8(&body) else {
         return Ok(accepted());
     };

@@ -93,6 +93,10 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/callbacks/{plugin}/{tenant}/{token}/{*kind}",
             axum::routing::post(crate::callbacks::receive),
         )
+        .route(
+            "/hooks/{tenant}/{token}/{*kind}",
+            axum::routing::post(crate::callbacks::receive_opaque),
+        )
         .route("/health", get(health))
         .route("/health/db", get(health_db))
         .fallback(not_found)

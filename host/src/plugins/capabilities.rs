@@ -367,6 +367,18 @@ impl config::Host for HostState {
                     public.trim_end_matches('/')
                 ))
             }
+            "callback-base-opaque" if call.callbacks => {
+                let public = call.services.get("public-url")?;
+                let (conn, services, tenant) = (&call.conn, &call.services, &call.tenant_id);
+                let token = call
+                    .access
+                    .as_host(|| callback_token(conn, services, tenant, &plugin))
+                    .ok()?;
+                Some(format!(
+                    "{}/hooks/{tenant}/{token}",
+                    public.trim_end_matches('/')
+                ))
+            }
             "public-url" | "daraja-emulator-url" => call.services.get(&name),
             _ => None,
         }

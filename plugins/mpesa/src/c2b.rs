@@ -22,8 +22,8 @@ pub fn register(env: &dyn Env, input: &Input) -> Result<Value> {
     let body = json!({
         "ShortCode": credentials.settings.shortcode,
         "ResponseType": response_type,
-        "ConfirmationURL": daraja.callback_url("c2b/confirmation")?,
-        "ValidationURL": daraja.callback_url("c2b/validation")?,
+        "ConfirmationURL": crate::daraja::opaque_callback_url(env, "c2b/confirmation")?,
+        "ValidationURL": crate::daraja::opaque_callback_url(env, "c2b/validation")?,
     });
     let ack = daraja.post("/mpesa/c2b/v2/registerurl", &body)?.into_accepted("C2B URL registration")?;
     let now = crate::clock::rfc3339_ms(env.ctx().now_ms);

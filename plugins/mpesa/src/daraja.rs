@@ -270,10 +270,20 @@ impl<'a> Daraja<'a> {
 
 /// The callback URL for `kind` under the host's `callback-base`.
 pub fn callback_url(env: &dyn Env, kind: &str) -> Result<String> {
+    callback_url_under(env, "callback-base", kind)
+}
+
+/// The callback URL for `kind` under the host's `callback-base-opaque`, whose
+/// path does not say "mpesa": Safaricom refuses C2B URLs that do.
+pub fn opaque_callback_url(env: &dyn Env, kind: &str) -> Result<String> {
+    callback_url_under(env, "callback-base-opaque", kind)
+}
+
+fn callback_url_under(env: &dyn Env, setting: &str, kind: &str) -> Result<String> {
     let base = env
-        .config("callback-base")
+        .config(setting)
         .filter(|b| !b.trim().is_empty())
-        .ok_or_else(|| unavailable("The host has no callback URL for this tenant (setting `callback-base`)."))?;
+        .ok_or_else(|| unavailable(format!("The host has no callback URL for this tenant (setting `{setting}`).")))?;
     Ok(format!("{}/{kind}", base.trim().trim_end_matches('/')))
 }
 
