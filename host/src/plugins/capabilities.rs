@@ -355,29 +355,19 @@ impl config::Host for HostState {
         let plugin = self.plugin.clone();
         let call = self.call.as_mut()?;
         match name.as_str() {
-            "callback-base" if call.callbacks => {
+            "callback-base" | "callback-base-opaque" if call.callbacks => {
                 let public = call.services.get("public-url")?;
+                let public = public.trim_end_matches('/');
                 let (conn, services, tenant) = (&call.conn, &call.services, &call.tenant_id);
                 let token = call
                     .access
                     .as_host(|| callback_token(conn, services, tenant, &plugin))
                     .ok()?;
-                Some(format!(
-                    "{}/callbacks/{plugin}/{tenant}/{token}",
-                    public.trim_end_matches('/')
-                ))
-            }
-            "callback-base-opaque" if call.callbacks => {
-                let public = call.services.get("public-url")?;
-                let (conn, services, tenant) = (&call.conn, &call.services, &call.tenant_id);
-                let token = call
-                    .access
-                    .as_host(|| callback_token(conn, services, tenant, &plugin))
-                    .ok()?;
-                Some(format!(
-                    "{}/hooks/{tenant}/{token}",
-                    public.trim_end_matches('/')
-                ))
+                Some(if name == "callback-base" {
+                    format!("{public}/callbacks/{plugin}/{tenant}/{token}")
+                } else {
+                    format!("{public}/hooks/{tenant}/{token}")
+                })
             }
             "public-url" | "daraja-emulator-url" => call.services.get(&name),
             _ => None,
