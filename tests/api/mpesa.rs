@@ -2286,3 +2286,38 @@ async fn members_may_not_pay_out_or_reverse_but_admins_may() {
     assert_eq!(emu_requests_to(&app, B2C_PATH).await.len(), 1);
     assert_eq!(emu_requests_to(&app, REVERSAL_PATH).await.len(), 1);
 }
+
+#[tokio::test]
+async fn the_daraja_access_token_is_cached_sealed_and_reused() {
+    let app = spawn().await;
+    let owner = app.register("Mpesa Token Cache").await;
+    configure(&app, &owner, credentials()).await;
+    completed_payment(&app, &owner.auth(), 10).await;
+    completed_payment(&app, &owner.auth(), 11).await;
+    let issued: Vec<String> = emu_requests_to(&app, "/oauth/v1/generate")
+        .await
+        .iter()
+        .filter_map(|r| r["response"]["access_token"].as_str().map(str::to_string))
+        .collect();
+    // `configure` tests the credentials (one token); both pushes reuse the cache.
+    assert_eq!(issued.len(), 1, "{issued:?}");
+    let file = app.tenant_file(&owner.tenant_id);
+    let mut bytes = std::fs::read(&file).expect("tenant file");
+    if let Ok(wal) = std::fs::read(format!("{}-wal", file.display())) {
+        bytes.extend(wal);
+    }
+    let haystack = String::from_utf8_lossy(&bytes);
+    assert!(
+        !haystack.contains(issued[0].as_str()),
+        "the access token is stored in clear"
+    );
+    let conn = open(&file);
+    let sealed: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM secrets WHERE name = 'oauth_token'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("count");
+    assert_eq!(sealed, 1);
+}

@@ -14,6 +14,9 @@ pub const PASSKEY: &str = "passkey";
 pub const SECURITY_CREDENTIAL: &str = "security_credential";
 pub const INITIATOR_PASSWORD: &str = "initiator_password";
 pub const SECRET_NAMES: [&str; 5] = [CONSUMER_KEY, CONSUMER_SECRET, PASSKEY, SECURITY_CREDENTIAL, INITIATOR_PASSWORD];
+/// The cached Daraja OAuth access token, kept sealed by the host like the
+/// credentials (its expiry and server are in `mpesa_tokens`).
+pub const OAUTH_TOKEN: &str = "oauth_token";
 
 pub const SANDBOX_URL: &str = "https://sandbox.safaricom.co.ke";
 pub const PRODUCTION_URL: &str = "https://api.safaricom.co.ke";
@@ -239,6 +242,7 @@ pub fn put(env: &dyn Env, input: &Input) -> Result<Value> {
     )?;
     // Tokens of the old credentials must not be reused.
     env.db().execute("DELETE FROM mpesa_tokens", &[])?;
+    env.put_secret(OAUTH_TOKEN, "")?;
     get(env)
 }
 

@@ -6,7 +6,7 @@ use malipo_plugin_sdk::{Error, Result, Sql};
 use serde_json::{Value, json};
 
 use crate::codec;
-use crate::credentials::Credentials;
+use crate::credentials::{Credentials, OAUTH_TOKEN};
 use crate::env::{Env, HttpRequest, unavailable, upstream};
 
 /// Wait for an OAuth answer.
@@ -138,13 +138,15 @@ impl<'a> Daraja<'a> {
             return Err(error);
         }
         let now = i64::try_from(self.env.ctx().now_ms).unwrap_or(i64::MAX);
-        let cached = self.env.db().query(
-            "SELECT access_token FROM mpesa_tokens WHERE base_url = ?1 AND expires_at_ms > ?2",
+        let fresh = self.env.db().query(
+            "SELECT 1 AS fresh FROM mpesa_tokens WHERE base_url = ?1 AND expires_at_ms > ?2",
             &[Sql::from(self.base()), Sql::Integer(now.saturating_add(TOKEN_MARGIN_MS))],
         )?;
-        if let Some(token) = cached.first().and_then(|row| row.text("access_token")) {
-            *self.token.borrow_mut() = Some(token.to_owned());
-            return Ok(token.to_owned());
+        if !fresh.is_empty()
+            && let Some(token) = self.env.secret(OAUTH_TOKEN).filter(|t| !t.is_empty())
+        {
+            *self.token.borrow_mut() = Some(token.clone());
+            return Ok(token);
         }
         match self.fresh_token() {
             Ok(token) => Ok(token.access_token),
@@ -189,13 +191,16 @@ impl<'a> Daraja<'a> {
         let expires_in = expires_in.filter(|s| *s > 0).unwrap_or(DEFAULT_EXPIRES_IN);
         let ctx = self.env.ctx();
         let now = i64::try_from(ctx.now_ms).unwrap_or(i64::MAX);
+        // One sealed token at a time: it belongs to this server's row only.
+        self.env.db().execute("DELETE FROM mpesa_tokens WHERE base_url <> ?1", &[Sql::from(self.base())])?;
+        self.env.put_secret(OAUTH_TOKEN, access_token)?;
         self.env.db().execute(
             "INSERT INTO mpesa_tokens (base_url, access_token, expires_at_ms, fetched_at) VALUES (?1, ?2, ?3, ?4) \
              ON CONFLICT (base_url) DO UPDATE SET access_token = excluded.access_token, \
              expires_at_ms = excluded.expires_at_ms, fetched_at = excluded.fetched_at",
             &[
                 Sql::from(self.base()),
-                Sql::from(access_token),
+                Sql::from(""),
                 Sql::Integer(now.saturating_add(expires_in.saturating_mul(1000))),
                 Sql::from(crate::clock::rfc3339_ms(ctx.now_ms)),
             ],
@@ -208,7 +213,7 @@ impl<'a> Daraja<'a> {
     fn forget_token(&self) -> Result<()> {
         *self.token.borrow_mut() = None;
         self.env.db().execute("DELETE FROM mpesa_tokens WHERE base_url = ?1", &[Sql::from(self.base())])?;
-        Ok(())
+        self.env.put_secret(OAUTH_TOKEN, "")
     }
 
     /// POSTs `body` to `path` with the token. If Daraja refuses the token

@@ -36,7 +36,11 @@ pub fn manifest() -> Manifest {
         ],
         subscriptions: Vec::new(),
         read_tables: vec!["stores".to_owned()],
-        secrets: crate::credentials::SECRET_NAMES.iter().map(|s| (*s).to_owned()).collect(),
+        secrets: crate::credentials::SECRET_NAMES
+            .iter()
+            .chain([&crate::credentials::OAUTH_TOKEN])
+            .map(|s| (*s).to_owned())
+            .collect(),
         outbound_hosts: vec!["*".to_owned()],
         jobs: vec!["payments.reconcile".to_owned()],
         callbacks: true,
