@@ -1,7 +1,12 @@
 //! Periodic plugin jobs: each plugin's manifest names internal operations
-//! (e.g. the mpesa plugin's `payments.reconcile`) that the host runs for
-//! every active tenant every `MALIPO_JOB_INTERVAL_SECS` (default 30), with
+//! (e.g. the mpesa plugin's `payments.reconcile`) that the host runs with
 //! `{"older_than_secs": MALIPO_RECONCILE_AFTER_SECS}` (default 120) as input.
+//!
+//! Every `MALIPO_JOB_INTERVAL_SECS` (default 30) they run for the active
+//! tenants whose database is open — the ones with recent traffic, where new
+//! work is — and every `MALIPO_JOB_SWEEP_SECS` (default 3600) for every
+//! active tenant, so that ten thousand idle tenants are not reopened twice a
+//! minute. `malipo mpesa reconcile` always sweeps every tenant.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,10 +39,20 @@ pub struct JobReport {
     pub problems: Vec<String>,
 }
 
-/// Runs every job (or only `only = (plugin, job)`) once for every active tenant.
+/// Which tenants a round covers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// Active tenants whose database is open now.
+    OpenTenants,
+    /// Every active tenant.
+    AllTenants,
+}
+
+/// Runs every job (or only `only = (plugin, job)`) once for the tenants of `scope`.
 pub async fn run_once(
     state: &Arc<AppState>,
     only: Option<(&str, &str)>,
+    scope: Scope,
 ) -> Result<JobReport, ApiError> {
     let older_than = env_secs("MALIPO_RECONCILE_AFTER_SECS", 120);
     let jobs: Vec<(String, String)> = state
@@ -57,7 +72,11 @@ pub async fn run_once(
     }
     let state_for_db = Arc::clone(state);
     let tenants = blocking(move || Ok(state_for_db.control.tenants()?)).await?;
-    for tenant in tenants.iter().filter(|t| t.status == "active") {
+    let in_scope = |id| scope == Scope::AllTenants || state.tenancy.is_open(id);
+    for tenant in tenants
+        .iter()
+        .filter(|t| t.status == "active" && in_scope(t.id))
+    {
         for (plugin, job) in &jobs {
             let ctx = CallContext {
                 tenant_id: tenant.id.to_string(),
@@ -112,9 +131,15 @@ pub async fn run_once(
 /// Runs the jobs forever at the configured interval.
 pub async fn scheduler(state: Arc<AppState>) {
     let interval = Duration::from_secs(env_secs("MALIPO_JOB_INTERVAL_SECS", 30).max(1));
-    loop {
+    let sweep_every = (env_secs("MALIPO_JOB_SWEEP_SECS", 3600) / interval.as_secs()).max(1);
+    for round in 1u64.. {
         tokio::time::sleep(interval).await;
-        if let Err(error) = run_once(&state, None).await {
+        let scope = if round % sweep_every == 0 {
+            Scope::AllTenants
+        } else {
+            Scope::OpenTenants
+        };
+        if let Err(error) = run_once(&state, None, scope).await {
             tracing::error!(?error, "job round failed");
         }
     }

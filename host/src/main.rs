@@ -45,9 +45,13 @@ fn reconcile(config: Config, emulator: Option<String>) -> anyhow::Result<()> {
             services.set("daraja-emulator-url", url.trim_end_matches('/'));
             services.allow_host(&port.map_or(host.clone(), |p| format!("{host}:{p}")));
         }
-        let report = malipo::jobs::run_once(&state, Some(("mpesa", "payments.reconcile")))
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let report = malipo::jobs::run_once(
+            &state,
+            Some(("mpesa", "payments.reconcile")),
+            malipo::jobs::Scope::AllTenants,
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
         for problem in &report.problems {
             eprintln!("{problem}");
         }

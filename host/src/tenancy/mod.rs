@@ -193,6 +193,11 @@ impl Tenancy {
         Ok(())
     }
 
+    /// Whether a tenant's database is open now (no file is opened to answer).
+    pub fn is_open(&self, id: TenantId) -> bool {
+        self.open.contains_key(&id)
+    }
+
     /// How many tenant databases are open now.
     pub fn open_count(&self) -> u64 {
         self.open.run_pending_tasks();
