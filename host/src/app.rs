@@ -18,7 +18,6 @@ use crate::auth::jwt::JwtKeys;
 use crate::config::Config;
 use crate::control::ControlDb;
 use crate::ids::TenantId;
-use crate::plugins::bindings::CallContext;
 use crate::plugins::manifest::PermissionSpec;
 use crate::plugins::{CallRequest, PluginRuntime, engine};
 use crate::tenancy::Tenancy;
@@ -162,14 +161,7 @@ fn install_catalog_sync(
         if current.as_deref() == Some(hash.as_str()) {
             return Ok(());
         }
-        let ctx = CallContext {
-            tenant_id: db.id().to_string(),
-            user_id: None,
-            store_id: None,
-            request_id: "catalog-sync".into(),
-            channel: "system".into(),
-            now_ms: crate::time_util::unix_now_ms(),
-        };
+        let ctx = crate::plugins::host_context(db.id(), None, "system", "catalog-sync".into());
         let request = CallRequest {
             db,
             ctx,

@@ -23,9 +23,8 @@ use crate::app::AppState;
 use crate::audit::AuditEntry;
 use crate::error::{ApiError, blocking};
 use crate::ids::TenantId;
-use crate::plugins::bindings::CallContext;
 use crate::plugins::capabilities::callback_token_matches;
-use crate::time_util::unix_now_ms;
+use crate::plugins::host_context;
 
 /// Largest callback body accepted.
 const MAX_CALLBACK_BYTES: usize = 64 * 1024;
@@ -148,14 +147,12 @@ pub async fn deliver_due(state: &Arc<AppState>) -> Result<usize, ApiError> {
     let due = blocking(move || Ok(state_for_db.control.inbox_due(100)?)).await?;
     let mut applied = 0;
     for item in due {
-        let ctx = CallContext {
-            tenant_id: item.tenant_id.to_string(),
-            user_id: None,
-            store_id: None,
-            request_id: format!("callback-{}", item.id),
-            channel: "callback".into(),
-            now_ms: unix_now_ms(),
-        };
+        let ctx = host_context(
+            item.tenant_id,
+            None,
+            "callback",
+            format!("callback-{}", item.id),
+        );
         let audit = AuditEntry {
             actor_type: "callback".into(),
             channel: "callback".into(),

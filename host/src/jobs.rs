@@ -17,8 +17,7 @@ use crate::api::dispatch::call_plugin;
 use crate::app::AppState;
 use crate::audit::AuditEntry;
 use crate::error::{ApiError, blocking};
-use crate::plugins::bindings::CallContext;
-use crate::time_util::unix_now_ms;
+use crate::plugins::host_context;
 
 fn env_secs(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -78,14 +77,12 @@ pub async fn run_once(
         .filter(|t| t.status == "active" && in_scope(t.id))
     {
         for (plugin, job) in &jobs {
-            let ctx = CallContext {
-                tenant_id: tenant.id.to_string(),
-                user_id: None,
-                store_id: None,
-                request_id: format!("job-{}", uuid::Uuid::new_v4()),
-                channel: "job".into(),
-                now_ms: unix_now_ms(),
-            };
+            let ctx = host_context(
+                tenant.id,
+                None,
+                "job",
+                format!("job-{}", uuid::Uuid::new_v4()),
+            );
             let audit = AuditEntry {
                 actor_type: "system".into(),
                 channel: "job".into(),

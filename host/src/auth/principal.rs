@@ -171,10 +171,10 @@ pub async fn authenticate(
                 .control
                 .standing(principal.user_id, tenant)?
                 .ok_or_else(ApiError::unauthenticated)?;
-            if standing.user_status != "active" || standing.membership_status != "active" {
+            if !standing.member_active() {
                 return Err(ApiError::unauthenticated());
             }
-            if standing.tenant_status != "active" {
+            if !standing.admits() {
                 return Err(ApiError::TenantSuspended(
                     "this organization is suspended; contact the platform operator".into(),
                 ));

@@ -107,6 +107,18 @@ pub struct Standing {
     pub user_status: String,
 }
 
+impl Standing {
+    /// The user is active and an active member (whatever the tenant's status).
+    pub fn member_active(&self) -> bool {
+        self.user_status == "active" && self.membership_status == "active"
+    }
+
+    /// The user may act in the tenant now: an active member of an active tenant.
+    pub fn admits(&self) -> bool {
+        self.member_active() && self.tenant_status == "active"
+    }
+}
+
 /// Outcome of creating a tenant with its owner.
 #[derive(Debug)]
 pub enum CreatedTenant {

@@ -117,6 +117,24 @@ impl From<crate::tenancy::TenancyError> for PluginCallError {
     }
 }
 
+/// The context of a call the host makes on its own behalf (a job, a
+/// callback, a sync): no store, and no user unless one is named.
+pub fn host_context(
+    tenant: TenantId,
+    user: Option<String>,
+    channel: &str,
+    request_id: String,
+) -> CallContext {
+    CallContext {
+        tenant_id: tenant.to_string(),
+        user_id: user,
+        store_id: None,
+        request_id,
+        channel: channel.into(),
+        now_ms: crate::time_util::unix_now_ms(),
+    }
+}
+
 /// One loaded component.
 pub struct LoadedPlugin {
     /// Its checked manifest.

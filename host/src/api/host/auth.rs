@@ -139,9 +139,7 @@ pub fn refresh(state: Arc<AppState>, call: HostCall) -> HostFuture {
                 RefreshOutcome::Rotated { session_id, user_id, tenant_id, refresh_token } => {
                     let user = state.control.user(user_id)?.filter(|u| u.status == "active");
                     let standing_ok = match tenant_id {
-                        Some(tenant) => state.control.standing(user_id, tenant)?.is_some_and(|s| {
-                            s.membership_status == "active" && s.tenant_status == "active"
-                        }),
+                        Some(tenant) => state.control.standing(user_id, tenant)?.is_some_and(|s| s.admits()),
                         None => true,
                     };
                     if user.is_none() || !standing_ok {

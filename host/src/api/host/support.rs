@@ -14,7 +14,7 @@ use crate::control::{PlatformAuditEntry, TenantRecord, UserRecord};
 use crate::error::{ApiError, blocking};
 use crate::ids::{StoreId, TenantId, UserId};
 use crate::plugins::bindings::CallContext;
-use crate::time_util::{now_rfc3339, unix_now_ms};
+use crate::time_util::now_rfc3339;
 
 /// A normalised email address (trimmed, lower-case, plausible shape).
 pub fn email(raw: &str) -> Result<String, ApiError> {
@@ -99,14 +99,12 @@ pub fn merged(mut base: Value, extra: Value) -> Value {
 
 /// A call context for the host's own calls into plugins.
 pub fn system_ctx(tenant: TenantId, user: Option<UserId>, meta: &RequestMeta) -> CallContext {
-    CallContext {
-        tenant_id: tenant.to_string(),
-        user_id: user.map(|u| u.to_string()),
-        store_id: None,
-        request_id: meta.request_id.clone(),
-        channel: "system".into(),
-        now_ms: unix_now_ms(),
-    }
+    crate::plugins::host_context(
+        tenant,
+        user.map(|u| u.to_string()),
+        "system",
+        meta.request_id.clone(),
+    )
 }
 
 /// Calls an internal operation of the rbac (authorizing) plugin.
