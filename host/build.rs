@@ -65,7 +65,7 @@ fn main() {
         .nth(4)
         .map(|t| t.join("wasm-guests"))
         .unwrap_or_else(|| out.join("wasm-guests"));
-    for watched in ["wit", "plugins", "tests/guests"] {
+    for watched in ["wit", "plugins", "tests/guests", "migrations"] {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }
     build_workspace(

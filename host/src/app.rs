@@ -66,6 +66,36 @@ pub struct AppState {
     pub callback_signal: tokio::sync::Notify,
     /// Per-address limit on the unauthenticated routes (login, register, resets).
     pub public_limiter: crate::api::limits::PublicLimiter,
+    /// Per-tenant limit on authenticated calls, REST and MCP together.
+    pub tenant_limiter: crate::api::limits::TenantLimiter,
+    /// The MCP tools, from the same operations.
+    pub mcp_tools: crate::mcp::ToolCatalog,
+}
+
+/// Which surfaces `malipo serve` offers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Mode {
+    /// REST (`/api/v1`, callbacks) and MCP (`/mcp`).
+    #[default]
+    Hybrid,
+    /// REST only: no `/mcp`.
+    Rest,
+    /// MCP only: `/mcp` and the health routes.
+    Mcp,
+}
+
+/// The routes of a mode.
+pub fn router(state: Arc<AppState>, mode: Mode) -> axum::Router {
+    let router = match mode {
+        Mode::Hybrid => {
+            crate::api::router(Arc::clone(&state)).merge(crate::mcp::http::router(state))
+        }
+        Mode::Rest => crate::api::router(state),
+        Mode::Mcp => crate::api::health_router(Arc::clone(&state))
+            .merge(crate::mcp::http::router(state))
+            .fallback(crate::api::not_found),
+    };
+    router.layer(axum::middleware::from_fn(crate::api::request_id::layer))
 }
 
 /// Loads the embedded plugins, then every `*.wasm` in `<data-dir>/plugins/`.
@@ -168,6 +198,7 @@ fn install_catalog_sync(
             operation: "catalog.sync",
             input: &input,
             read_only: false,
+            progress: None,
         };
         runtime
             .invoke(&rbac, request, |conn, _| {
@@ -202,10 +233,12 @@ pub fn build_state(config: Config) -> anyhow::Result<Arc<AppState>> {
     let catalog = catalog(&runtime);
     install_catalog_sync(&tenancy, &runtime, &catalog);
     let operations = crate::api::all_operations(&runtime)?;
+    let mcp_tools = crate::mcp::ToolCatalog::build(&operations)?;
     let openapi = crate::api::openapi::document(&operations);
     let jwt = JwtKeys::load(&config.data_dir, config.access_token_ttl.as_secs() as i64)?;
     let dummy_hash = crate::auth::password::hash("not-a-real-password-for-timing")?;
     let state_rate = config.auth_rate_per_minute;
+    let tenant_rate = config.tenant_rate_per_minute;
     Ok(Arc::new(AppState {
         config,
         control,
@@ -222,6 +255,8 @@ pub fn build_state(config: Config) -> anyhow::Result<Arc<AppState>> {
         authz_generations: Mutex::new(HashMap::new()),
         dummy_hash,
         public_limiter: crate::api::limits::PublicLimiter::new(state_rate),
+        tenant_limiter: crate::api::limits::TenantLimiter::new(tenant_rate),
+        mcp_tools,
         callback_signal: tokio::sync::Notify::new(),
     }))
 }
@@ -230,6 +265,7 @@ pub fn build_state(config: Config) -> anyhow::Result<Arc<AppState>> {
 pub struct Application {
     listener: tokio::net::TcpListener,
     state: Arc<AppState>,
+    mode: Mode,
 }
 
 impl Application {
@@ -247,7 +283,17 @@ impl Application {
                 Err(_) => format!("http://{listen}"),
             });
         state.runtime.services().set("public-url", &public);
-        Ok(Self { listener, state })
+        Ok(Self {
+            listener,
+            state,
+            mode: Mode::default(),
+        })
+    }
+
+    /// Serves only the surfaces of `mode`.
+    pub fn with_mode(mut self, mode: Mode) -> Self {
+        self.mode = mode;
+        self
     }
 
     /// The address actually bound.
@@ -267,8 +313,7 @@ impl Application {
     ) -> anyhow::Result<()> {
         tokio::spawn(crate::callbacks::worker(Arc::clone(&self.state)));
         tokio::spawn(crate::jobs::scheduler(Arc::clone(&self.state)));
-        let router = crate::api::router(Arc::clone(&self.state))
-            .layer(axum::middleware::from_fn(crate::api::request_id::layer));
+        let router = router(Arc::clone(&self.state), self.mode);
         axum::serve(
             self.listener,
             router.into_make_service_with_connect_info::<SocketAddr>(),

@@ -172,6 +172,7 @@ pub async fn deliver_due(state: &Arc<AppState>) -> Result<usize, ApiError> {
             input,
             false,
             Some(audit),
+            None,
         )
         .await;
         let settled = match outcome {

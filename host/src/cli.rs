@@ -1,4 +1,5 @@
-//! The command line: `malipo serve`, `malipo bootstrap`, `malipo migrate`.
+//! The command line: `malipo serve`, `malipo mcp`, `malipo bootstrap`,
+//! `malipo migrate`, `malipo mpesa reconcile`.
 //! Every flag has an environment variable; flags win over the environment.
 
 use std::net::SocketAddr;
@@ -37,6 +38,22 @@ pub enum Command {
     /// M-Pesa operations.
     #[command(subcommand)]
     Mpesa(MpesaCommand),
+    /// Serve MCP over stdin/stdout for a desktop AI assistant, acting with
+    /// the API key in MALIPO_API_KEY (give it `mcp.use` and only what the
+    /// assistant needs). Uses the same data directory as `serve`.
+    Mcp(McpArgs),
+}
+
+/// Flags of `malipo mcp`.
+#[derive(Debug, Args)]
+pub struct McpArgs {
+    /// The API key to act with.
+    #[arg(long, env = "MALIPO_API_KEY", hide_env_values = true)]
+    pub api_key: String,
+    /// Base URL of a running Daraja emulator, for tenants whose environment
+    /// is `sandbox` without their own URL (as with `serve --daraja-sim`).
+    #[arg(long, env = "MALIPO_DARAJA_EMULATOR_URL")]
+    pub daraja_emulator_url: Option<String>,
 }
 
 /// `malipo mpesa …`.
@@ -67,6 +84,10 @@ pub struct ServeArgs {
     /// Callback delay of the built-in emulator, in milliseconds.
     #[arg(long, env = "MALIPO_DARAJA_SIM_DELAY_MS", default_value_t = 1000)]
     pub daraja_sim_delay_ms: u64,
+    /// Surfaces to serve: `hybrid` (REST and `/mcp`), `rest` (no `/mcp`),
+    /// `mcp` (`/mcp` and the health routes only).
+    #[arg(long, env = "MALIPO_MODE", value_enum, default_value_t = crate::app::Mode::Hybrid)]
+    pub mode: crate::app::Mode,
 }
 
 /// Flags of `malipo bootstrap`.

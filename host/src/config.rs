@@ -25,8 +25,67 @@ pub struct Config {
     /// Calls per minute one client address may make to the unauthenticated
     /// auth routes (`MALIPO_AUTH_RATE_PER_MINUTE`, 60).
     pub auth_rate_per_minute: u32,
+    /// Calls per minute one tenant's credentials may make, REST and MCP
+    /// counted together (`MALIPO_TENANT_RATE_PER_MINUTE`, 6000; 0 = off).
+    pub tenant_rate_per_minute: u32,
     /// Plugin sandbox limits.
     pub plugin_limits: PluginLimits,
+    /// The MCP endpoint's settings.
+    pub mcp: McpConfig,
+}
+
+/// Settings of `/mcp`.
+#[derive(Clone, Debug)]
+pub struct McpConfig {
+    /// `Host` values `/mcp` answers (`MALIPO_MCP_ALLOWED_HOSTS`, comma
+    /// separated; default loopback names plus the host of
+    /// `MALIPO_PUBLIC_URL`; `*` allows any). Guards against DNS rebinding.
+    pub allowed_hosts: Vec<String>,
+    /// Browser origins allowed to call `/mcp` (`MALIPO_MCP_ALLOWED_ORIGINS`,
+    /// comma separated, e.g. `https://app.example.com`; default the origin
+    /// of `MALIPO_PUBLIC_URL`). A request with any other `Origin` gets 403;
+    /// requests without `Origin` (desktop and server clients) pass.
+    pub allowed_origins: Vec<String>,
+}
+
+fn env_list(name: &str) -> Option<Vec<String>> {
+    std::env::var(name).ok().map(|value| {
+        value
+            .split(',')
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_string)
+            .collect()
+    })
+}
+
+impl McpConfig {
+    fn from_env() -> Self {
+        let public = std::env::var("MALIPO_PUBLIC_URL").ok();
+        let public_host = public
+            .as_deref()
+            .and_then(crate::plugins::services::url_host)
+            .map(|(_, host, _)| host);
+        let public_origin = public.as_deref().and_then(|url| {
+            let (scheme, rest) = url.split_once("://")?;
+            let authority = rest.split('/').next()?;
+            Some(format!("{scheme}://{authority}"))
+        });
+        let allowed_hosts = env_list("MALIPO_MCP_ALLOWED_HOSTS").unwrap_or_else(|| {
+            let mut hosts: Vec<String> = ["localhost", "127.0.0.1", "::1"]
+                .iter()
+                .map(|h| h.to_string())
+                .collect();
+            hosts.extend(public_host);
+            hosts
+        });
+        let allowed_origins = env_list("MALIPO_MCP_ALLOWED_ORIGINS")
+            .unwrap_or_else(|| public_origin.into_iter().collect());
+        Self {
+            allowed_hosts,
+            allowed_origins,
+        }
+    }
 }
 
 /// Limits applied to every plugin call.
@@ -71,6 +130,8 @@ impl Config {
             tenant_cache_capacity: env_number("MALIPO_TENANT_CACHE", 1024),
             max_body_bytes: env_number("MALIPO_MAX_BODY_BYTES", 1024 * 1024),
             auth_rate_per_minute: env_number("MALIPO_AUTH_RATE_PER_MINUTE", 60),
+            tenant_rate_per_minute: env_number("MALIPO_TENANT_RATE_PER_MINUTE", 6000),
+            mcp: McpConfig::from_env(),
             plugin_limits: PluginLimits {
                 memory_bytes: env_number::<usize>("MALIPO_PLUGIN_MEMORY_MB", 64) * 1024 * 1024,
                 deadline: Duration::from_millis(env_number("MALIPO_PLUGIN_DEADLINE_MS", 2000)),

@@ -44,6 +44,10 @@ pub enum ApiError {
     /// The request body is larger than allowed (413).
     #[error("{0}")]
     PayloadTooLarge(String),
+    /// A guardrail of the credential refused the call (403): a tool not on
+    /// an API key's allow-list, or an amount over its caps.
+    #[error("{0}")]
+    LimitExceeded(String),
     /// Well-formed but invalid input (422).
     #[error("{0}")]
     Validation(String),
@@ -79,7 +83,9 @@ impl ApiError {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            Self::Forbidden(_) | Self::TenantSuspended(_) => StatusCode::FORBIDDEN,
+            Self::Forbidden(_) | Self::TenantSuspended(_) | Self::LimitExceeded(_) => {
+                StatusCode::FORBIDDEN
+            }
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict(_) => StatusCode::CONFLICT,
@@ -99,6 +105,7 @@ impl ApiError {
             Self::Unauthorized(_) => "unauthorized",
             Self::Forbidden(_) => "forbidden",
             Self::TenantSuspended(_) => "tenant_suspended",
+            Self::LimitExceeded(_) => "limit_exceeded",
             Self::NotFound(_) => "not_found",
             Self::MethodNotAllowed(_) => "method_not_allowed",
             Self::Conflict(_) => "conflict",

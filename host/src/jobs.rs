@@ -102,6 +102,7 @@ pub async fn run_once(
                 input,
                 false,
                 Some(audit),
+                None,
             )
             .await
             {

@@ -28,6 +28,7 @@ pub mod daraja_certs;
 pub mod error;
 pub mod ids;
 pub mod jobs;
+pub mod mcp;
 pub mod plugins;
 pub mod tenancy;
 pub mod time_util;

@@ -6,7 +6,7 @@ use std::io::{BufRead, IsTerminal};
 use anyhow::Context;
 use clap::Parser;
 use malipo::app::Application;
-use malipo::cli::{BootstrapArgs, Cli, Command, MpesaCommand, ServeArgs};
+use malipo::cli::{BootstrapArgs, Cli, Command, McpArgs, MpesaCommand, ServeArgs};
 use malipo::config::Config;
 use malipo::control::{ControlDb, PlatformAuditEntry, UserRecord};
 use malipo::ids::{TenantId, UserId};
@@ -29,7 +29,34 @@ fn main() -> anyhow::Result<()> {
         Command::Mpesa(MpesaCommand::Reconcile {
             daraja_emulator_url,
         }) => reconcile(config, daraja_emulator_url),
+        Command::Mcp(args) => mcp_stdio(config, args),
     }
+}
+
+/// Points tenants without their own Daraja URL at a running emulator.
+fn use_emulator(state: &malipo::app::AppState, url: &str) -> anyhow::Result<()> {
+    let services = state.runtime.services();
+    let (_, host, port) = malipo::plugins::services::url_host(url)
+        .ok_or_else(|| anyhow::anyhow!("the Daraja emulator URL must be an http(s) URL"))?;
+    services.set("daraja-emulator-url", url.trim_end_matches('/'));
+    services.allow_host(&port.map_or(host.clone(), |p| format!("{host}:{p}")));
+    Ok(())
+}
+
+fn mcp_stdio(config: Config, args: McpArgs) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let state = tokio::task::spawn_blocking(move || malipo::app::build_state(config)).await??;
+        if let Some(url) = &args.daraja_emulator_url {
+            use_emulator(&state, url)?;
+        }
+        if let Ok(public) = std::env::var("MALIPO_PUBLIC_URL") {
+            state.runtime.services().set("public-url", &public);
+        }
+        malipo::mcp::stdio::serve(state, args.api_key).await
+    })
 }
 
 fn reconcile(config: Config, emulator: Option<String>) -> anyhow::Result<()> {
@@ -39,11 +66,7 @@ fn reconcile(config: Config, emulator: Option<String>) -> anyhow::Result<()> {
     runtime.block_on(async move {
         let state = tokio::task::spawn_blocking(move || malipo::app::build_state(config)).await??;
         if let Some(url) = emulator {
-            let services = state.runtime.services();
-            let (_, host, port) = malipo::plugins::services::url_host(&url)
-                .ok_or_else(|| anyhow::anyhow!("--daraja-emulator-url must be an http(s) URL"))?;
-            services.set("daraja-emulator-url", url.trim_end_matches('/'));
-            services.allow_host(&port.map_or(host.clone(), |p| format!("{host}:{p}")));
+            use_emulator(&state, &url)?;
         }
         let report = malipo::jobs::run_once(
             &state,
@@ -75,7 +98,9 @@ fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
         .build()?;
     runtime.block_on(async move {
         let data_dir = config.data_dir.clone();
-        let app = Application::build(config, args.listen).await?;
+        let app = Application::build(config, args.listen)
+            .await?
+            .with_mode(args.mode);
         // The emulator lives as long as the server: dropping it stops it.
         let emulator = if args.daraja_sim {
             let emulator = daraja_sim::start(daraja_sim::Config {
@@ -92,9 +117,14 @@ fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
             None
         };
         let addr = app.local_addr()?;
+        let surfaces = match args.mode {
+            malipo::app::Mode::Hybrid => format!("REST at /api/v1, MCP at http://{addr}/mcp"),
+            malipo::app::Mode::Rest => "REST at /api/v1".to_string(),
+            malipo::app::Mode::Mcp => format!("MCP at http://{addr}/mcp"),
+        };
         println!(
-            "malipo listening on http://{addr} (data directory {})",
-            data_dir.display()
+            "malipo listening on http://{addr} (data directory {}; {surfaces})",
+            data_dir.display(),
         );
         if let Some(emulator) = &emulator {
             println!(

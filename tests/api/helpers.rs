@@ -140,6 +140,8 @@ impl TestApp {
             if daraja_sim {
                 reader.read_line(&mut second).expect("read second line");
             }
+            // Keep reading, so the server never writes into a closed pipe.
+            std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
             (line, second)
         })
         .await

@@ -6,6 +6,7 @@ mod auth;
 mod errors;
 mod helpers;
 mod isolation;
+mod mcp;
 mod migrations;
 mod mpesa;
 mod sandbox;

@@ -1,6 +1,8 @@
-//! The one code path every operation takes: read and merge the input,
-//! authenticate, resolve tenant and store, check the permission, run the
-//! host handler or the plugin, audit, answer.
+//! The one code path every operation takes. REST requests are read here
+//! (input merged from path, query and body; credential authenticated) and
+//! MCP tool calls arrive already parsed; both then go through [`execute`]:
+//! rate limit, permission, input check, API-key guardrails, the approval
+//! gate, the host handler or plugin, and the audit rows.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -13,13 +15,13 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
 use super::operation::{Access, HostCall, Operation, RequestMeta, Target};
-use super::{authz, input};
+use super::{approvals, authz, guardrails, input};
 use crate::app::AppState;
 use crate::audit::{self, AuditEntry};
 use crate::auth::{Principal, principal};
 use crate::error::{ApiError, blocking, current_request_id};
 use crate::plugins::bindings::CallContext;
-use crate::plugins::{CallRequest, PluginCallError};
+use crate::plugins::{CallRequest, PluginCallError, ProgressSink};
 use crate::time_util::unix_now_ms;
 
 /// Serves one request for `op`.
@@ -87,60 +89,118 @@ pub async fn serve(state: Arc<AppState>, op: Arc<Operation>, request: Request) -
             }
         }
     };
+    let target = parts
+        .extensions
+        .get::<axum::extract::OriginalUri>()
+        .map_or_else(
+            || parts.uri.path().to_string(),
+            |uri| uri.0.path().to_string(),
+        );
+    let call = Invocation {
+        principal,
+        input,
+        meta,
+        target,
+        tool: None,
+        progress: None,
+    };
+    match execute(&state, &op, call).await {
+        Ok(value) => {
+            let status = StatusCode::from_u16(op.spec.success_status).unwrap_or(StatusCode::OK);
+            (status, axum::Json(value)).into_response()
+        }
+        Err(error) => error.into_response(),
+    }
+}
+
+/// One call of an operation, from whichever channel it came through.
+pub struct Invocation {
+    /// The authenticated caller (none for public operations).
+    pub principal: Option<Principal>,
+    /// The one input object.
+    pub input: Value,
+    /// Request facts, `channel` included.
+    pub meta: RequestMeta,
+    /// What a success's audit row names: the concrete path (REST) or
+    /// `tool:<name>` (MCP).
+    pub target: String,
+    /// The MCP tool called, if the call came as one.
+    pub tool: Option<String>,
+    /// Where the call's progress reports go, if anyone listens.
+    pub progress: Option<ProgressSink>,
+}
+
+/// Runs an operation for an authenticated (or public) caller, whatever the
+/// channel: rate limit, permission, input check, guardrails, approval gate,
+/// the handler or plugin, and the audit rows of success and failure.
+pub async fn execute(
+    state: &Arc<AppState>,
+    op: &Arc<Operation>,
+    call: Invocation,
+) -> Result<Value, ApiError> {
+    let principal = call.principal;
     let audit = AuditEntry {
         actor_type: principal
             .as_ref()
             .map_or("anonymous", Principal::actor_type)
             .into(),
         actor_id: principal.as_ref().map(|p| p.user_id.to_string()),
-        channel: meta.channel.clone(),
+        channel: call.meta.channel.clone(),
         operation: op.spec.name.clone(),
-        target: Some(
-            parts
-                .extensions
-                .get::<axum::extract::OriginalUri>()
-                .map_or_else(
-                    || parts.uri.path().to_string(),
-                    |uri| uri.0.path().to_string(),
-                ),
-        ),
+        target: Some(call.target),
         outcome: "success".into(),
-        ip: meta.ip.clone(),
-        user_agent: meta.user_agent.clone(),
-        request_id: Some(meta.request_id.clone()),
+        ip: call.meta.ip.clone(),
+        user_agent: call.meta.user_agent.clone(),
+        request_id: Some(call.meta.request_id.clone()),
         store_id: principal
             .as_ref()
             .and_then(|p| p.store_id)
             .map(|s| s.to_string()),
         detail: None,
     };
-    let outcome = run(&state, &op, principal.clone(), input, meta, audit.clone()).await;
+    let refusal_target = match (&call.tool, &op.spec.path) {
+        (Some(tool), _) => Some(format!("tool:{tool}")),
+        (None, path) => path.as_ref().map(|p| format!("/api/v1{p}")),
+    };
+    let context = RunContext {
+        meta: call.meta,
+        tool: call.tool,
+        progress: call.progress,
+    };
+    let outcome = run(
+        state,
+        op,
+        principal.clone(),
+        call.input,
+        context,
+        audit.clone(),
+    )
+    .await;
     match outcome {
         Ok((value, audited)) => {
             if op.mutating() && !audited {
-                record(&state, principal.as_ref(), audit).await;
+                record(state, principal.as_ref(), audit).await;
             }
-            let status = StatusCode::from_u16(op.spec.success_status).unwrap_or(StatusCode::OK);
-            (status, axum::Json(value)).into_response()
+            Ok(value)
         }
         Err(error) => {
             // Refusals and failures of state-changing calls are audited too,
             // once the caller's tenant is known.
-            // They name the route, not the concrete path: a refused request
-            // may carry another tenant's ids, and those never enter this
-            // tenant's file.
+            // They name the route or tool, not the concrete path: a refused
+            // request may carry another tenant's ids, and those never enter
+            // this tenant's file.
             if op.mutating() && error.status() != StatusCode::UNAUTHORIZED {
                 let mut entry = audit.with_outcome(format!("failure:{}", error.code()));
-                entry.target = op.spec.path.as_ref().map(|p| format!("/api/v1{p}"));
-                record(&state, principal.as_ref(), entry).await;
+                entry.target = refusal_target;
+                record(state, principal.as_ref(), entry).await;
             }
-            error.into_response()
+            Err(error)
         }
     }
 }
 
 /// Writes an audit row in a transaction of its own.
-async fn record(state: &Arc<AppState>, principal: Option<&Principal>, entry: AuditEntry) {
+pub async fn record(state: &Arc<AppState>, principal: Option<&Principal>, entry: AuditEntry) {
     let Some(tenant) = principal.and_then(|p| p.tenant_id) else {
         return;
     };
@@ -156,14 +216,26 @@ async fn record(state: &Arc<AppState>, principal: Option<&Principal>, entry: Aud
     }
 }
 
+/// What `run` needs beyond the operation, caller and input.
+struct RunContext {
+    meta: RequestMeta,
+    tool: Option<String>,
+    progress: Option<ProgressSink>,
+}
+
 async fn run(
     state: &Arc<AppState>,
     op: &Arc<Operation>,
     principal: Option<Principal>,
-    input: Value,
-    meta: RequestMeta,
+    mut input: Value,
+    context: RunContext,
     audit: AuditEntry,
 ) -> Result<(Value, bool), ApiError> {
+    let RunContext {
+        meta,
+        tool,
+        progress,
+    } = context;
     match op.access {
         Access::SuperAdmin if !principal.as_ref().is_some_and(|p| p.is_super_admin) => {
             return Err(ApiError::Forbidden(
@@ -171,6 +243,12 @@ async fn run(
             ));
         }
         _ => {}
+    }
+    if let Some(tenant) = principal.as_ref().and_then(|p| p.tenant_id) {
+        state.tenant_limiter.check(tenant)?;
+    }
+    if let (Some(tool), Some(principal)) = (&tool, &principal) {
+        guardrails::check_tool(principal, tool)?;
     }
     if let (Some(permission), Some(principal)) = (&op.spec.permission, &principal) {
         authz::require(state, principal, permission).await?;
@@ -191,14 +269,54 @@ async fn run(
         }
         Target::Plugin(plugin) => {
             let principal = principal.ok_or_else(ApiError::unauthenticated)?;
-            let value = invoke_plugin(state, plugin, op, &principal, input, &meta, audit).await?;
-            Ok((value, true))
+            if approvals::required(op, &meta.channel) {
+                let dry_run = input
+                    .as_object_mut()
+                    .and_then(|fields| fields.remove(approvals::DRY_RUN))
+                    .is_some_and(|v| v == Value::Bool(true));
+                let amount = match &op.spec.money {
+                    Some(money) => guardrails::amount_of(money, &input)?,
+                    None => None,
+                };
+                let reservation =
+                    guardrails::reserve(state, &principal, op, &input, !dry_run).await?;
+                if dry_run {
+                    return Ok((approvals::dry_run(op, amount, &input), true));
+                }
+                let intent = approvals::Intent {
+                    op,
+                    tool: tool.as_deref(),
+                    principal: &principal,
+                    input,
+                    amount,
+                    reservation: reservation.clone(),
+                    meta: &meta,
+                    audit,
+                };
+                return match approvals::request(state, intent).await {
+                    Ok(value) => Ok((value, true)),
+                    Err(error) => {
+                        if let Some(reservation) = reservation {
+                            guardrails::release(state, reservation).await;
+                        }
+                        Err(error)
+                    }
+                };
+            }
+            let reservation = guardrails::reserve(state, &principal, op, &input, true).await?;
+            let result =
+                invoke_plugin(state, plugin, op, &principal, input, &meta, audit, progress).await;
+            if let (Err(_), Some(reservation)) = (&result, reservation) {
+                guardrails::release(state, reservation).await;
+            }
+            Ok((result?, true))
         }
     }
 }
 
 /// Runs a plugin operation for a principal, with the success audit row
 /// written inside the plugin call's transaction.
+#[allow(clippy::too_many_arguments)]
 pub async fn invoke_plugin(
     state: &Arc<AppState>,
     plugin: &str,
@@ -207,6 +325,7 @@ pub async fn invoke_plugin(
     input: Value,
     meta: &RequestMeta,
     audit: AuditEntry,
+    progress: Option<ProgressSink>,
 ) -> Result<Value, ApiError> {
     let tenant = principal.tenant()?;
     let ctx = CallContext {
@@ -226,6 +345,7 @@ pub async fn invoke_plugin(
         input,
         op.spec.annotations.read_only,
         Some(audit),
+        progress,
     )
     .await?;
     Ok(output)
@@ -243,6 +363,7 @@ pub async fn call_plugin(
     input: Value,
     read_only: bool,
     audit: Option<AuditEntry>,
+    progress: Option<ProgressSink>,
 ) -> Result<Value, ApiError> {
     let state_for_call = Arc::clone(state);
     let plugin_name = plugin.to_string();
@@ -256,6 +377,7 @@ pub async fn call_plugin(
             operation: &operation,
             input: &input_text,
             read_only,
+            progress,
         };
         state_for_call
             .runtime

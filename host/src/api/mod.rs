@@ -3,8 +3,10 @@
 //! plugin manifest's — and is served by [`dispatch::serve`]. The OpenAPI
 //! document is generated from the same list.
 
+pub mod approvals;
 pub mod authz;
 pub mod dispatch;
+pub mod guardrails;
 pub mod host;
 pub mod input;
 pub mod limits;
@@ -97,9 +99,17 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/hooks/{tenant}/{token}/{*kind}",
             axum::routing::post(crate::callbacks::receive_opaque),
         )
+        .fallback(not_found)
+        .with_state(Arc::clone(&state))
+        .merge(health_router(state))
+}
+
+/// `/health` and `/health/db`, served in every mode (no fallback: the
+/// router it is merged into has one).
+pub fn health_router(state: Arc<AppState>) -> Router {
+    Router::new()
         .route("/health", get(health))
         .route("/health/db", get(health_db))
-        .fallback(not_found)
         .with_state(state)
 }
 
@@ -107,7 +117,8 @@ async fn method_not_allowed() -> ApiError {
     ApiError::MethodNotAllowed("this method is not served on this path".into())
 }
 
-async fn not_found() -> ApiError {
+/// The answer to a path no route serves.
+pub async fn not_found() -> ApiError {
     ApiError::NotFound("no such route".into())
 }
 

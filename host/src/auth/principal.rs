@@ -25,6 +25,8 @@ pub enum Credential {
         id: String,
         /// What the key may do (a subset of its maker's permissions).
         permissions: Vec<String>,
+        /// Tool allow-list and amount caps.
+        guardrails: crate::control::KeyGuardrails,
     },
 }
 
@@ -161,6 +163,7 @@ pub async fn authenticate(
                     credential: Credential::ApiKey {
                         id: key.id,
                         permissions: key.permissions,
+                        guardrails: key.guardrails,
                     },
                     is_super_admin: false,
                 }

@@ -29,6 +29,20 @@ pub struct ApiKeyRecord {
     pub expires_at: Option<i64>,
     /// RFC 3339, once used.
     pub last_used_at: Option<String>,
+    /// Limits for handing the key to an AI assistant.
+    pub guardrails: KeyGuardrails,
+}
+
+/// What a key may do beyond its permissions: the MCP tools it may call and
+/// the money it may move per call and per UTC day (whole KES).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KeyGuardrails {
+    /// MCP tools the key may call; `None` means every tool its permissions allow.
+    pub allowed_tools: Option<Vec<String>>,
+    /// Largest amount one call may move.
+    pub max_amount_per_call: Option<i64>,
+    /// Largest total the key's calls may move in one UTC day.
+    pub max_amount_per_day: Option<i64>,
 }
 
 impl ApiKeyRecord {
@@ -44,6 +58,9 @@ impl ApiKeyRecord {
             "expires_at": self.expires_at.and_then(|at| time::OffsetDateTime::from_unix_timestamp(at).ok())
                 .map(crate::time_util::format_rfc3339),
             "last_used_at": self.last_used_at,
+            "allowed_tools": self.guardrails.allowed_tools,
+            "max_amount_per_call": self.guardrails.max_amount_per_call,
+            "max_amount_per_day": self.guardrails.max_amount_per_day,
         })
     }
 }
@@ -61,15 +78,18 @@ pub struct NewApiKey {
     pub permissions: Vec<String>,
     /// Unix seconds, if it expires.
     pub expires_at: Option<i64>,
+    /// Tool allow-list and amount caps.
+    pub guardrails: KeyGuardrails,
 }
 
-const KEY_COLUMNS: &str =
-    "id, tenant_id, user_id, name, prefix, permissions, created_at, expires_at, last_used_at";
+const KEY_COLUMNS: &str = "id, tenant_id, user_id, name, prefix, permissions, created_at, expires_at, last_used_at, \
+     allowed_tools, max_amount_per_call, max_amount_per_day";
 
 fn key_from_row(row: &Row<'_>) -> rusqlite::Result<Option<ApiKeyRecord>> {
     let tenant: String = row.get(1)?;
     let user: String = row.get(2)?;
     let permissions: String = row.get(5)?;
+    let allowed_tools: Option<String> = row.get(9)?;
     let (Some(tenant_id), Some(user_id)) = (TenantId::parse(&tenant), UserId::parse(&user)) else {
         return Ok(None);
     };
@@ -83,6 +103,11 @@ fn key_from_row(row: &Row<'_>) -> rusqlite::Result<Option<ApiKeyRecord>> {
         created_at: row.get(6)?,
         expires_at: row.get(7)?,
         last_used_at: row.get(8)?,
+        guardrails: KeyGuardrails {
+            allowed_tools: allowed_tools.and_then(|text| serde_json::from_str(&text).ok()),
+            max_amount_per_call: row.get(10)?,
+            max_amount_per_day: row.get(11)?,
+        },
     }))
 }
 
@@ -100,10 +125,17 @@ impl ControlDb {
             created_at: now_rfc3339(),
             expires_at: new.expires_at,
             last_used_at: None,
+            guardrails: new.guardrails,
         };
+        let allowed_tools = record
+            .guardrails
+            .allowed_tools
+            .as_ref()
+            .map(|tools| serde_json::to_string(tools).unwrap_or_else(|_| "[]".into()));
         self.conn()?.execute(
-            "INSERT INTO api_keys (id, tenant_id, user_id, name, prefix, key_hash, permissions, created_at, expires_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            "INSERT INTO api_keys (id, tenant_id, user_id, name, prefix, key_hash, permissions, created_at, expires_at,
+                                   allowed_tools, max_amount_per_call, max_amount_per_day)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             params![
                 record.id,
                 record.tenant_id.to_string(),
@@ -114,6 +146,9 @@ impl ControlDb {
                 serde_json::to_string(&record.permissions).unwrap_or_else(|_| "[]".into()),
                 record.created_at,
                 record.expires_at,
+                allowed_tools,
+                record.guardrails.max_amount_per_call,
+                record.guardrails.max_amount_per_day,
             ],
         )?;
         Ok((record, secret))
@@ -162,5 +197,55 @@ impl ControlDb {
             params![id, tenant.to_string(), now_rfc3339()],
         )?;
         Ok(changed == 1)
+    }
+
+    /// Adds `amount` to the key's total for `day` if the total stays within
+    /// `cap`; `Ok(false)` (and nothing written) if it would not.
+    pub fn reserve_key_spend(
+        &self,
+        key_id: &str,
+        day: &str,
+        amount: i64,
+        cap: i64,
+    ) -> Result<bool, ControlError> {
+        let conn = self.conn()?;
+        conn.execute(
+            "INSERT INTO api_key_spend (key_id, day, amount) VALUES (?1, ?2, 0)
+             ON CONFLICT (key_id, day) DO NOTHING",
+            params![key_id, day],
+        )?;
+        let changed = conn.execute(
+            "UPDATE api_key_spend SET amount = amount + ?3
+              WHERE key_id = ?1 AND day = ?2 AND amount + ?3 <= ?4",
+            params![key_id, day, amount, cap],
+        )?;
+        Ok(changed == 1)
+    }
+
+    /// Gives back an amount reserved for `day` (a failed or rejected call).
+    pub fn release_key_spend(
+        &self,
+        key_id: &str,
+        day: &str,
+        amount: i64,
+    ) -> Result<(), ControlError> {
+        self.conn()?.execute(
+            "UPDATE api_key_spend SET amount = MAX(0, amount - ?3) WHERE key_id = ?1 AND day = ?2",
+            params![key_id, day, amount],
+        )?;
+        Ok(())
+    }
+
+    /// The key's total reserved for `day`.
+    pub fn key_spend(&self, key_id: &str, day: &str) -> Result<i64, ControlError> {
+        Ok(self
+            .conn()?
+            .query_row(
+                "SELECT amount FROM api_key_spend WHERE key_id = ?1 AND day = ?2",
+                params![key_id, day],
+                |row| row.get(0),
+            )
+            .optional()?
+            .unwrap_or(0))
     }
 }

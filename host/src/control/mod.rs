@@ -14,7 +14,7 @@ mod sessions;
 mod tenants;
 mod users;
 
-pub use api_keys::{ApiKeyRecord, NewApiKey};
+pub use api_keys::{ApiKeyRecord, KeyGuardrails, NewApiKey};
 pub use inbox::InboxItem;
 pub use invitations::Invitation;
 pub use mail::OutgoingMail;

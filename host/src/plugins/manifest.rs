@@ -76,6 +76,27 @@ pub struct OperationSpec {
     pub mcp_tool: Option<String>,
     /// Hints.
     pub annotations: Annotations,
+    /// Money the operation moves, if any.
+    pub money: Option<MoneyMovement>,
+}
+
+/// Which way money moves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MoneyDirection {
+    /// Into the tenant's account.
+    Incoming,
+    /// Out of it.
+    Outgoing,
+}
+
+/// Money an operation moves.
+#[derive(Clone, Debug, Serialize)]
+pub struct MoneyMovement {
+    /// Which way.
+    pub direction: MoneyDirection,
+    /// JSON pointers to the amounts in the input.
+    pub amount_fields: Vec<String>,
 }
 
 /// A permission a plugin defines.
@@ -233,6 +254,7 @@ impl PluginManifest {
                 description: op.description,
                 success_status: op.success_status,
                 mcp_tool: op.mcp_tool,
+                money: None,
                 annotations: Annotations {
                     read_only: op.annotations.read_only,
                     destructive: op.annotations.destructive,

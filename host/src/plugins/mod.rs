@@ -172,6 +172,20 @@ pub struct PluginRuntime {
 }
 
 /// What a call needs from its caller.
+/// One progress report of a running call.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Progress {
+    /// Done so far.
+    pub done: u64,
+    /// Out of, if known.
+    pub total: Option<u64>,
+    /// What is happening.
+    pub message: Option<String>,
+}
+
+/// Where a call's progress reports go.
+pub type ProgressSink = tokio::sync::mpsc::UnboundedSender<Progress>;
+
 pub struct CallRequest<'a> {
     /// The tenant's open database.
     pub db: &'a TenantDb,
@@ -183,6 +197,8 @@ pub struct CallRequest<'a> {
     pub input: &'a str,
     /// The operation is declared read-only: writes are refused.
     pub read_only: bool,
+    /// Where to send the call's progress reports, if anyone listens.
+    pub progress: Option<ProgressSink>,
 }
 
 impl PluginRuntime {

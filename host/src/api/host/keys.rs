@@ -9,7 +9,7 @@ use super::support::{access_of, name};
 use crate::api::operation::{HostCall, HostFuture};
 use crate::app::AppState;
 use crate::auth::Credential;
-use crate::control::NewApiKey;
+use crate::control::{KeyGuardrails, NewApiKey};
 use crate::error::{ApiError, blocking};
 use crate::time_util::{parse_rfc3339, unix_now};
 
@@ -86,17 +86,67 @@ pub fn create(state: Arc<AppState>, call: HostCall) -> HostFuture {
                 "you cannot give a key permissions you do not hold: {beyond:?}"
             )));
         }
+        let guardrails = guardrails(&state, &call)?;
         let new = NewApiKey {
             tenant_id: tenant,
             user_id: principal.user_id,
             name: key_name,
             permissions,
             expires_at,
+            guardrails,
         };
         let (record, secret) = blocking(move || Ok(state.control.create_api_key(new)?)).await?;
         let mut answer = record.public_json();
         answer["key"] = json!(secret);
         Ok(answer)
+    })
+}
+
+/// The optional `allowed_tools`, `max_amount_per_call` and
+/// `max_amount_per_day` of a new key, checked.
+fn guardrails(state: &AppState, call: &HostCall) -> Result<KeyGuardrails, ApiError> {
+    let allowed_tools = match call.input.get("allowed_tools") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::Array(items)) => {
+            let names = items
+                .iter()
+                .map(|t| t.as_str().map(str::to_string))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| {
+                    ApiError::Validation("`allowed_tools` must be a list of tool names".into())
+                })?;
+            let unknown: Vec<&String> = names
+                .iter()
+                .filter(|name| state.mcp_tools.get(name).is_none())
+                .collect();
+            if !unknown.is_empty() {
+                return Err(ApiError::Validation(format!(
+                    "unknown MCP tools in `allowed_tools`: {unknown:?}"
+                )));
+            }
+            Some(names)
+        }
+        Some(_) => {
+            return Err(ApiError::Validation(
+                "`allowed_tools` must be a list of tool names".into(),
+            ));
+        }
+    };
+    let cap = |field: &str| -> Result<Option<i64>, ApiError> {
+        match call.input.get(field) {
+            None | Some(serde_json::Value::Null) => Ok(None),
+            Some(value) => match value.as_i64() {
+                Some(n) if n >= 1 => Ok(Some(n)),
+                _ => Err(ApiError::Validation(format!(
+                    "`{field}` must be a whole number of KES, at least 1"
+                ))),
+            },
+        }
+    };
+    Ok(KeyGuardrails {
+        allowed_tools,
+        max_amount_per_call: cap("max_amount_per_call")?,
+        max_amount_per_day: cap("max_amount_per_day")?,
     })
 }
 

@@ -3,6 +3,7 @@
 
 mod account;
 mod admin;
+mod approvals;
 mod auth;
 mod hooks;
 mod keys;
@@ -52,6 +53,21 @@ pub fn permissions() -> Vec<PermissionSpec> {
             "api_keys.manage",
             "Create, list and delete API keys",
             MANAGERS,
+        ),
+        define(
+            crate::mcp::MCP_PERMISSION,
+            "Use the organization from an AI assistant (MCP)",
+            MANAGERS,
+        ),
+        define(
+            "approvals.read",
+            "See payouts and reversals waiting for approval",
+            MANAGERS,
+        ),
+        define(
+            "approvals.approve",
+            "Approve or reject payouts and reversals an AI assistant asked for",
+            ADMINS,
         ),
     ]
 }
@@ -437,10 +453,19 @@ pub fn operations() -> Vec<Operation> {
                 Post,
                 "/api-keys",
                 Some("api_keys.manage"),
-                "Create an API key holding some of the caller's permissions; the secret is shown once as `key`.",
+                "Create an API key holding some of the caller's permissions; the secret is shown once as `key`. \
+                 For an AI assistant, limit it further: `allowed_tools` (MCP tool names it may call), \
+                 `max_amount_per_call` and `max_amount_per_day` (whole KES moved by money-moving operations).",
                 object(
                     &["name", "permissions"],
-                    json!({"name": str_, "permissions": {"type": "array", "items": str_}, "expires_at": str_}),
+                    json!({
+                        "name": str_,
+                        "permissions": {"type": "array", "items": str_},
+                        "expires_at": str_,
+                        "allowed_tools": {"type": ["array", "null"], "items": str_},
+                        "max_amount_per_call": {"type": ["integer", "null"], "minimum": 1},
+                        "max_amount_per_day": {"type": ["integer", "null"], "minimum": 1}
+                    }),
                 ),
                 any_object(),
                 201,
@@ -481,6 +506,73 @@ pub fn operations() -> Vec<Operation> {
             Tenant,
             keys::delete,
             "api-keys",
+        ),
+        op(
+            host_op(
+                "approvals.list",
+                Get,
+                "/approvals",
+                Some("approvals.read"),
+                "Payouts and reversals AI assistants asked for, newest first; `status=pending` for those waiting.",
+                json!({"type": "object", "properties": {
+                    "status": {"type": "string", "enum": ["pending", "approved", "executed", "failed", "rejected"]},
+                    "limit": {"type": "integer", "minimum": 1, "maximum": 200}
+                }}),
+                any_object(),
+                200,
+                READ,
+            ),
+            Tenant,
+            approvals::list,
+            "approvals",
+        ),
+        op(
+            host_op(
+                "approvals.get",
+                Get,
+                "/approvals/{id}",
+                Some("approvals.read"),
+                "One approval request: what it will do, who asked, and its outcome once decided.",
+                id_input(),
+                any_object(),
+                200,
+                READ,
+            ),
+            Tenant,
+            approvals::get,
+            "approvals",
+        ),
+        op(
+            host_op(
+                "approvals.approve",
+                Post,
+                "/approvals/{id}/approve",
+                Some("approvals.approve"),
+                "Approve a pending request and run it once, as you (a signed-in person holding the operation's own permission too).",
+                id_input(),
+                any_object(),
+                200,
+                UPDATE,
+            ),
+            Tenant,
+            approvals::approve,
+            "approvals",
+        ),
+        op(
+            host_op(
+                "approvals.reject",
+                Post,
+                "/approvals/{id}/reject",
+                Some("approvals.approve"),
+                "Reject a pending request; nothing moves.",
+                id_input(),
+                any_object(),
+                200,
+                UPDATE,
+            ),
+            Tenant,
+            approvals::reject,
+            "approvals",
         ),
         op(
             host_op(

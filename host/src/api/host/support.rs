@@ -131,6 +131,7 @@ pub async fn rbac(
         input,
         read_only,
         None,
+        None,
     )
     .await
 }

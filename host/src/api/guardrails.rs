@@ -1,0 +1,216 @@
+//! Guardrails of API keys, which is what people hand to AI assistants: the
+//! MCP tools a key may call, and the money its calls may move — per call
+//! and per UTC day. The amount caps apply wherever the key is used (REST
+//! or MCP); the day's total is reserved before a call runs and given back
+//! if the call fails or its approval is rejected.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use super::operation::Operation;
+use crate::app::AppState;
+use crate::auth::{Credential, Principal};
+use crate::error::{ApiError, blocking};
+use crate::plugins::manifest::MoneyMovement;
+
+/// An amount counted against a key's daily cap, to give back on failure.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reservation {
+    /// The key.
+    pub key_id: String,
+    /// UTC day, `YYYY-MM-DD`.
+    pub day: String,
+    /// Whole KES.
+    pub amount: i64,
+}
+
+/// Refuses a tool that is not on the key's allow-list.
+pub fn check_tool(principal: &Principal, tool: &str) -> Result<(), ApiError> {
+    if let Credential::ApiKey { guardrails, .. } = &principal.credential
+        && let Some(allowed) = &guardrails.allowed_tools
+        && !allowed.iter().any(|t| t == tool)
+    {
+        return Err(ApiError::LimitExceeded(format!(
+            "this API key may not call the tool `{tool}`; it may call: {}",
+            if allowed.is_empty() {
+                "no tools".to_string()
+            } else {
+                allowed.join(", ")
+            }
+        )));
+    }
+    Ok(())
+}
+
+/// The values a JSON pointer with `*` segments (every array item) selects.
+fn select<'a>(value: &'a Value, segments: &[&str], out: &mut Vec<&'a Value>) {
+    let Some((first, rest)) = segments.split_first() else {
+        out.push(value);
+        return;
+    };
+    match (*first, value) {
+        ("*", Value::Array(items)) => {
+            for item in items {
+                select(item, rest, out);
+            }
+        }
+        (key, Value::Object(fields)) => {
+            if let Some(next) = fields.get(key) {
+                select(next, rest, out);
+            }
+        }
+        (index, Value::Array(items)) => {
+            if let Some(next) = index.parse::<usize>().ok().and_then(|i| items.get(i)) {
+                select(next, rest, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The total the input asks to move: the sum of the declared amount fields,
+/// or `None` when none of them is present.
+pub fn amount_of(money: &MoneyMovement, input: &Value) -> Result<Option<i64>, ApiError> {
+    let mut found = Vec::new();
+    for field in &money.amount_fields {
+        let segments: Vec<&str> = field.trim_start_matches('/').split('/').collect();
+        select(input, &segments, &mut found);
+    }
+    if found.is_empty() {
+        return Ok(None);
+    }
+    let mut total: i64 = 0;
+    for value in found {
+        let amount = value
+            .as_i64()
+            .or_else(|| value.as_f64().map(|f| f.ceil() as i64))
+            .filter(|a| *a >= 0)
+            .ok_or_else(|| ApiError::Validation("amounts must be non-negative numbers".into()))?;
+        total = total.saturating_add(amount);
+    }
+    Ok(Some(total))
+}
+
+/// Today, UTC, as `YYYY-MM-DD`.
+fn today() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    format!(
+        "{:04}-{:02}-{:02}",
+        now.year(),
+        u8::from(now.month()),
+        now.day()
+    )
+}
+
+/// Checks the key's amount caps for a money-moving operation and, when
+/// `commit`, reserves the amount against its daily cap (a dry run only
+/// checks). `Ok(None)` when nothing was reserved.
+pub async fn reserve(
+    state: &Arc<AppState>,
+    principal: &Principal,
+    op: &Operation,
+    input: &Value,
+    commit: bool,
+) -> Result<Option<Reservation>, ApiError> {
+    let (Some(money), Credential::ApiKey { id, guardrails, .. }) =
+        (&op.spec.money, &principal.credential)
+    else {
+        return Ok(None);
+    };
+    if guardrails.max_amount_per_call.is_none() && guardrails.max_amount_per_day.is_none() {
+        return Ok(None);
+    }
+    let amount = amount_of(money, input)?.ok_or_else(|| {
+        ApiError::LimitExceeded(
+            "this API key has amount limits: pass `amount` explicitly so the call can be checked against them"
+                .into(),
+        )
+    })?;
+    if let Some(cap) = guardrails.max_amount_per_call
+        && amount > cap
+    {
+        return Err(ApiError::LimitExceeded(format!(
+            "this call would move KES {amount}, over this API key's limit of KES {cap} per call; \
+             ask for a smaller amount or have a person do it"
+        )));
+    }
+    let Some(cap) = guardrails.max_amount_per_day else {
+        return Ok(None);
+    };
+    let reservation = Reservation {
+        key_id: id.clone(),
+        day: today(),
+        amount,
+    };
+    let state_for_db = Arc::clone(state);
+    let attempt = reservation.clone();
+    let (reserved, spent) = blocking(move || {
+        let control = &state_for_db.control;
+        if !commit {
+            let spent = control.key_spend(&attempt.key_id, &attempt.day)?;
+            return Ok((spent.saturating_add(attempt.amount) <= cap, spent));
+        }
+        let reserved =
+            control.reserve_key_spend(&attempt.key_id, &attempt.day, attempt.amount, cap)?;
+        let spent = control.key_spend(&attempt.key_id, &attempt.day)?;
+        Ok((reserved, spent))
+    })
+    .await?;
+    if !reserved {
+        return Err(ApiError::LimitExceeded(format!(
+            "this call would move KES {amount}, but this API key has already moved KES {spent} of its \
+             KES {cap} limit today (UTC); try again tomorrow or have a person do it"
+        )));
+    }
+    Ok(commit.then_some(reservation))
+}
+
+/// Gives a reserved amount back.
+pub async fn release(state: &Arc<AppState>, reservation: Reservation) {
+    let state = Arc::clone(state);
+    let released = blocking(move || {
+        Ok(state.control.release_key_spend(
+            &reservation.key_id,
+            &reservation.day,
+            reservation.amount,
+        )?)
+    })
+    .await;
+    if let Err(error) = released {
+        tracing::error!(?error, "could not give back a reserved amount");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plugins::manifest::MoneyDirection;
+    use serde_json::json;
+
+    fn money(fields: &[&str]) -> MoneyMovement {
+        MoneyMovement {
+            direction: MoneyDirection::Outgoing,
+            amount_fields: fields.iter().map(|f| f.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn sums_every_item_of_an_array() {
+        let input = json!({"items": [{"amount": 100}, {"amount": 250}]});
+        let total = amount_of(&money(&["/items/*/amount"]), &input)
+            .ok()
+            .flatten();
+        assert_eq!(total, Some(350));
+    }
+
+    #[test]
+    fn absent_amount_is_none_and_bad_amount_is_refused() {
+        assert_eq!(
+            amount_of(&money(&["/amount"]), &json!({})).ok().flatten(),
+            None
+        );
+        assert!(amount_of(&money(&["/amount"]), &json!({"amount": "ten"})).is_err());
+        assert!(amount_of(&money(&["/amount"]), &json!({"amount": -5})).is_err());
+    }
+}

@@ -1,0 +1,168 @@
+//! `/approvals`: the payouts and reversals AI assistants asked for, and the
+//! people's answer to them. Approving runs the operation once, as the
+//! approver, who must be signed in (an access token, never an API key) and
+//! hold both `approvals.approve` and the operation's own permission.
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use crate::api::approvals::{self, Approval};
+use crate::api::dispatch::invoke_plugin;
+use crate::api::operation::{HostCall, HostFuture, Operation, Target};
+use crate::api::{authz, guardrails};
+use crate::app::AppState;
+use crate::auth::{Credential, Principal};
+use crate::error::{ApiError, blocking};
+use crate::ids::{StoreId, TenantId};
+
+async fn load(state: &Arc<AppState>, tenant: TenantId, id: String) -> Result<Approval, ApiError> {
+    let state = Arc::clone(state);
+    blocking(move || {
+        let db = state.tenancy.get(tenant)?;
+        approvals::load(&*db.conn()?, &id)?.ok_or_else(|| ApiError::not_found("approval"))
+    })
+    .await
+}
+
+/// `GET /approvals?status=`.
+pub fn list(state: Arc<AppState>, call: HostCall) -> HostFuture {
+    Box::pin(async move {
+        let tenant = call.principal()?.tenant()?;
+        let status = call.opt_str_field("status")?;
+        let limit = call
+            .input
+            .get("limit")
+            .and_then(Value::as_i64)
+            .unwrap_or(50)
+            .clamp(1, 200);
+        let rows = blocking(move || {
+            let db = state.tenancy.get(tenant)?;
+            approvals::list(&*db.conn()?, status.as_deref(), limit)
+        })
+        .await?;
+        Ok(json!({"approvals": rows.iter().map(Approval::public_json).collect::<Vec<_>>()}))
+    })
+}
+
+/// `GET /approvals/{id}`.
+pub fn get(state: Arc<AppState>, call: HostCall) -> HostFuture {
+    Box::pin(async move {
+        let tenant = call.principal()?.tenant()?;
+        let approval = load(&state, tenant, call.str_field("id")?).await?;
+        Ok(json!({"approval": approval.public_json()}))
+    })
+}
+
+/// A decision needs a person: a session, not an API key.
+fn person(principal: &Principal) -> Result<(), ApiError> {
+    match principal.credential {
+        Credential::Session { .. } => Ok(()),
+        Credential::ApiKey { .. } => Err(ApiError::Forbidden(
+            "approvals are decided by a signed-in person, not with an API key".into(),
+        )),
+    }
+}
+
+fn gated_operation(state: &AppState, name: &str) -> Result<Arc<Operation>, ApiError> {
+    state
+        .operations
+        .iter()
+        .find(|op| op.spec.name == name && matches!(op.target, Target::Plugin(_)))
+        .cloned()
+        .ok_or_else(|| {
+            ApiError::Unavailable(format!(
+                "the operation `{name}` of this approval is not served any more"
+            ))
+        })
+}
+
+/// `POST /approvals/{id}/approve`: runs the operation, once.
+pub fn approve(state: Arc<AppState>, call: HostCall) -> HostFuture {
+    Box::pin(async move {
+        let principal = call.principal()?.clone();
+        person(&principal)?;
+        let tenant = principal.tenant()?;
+        let id = call.str_field("id")?;
+        let approval = load(&state, tenant, id.clone()).await?;
+        let op = gated_operation(&state, &approval.operation)?;
+        let Target::Plugin(plugin) = &op.target else {
+            return Err(ApiError::Unavailable("not a plugin operation".into()));
+        };
+        if let Some(permission) = &op.spec.permission {
+            authz::require(&state, &principal, permission).await?;
+        }
+        let decided_by = principal.user_id.to_string();
+        let state_for_claim = Arc::clone(&state);
+        let claim_id = id.clone();
+        let claimed = blocking(move || {
+            approvals::claim(&state_for_claim, tenant, &claim_id, "approved", &decided_by)
+        })
+        .await?;
+        if !claimed {
+            return Err(ApiError::Conflict(format!(
+                "this approval is already {}; it runs at most once",
+                approval.status
+            )));
+        }
+        let mut input = approval.input.clone();
+        if let Some(fields) = input.as_object_mut() {
+            fields.insert("idempotency_key".into(), json!(format!("approval:{id}")));
+        }
+        let runner = Principal {
+            store_id: approval.store_id.as_deref().and_then(StoreId::parse),
+            ..principal.clone()
+        };
+        let mut audit = call.audit.clone();
+        audit.operation = op.spec.name.clone();
+        audit.target = Some(format!("approval:{id}"));
+        audit.detail = Some(
+            json!({"approval_id": id, "requested_by": approval.requested_by, "channel": approval.channel})
+                .to_string(),
+        );
+        let outcome = invoke_plugin(&state, plugin, &op, &runner, input, &call.meta, audit, None)
+            .await
+            .map_err(|e| format!("{}: {}", e.code(), e.public_message()));
+        if outcome.is_err()
+            && let Some(reservation) = approval.reservation()
+        {
+            guardrails::release(&state, reservation).await;
+        }
+        let state_for_finish = Arc::clone(&state);
+        let finish_id = id.clone();
+        let recorded = outcome.clone();
+        blocking(move || approvals::finish(&state_for_finish, tenant, &finish_id, &recorded))
+            .await?;
+        let approval = load(&state, tenant, id).await?;
+        Ok(json!({"approval": approval.public_json()}))
+    })
+}
+
+/// `POST /approvals/{id}/reject`.
+pub fn reject(state: Arc<AppState>, call: HostCall) -> HostFuture {
+    Box::pin(async move {
+        let principal = call.principal()?.clone();
+        person(&principal)?;
+        let tenant = principal.tenant()?;
+        let id = call.str_field("id")?;
+        let approval = load(&state, tenant, id.clone()).await?;
+        let decided_by = principal.user_id.to_string();
+        let state_for_claim = Arc::clone(&state);
+        let claim_id = id.clone();
+        let claimed = blocking(move || {
+            approvals::claim(&state_for_claim, tenant, &claim_id, "rejected", &decided_by)
+        })
+        .await?;
+        if !claimed {
+            return Err(ApiError::Conflict(format!(
+                "this approval is already {}",
+                approval.status
+            )));
+        }
+        if let Some(reservation) = approval.reservation() {
+            guardrails::release(&state, reservation).await;
+        }
+        let approval = load(&state, tenant, id).await?;
+        Ok(json!({"approval": approval.public_json()}))
+    })
+}

@@ -1,0 +1,37 @@
+//! `malipo mcp`: the MCP server over stdin/stdout for desktop assistants,
+//! acting with the API key in `MALIPO_API_KEY`. It opens the same data
+//! directory as `malipo serve` (SQLite in WAL mode takes both) and runs no
+//! background work: callbacks and jobs stay with the server.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::http::{HeaderMap, HeaderValue};
+use rmcp::ServiceExt;
+
+use super::{Identity, MCP_PERMISSION, McpServer};
+use crate::app::AppState;
+
+/// Checks the key once (for a clear error at start), then serves stdio
+/// until the client closes it.
+pub async fn serve(state: Arc<AppState>, api_key: String) -> anyhow::Result<()> {
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        axum::http::header::AUTHORIZATION,
+        HeaderValue::from_str(&format!("Bearer {api_key}"))
+            .context("MALIPO_API_KEY is not a valid header value")?,
+    );
+    let principal = crate::auth::principal::authenticate(&state, &headers, true)
+        .await
+        .map_err(|e| anyhow::anyhow!("MALIPO_API_KEY was refused: {}", e.public_message()))?;
+    crate::api::authz::require(&state, &principal, MCP_PERMISSION)
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", e.public_message()))?;
+    tracing::info!(tenant = ?principal.tenant_id, "serving MCP over stdio");
+    let running = McpServer::new(state, Identity::ApiKey(api_key))
+        .serve(rmcp::transport::stdio())
+        .await
+        .context("start the MCP stdio server")?;
+    running.waiting().await.context("MCP stdio server")?;
+    Ok(())
+}
