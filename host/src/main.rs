@@ -43,12 +43,24 @@ fn use_emulator(state: &malipo::app::AppState, url: &str) -> anyhow::Result<()> 
     Ok(())
 }
 
-fn mcp_stdio(config: Config, args: McpArgs) -> anyhow::Result<()> {
+/// Runs `work` on a fresh multi-threaded runtime with the state built
+/// from `config` (on a blocking thread: it opens files and compiles plugins).
+fn with_state<F, Fut>(config: Config, work: F) -> anyhow::Result<()>
+where
+    F: FnOnce(std::sync::Arc<malipo::app::AppState>) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async move {
         let state = tokio::task::spawn_blocking(move || malipo::app::build_state(config)).await??;
+        work(state).await
+    })
+}
+
+fn mcp_stdio(config: Config, args: McpArgs) -> anyhow::Result<()> {
+    with_state(config, |state| async move {
         if let Some(url) = &args.daraja_emulator_url {
             use_emulator(&state, url)?;
         }
@@ -60,11 +72,7 @@ fn mcp_stdio(config: Config, args: McpArgs) -> anyhow::Result<()> {
 }
 
 fn reconcile(config: Config, emulator: Option<String>) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async move {
-        let state = tokio::task::spawn_blocking(move || malipo::app::build_state(config)).await??;
+    with_state(config, |state| async move {
         if let Some(url) = emulator {
             use_emulator(&state, &url)?;
         }

@@ -98,9 +98,30 @@ async fn forged_expired_and_foreign_tokens_are_refused() {
         ("garbage", "not.a.jwt".to_string()),
     ];
     for (what, token) in forged {
-        let (status, body) = app.get("/api/v1/stores", &Auth::Bearer(token)).await;
+        let (status, body) = app
+            .get("/api/v1/stores", &Auth::Bearer(token.clone()))
+            .await;
         assert_eq!(status, 401, "{what}: {body}");
         assert_eq!(code(&body), "unauthorized", "{what}");
+        // `/mcp` refuses the same tokens (audience included) with a challenge.
+        let answer = app
+            .client
+            .post(format!("{}/mcp", app.base))
+            .bearer_auth(&token)
+            .header("Accept", "application/json, text/event-stream")
+            .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}))
+            .send()
+            .await
+            .expect("post /mcp");
+        assert_eq!(answer.status(), 401, "{what} on /mcp");
+        let challenge = answer.headers()["www-authenticate"]
+            .to_str()
+            .unwrap_or_default()
+            .to_string();
+        assert!(
+            challenge.contains("error=\"invalid_token\""),
+            "{what}: {challenge}"
+        );
     }
 }
 

@@ -229,7 +229,11 @@ async fn tools_are_listed_with_schemas_and_true_annotations_in_both_protocol_mod
             }
         }
         // Tools from the rbac plugin are served too (one code path).
-        assert!(tools.iter().any(|t| t["name"].as_str().is_some_and(|n| n.starts_with("rbac_"))));
+        assert!(
+            tools
+                .iter()
+                .any(|t| t["name"].as_str().is_some_and(|n| n.starts_with("rbac_")))
+        );
         let report = tool(&tools, "mpesa_generate_report");
         assert_eq!(report["annotations"]["readOnlyHint"], true);
         assert_eq!(report["annotations"]["openWorldHint"], false);
@@ -262,7 +266,13 @@ async fn a_push_over_mcp_completes_and_history_and_report_agree_with_rest() {
     configure_mpesa(&app, &owner).await;
     let key = full_key(&app, &owner).await;
 
-    let pushed = one(&app, &key, MODERN, call("mpesa_stk_push", stk_args(150, "mcp-push-1"))).await;
+    let pushed = one(
+        &app,
+        &key,
+        MODERN,
+        call("mpesa_stk_push", stk_args(150, "mcp-push-1")),
+    )
+    .await;
     assert_eq!(pushed["is_error"], false, "{pushed}");
     let id = pushed["structured"]["transaction"]["id"]
         .as_str()
@@ -288,7 +298,10 @@ async fn a_push_over_mcp_completes_and_history_and_report_agree_with_rest() {
     let status = &report["steps"][0];
     assert_eq!(status["is_error"], false, "{status}");
     assert_eq!(status["structured"]["transaction"]["status"], "completed");
-    assert!(status["structured"]["transaction"]["receipt"].is_string(), "{status}");
+    assert!(
+        status["structured"]["transaction"]["receipt"].is_string(),
+        "{status}"
+    );
 
     let (_, rest_history) = app.get("/api/v1/mpesa/transactions", &owner.auth()).await;
     assert_eq!(
@@ -304,8 +317,14 @@ async fn a_push_over_mcp_completes_and_history_and_report_agree_with_rest() {
         "a report sends progress notifications: {mcp_report}"
     );
     // The same idempotency key answers the same payment; nothing is pushed twice.
-    assert_eq!(report["steps"][3]["structured"]["transaction"]["id"], id.as_str());
-    assert_eq!(rest_history["transactions"].as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        report["steps"][3]["structured"]["transaction"]["id"],
+        id.as_str()
+    );
+    assert_eq!(
+        rest_history["transactions"].as_array().map(Vec::len),
+        Some(1)
+    );
 
     // Audited like REST, on the mcp channel.
     let rows = tenant_rows(
@@ -314,7 +333,9 @@ async fn a_push_over_mcp_completes_and_history_and_report_agree_with_rest() {
         "SELECT operation, outcome, target FROM audit_log WHERE channel = 'mcp'",
     );
     assert!(
-        rows.iter().any(|r| r[0] == "mpesa.stk-push" && r[1] == "success" && r[2] == "tool:mpesa_stk_push"),
+        rows.iter().any(|r| r[0] == "mpesa.stk-push"
+            && r[1] == "success"
+            && r[2] == "tool:mpesa_stk_push"),
         "{rows:?}"
     );
     // The client's credential never leaves Malipo.
@@ -328,7 +349,10 @@ async fn a_push_over_mcp_completes_and_history_and_report_agree_with_rest() {
     .await
     .expect("text");
     assert!(!recorded.is_empty());
-    assert!(!recorded.contains(&key), "the API key was forwarded to Daraja");
+    assert!(
+        !recorded.contains(&key),
+        "the API key was forwarded to Daraja"
+    );
 }
 
 #[tokio::test]
@@ -345,9 +369,20 @@ async fn permissions_caps_allow_lists_and_identity_arguments_are_enforced() {
         json!({"name": "reader", "permissions": ["mcp.use", "payments.read"]}),
     )
     .await;
-    let refused = one(&app, &reader, MODERN, call("mpesa_stk_push", stk_args(50, "r-1"))).await;
+    let refused = one(
+        &app,
+        &reader,
+        MODERN,
+        call("mpesa_stk_push", stk_args(50, "r-1")),
+    )
+    .await;
     assert_eq!(refused["is_error"], true, "{refused}");
-    assert!(refused["text"].as_str().is_some_and(|t| t.contains("payments.create")), "{refused}");
+    assert!(
+        refused["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("payments.create")),
+        "{refused}"
+    );
 
     // A capped key: over the per-call cap is refused with a clear message.
     let capped = api_key(
@@ -357,15 +392,41 @@ async fn permissions_caps_allow_lists_and_identity_arguments_are_enforced() {
                "max_amount_per_call": 500, "max_amount_per_day": 700}),
     )
     .await;
-    let over = one(&app, &capped, LEGACY, call("mpesa_stk_push", stk_args(900, "c-1"))).await;
+    let over = one(
+        &app,
+        &capped,
+        LEGACY,
+        call("mpesa_stk_push", stk_args(900, "c-1")),
+    )
+    .await;
     assert_eq!(over["is_error"], true, "{over}");
-    assert!(over["text"].as_str().is_some_and(|t| t.contains("limit_exceeded") && t.contains("500")), "{over}");
-    let within = one(&app, &capped, LEGACY, call("mpesa_stk_push", stk_args(400, "c-2"))).await;
+    assert!(
+        over["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("limit_exceeded") && t.contains("500")),
+        "{over}"
+    );
+    let within = one(
+        &app,
+        &capped,
+        LEGACY,
+        call("mpesa_stk_push", stk_args(400, "c-2")),
+    )
+    .await;
     assert_eq!(within["is_error"], false, "{within}");
     // 400 + 400 is over the 700 daily cap.
-    let daily = one(&app, &capped, LEGACY, call("mpesa_stk_push", stk_args(400, "c-3"))).await;
+    let daily = one(
+        &app,
+        &capped,
+        LEGACY,
+        call("mpesa_stk_push", stk_args(400, "c-3")),
+    )
+    .await;
     assert_eq!(daily["is_error"], true, "{daily}");
-    assert!(daily["text"].as_str().is_some_and(|t| t.contains("700")), "{daily}");
+    assert!(
+        daily["text"].as_str().is_some_and(|t| t.contains("700")),
+        "{daily}"
+    );
 
     // An allow-listed key sees and may call only its tools.
     let narrow = api_key(
@@ -395,7 +456,10 @@ async fn permissions_caps_allow_lists_and_identity_arguments_are_enforced() {
         &app,
         &key,
         MODERN,
-        call("mpesa_transaction_history", json!({"tenant_id": other.tenant_id})),
+        call(
+            "mpesa_transaction_history",
+            json!({"tenant_id": other.tenant_id}),
+        ),
     )
     .await;
     assert_eq!(foreign["is_error"], true, "{foreign}");
@@ -407,7 +471,9 @@ async fn permissions_caps_allow_lists_and_identity_arguments_are_enforced() {
     assert_eq!(rows.len(), 1, "{rows:?}");
     let file = std::fs::read(app.tenant_file(&owner.tenant_id)).expect("tenant file");
     assert!(
-        !file.windows(other.tenant_id.len()).any(|w| w == other.tenant_id.as_bytes()),
+        !file
+            .windows(other.tenant_id.len())
+            .any(|w| w == other.tenant_id.as_bytes()),
         "the other tenant's id entered this tenant's file"
     );
     // Naming one's own tenant is harmless.
@@ -415,7 +481,10 @@ async fn permissions_caps_allow_lists_and_identity_arguments_are_enforced() {
         &app,
         &key,
         MODERN,
-        call("mpesa_transaction_history", json!({"tenant_id": owner.tenant_id})),
+        call(
+            "mpesa_transaction_history",
+            json!({"tenant_id": owner.tenant_id}),
+        ),
     )
     .await;
     assert_eq!(own["is_error"], false, "{own}");
@@ -441,9 +510,15 @@ async fn a_payout_from_mcp_waits_for_a_person_and_runs_once() {
         &key,
         MODERN,
         json!([
-            call("mpesa_bulk_payment", json!({"items": items, "command_id": "BusinessPayment", "dry_run": true})),
-            call("mpesa_bulk_payment", json!({"items": items, "command_id": "BusinessPayment",
-                                              "idempotency_key": "payout-1", "confirm": true})),
+            call(
+                "mpesa_bulk_payment",
+                json!({"items": items, "command_id": "BusinessPayment", "dry_run": true})
+            ),
+            call(
+                "mpesa_bulk_payment",
+                json!({"items": items, "command_id": "BusinessPayment",
+                                              "idempotency_key": "payout-1", "confirm": true})
+            ),
         ]),
     ))
     .await;
@@ -453,25 +528,46 @@ async fn a_payout_from_mcp_waits_for_a_person_and_runs_once() {
     assert_eq!(dry["structured"]["amount"], 350);
     let intent = &report["steps"][1];
     assert_eq!(intent["is_error"], false, "{intent}");
-    assert_eq!(intent["structured"]["status"], "pending_approval", "`confirm` is not consent: {intent}");
+    assert_eq!(
+        intent["structured"]["status"], "pending_approval",
+        "`confirm` is not consent: {intent}"
+    );
     let approval = intent["structured"]["approval_id"]
         .as_str()
         .expect("approval id")
         .to_string();
     // Nothing reached Daraja yet, and the dry run recorded nothing.
     let b2c = |app: &TestApp| {
-        let url = format!("{}/simulator/requests", app.emulator.clone().expect("emulator"));
+        let url = format!(
+            "{}/simulator/requests",
+            app.emulator.clone().expect("emulator")
+        );
         async move {
-            let all: Value = reqwest::get(url).await.expect("records").json().await.expect("json");
+            let all: Value = reqwest::get(url)
+                .await
+                .expect("records")
+                .json()
+                .await
+                .expect("json");
             all.as_array()
-                .map(|r| r.iter().filter(|r| r["path"].as_str().is_some_and(|p| p.contains("b2c"))).count())
+                .map(|r| {
+                    r.iter()
+                        .filter(|r| r["path"].as_str().is_some_and(|p| p.contains("b2c")))
+                        .count()
+                })
                 .unwrap_or(0)
         }
     };
     assert_eq!(b2c(&app).await, 0);
-    let (status, pending) = app.get("/api/v1/approvals?status=pending", &owner.auth()).await;
+    let (status, pending) = app
+        .get("/api/v1/approvals?status=pending", &owner.auth())
+        .await;
     assert_eq!(status, 200, "{pending}");
-    assert_eq!(pending["approvals"].as_array().map(Vec::len), Some(1), "{pending}");
+    assert_eq!(
+        pending["approvals"].as_array().map(Vec::len),
+        Some(1),
+        "{pending}"
+    );
 
     // An API key (even one a model holds) cannot approve.
     let approver_key = api_key(
@@ -481,26 +577,42 @@ async fn a_payout_from_mcp_waits_for_a_person_and_runs_once() {
     )
     .await;
     let (status, body) = app
-        .post(&format!("/api/v1/approvals/{approval}/approve"), &Auth::ApiKey(approver_key), json!({}))
+        .post(
+            &format!("/api/v1/approvals/{approval}/approve"),
+            &Auth::ApiKey(approver_key),
+            json!({}),
+        )
         .await;
     assert_eq!(status, 403, "{body}");
     // A Member cannot approve.
     let member = app.add_member(&owner, "Member", None).await;
     let (status, body) = app
-        .post(&format!("/api/v1/approvals/{approval}/approve"), &member.auth(), json!({}))
+        .post(
+            &format!("/api/v1/approvals/{approval}/approve"),
+            &member.auth(),
+            json!({}),
+        )
         .await;
     assert_eq!(status, 403, "{body}");
     assert_eq!(b2c(&app).await, 0);
 
     // The owner approves: it runs once.
     let (status, approved) = app
-        .post(&format!("/api/v1/approvals/{approval}/approve"), &owner.auth(), json!({}))
+        .post(
+            &format!("/api/v1/approvals/{approval}/approve"),
+            &owner.auth(),
+            json!({}),
+        )
         .await;
     assert_eq!(status, 200, "{approved}");
     assert_eq!(approved["approval"]["status"], "executed", "{approved}");
     assert_eq!(b2c(&app).await, 2);
     let (status, again) = app
-        .post(&format!("/api/v1/approvals/{approval}/approve"), &owner.auth(), json!({}))
+        .post(
+            &format!("/api/v1/approvals/{approval}/approve"),
+            &owner.auth(),
+            json!({}),
+        )
         .await;
     assert_eq!(status, 409, "{again}");
     assert_eq!(code(&again), "conflict");
@@ -528,9 +640,21 @@ async fn two_tenants_keys_see_only_their_own_data() {
     for (owner, amount) in [(&a, 11), (&b, 22)] {
         configure_mpesa(&app, owner).await;
         let key = full_key(&app, owner).await;
-        let pushed = one(&app, &key, MODERN, call("mpesa_stk_push", stk_args(amount, "t-1"))).await;
+        let pushed = one(
+            &app,
+            &key,
+            MODERN,
+            call("mpesa_stk_push", stk_args(amount, "t-1")),
+        )
+        .await;
         assert_eq!(pushed["is_error"], false, "{pushed}");
-        ids.push((key, pushed["structured"]["transaction"]["id"].as_str().expect("id").to_string()));
+        ids.push((
+            key,
+            pushed["structured"]["transaction"]["id"]
+                .as_str()
+                .expect("id")
+                .to_string(),
+        ));
     }
     for (i, (key, own_id)) in ids.iter().enumerate() {
         let (_, foreign_id) = &ids[1 - i];
@@ -550,7 +674,11 @@ async fn two_tenants_keys_see_only_their_own_data() {
             .unwrap_or_default();
         assert_eq!(listed, vec![own_id.as_str()], "{report}");
         assert_eq!(report["steps"][1]["is_error"], true, "{report}");
-        assert!(report["steps"][1]["text"].as_str().is_some_and(|t| t.contains("not_found")));
+        assert!(
+            report["steps"][1]["text"]
+                .as_str()
+                .is_some_and(|t| t.contains("not_found"))
+        );
     }
 }
 
@@ -576,34 +704,110 @@ async fn the_endpoint_is_an_oauth_resource_server() {
     };
     let none = post(None, None).await.expect("post");
     assert_eq!(none.status(), 401);
-    let challenge = none.headers()["www-authenticate"].to_str().expect("header").to_string();
-    assert!(challenge.starts_with("Bearer resource_metadata=\""), "{challenge}");
-    assert!(challenge.contains("/.well-known/oauth-protected-resource/mcp"), "{challenge}");
+    let challenge = none.headers()["www-authenticate"]
+        .to_str()
+        .expect("header")
+        .to_string();
+    assert!(
+        challenge.starts_with("Bearer resource_metadata=\""),
+        "{challenge}"
+    );
+    assert!(
+        challenge.contains("/.well-known/oauth-protected-resource/mcp"),
+        "{challenge}"
+    );
     let body: Value = none.json().await.expect("json");
     assert_eq!(code(&body), "unauthorized");
 
-    let forged = post(Some("Bearer not-a-token".into()), None).await.expect("post");
+    let forged = post(Some("Bearer not-a-token".into()), None)
+        .await
+        .expect("post");
     assert_eq!(forged.status(), 401);
-    assert!(forged.headers()["www-authenticate"].to_str().expect("h").contains("error=\"invalid_token\""));
+    assert!(
+        forged.headers()["www-authenticate"]
+            .to_str()
+            .expect("h")
+            .contains("error=\"invalid_token\"")
+    );
 
     // A key without mcp.use: 403 insufficient_scope.
-    let rest_only = api_key(&app, &owner, json!({"name": "rest", "permissions": ["stores.read"]})).await;
-    let scoped = post(Some(format!("Bearer {rest_only}")), None).await.expect("post");
+    let rest_only = api_key(
+        &app,
+        &owner,
+        json!({"name": "rest", "permissions": ["stores.read"]}),
+    )
+    .await;
+    let scoped = post(Some(format!("Bearer {rest_only}")), None)
+        .await
+        .expect("post");
     assert_eq!(scoped.status(), 403);
-    let challenge = scoped.headers()["www-authenticate"].to_str().expect("h").to_string();
-    assert!(challenge.contains("error=\"insufficient_scope\"") && challenge.contains("scope=\"mcp.use\""), "{challenge}");
+    let challenge = scoped.headers()["www-authenticate"]
+        .to_str()
+        .expect("h")
+        .to_string();
+    assert!(
+        challenge.contains("error=\"insufficient_scope\"")
+            && challenge.contains("scope=\"mcp.use\""),
+        "{challenge}"
+    );
 
     // A good credential from a foreign browser origin is refused.
     let good = format!("Bearer {}", owner.access_token);
-    let foreign = post(Some(good.clone()), Some("https://evil.example")).await.expect("post");
+    let foreign = post(Some(good.clone()), Some("https://evil.example"))
+        .await
+        .expect("post");
     assert_eq!(foreign.status(), 403);
     let ok = post(Some(good), None).await.expect("post");
     assert_eq!(ok.status(), 200);
 
-    let (status, metadata) = app.get("/.well-known/oauth-protected-resource/mcp", &Auth::None).await;
+    // Protocol errors are JSON-RPC errors: a 2026-07-28 request whose
+    // Mcp-Name header disagrees with its body, and an unknown tool.
+    let modern_call = |name: &'static str, header_name: &'static str| {
+        app.client
+            .post(format!("{}/mcp", app.base))
+            .bearer_auth(&owner.access_token)
+            .header("Accept", "application/json, text/event-stream")
+            .header("MCP-Protocol-Version", "2026-07-28")
+            .header("Mcp-Method", "tools/call")
+            .header("Mcp-Name", header_name)
+            .json(
+                &json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {
+                "name": name, "arguments": {},
+                "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                          "io.modelcontextprotocol/clientCapabilities": {}}}}),
+            )
+            .send()
+    };
+    for (name, header_name) in [
+        ("mpesa_transaction_history", "mpesa_generate_report"),
+        ("no_such_tool", "no_such_tool"),
+    ] {
+        let answer = modern_call(name, header_name).await.expect("post");
+        assert!(answer.status().as_u16() < 500, "{}", answer.status());
+        let body: Value = answer.json().await.expect("a JSON-RPC answer");
+        assert!(body["error"]["code"].is_i64(), "{body}");
+        assert!(body.get("result").is_none(), "{body}");
+    }
+    let answer = modern_call("mpesa_transaction_history", "mpesa_transaction_history")
+        .await
+        .expect("post");
+    let body: Value = answer.json().await.expect("json");
+    assert_eq!(body["result"]["isError"], false, "{body}");
+    assert!(
+        body["result"]["structuredContent"]["transactions"].is_array(),
+        "{body}"
+    );
+
+    let (status, metadata) = app
+        .get("/.well-known/oauth-protected-resource/mcp", &Auth::None)
+        .await;
     assert_eq!(status, 200, "{metadata}");
     assert_eq!(metadata["resource"], format!("{}/mcp", app.base));
-    assert!(metadata["scopes_supported"].as_array().is_some_and(|s| s.contains(&json!("mcp.use"))));
+    assert!(
+        metadata["scopes_supported"]
+            .as_array()
+            .is_some_and(|s| s.contains(&json!("mcp.use")))
+    );
 }
 
 #[tokio::test]
@@ -629,10 +833,9 @@ async fn modes_choose_the_surfaces() {
 
 #[tokio::test]
 async fn rest_and_mcp_spend_one_rate_limit() {
-    let app = TestApp::spawn_with(
-        Options::daraja_sim().with_env("MALIPO_TENANT_RATE_PER_MINUTE", "4"),
-    )
-    .await;
+    let app =
+        TestApp::spawn_with(Options::daraja_sim().with_env("MALIPO_TENANT_RATE_PER_MINUTE", "4"))
+            .await;
     let owner = app.register("Busy Ltd").await;
     // 1: the store list `register` reads; 2: the key; 3: a REST read;
     // 4: an MCP call; 5: over.
@@ -645,12 +848,19 @@ async fn rest_and_mcp_spend_one_rate_limit() {
         &app,
         &key,
         MODERN,
-        json!([call("mpesa_transaction_history", json!({})), call("mpesa_transaction_history", json!({}))]),
+        json!([
+            call("mpesa_transaction_history", json!({})),
+            call("mpesa_transaction_history", json!({}))
+        ]),
     ))
     .await;
     assert_eq!(report["steps"][0]["is_error"], false, "{report}");
     assert_eq!(report["steps"][1]["is_error"], true, "{report}");
-    assert!(report["steps"][1]["text"].as_str().is_some_and(|t| t.contains("rate_limited")));
+    assert!(
+        report["steps"][1]["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("rate_limited"))
+    );
     let (status, body) = app.get("/api/v1/stores", &owner.auth()).await;
     assert_eq!(status, 429, "{body}");
 }
@@ -676,13 +886,18 @@ async fn stdio_serves_the_same_tools_with_the_key_from_the_environment() {
         ]
     });
     let report = drive(scenario).await;
-    let tools = report["steps"][0]["tools"].as_array().cloned().unwrap_or_default();
+    let tools = report["steps"][0]["tools"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     for name in TOOLS {
         tool(&tools, name);
     }
     let pushed = &report["steps"][1];
     assert_eq!(pushed["is_error"], false, "{report}");
-    let id = pushed["structured"]["transaction"]["id"].as_str().expect("id");
+    let id = pushed["structured"]["transaction"]["id"]
+        .as_str()
+        .expect("id");
     // The server's callback worker completes what the stdio process pushed.
     assert_eq!(wait_final(&app, &owner, id).await["status"], "completed");
     let (_, rest) = app.get("/api/v1/mpesa/transactions", &owner.auth()).await;

@@ -136,6 +136,9 @@ fn transport_config(state: &AppState) -> StreamableHttpServerConfig {
         // its own; 2026-07-28 has no sessions and legacy clients do not
         // need one.
         .with_legacy_session_mode(false)
+        // Plain JSON answers unless a call sends progress notifications
+        // first (then rmcp switches that answer to an SSE stream).
+        .with_json_response(true)
         .with_max_request_body_bytes(state.config.max_body_bytes)
         .with_allowed_origins(mcp.allowed_origins.clone())
         .enforce_origin_validation();

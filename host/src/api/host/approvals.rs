@@ -77,6 +77,29 @@ fn gated_operation(state: &AppState, name: &str) -> Result<Arc<Operation>, ApiEr
         })
 }
 
+/// Moves a pending approval to `to` as the principal, once; 409 when it was
+/// already decided.
+async fn decide(
+    state: &Arc<AppState>,
+    tenant: TenantId,
+    approval: &Approval,
+    to: &'static str,
+    principal: &Principal,
+) -> Result<(), ApiError> {
+    let decided_by = principal.user_id.to_string();
+    let state = Arc::clone(state);
+    let id = approval.id.clone();
+    let claimed = blocking(move || approvals::claim(&state, tenant, &id, to, &decided_by)).await?;
+    if claimed {
+        Ok(())
+    } else {
+        Err(ApiError::Conflict(format!(
+            "this approval is already {}; it is decided, and runs, at most once",
+            approval.status
+        )))
+    }
+}
+
 /// `POST /approvals/{id}/approve`: runs the operation, once.
 pub fn approve(state: Arc<AppState>, call: HostCall) -> HostFuture {
     Box::pin(async move {
@@ -92,19 +115,7 @@ pub fn approve(state: Arc<AppState>, call: HostCall) -> HostFuture {
         if let Some(permission) = &op.spec.permission {
             authz::require(&state, &principal, permission).await?;
         }
-        let decided_by = principal.user_id.to_string();
-        let state_for_claim = Arc::clone(&state);
-        let claim_id = id.clone();
-        let claimed = blocking(move || {
-            approvals::claim(&state_for_claim, tenant, &claim_id, "approved", &decided_by)
-        })
-        .await?;
-        if !claimed {
-            return Err(ApiError::Conflict(format!(
-                "this approval is already {}; it runs at most once",
-                approval.status
-            )));
-        }
+        decide(&state, tenant, &approval, "approved", &principal).await?;
         let mut input = approval.input.clone();
         if let Some(fields) = input.as_object_mut() {
             fields.insert("idempotency_key".into(), json!(format!("approval:{id}")));
@@ -146,19 +157,7 @@ pub fn reject(state: Arc<AppState>, call: HostCall) -> HostFuture {
         let tenant = principal.tenant()?;
         let id = call.str_field("id")?;
         let approval = load(&state, tenant, id.clone()).await?;
-        let decided_by = principal.user_id.to_string();
-        let state_for_claim = Arc::clone(&state);
-        let claim_id = id.clone();
-        let claimed = blocking(move || {
-            approvals::claim(&state_for_claim, tenant, &claim_id, "rejected", &decided_by)
-        })
-        .await?;
-        if !claimed {
-            return Err(ApiError::Conflict(format!(
-                "this approval is already {}",
-                approval.status
-            )));
-        }
+        decide(&state, tenant, &approval, "rejected", &principal).await?;
         if let Some(reservation) = approval.reservation() {
             guardrails::release(&state, reservation).await;
         }
