@@ -36,6 +36,7 @@ fn noop(state: &AppState, tenant: TenantId, db: &malipo::tenancy::TenantDb) {
         operation: "sandbox.noop",
         input: "{}",
         read_only: true,
+        progress: None,
     };
     let out = state
         .runtime

@@ -168,6 +168,7 @@ fn install_catalog_sync(
             operation: "catalog.sync",
             input: &input,
             read_only: false,
+            progress: None,
         };
         runtime
             .invoke(&rbac, request, |conn, _| {

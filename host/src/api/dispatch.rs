@@ -256,6 +256,7 @@ pub async fn call_plugin(
             operation: &operation,
             input: &input_text,
             read_only,
+            progress: None,
         };
         state_for_call
             .runtime

@@ -147,6 +147,7 @@ pub fn host_op(
         success_status,
         mcp_tool: None,
         annotations,
+        money: None,
     }
 }
 
