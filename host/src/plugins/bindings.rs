@@ -5,5 +5,9 @@ wasmtime::component::bindgen!({
     world: "plugin",
 });
 
-pub use self::malipo::plugin::types::{Annotations, HttpMethod, Operation, PermissionDef};
-pub use self::malipo::plugin::{config, daraja, events, log, outbound_http, secrets, tenant_db};
+pub use self::malipo::plugin::types::{
+    Annotations, HttpMethod, MoneyDirection, MoneyMovement, Operation, PermissionDef,
+};
+pub use self::malipo::plugin::{
+    config, daraja, events, log, outbound_http, progress, secrets, tenant_db,
+};

@@ -2,9 +2,10 @@
 //! with nothing granted, the memory limiter, and — only while a call is in
 //! progress — the calling tenant's connection inside the call's transaction.
 //!
-//! One capability per WIT interface: `tenant-db`, `secrets`, `events`, `log`.
-//! Each reaches only the tenant of the current call; between calls an
-//! instance holds no connection at all.
+//! One capability per WIT interface: `tenant-db`, `secrets`, `config`,
+//! `outbound-http`, `daraja`, `events`, `log`, `progress`. Each reaches only
+//! the tenant of the current call; between calls an instance holds no
+//! connection at all.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,7 +15,7 @@ use rusqlite::types::{ToSqlOutput, ValueRef};
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-use super::bindings::{config, daraja, events, log, outbound_http, secrets, tenant_db};
+use super::bindings::{config, daraja, events, log, outbound_http, progress, secrets, tenant_db};
 use super::services::{HostServices, url_host};
 use crate::tenancy::TenantConn;
 use crate::tenancy::authorizer::PluginAccess;
@@ -46,6 +47,8 @@ pub struct ActiveCall {
     /// Nanoseconds spent waiting on outbound I/O: not counted against the
     /// deadline (shared with the SQL progress handler).
     pub io_nanos: Arc<std::sync::atomic::AtomicU64>,
+    /// Where the call's progress reports go, if anyone listens.
+    pub progress: Option<super::ProgressSink>,
 }
 
 impl ActiveCall {
@@ -551,6 +554,24 @@ impl log::Host for HostState {
                 "{message}"
             ),
         }
+    }
+}
+
+/// Longest progress message passed on, in characters.
+const MAX_PROGRESS_MESSAGE_CHARS: usize = 200;
+
+impl progress::Host for HostState {
+    fn report(&mut self, done: u64, total: Option<u64>, message: Option<String>) {
+        let Some(sink) = self.call.as_ref().and_then(|call| call.progress.as_ref()) else {
+            return;
+        };
+        let message = message.map(|m| m.chars().take(MAX_PROGRESS_MESSAGE_CHARS).collect());
+        // Nobody listening any more is not the plugin's problem.
+        let _ = sink.send(super::Progress {
+            done,
+            total,
+            message,
+        });
     }
 }
 

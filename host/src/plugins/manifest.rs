@@ -1,5 +1,6 @@
 //! The host's view of a plugin manifest: the WIT record, checked once at
-//! load and turned into plain types the router, OpenAPI and catalog use.
+//! load and turned into plain types the router, OpenAPI and catalog use,
+//! including the money each operation moves ([`MoneyMovement`]).
 
 use serde::Serialize;
 use serde_json::Value;
@@ -51,6 +52,28 @@ pub struct Annotations {
     pub open_world: bool,
 }
 
+/// Which way an operation moves money.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MoneyDirection {
+    /// Money comes in to the tenant (e.g. a collection).
+    Incoming,
+    /// Money goes out of the tenant (e.g. a payout or a reversal).
+    Outgoing,
+}
+
+/// Money an operation moves: the host applies each API key's amount limits
+/// to it and asks a person to approve outgoing money requested over MCP.
+#[derive(Clone, Debug, Serialize)]
+pub struct MoneyMovement {
+    /// Incoming or outgoing.
+    pub direction: MoneyDirection,
+    /// JSON pointers to the amounts (whole KES) in the input object, with
+    /// `*` for every item of an array (`/amount`, `/items/*/amount`); the
+    /// amounts are summed.
+    pub amount_fields: Vec<String>,
+}
+
 /// One operation a plugin offers.
 #[derive(Clone, Debug, Serialize)]
 pub struct OperationSpec {
@@ -78,25 +101,6 @@ pub struct OperationSpec {
     pub annotations: Annotations,
     /// Money the operation moves, if any.
     pub money: Option<MoneyMovement>,
-}
-
-/// Which way money moves.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum MoneyDirection {
-    /// Into the tenant's account.
-    Incoming,
-    /// Out of it.
-    Outgoing,
-}
-
-/// Money an operation moves.
-#[derive(Clone, Debug, Serialize)]
-pub struct MoneyMovement {
-    /// Which way.
-    pub direction: MoneyDirection,
-    /// JSON pointers to the amounts in the input.
-    pub amount_fields: Vec<String>,
 }
 
 /// A permission a plugin defines.
@@ -237,6 +241,17 @@ impl PluginManifest {
                     op.name
                 )));
             }
+            if let Some(money) = &op.money
+                && let Some(field) = money
+                    .amount_fields
+                    .iter()
+                    .find(|field| !field.starts_with('/'))
+            {
+                return Err(fail(format!(
+                    "operation `{}`: amount field `{field}` must be a JSON pointer starting with `/`",
+                    op.name
+                )));
+            }
             operations.push(OperationSpec {
                 method: match op.method {
                     bindings::HttpMethod::Get => Method::Get,
@@ -254,13 +269,19 @@ impl PluginManifest {
                 description: op.description,
                 success_status: op.success_status,
                 mcp_tool: op.mcp_tool,
-                money: None,
                 annotations: Annotations {
                     read_only: op.annotations.read_only,
                     destructive: op.annotations.destructive,
                     idempotent: op.annotations.idempotent,
                     open_world: op.annotations.open_world,
                 },
+                money: op.money.map(|money| MoneyMovement {
+                    direction: match money.direction {
+                        bindings::MoneyDirection::Incoming => MoneyDirection::Incoming,
+                        bindings::MoneyDirection::Outgoing => MoneyDirection::Outgoing,
+                    },
+                    amount_fields: money.amount_fields,
+                }),
             });
         }
         let mut permissions = Vec::new();
@@ -301,5 +322,76 @@ impl PluginManifest {
     /// The operation with this name.
     pub fn operation(&self, name: &str) -> Option<&OperationSpec> {
         self.operations.iter().find(|op| op.name == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(money: Option<bindings::MoneyMovement>) -> bindings::Manifest {
+        bindings::Manifest {
+            name: "probe".into(),
+            version: "1".into(),
+            description: String::new(),
+            operations: vec![bindings::Operation {
+                name: "probe.pay".into(),
+                method: bindings::HttpMethod::Post,
+                path: Some("/probe/pay".into()),
+                permission: Some("probe.pay".into()),
+                summary: "Pay.".into(),
+                description: "Pay.".into(),
+                input_schema: "{}".into(),
+                output_schema: "{}".into(),
+                success_status: 201,
+                mcp_tool: None,
+                annotations: bindings::Annotations {
+                    read_only: false,
+                    destructive: true,
+                    idempotent: false,
+                    open_world: true,
+                },
+                money,
+            }],
+            permissions: Vec::new(),
+            subscriptions: Vec::new(),
+            read_tables: Vec::new(),
+            secrets: Vec::new(),
+            outbound_hosts: Vec::new(),
+            jobs: Vec::new(),
+            callbacks: false,
+            migrations: Vec::new(),
+        }
+    }
+
+    fn movement(fields: &[&str]) -> Option<bindings::MoneyMovement> {
+        Some(bindings::MoneyMovement {
+            direction: bindings::MoneyDirection::Outgoing,
+            amount_fields: fields.iter().map(|f| (*f).to_string()).collect(),
+        })
+    }
+
+    #[test]
+    fn keeps_money_movement() {
+        let manifest =
+            PluginManifest::from_wit(raw(movement(&["/items/*/amount"]))).expect("valid manifest");
+        let money = manifest.operations[0]
+            .money
+            .as_ref()
+            .expect("money declared");
+        assert_eq!(money.direction, MoneyDirection::Outgoing);
+        assert_eq!(money.amount_fields, ["/items/*/amount"]);
+        let none = PluginManifest::from_wit(raw(None)).expect("valid manifest");
+        assert!(none.operations[0].money.is_none());
+    }
+
+    #[test]
+    fn rejects_amount_field_without_slash() {
+        let error = PluginManifest::from_wit(raw(movement(&["/amount", "amount"])))
+            .expect_err("amount field without `/` is refused");
+        assert!(
+            error.to_string().contains("amount field `amount`"),
+            "{error}"
+        );
     }
 }

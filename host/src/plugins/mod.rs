@@ -13,6 +13,10 @@
 //! sets the CPU deadline, calls, takes the connection back, and commits only
 //! if the plugin succeeded without breaking a rule. Otherwise it rolls back:
 //! nothing the plugin wrote stays.
+//!
+//! A caller that wants to follow a long call passes a [`ProgressSink`] in
+//! its [`CallRequest`]; the plugin's `progress.report` calls arrive there as
+//! [`Progress`] values while the call runs.
 
 pub mod bindings;
 pub mod capabilities;
@@ -171,21 +175,21 @@ pub struct PluginRuntime {
     services: Arc<HostServices>,
 }
 
-/// What a call needs from its caller.
 /// One progress report of a running call.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Progress {
-    /// Done so far.
+    /// Units of work done so far.
     pub done: u64,
-    /// Out of, if known.
+    /// Units of work in all, when the plugin knows.
     pub total: Option<u64>,
-    /// What is happening.
+    /// A short note for people (at most 200 characters).
     pub message: Option<String>,
 }
 
 /// Where a call's progress reports go.
 pub type ProgressSink = tokio::sync::mpsc::UnboundedSender<Progress>;
 
+/// What a call needs from its caller.
 pub struct CallRequest<'a> {
     /// The tenant's open database.
     pub db: &'a TenantDb,
@@ -373,6 +377,7 @@ impl PluginRuntime {
         request_id: &str,
         phase: Phase,
         transaction: Option<&str>,
+        progress: Option<ProgressSink>,
         body: impl FnOnce(&mut LiveInstance) -> wasmtime::Result<B>,
         finish: impl FnOnce(
             &rusqlite::Connection,
@@ -428,6 +433,7 @@ impl PluginRuntime {
             callbacks: plugin.manifest.callbacks,
             started,
             io_nanos: Arc::clone(&io_nanos),
+            progress,
         });
         live.store.set_epoch_deadline(self.deadline_ticks());
         let outcome = body(&mut live);
@@ -523,6 +529,7 @@ impl PluginRuntime {
                 read_only: request.read_only,
             },
             Some(begin),
+            request.progress,
             |live| {
                 live.bindings
                     .call_invoke(&mut live.store, &ctx, request.operation, request.input)
@@ -578,6 +585,7 @@ impl PluginRuntime {
             request_id,
             Phase::Call { read_only: true },
             None,
+            None,
             |live| {
                 let func = live
                     .instance
@@ -600,5 +608,63 @@ fn trap_summary(error: &wasmtime::Error) -> String {
     match error.downcast_ref::<Trap>() {
         Some(trap) => format!("{trap}"),
         None => line,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The embedded mpesa plugin reports each month of a report as it
+    /// aggregates it, through the sink of the call.
+    #[test]
+    fn a_call_reports_progress_to_its_sink() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let state =
+            crate::app::build_state(crate::config::Config::from_env(dir.path())).expect("state");
+        let tenant = TenantId::new();
+        let db = state.tenancy.create(tenant).expect("tenant");
+        {
+            let conn = db.conn().expect("conn");
+            for (id, at, ms) in [
+                ("a", "2026-01-10T00:00:00.000Z", 1_768_003_200_000_i64),
+                ("b", "2026-02-10T00:00:00.000Z", 1_770_681_600_000),
+                ("c", "2026-03-10T00:00:00.000Z", 1_773_100_800_000),
+            ] {
+                conn.execute(
+                    "INSERT INTO mpesa_transactions (id, kind, status, amount, created_at, created_ms, updated_at) \
+                     VALUES (?1, 'stk', 'completed', 10, ?2, ?3, ?2)",
+                    rusqlite::params![id, at, ms],
+                )
+                .expect("insert");
+            }
+        }
+        let (sink, mut reports) = tokio::sync::mpsc::unbounded_channel();
+        let request = CallRequest {
+            db: &db,
+            ctx: host_context(tenant, None, "mcp", "progress-test".into()),
+            operation: "mpesa.reports",
+            input: r#"{"from":"2026-01-01","to":"2026-12-31"}"#,
+            read_only: true,
+            progress: Some(sink),
+        };
+        let output = state
+            .runtime
+            .invoke("mpesa", request, |_, _| Ok(()))
+            .expect("report");
+        let output: serde_json::Value = serde_json::from_str(&output).expect("JSON");
+        assert_eq!(output["totals"]["count"], 3, "{output}");
+        let mut seen = Vec::new();
+        while let Ok(report) = reports.try_recv() {
+            seen.push(report);
+        }
+        let expected: Vec<Progress> = (1..=3)
+            .map(|done| Progress {
+                done,
+                total: Some(3),
+                message: Some(format!("aggregated month {done} of 3")),
+            })
+            .collect();
+        assert_eq!(seen, expected);
     }
 }

@@ -1,4 +1,5 @@
-//! B2C bulk payouts: a batch of payments to phones, one Daraja request per item, settled by result callbacks.
+//! B2C bulk payouts: a batch of payments to phones, one Daraja request per item (with a progress
+//! report after each), settled by result callbacks.
 
 use malipo_plugin_sdk::{Error, Input, Result, Sql};
 use serde_json::{Map, Value, json};
@@ -157,6 +158,8 @@ pub fn bulk(env: &dyn Env, input: &Input) -> Result<Value> {
         if txn.status == "failed" {
             transactions::emit(env, &txn);
         }
+        let (sent, of) = (seq as u64 + 1, items.len() as u64);
+        env.progress(sent, Some(of), &format!("sent {sent} of {of}"));
     }
     let answer = batch_json(env, &batch_id)?;
     if let Some(keyed) = &keyed {

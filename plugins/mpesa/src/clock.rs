@@ -1,4 +1,5 @@
-//! Time formats: Daraja timestamps (Nairobi time), RFC 3339 with milliseconds, and parsing of filter dates.
+//! Time formats: Daraja timestamps (Nairobi time), RFC 3339 with milliseconds, parsing of filter dates,
+//! and UTC month boundaries.
 
 use malipo_plugin_sdk::time::civil_from_days;
 
@@ -39,6 +40,21 @@ pub fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
     let doy = (153 * mp + 2) / 5 + day - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     era * 146_097 + doe - 719_468
+}
+
+/// The first millisecond of the UTC calendar month after the one holding `ms`.
+pub fn next_month_start_ms(ms: i64) -> i64 {
+    // Howard Hinnant's civil-from-days, for any day before or after the epoch.
+    let z = ms.div_euclid(DAY_MS) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (year, month) = if month == 12 { (year + 1, 1) } else { (year, month + 1) };
+    days_from_civil(year, month, 1) * DAY_MS
 }
 
 fn days_in_month(year: i64, month: i64) -> i64 {
@@ -170,5 +186,16 @@ mod tests {
             assert_eq!(parse_bound(bad), None, "{bad}");
         }
         assert_eq!(parse_bound("2024-02-29"), Some(Bound::Day(days_from_civil(2024, 2, 29) * DAY_MS)));
+    }
+
+    #[test]
+    fn finds_next_month_start() {
+        let day = |y, m, d| days_from_civil(y, m, d) * DAY_MS;
+        assert_eq!(next_month_start_ms(day(2026, 1, 1)), day(2026, 2, 1));
+        assert_eq!(next_month_start_ms(day(2026, 2, 1) - 1), day(2026, 2, 1));
+        assert_eq!(next_month_start_ms(day(2024, 2, 29) + 5), day(2024, 3, 1));
+        assert_eq!(next_month_start_ms(day(2025, 12, 31)), day(2026, 1, 1));
+        assert_eq!(next_month_start_ms(-1), 0);
+        assert_eq!(next_month_start_ms(day(1, 1, 1)), day(1, 2, 1));
     }
 }

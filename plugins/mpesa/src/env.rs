@@ -22,7 +22,8 @@ pub struct HttpResponse {
 
 /// Everything the host lends one call: the tenant database, the declared
 /// secrets, host settings, outbound HTTP, the SecurityCredential helper,
-/// the outbox and the log. All of it is scoped to the calling tenant.
+/// the outbox, the log and progress reports. All of it is scoped to the
+/// calling tenant.
 pub trait Env {
     /// The tenant database inside the call's transaction.
     fn db(&self) -> &dyn Db;
@@ -47,6 +48,8 @@ pub trait Env {
     fn emit(&self, name: &str, payload: &Value);
     /// Writes a warning to the host log.
     fn warn(&self, message: &str);
+    /// Reports how far a long call has come (a no-op when nobody listens).
+    fn progress(&self, done: u64, total: Option<u64>, message: &str);
 }
 
 /// Error codes beyond the SDK's, mapped by the host: `upstream_error`

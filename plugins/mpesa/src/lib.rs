@@ -67,7 +67,7 @@ fn dispatch(env: &dyn Env, operation: &str, input: &Input) -> malipo_plugin_sdk:
         "mpesa.b2c.bulk" => b2c::bulk(env, input),
         "mpesa.b2c.batches.get" => b2c::get(env, input),
         "mpesa.reversals.create" => reversal::create(env, input),
-        "mpesa.reports" => reports::report(db, ctx, input),
+        "mpesa.reports" => reports::report(env, input),
         "mpesa.balance" => requests::balance(env, input),
         "mpesa.balance.get" => requests::get_balance(env, input),
         "mpesa.transaction-status" => requests::status(env, input),
@@ -132,5 +132,9 @@ impl Env for HostEnv {
 
     fn warn(&self, message: &str) {
         malipo::plugin::log::write(malipo::plugin::log::Level::Warn, message);
+    }
+
+    fn progress(&self, done: u64, total: Option<u64>, message: &str) {
+        progress(done, total, Some(message));
     }
 }

@@ -2,7 +2,9 @@
 
 use serde_json::{Value, json};
 
-use crate::malipo::plugin::types::{Annotations, HttpMethod, Manifest, Migration, Operation, PermissionDef};
+use crate::malipo::plugin::types::{
+    Annotations, HttpMethod, Manifest, Migration, MoneyDirection, MoneyMovement, Operation, PermissionDef,
+};
 
 pub fn manifest() -> Manifest {
     Manifest {
@@ -74,6 +76,8 @@ struct Op {
     status: u16,
     tool: Option<&'static str>,
     hints: Annotations,
+    /// Money the operation moves: its direction and the JSON pointers to its amounts.
+    money: Option<(MoneyDirection, &'static [&'static str])>,
 }
 
 impl From<Op> for Operation {
@@ -90,6 +94,10 @@ impl From<Op> for Operation {
             success_status: op.status,
             mcp_tool: op.tool.map(str::to_owned),
             annotations: op.hints,
+            money: op.money.map(|(direction, fields)| MoneyMovement {
+                direction,
+                amount_fields: fields.iter().map(|f| (*f).to_owned()).collect(),
+            }),
         }
     }
 }
@@ -372,6 +380,7 @@ fn credential_operations() -> Vec<Op> {
             status: 200,
             tool: None,
             hints: REPLACE,
+            money: None,
         },
         Op {
             name: "mpesa.credentials.get",
@@ -386,6 +395,7 @@ fn credential_operations() -> Vec<Op> {
             status: 200,
             tool: None,
             hints: READ,
+            money: None,
         },
         Op {
             name: "mpesa.credentials.test",
@@ -408,6 +418,7 @@ fn credential_operations() -> Vec<Op> {
             status: 200,
             tool: None,
             hints: SYNC,
+            money: None,
         },
         Op {
             name: "mpesa.c2b.register",
@@ -435,6 +446,7 @@ fn credential_operations() -> Vec<Op> {
             status: 200,
             tool: None,
             hints: REPLACE,
+            money: None,
         },
     ]
 }
@@ -465,6 +477,7 @@ fn payment_operations() -> Vec<Op> {
             status: 201,
             tool: Some("mpesa_stk_push"),
             hints: SEND,
+            money: Some((MoneyDirection::Incoming, &["/amount"])),
         },
         Op {
             name: "mpesa.transactions.get",
@@ -488,6 +501,7 @@ fn payment_operations() -> Vec<Op> {
             status: 200,
             tool: Some("mpesa_check_status"),
             hints: READ,
+            money: None,
         },
         Op {
             name: "mpesa.transactions.list",
@@ -520,6 +534,7 @@ fn payment_operations() -> Vec<Op> {
             status: 200,
             tool: Some("mpesa_transaction_history"),
             hints: READ,
+            money: None,
         },
         Op {
             name: "mpesa.transactions.query",
@@ -546,6 +561,7 @@ fn payment_operations() -> Vec<Op> {
             status: 200,
             tool: None,
             hints: SYNC,
+            money: None,
         },
         Op {
             name: "mpesa.b2c.bulk",
@@ -583,6 +599,7 @@ fn payment_operations() -> Vec<Op> {
             status: 201,
             tool: Some("mpesa_bulk_payment"),
             hints: MOVE_MONEY,
+            money: Some((MoneyDirection::Outgoing, &["/items/*/amount"])),
         },
         Op {
             name: "mpesa.b2c.batches.get",
@@ -596,6 +613,7 @@ fn payment_operations() -> Vec<Op> {
             status: 200,
             tool: None,
             hints: READ,
+            money: None,
         },
         Op {
             name: "mpesa.reversals.create",
@@ -620,6 +638,7 @@ fn payment_operations() -> Vec<Op> {
             status: 201,
             tool: Some("mpesa_reverse_transaction"),
             hints: MOVE_MONEY,
+            money: Some((MoneyDirection::Outgoing, &["/amount"])),
         },
         Op {
             name: "mpesa.reports",
@@ -658,6 +677,7 @@ fn payment_operations() -> Vec<Op> {
             status: 200,
             tool: Some("mpesa_generate_report"),
             hints: READ,
+            money: None,
         },
     ]
 }
@@ -677,6 +697,7 @@ fn account_operations() -> Vec<Op> {
             status: 202,
             tool: Some("mpesa_check_balance"),
             hints: SEND,
+            money: None,
         },
         Op {
             name: "mpesa.balance.get",
@@ -690,6 +711,7 @@ fn account_operations() -> Vec<Op> {
             status: 200,
             tool: None,
             hints: READ,
+            money: None,
         },
         Op {
             name: "mpesa.transaction-status",
@@ -712,6 +734,7 @@ fn account_operations() -> Vec<Op> {
             status: 202,
             tool: None,
             hints: SEND,
+            money: None,
         },
         Op {
             name: "mpesa.transaction-status.get",
@@ -725,6 +748,7 @@ fn account_operations() -> Vec<Op> {
             status: 200,
             tool: None,
             hints: READ,
+            money: None,
         },
     ]
 }
@@ -763,6 +787,7 @@ fn internal_operations() -> Vec<Op> {
             status: 200,
             tool: None,
             hints: APPLY,
+            money: None,
         },
         Op {
             name: "payments.reconcile",
@@ -792,6 +817,7 @@ fn internal_operations() -> Vec<Op> {
             status: 200,
             tool: None,
             hints: SYNC,
+            money: None,
         },
     ]
 }

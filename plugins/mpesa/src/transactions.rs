@@ -326,7 +326,7 @@ fn decode_cursor(text: &str) -> Result<(i64, String)> {
 
 /// The shared filters of listings and reports: `from`, `to` (RFC 3339 or
 /// `YYYY-MM-DD`, a whole UTC day), and the caller's store.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Filter {
     pub clauses: Vec<String>,
     pub params: Vec<Sql>,
@@ -339,8 +339,9 @@ impl Filter {
         self.clauses.push(format!("{column} {op} ?{}", self.params.len()));
     }
 
-    /// Adds the date range of `from` / `to`.
-    pub fn dates(&mut self, input: &Input) -> Result<()> {
+    /// Adds the date range of `from` / `to`; answers it as milliseconds,
+    /// `from` inclusive and `to` exclusive.
+    pub fn dates(&mut self, input: &Input) -> Result<(Option<i64>, Option<i64>)> {
         let bound = |field: &str| -> Result<Option<clock::Bound>> {
             match input.opt_trimmed(field)? {
                 None => Ok(None),
@@ -358,13 +359,14 @@ impl Filter {
         {
             return Err(Error::validation("`from` must not be after `to`."));
         }
+        let (from, to) = (from.map(clock::Bound::start_ms), to.map(clock::Bound::end_ms_exclusive));
         if let Some(from) = from {
-            self.push("created_ms", ">=", Sql::Integer(from.start_ms()));
+            self.push("created_ms", ">=", Sql::Integer(from));
         }
         if let Some(to) = to {
-            self.push("created_ms", "<", Sql::Integer(to.end_ms_exclusive()));
+            self.push("created_ms", "<", Sql::Integer(to));
         }
-        Ok(())
+        Ok((from, to))
     }
 
     /// Confines to the caller's store, and checks a `store_id` filter against it.

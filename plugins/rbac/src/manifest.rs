@@ -75,6 +75,7 @@ impl From<Op> for Operation {
             success_status: op.status,
             mcp_tool: op.tool.map(str::to_owned),
             annotations: op.hints,
+            money: None,
         }
     }
 }

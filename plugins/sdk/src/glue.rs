@@ -6,6 +6,9 @@
 /// - `struct HostDb`, implementing [`Db`](crate::Db) over the
 ///   `malipo::plugin::tenant_db` import (database failures become
 ///   `internal` errors);
+/// - `fn progress(done: u64, total: Option<u64>, message: Option<&str>)`,
+///   over the `malipo::plugin::progress` import: reports how far a long
+///   call has come (a no-op when no client listens);
 /// - `fn context(CallContext) -> Context`;
 /// - `fn plugin_error(Error) -> PluginError`.
 ///
@@ -60,6 +63,14 @@ macro_rules! bindings_glue {
                 Value::Text(s) => $crate::Sql::Text(s),
                 Value::Blob(b) => $crate::Sql::Blob(b),
             }
+        }
+
+        /// Reports how far the current call has come: `done` of `total`
+        /// units (when known), with an optional short note (the host keeps
+        /// 200 characters). Cheap, and a no-op when no client listens.
+        #[allow(dead_code)]
+        fn progress(done: u64, total: Option<u64>, message: Option<&str>) {
+            malipo::plugin::progress::report(done, total, message);
         }
 
         /// Copies the generated call context into the SDK's [`Context`].

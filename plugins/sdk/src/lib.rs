@@ -2,7 +2,8 @@
 //!
 //! Each plugin converts its generated `call-context` into a [`Context`],
 //! implements [`Db`] over its `tenant-db` import, and converts [`Error`]
-//! back into its generated `plugin-error`.
+//! back into its generated `plugin-error`; [`bindings_glue!`] writes that
+//! glue, plus a `progress` helper over the `progress` import.
 #![forbid(unsafe_code)]
 
 pub mod context;

@@ -63,6 +63,7 @@ fn op(
         success_status: status,
         mcp_tool: Some(format!("sandbox_{}", name.trim_start_matches("sandbox.").replace('.', "_"))),
         annotations: hints,
+        money: None,
     }
 }
 
