@@ -9,8 +9,15 @@ use crate::helpers::{Auth, Options, PASSWORD, Session, TEST_GUESTS_DIR, TestApp}
 
 /// refinery's default history table, used by the host's tenant migrations.
 const HISTORY: &str = "refinery_schema_history";
-/// The indexes `V2__indexes.sql` creates.
-const V2_INDEXES: [&str; 2] = ["audit_log_by_at", "store_members_by_user"];
+/// What the migrations after V1 create: `V2__indexes.sql`'s indexes and
+/// `V3__approvals.sql`'s index (and table).
+const LATER_INDEXES: [&str; 3] = [
+    "audit_log_by_at",
+    "store_members_by_user",
+    "approvals_by_status",
+];
+/// The history of a file at the newest schema.
+const LATEST: [i64; 3] = [1, 2, 3];
 
 fn open(path: &Path) -> rusqlite::Connection {
     let conn =
@@ -45,11 +52,11 @@ fn versions(conn: &rusqlite::Connection) -> Vec<i64> {
         .expect("read history")
 }
 
-/// The schema facts the tests compare: which V2 indexes exist, and the history.
+/// The schema facts the tests compare: which later indexes exist, and the history.
 fn schema_state(path: &Path) -> (Vec<bool>, Vec<i64>) {
     let conn = open(path);
     (
-        V2_INDEXES
+        LATER_INDEXES
             .iter()
             .map(|name| has_index(&conn, name))
             .collect(),
@@ -72,19 +79,24 @@ fn downgrade_to_v1(path: &Path) {
         tables.iter().any(|t| t == HISTORY),
         "no {HISTORY} among {tables:?}"
     );
-    assert_eq!(versions(&conn), vec![1, 2], "a new tenant file is at V2");
+    assert_eq!(
+        versions(&conn),
+        LATEST.to_vec(),
+        "a new tenant file is at the newest schema"
+    );
     conn.execute_batch(&format!(
         "BEGIN;
          DROP INDEX audit_log_by_at;
          DROP INDEX store_members_by_user;
-         DELETE FROM {HISTORY} WHERE version = 2;
+         DROP TABLE approvals;
+         DELETE FROM {HISTORY} WHERE version >= 2;
          COMMIT;"
     ))
     .expect("downgrade");
     drop(conn);
     assert_eq!(
         schema_state(path),
-        (vec![false, false], vec![1]),
+        (vec![false, false, false], vec![1]),
         "the file is back at V1"
     );
 }
@@ -97,7 +109,7 @@ async fn tenant_then_stop(dir: &Path, options: &Options) -> (Session, String) {
     assert!(app.tenant_file(&owner.tenant_id).is_file());
     assert_eq!(
         schema_state(&app.tenant_file(&owner.tenant_id)),
-        (vec![true, true], vec![1, 2])
+        (vec![true, true, true], LATEST.to_vec())
     );
     app.stop();
     (owner, store)
@@ -146,8 +158,8 @@ async fn a_tenant_file_at_an_older_schema_is_migrated_when_next_opened() {
 
     assert_eq!(
         schema_state(&file),
-        (vec![true, true], vec![1, 2]),
-        "the file was brought back to V2"
+        (vec![true, true, true], LATEST.to_vec()),
+        "the file was brought back to the newest schema"
     );
     // And it keeps working: a write that the audit index covers.
     let (status, body) = app
@@ -199,8 +211,8 @@ async fn malipo_migrate_migrates_a_downgraded_file_without_serving() {
 
     assert_eq!(
         schema_state(&file),
-        (vec![true, true], vec![1, 2]),
-        "the file was brought back to V2"
+        (vec![true, true, true], LATEST.to_vec()),
+        "the file was brought back to the newest schema"
     );
     // The migrated data directory serves as before.
     let app = TestApp::start(dir.path(), &Options::default()).await;
@@ -247,7 +259,7 @@ async fn malipo_migrate_reports_a_file_it_cannot_migrate() {
     // The good file is still fine.
     assert_eq!(
         schema_state(&tenant_file(dir.path(), &owner.tenant_id)),
-        (vec![true, true], vec![1, 2])
+        (vec![true, true, true], LATEST.to_vec())
     );
 }
 
