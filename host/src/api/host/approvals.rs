@@ -77,6 +77,18 @@ fn gated_operation(state: &AppState, name: &str) -> Result<Arc<Operation>, ApiEr
         })
 }
 
+/// The deciding person, their tenant and the approval the call names.
+async fn to_decide(
+    state: &Arc<AppState>,
+    call: &HostCall,
+) -> Result<(Principal, TenantId, Approval), ApiError> {
+    let principal = call.principal()?.clone();
+    person(&principal)?;
+    let tenant = principal.tenant()?;
+    let approval = load(state, tenant, call.str_field("id")?).await?;
+    Ok((principal, tenant, approval))
+}
+
 /// Moves a pending approval to `to` as the principal, once; 409 when it was
 /// already decided.
 async fn decide(
@@ -103,11 +115,8 @@ async fn decide(
 /// `POST /approvals/{id}/approve`: runs the operation, once.
 pub fn approve(state: Arc<AppState>, call: HostCall) -> HostFuture {
     Box::pin(async move {
-        let principal = call.principal()?.clone();
-        person(&principal)?;
-        let tenant = principal.tenant()?;
-        let id = call.str_field("id")?;
-        let approval = load(&state, tenant, id.clone()).await?;
+        let (principal, tenant, approval) = to_decide(&state, &call).await?;
+        let id = approval.id.clone();
         let op = gated_operation(&state, &approval.operation)?;
         let Target::Plugin(plugin) = &op.target else {
             return Err(ApiError::Unavailable("not a plugin operation".into()));
@@ -152,11 +161,8 @@ pub fn approve(state: Arc<AppState>, call: HostCall) -> HostFuture {
 /// `POST /approvals/{id}/reject`.
 pub fn reject(state: Arc<AppState>, call: HostCall) -> HostFuture {
     Box::pin(async move {
-        let principal = call.principal()?.clone();
-        person(&principal)?;
-        let tenant = principal.tenant()?;
-        let id = call.str_field("id")?;
-        let approval = load(&state, tenant, id.clone()).await?;
+        let (principal, tenant, approval) = to_decide(&state, &call).await?;
+        let id = approval.id.clone();
         decide(&state, tenant, &approval, "rejected", &principal).await?;
         if let Some(reservation) = approval.reservation() {
             guardrails::release(&state, reservation).await;
