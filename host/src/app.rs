@@ -64,6 +64,9 @@ pub struct AppState {
     pub dummy_hash: String,
     /// Wakes the callback worker when a callback is stored.
     pub callback_signal: tokio::sync::Notify,
+    /// Wakes the event dispatcher when a plugin call commits events (the
+    /// runtime's [`PluginRuntime::events_emitted`]).
+    pub event_signal: Arc<tokio::sync::Notify>,
     /// Per-address limit on the unauthenticated routes (login, register, resets).
     pub public_limiter: crate::api::limits::PublicLimiter,
     /// Per-tenant limit on authenticated calls, REST and MCP together.
@@ -237,6 +240,7 @@ pub fn build_state(config: Config) -> anyhow::Result<Arc<AppState>> {
     let openapi = crate::api::openapi::document(&operations);
     let jwt = JwtKeys::load(&config.data_dir, config.access_token_ttl.as_secs() as i64)?;
     let dummy_hash = crate::auth::password::hash("not-a-real-password-for-timing")?;
+    let event_signal = Arc::clone(runtime.events_emitted());
     let state_rate = config.auth_rate_per_minute;
     let tenant_rate = config.tenant_rate_per_minute;
     Ok(Arc::new(AppState {
@@ -258,6 +262,7 @@ pub fn build_state(config: Config) -> anyhow::Result<Arc<AppState>> {
         tenant_limiter: crate::api::limits::TenantLimiter::new(tenant_rate),
         mcp_tools,
         callback_signal: tokio::sync::Notify::new(),
+        event_signal,
     }))
 }
 
@@ -313,6 +318,7 @@ impl Application {
     ) -> anyhow::Result<()> {
         tokio::spawn(crate::callbacks::worker(Arc::clone(&self.state)));
         tokio::spawn(crate::jobs::scheduler(Arc::clone(&self.state)));
+        tokio::spawn(crate::events::worker(Arc::clone(&self.state)));
         let router = router(Arc::clone(&self.state), self.mode);
         axum::serve(
             self.listener,

@@ -12,6 +12,7 @@
 //!   plugins, instance reuse, limits.
 //! - [`auth`]: passwords, access tokens, and the principal a request carries.
 //! - [`api`]: operations (host and plugin) and the HTTP surface built from them.
+//! - [`events`]: the outbox dispatcher: delivers plugin events to subscribers.
 //! - [`app`]: wiring: state, router, server start and stop.
 #![forbid(unsafe_code)]
 
@@ -26,6 +27,7 @@ pub mod control;
 pub mod crypto;
 pub mod daraja_certs;
 pub mod error;
+pub mod events;
 pub mod ids;
 pub mod jobs;
 pub mod mcp;

@@ -4,6 +4,7 @@
 
 mod auth;
 mod errors;
+mod events;
 mod helpers;
 mod isolation;
 mod mcp;

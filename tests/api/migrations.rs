@@ -10,14 +10,16 @@ use crate::helpers::{Auth, Options, PASSWORD, Session, TEST_GUESTS_DIR, TestApp}
 /// refinery's default history table, used by the host's tenant migrations.
 const HISTORY: &str = "refinery_schema_history";
 /// What the migrations after V1 create: `V2__indexes.sql`'s indexes and
-/// `V3__approvals.sql`'s index (and table).
-const LATER_INDEXES: [&str; 3] = [
+/// `V3__approvals.sql`'s index (and table), and `V4__event_deliveries.sql`'s
+/// index (and table).
+const LATER_INDEXES: [&str; 4] = [
     "audit_log_by_at",
     "store_members_by_user",
     "approvals_by_status",
+    "outbox_undelivered",
 ];
 /// The history of a file at the newest schema.
-const LATEST: [i64; 3] = [1, 2, 3];
+const LATEST: [i64; 4] = [1, 2, 3, 4];
 
 fn open(path: &Path) -> rusqlite::Connection {
     let conn =
@@ -89,6 +91,8 @@ fn downgrade_to_v1(path: &Path) {
          DROP INDEX audit_log_by_at;
          DROP INDEX store_members_by_user;
          DROP TABLE approvals;
+         DROP INDEX outbox_undelivered;
+         DROP TABLE event_deliveries;
          DELETE FROM {HISTORY} WHERE version >= 2;
          COMMIT;"
     ))
@@ -96,7 +100,7 @@ fn downgrade_to_v1(path: &Path) {
     drop(conn);
     assert_eq!(
         schema_state(path),
-        (vec![false, false, false], vec![1]),
+        (vec![false; 4], vec![1]),
         "the file is back at V1"
     );
 }
@@ -109,7 +113,7 @@ async fn tenant_then_stop(dir: &Path, options: &Options) -> (Session, String) {
     assert!(app.tenant_file(&owner.tenant_id).is_file());
     assert_eq!(
         schema_state(&app.tenant_file(&owner.tenant_id)),
-        (vec![true, true, true], LATEST.to_vec())
+        (vec![true; 4], LATEST.to_vec())
     );
     app.stop();
     (owner, store)
@@ -158,7 +162,7 @@ async fn a_tenant_file_at_an_older_schema_is_migrated_when_next_opened() {
 
     assert_eq!(
         schema_state(&file),
-        (vec![true, true, true], LATEST.to_vec()),
+        (vec![true; 4], LATEST.to_vec()),
         "the file was brought back to the newest schema"
     );
     // And it keeps working: a write that the audit index covers.
@@ -211,7 +215,7 @@ async fn malipo_migrate_migrates_a_downgraded_file_without_serving() {
 
     assert_eq!(
         schema_state(&file),
-        (vec![true, true, true], LATEST.to_vec()),
+        (vec![true; 4], LATEST.to_vec()),
         "the file was brought back to the newest schema"
     );
     // The migrated data directory serves as before.
@@ -259,7 +263,7 @@ async fn malipo_migrate_reports_a_file_it_cannot_migrate() {
     // The good file is still fine.
     assert_eq!(
         schema_state(&tenant_file(dir.path(), &owner.tenant_id)),
-        (vec![true, true, true], LATEST.to_vec())
+        (vec![true; 4], LATEST.to_vec())
     );
 }
 

@@ -810,8 +810,8 @@ async fn emitted_events_land_in_the_tenants_outbox() {
     assert_eq!(status, 422, "{body}");
     assert_eq!(code(&body), "validation_failed", "{body}");
     assert_eq!(count(&conn), before, "a refused emit wrote to the outbox");
-    // (No sandbox operation emits and then fails, so "emit then roll back"
-    // is not reachable from here.)
+    // (An emit whose call then fails is rolled back: see
+    // `events::an_event_of_a_rolled_back_call_is_never_delivered`.)
 }
 
 #[tokio::test]

@@ -7,8 +7,11 @@ use serde_json::Value;
 
 use super::bindings;
 
-/// Host tables a plugin may declare for reading.
-pub const READABLE_HOST_TABLES: &[&str] = &["stores", "store_members", "members"];
+/// Host tables a plugin may declare for reading. `event_deliveries` lets a
+/// subscriber see how often a delivery was tried (the event dispatcher's
+/// table, see [`crate::events`]).
+pub const READABLE_HOST_TABLES: &[&str] =
+    &["stores", "store_members", "members", "event_deliveries"];
 
 /// HTTP method of an operation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]

@@ -33,7 +33,7 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, HasSelf, Instance, InstancePre, Linker};
 use wasmtime::{Engine, Store, Trap};
 
-use self::bindings::{CallContext, Plugin};
+use self::bindings::{CallContext, Event, Plugin};
 use self::capabilities::{ActiveCall, HostState};
 use self::manifest::PluginManifest;
 use self::services::HostServices;
@@ -173,6 +173,7 @@ pub struct PluginRuntime {
     idle: Cache<IdleKey, IdleList>,
     limits: PluginLimits,
     services: Arc<HostServices>,
+    events_emitted: Arc<tokio::sync::Notify>,
 }
 
 /// One progress report of a running call.
@@ -227,7 +228,15 @@ impl PluginRuntime {
             idle,
             limits,
             services,
+            events_emitted: Arc::new(tokio::sync::Notify::new()),
         })
+    }
+
+    /// Notified after every call that committed at least one event to a
+    /// tenant's outbox (whatever the channel), so the event dispatcher
+    /// need not wait for its interval.
+    pub fn events_emitted(&self) -> &Arc<tokio::sync::Notify> {
+        &self.events_emitted
     }
 
     /// Compiles (or loads from the compiled-code cache), pre-instantiates,
@@ -442,6 +451,7 @@ impl PluginRuntime {
         let Some(call) = live.store.data_mut().call.take() else {
             return Err(PluginCallError::Host("call state vanished".into()));
         };
+        let emitted = call.emitted;
         let conn = call.conn;
         let _ = authorizer::remove(&conn);
         let _ = conn.progress_handler(0, None::<fn() -> bool>);
@@ -489,6 +499,9 @@ impl PluginRuntime {
             if let Err(error) = conn.execute_batch(end) {
                 let _ = conn.execute_batch("ROLLBACK");
                 return Err(error.into());
+            }
+            if result.is_ok() && emitted > 0 {
+                self.events_emitted.notify_one();
             }
         }
         result
@@ -561,6 +574,45 @@ impl PluginRuntime {
                 }
                 before_commit(conn, &output)?;
                 Ok(output)
+            },
+        )
+    }
+
+    /// Hands one outbox event to a plugin's `on-event` export, with the same
+    /// limits, authorizer and transaction as [`Self::invoke`]: the plugin's
+    /// writes (and any events it emits) commit only if it answers `Ok` and
+    /// `before_commit` succeeds on the same connection inside the same
+    /// transaction (the dispatcher marks the delivery done there, so a
+    /// delivery that committed is never made again). Otherwise all rolls back.
+    pub fn deliver_event(
+        &self,
+        plugin_name: &str,
+        db: &TenantDb,
+        ctx: CallContext,
+        event: &Event,
+        before_commit: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<()>,
+    ) -> Result<(), PluginCallError> {
+        let plugin = self
+            .plugin(plugin_name)
+            .ok_or_else(|| PluginCallError::UnknownPlugin(plugin_name.into()))?;
+        let request_id = ctx.request_id.clone();
+        self.with_instance(
+            plugin,
+            db,
+            &request_id,
+            Phase::Call { read_only: false },
+            Some("BEGIN IMMEDIATE"),
+            None,
+            |live| live.bindings.call_on_event(&mut live.store, &ctx, event),
+            |conn, result| {
+                if let Err(error) = result? {
+                    return Err(PluginCallError::Failed {
+                        code: error.code,
+                        message: error.message,
+                    });
+                }
+                before_commit(conn)?;
+                Ok(())
             },
         )
     }

@@ -30,8 +30,8 @@ impl Guest for Sandbox {
             .map_err(plugin_error)
     }
 
-    fn on_event(_ctx: CallContext, _event: Event) -> Result<(), PluginError> {
-        Ok(())
+    fn on_event(ctx: CallContext, event: Event) -> Result<(), PluginError> {
+        ops::on_event(&HostDb, &context(ctx), &event.id, &event.name, &event.payload).map_err(plugin_error)
     }
 }
 
@@ -50,6 +50,7 @@ fn dispatch(db: &dyn Db, ctx: &Context, operation: &str, input: &Input) -> malip
         "sandbox.big" => ops::big(input),
         "sandbox.echo" => Ok(ops::echo(ctx, input)),
         "sandbox.emit" => ops::emit(input, malipo::plugin::events::emit),
+        "sandbox.events.list" => ops::list_events(db),
         other => Err(Error::bad_request(format!("The sandbox plugin has no operation named `{other}`."))),
     }
 }

@@ -18,17 +18,24 @@ pub fn manifest() -> Manifest {
             description: "Run the sandbox probe operations (tests only).".to_owned(),
             default_roles: vec!["Owner".to_owned(), "Admin".to_owned()],
         }],
-        subscriptions: Vec::new(),
-        read_tables: vec!["stores".to_owned()],
+        subscriptions: vec![crate::ops::PINGED.to_owned()],
+        read_tables: vec!["stores".to_owned(), "event_deliveries".to_owned()],
         secrets: Vec::new(),
         outbound_hosts: Vec::new(),
         jobs: Vec::new(),
         callbacks: false,
-        migrations: vec![Migration {
-            version: 1,
-            name: "init".to_owned(),
-            sql: include_str!("../migrations/V1__init.sql").to_owned(),
-        }],
+        migrations: vec![
+            Migration {
+                version: 1,
+                name: "init".to_owned(),
+                sql: include_str!("../migrations/V1__init.sql").to_owned(),
+            },
+            Migration {
+                version: 2,
+                name: "events".to_owned(),
+                sql: include_str!("../migrations/V2__events.sql").to_owned(),
+            },
+        ],
     }
 }
 
@@ -232,10 +239,23 @@ fn operations() -> Vec<Operation> {
             HttpMethod::Post,
             "/sandbox/emit",
             "Emit an event to the tenant's outbox.",
-            input(json!({ "name": { "type": "string", "minLength": 1 }, "payload": {} }), &["name"]),
+            input(
+                json!({ "name": { "type": "string", "minLength": 1 }, "payload": {}, "fail": { "type": "boolean" } }),
+                &["name"],
+            ),
             json!({ "type": "object", "required": ["emitted"], "properties": { "emitted": { "type": "boolean" } } }),
             200,
             WRITE,
+        ),
+        op(
+            "sandbox.events.list",
+            HttpMethod::Get,
+            "/sandbox/events",
+            "List the events delivered to the sandbox's on-event, oldest first.",
+            input(json!({}), &[]),
+            json!({ "type": "object", "required": ["events"], "properties": { "events": { "type": "array", "items": { "type": "object" } } } }),
+            200,
+            READ,
         ),
     ]
 }

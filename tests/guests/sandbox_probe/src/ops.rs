@@ -104,12 +104,68 @@ pub fn echo(ctx: &Context, input: &Input) -> Value {
 }
 
 /// `sandbox.emit`: emits an event `name` whose payload is `payload` as JSON
-/// text (an empty object if absent).
+/// text (an empty object if absent); with `"fail": true` it then fails with
+/// `conflict`, so the host must roll the event back.
 pub fn emit(input: &Input, emit: impl FnOnce(&str, &str)) -> Result<Value> {
     let name = input.req_trimmed("name")?;
     let payload = input.get("payload").map_or_else(|| "{}".to_owned(), Value::to_string);
+    let fail = input.get("fail").and_then(Value::as_bool).unwrap_or(false);
     emit(name, &payload);
+    if fail {
+        return Err(Error::conflict("sandbox.emit: deliberate conflict after emitting"));
+    }
     Ok(json!({ "emitted": true }))
+}
+
+/// The event the sandbox subscribes to.
+pub const PINGED: &str = "sandbox.pinged";
+
+/// `on-event`: records the delivery in `sandbox_events`. A payload with
+/// `fail_times: n` makes the first `n` attempts fail (counted by the host
+/// in `event_deliveries`, since a failed attempt's own writes roll back):
+/// with `conflict`, or by panicking when `fail_with` is `trap`.
+pub fn on_event(db: &dyn Db, ctx: &Context, event_id: &str, name: &str, payload: &str) -> Result<()> {
+    let parsed: Value = serde_json::from_str(payload).unwrap_or(Value::Null);
+    let fail_times = parsed.get("fail_times").and_then(Value::as_i64).unwrap_or(0);
+    if fail_times > 0 {
+        let attempts = db.query_int(
+            "SELECT COALESCE(MAX(attempts), 0) FROM event_deliveries WHERE event_id = ?1 AND plugin = 'sandbox'",
+            &[event_id.into()],
+        )?;
+        if attempts < fail_times {
+            if parsed.get("fail_with").and_then(Value::as_str) == Some("trap") {
+                panic!("sandbox on-event: deliberate panic on attempt {}", attempts + 1);
+            }
+            return Err(Error::new(
+                "unavailable",
+                format!("sandbox on-event: deliberate failure on attempt {}", attempts + 1),
+            ));
+        }
+    }
+    db.execute(
+        "INSERT INTO sandbox_events (event_id, name, payload, tenant_id, user_id, channel, request_id, created_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        &[
+            event_id.into(),
+            name.into(),
+            payload.into(),
+            ctx.tenant_id.as_str().into(),
+            ctx.user_id.as_deref().map_or(Sql::Null, Sql::from),
+            ctx.channel.as_str().into(),
+            ctx.request_id.as_str().into(),
+            Sql::from(ctx.now()),
+        ],
+    )?;
+    Ok(())
+}
+
+/// `sandbox.events.list`: every delivery `on-event` recorded, oldest first.
+pub fn list_events(db: &dyn Db) -> Result<Value> {
+    let table = db.query(
+        "SELECT event_id, name, payload, tenant_id, user_id, channel, request_id FROM sandbox_events ORDER BY id",
+        &[],
+    )?;
+    Ok(json!({ "events": table.to_json() }))
 }
 
 /// Inserts a note; answers its id.

@@ -1,0 +1,415 @@
+//! The outbox dispatcher: hands every event a plugin emitted to each plugin
+//! whose manifest subscribes to its name, through that plugin's `on-event`.
+//!
+//! Delivery is at least once, per subscriber: `event_deliveries` holds one
+//! row per (event, subscriber), so one subscriber's failure neither blocks
+//! nor repeats another's delivery. A delivery that succeeds is marked done
+//! inside the subscriber's own transaction (see
+//! [`PluginRuntime::deliver_event`]): once its writes commit, the event is
+//! never handed to it again. A subscriber that answers an error, traps or
+//! breaks a limit has its writes rolled back and is retried after
+//! `MALIPO_EVENT_RETRY_BASE_MS` (default 1000) doubled on each failure,
+//! capped at ten minutes, and given up (logged, `failed_at` set) after
+//! [`MAX_ATTEMPTS`]. `outbox.delivered_at` is set once every subscriber is
+//! done (delivered or given up); an event nobody subscribes to is done at
+//! once. Events under retry do not hold back later events: there is no
+//! ordering guarantee between events.
+//!
+//! The worker runs a pass over the active tenants whose database is open
+//! when a call commits events and every `MALIPO_EVENT_INTERVAL_MS` (default
+//! 1000; `0` turns delivery off in this process), and over every active
+//! tenant every `MALIPO_JOB_SWEEP_SECS` (default 3600), like the jobs.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rusqlite::{OptionalExtension, params};
+
+use crate::app::AppState;
+pub use crate::jobs::Scope;
+use crate::plugins::bindings::Event;
+use crate::plugins::{PluginRuntime, host_context};
+use crate::tenancy::TenantDb;
+
+/// Failed attempts after which a delivery is given up.
+pub const MAX_ATTEMPTS: i64 = 50;
+/// The longest wait between two attempts of one delivery.
+pub const MAX_BACKOFF_MS: i64 = 600_000;
+/// The channel of a delivery's call context.
+pub const CHANNEL: &str = "event";
+/// Outbox rows read at a time.
+const PAGE: i64 = 200;
+/// Deliveries attempted per tenant in one pass, so that one busy tenant
+/// does not hold up the others.
+const MAX_ATTEMPTS_PER_PASS: usize = 500;
+/// Longest `last_error` kept.
+const MAX_ERROR_CHARS: usize = 500;
+
+/// Why a dispatch pass could not run (a plugin's failure is not one: it is
+/// recorded on its delivery and retried).
+#[derive(Debug, thiserror::Error)]
+pub enum DispatchError {
+    /// The tenant's database.
+    #[error("tenant database: {0}")]
+    Db(#[from] rusqlite::Error),
+    /// Opening the tenant's database.
+    #[error(transparent)]
+    Tenancy(#[from] crate::tenancy::TenancyError),
+    /// The platform database.
+    #[error(transparent)]
+    Control(#[from] crate::control::ControlError),
+    /// The blocking task died.
+    #[error("dispatch task failed: {0}")]
+    Task(String),
+}
+
+/// What a pass did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DeliveryReport {
+    /// Deliveries that committed.
+    pub delivered: usize,
+    /// Deliveries that failed and will be retried.
+    pub retrying: usize,
+    /// Deliveries given up for good in this pass.
+    pub given_up: usize,
+    /// Outbox events every subscriber is now done with.
+    pub settled: usize,
+}
+
+impl DeliveryReport {
+    fn add(&mut self, other: &Self) {
+        self.delivered += other.delivered;
+        self.retrying += other.retrying;
+        self.given_up += other.given_up;
+        self.settled += other.settled;
+    }
+}
+
+/// Timing of the dispatcher, from the environment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DispatchSettings {
+    /// Wake-up interval; `None` when delivery is off (`MALIPO_EVENT_INTERVAL_MS=0`).
+    pub interval: Option<Duration>,
+    /// Wait after a first failure (`MALIPO_EVENT_RETRY_BASE_MS`).
+    pub retry_base_ms: i64,
+    /// Full sweep period (`MALIPO_JOB_SWEEP_SECS`).
+    pub sweep: Duration,
+}
+
+impl DispatchSettings {
+    /// Reads `MALIPO_EVENT_INTERVAL_MS`, `MALIPO_EVENT_RETRY_BASE_MS` and
+    /// `MALIPO_JOB_SWEEP_SECS`.
+    pub fn from_env() -> Self {
+        let number = |name: &str, default: u64| {
+            std::env::var(name)
+                .ok()
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .unwrap_or(default)
+        };
+        let interval = number("MALIPO_EVENT_INTERVAL_MS", 1000);
+        Self {
+            interval: (interval > 0).then(|| Duration::from_millis(interval)),
+            retry_base_ms: i64::try_from(number("MALIPO_EVENT_RETRY_BASE_MS", 1000))
+                .unwrap_or(MAX_BACKOFF_MS)
+                .clamp(1, MAX_BACKOFF_MS),
+            sweep: Duration::from_secs(number("MALIPO_JOB_SWEEP_SECS", 3600).max(1)),
+        }
+    }
+}
+
+/// The wait before the next attempt after `failures` failed attempts
+/// (at least one): `base`, doubled per failure, capped at [`MAX_BACKOFF_MS`].
+pub fn backoff_ms(base_ms: i64, failures: i64) -> i64 {
+    let doublings = u32::try_from(failures.saturating_sub(1).clamp(0, 30)).unwrap_or(30);
+    base_ms
+        .saturating_mul(1i64 << doublings)
+        .clamp(1, MAX_BACKOFF_MS)
+}
+
+/// Delivers, forever: on every committed emit, every interval, and a full
+/// sweep of all active tenants every sweep period. Returns at once when
+/// delivery is off.
+pub async fn worker(state: Arc<AppState>) {
+    let settings = DispatchSettings::from_env();
+    let Some(interval) = settings.interval else {
+        tracing::info!("event delivery is off (MALIPO_EVENT_INTERVAL_MS=0)");
+        return;
+    };
+    let signal = Arc::clone(&state.event_signal);
+    let mut last_sweep = Instant::now();
+    loop {
+        let _ = tokio::time::timeout(interval, signal.notified()).await;
+        let scope = if last_sweep.elapsed() >= settings.sweep {
+            last_sweep = Instant::now();
+            Scope::AllTenants
+        } else {
+            Scope::OpenTenants
+        };
+        if let Err(error) = run_once(&state, scope).await {
+            tracing::error!(%error, "event delivery pass failed");
+        }
+    }
+}
+
+/// One pass over the active tenants of `scope` (for the worker, tests and
+/// tools). A tenant whose pass fails is logged and skipped.
+pub async fn run_once(
+    state: &Arc<AppState>,
+    scope: Scope,
+) -> Result<DeliveryReport, DispatchError> {
+    let retry_base_ms = DispatchSettings::from_env().retry_base_ms;
+    let for_list = Arc::clone(state);
+    let tenants = tokio::task::spawn_blocking(move || for_list.control.tenants())
+        .await
+        .map_err(|e| DispatchError::Task(e.to_string()))??;
+    let mut report = DeliveryReport::default();
+    for tenant in tenants.into_iter().filter(|t| {
+        t.status == "active" && (scope == Scope::AllTenants || state.tenancy.is_open(t.id))
+    }) {
+        let state = Arc::clone(state);
+        let id = tenant.id;
+        let outcome = tokio::task::spawn_blocking(move || {
+            let db = state.tenancy.get(id)?;
+            deliver_tenant(&state.runtime, &db, retry_base_ms)
+        })
+        .await
+        .map_err(|e| DispatchError::Task(e.to_string()))?;
+        match outcome {
+            Ok(done) => report.add(&done),
+            Err(error) => {
+                tracing::warn!(tenant = %id, %error, "event delivery failed for a tenant")
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// The state of one (event, subscriber) delivery.
+struct Delivery {
+    attempts: i64,
+    next_attempt_ms: i64,
+    finished: bool,
+}
+
+/// Delivers the due events of one tenant's outbox to their subscribers.
+pub fn deliver_tenant(
+    runtime: &PluginRuntime,
+    db: &TenantDb,
+    retry_base_ms: i64,
+) -> Result<DeliveryReport, DispatchError> {
+    let mut report = DeliveryReport::default();
+    let mut budget = MAX_ATTEMPTS_PER_PASS;
+    let mut after = 0i64;
+    loop {
+        let page = pending_page(db, after)?;
+        let Some((last, _)) = page.last() else {
+            break;
+        };
+        after = *last;
+        for (id, event) in page {
+            let subscribers: Vec<String> = runtime
+                .plugins()
+                .filter(|p| p.manifest.subscriptions.contains(&event.name))
+                .map(|p| p.manifest.name.clone())
+                .collect();
+            let mut done = true;
+            for plugin in &subscribers {
+                let delivery = delivery(db, &event.id, plugin)?;
+                if delivery.finished {
+                    continue;
+                }
+                let now = now_ms();
+                if delivery.next_attempt_ms > now || budget == 0 {
+                    done = false;
+                    continue;
+                }
+                budget -= 1;
+                match deliver_one(runtime, db, plugin, &event) {
+                    Ok(()) => report.delivered += 1,
+                    Err(error) => {
+                        let message: String = error.chars().take(MAX_ERROR_CHARS).collect();
+                        let wait = backoff_ms(retry_base_ms, delivery.attempts + 1);
+                        match record_failure(db, &event.id, plugin, &message, now + wait)? {
+                            // Delivered by someone else meanwhile.
+                            None => {}
+                            Some(true) => {
+                                report.given_up += 1;
+                                tracing::error!(
+                                    tenant = %db.id(), plugin, event = event.name,
+                                    event_id = event.id, error = message,
+                                    "event delivery given up after {MAX_ATTEMPTS} attempts"
+                                );
+                            }
+                            Some(false) => {
+                                report.retrying += 1;
+                                done = false;
+                                tracing::warn!(
+                                    tenant = %db.id(), plugin, event = event.name,
+                                    event_id = event.id, error = message, retry_in_ms = wait,
+                                    "event delivery failed; will retry"
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+            if done {
+                let conn = db.conn()?;
+                let changed = conn.execute(
+                    "UPDATE outbox SET delivered_at = ?1 WHERE id = ?2 AND delivered_at IS NULL",
+                    params![crate::time_util::now_rfc3339(), id],
+                )?;
+                report.settled += changed;
+            }
+        }
+        if budget == 0 {
+            break;
+        }
+    }
+    Ok(report)
+}
+
+fn now_ms() -> i64 {
+    i64::try_from(crate::time_util::unix_now_ms()).unwrap_or(i64::MAX)
+}
+
+/// Undelivered outbox events after row `after`, oldest first.
+fn pending_page(db: &TenantDb, after: i64) -> Result<Vec<(i64, Event)>, DispatchError> {
+    let conn = db.conn()?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, event_id, name, payload FROM outbox
+         WHERE delivered_at IS NULL AND id > ?1 ORDER BY id LIMIT ?2",
+    )?;
+    let rows = stmt
+        .query_map(params![after, PAGE], |row| {
+            Ok((
+                row.get(0)?,
+                Event {
+                    id: row.get(1)?,
+                    name: row.get(2)?,
+                    payload: row.get(3)?,
+                },
+            ))
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+/// The delivery row of (event, plugin), made if new.
+fn delivery(db: &TenantDb, event_id: &str, plugin: &str) -> Result<Delivery, DispatchError> {
+    let conn = db.conn()?;
+    conn.execute(
+        "INSERT OR IGNORE INTO event_deliveries (event_id, plugin) VALUES (?1, ?2)",
+        params![event_id, plugin],
+    )?;
+    let row = conn
+        .query_row(
+            "SELECT attempts, next_attempt_ms, delivered_at IS NOT NULL OR failed_at IS NOT NULL
+             FROM event_deliveries WHERE event_id = ?1 AND plugin = ?2",
+            params![event_id, plugin],
+            |row| {
+                Ok(Delivery {
+                    attempts: row.get(0)?,
+                    next_attempt_ms: row.get(1)?,
+                    finished: row.get(2)?,
+                })
+            },
+        )
+        .optional()?;
+    // The row was just made: only a deleted tenant file could lose it.
+    Ok(row.unwrap_or(Delivery {
+        attempts: 0,
+        next_attempt_ms: 0,
+        finished: true,
+    }))
+}
+
+/// Runs the plugin's `on-event`; the delivery is marked done in the same
+/// transaction as the plugin's writes. Answers the failure as text.
+fn deliver_one(
+    runtime: &PluginRuntime,
+    db: &TenantDb,
+    plugin: &str,
+    event: &Event,
+) -> Result<(), String> {
+    let ctx = host_context(
+        db.id(),
+        None,
+        CHANNEL,
+        format!("event-{}", uuid::Uuid::new_v4()),
+    );
+    runtime
+        .deliver_event(plugin, db, ctx, event, |conn| {
+            let changed = conn.execute(
+                "UPDATE event_deliveries
+                 SET attempts = attempts + 1, delivered_at = ?3, last_error = NULL
+                 WHERE event_id = ?1 AND plugin = ?2
+                   AND delivered_at IS NULL AND failed_at IS NULL",
+                params![event.id, plugin, crate::time_util::now_rfc3339()],
+            )?;
+            // Another dispatcher delivered it first: roll this one back.
+            if changed != 1 {
+                return Err(rusqlite::Error::StatementChangedRows(changed));
+            }
+            conn.execute(
+                "UPDATE outbox SET attempts = attempts + 1 WHERE event_id = ?1",
+                [&event.id],
+            )?;
+            Ok(())
+        })
+        .map_err(|error| error.to_string())
+}
+
+/// Records a failed attempt. Answers whether the delivery is now given up,
+/// or `None` if it was already finished.
+fn record_failure(
+    db: &TenantDb,
+    event_id: &str,
+    plugin: &str,
+    message: &str,
+    next_attempt_ms: i64,
+) -> Result<Option<bool>, DispatchError> {
+    let conn = db.conn()?;
+    let given_up = conn
+        .query_row(
+            "UPDATE event_deliveries
+             SET attempts = attempts + 1, last_error = ?3, next_attempt_ms = ?4,
+                 failed_at = CASE WHEN attempts + 1 >= ?5 THEN ?6 END
+             WHERE event_id = ?1 AND plugin = ?2
+               AND delivered_at IS NULL AND failed_at IS NULL
+             RETURNING failed_at IS NOT NULL",
+            params![
+                event_id,
+                plugin,
+                message,
+                next_attempt_ms,
+                MAX_ATTEMPTS,
+                crate::time_util::now_rfc3339()
+            ],
+            |row| row.get::<_, bool>(0),
+        )
+        .optional()?;
+    if given_up.is_some() {
+        conn.execute(
+            "UPDATE outbox SET attempts = attempts + 1 WHERE event_id = ?1",
+            [event_id],
+        )?;
+    }
+    Ok(given_up)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_from_the_base_and_is_capped() {
+        assert_eq!(backoff_ms(1000, 1), 1000);
+        assert_eq!(backoff_ms(1000, 2), 2000);
+        assert_eq!(backoff_ms(1000, 3), 4000);
+        assert_eq!(backoff_ms(1000, 10), 512_000);
+        assert_eq!(backoff_ms(1000, 11), MAX_BACKOFF_MS);
+        assert_eq!(backoff_ms(1000, 1_000), MAX_BACKOFF_MS);
+        assert_eq!(backoff_ms(1000, 0), 1000);
+    }
+}
