@@ -579,7 +579,8 @@ impl PluginRuntime {
     }
 
     /// Hands one outbox event to a plugin's `on-event` export, with the same
-    /// limits, authorizer and transaction as [`Self::invoke`]: the plugin's
+    /// limits (the payload counts as input), authorizer and transaction as
+    /// [`Self::invoke`]: the plugin's
     /// writes (and any events it emits) commit only if it answers `Ok` and
     /// `before_commit` succeeds on the same connection inside the same
     /// transaction (the dispatcher marks the delivery done there, so a
@@ -595,6 +596,12 @@ impl PluginRuntime {
         let plugin = self
             .plugin(plugin_name)
             .ok_or_else(|| PluginCallError::UnknownPlugin(plugin_name.into()))?;
+        if event.payload.len() > self.limits.max_input_bytes {
+            return Err(PluginCallError::InputTooLarge {
+                size: event.payload.len(),
+                limit: self.limits.max_input_bytes,
+            });
+        }
         let request_id = ctx.request_id.clone();
         self.with_instance(
             plugin,
