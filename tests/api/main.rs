@@ -10,3 +10,4 @@ mod mcp;
 mod migrations;
 mod mpesa;
 mod sandbox;
+mod webhooks;

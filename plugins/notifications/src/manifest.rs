@@ -163,7 +163,8 @@ pub fn manifest() -> Manifest {
         subscriptions: EVENTS.iter().map(|e| (*e).to_owned()).collect(),
         read_tables: Vec::new(),
         secrets: vec![crate::SECRETS.to_owned()],
-        outbound_hosts: vec!["*".to_owned()],
+        // Any public address; loopback and private ones only if the operator allows.
+        outbound_hosts: vec!["public".to_owned()],
         jobs: vec!["webhooks.deliver".to_owned()],
         callbacks: false,
         migrations: vec![Migration {
