@@ -70,7 +70,11 @@ fn main() {
     }
     build_workspace(
         &root.join("plugins/Cargo.toml"),
-        &["malipo-plugin-rbac", "malipo-plugin-mpesa"],
+        &[
+            "malipo-plugin-rbac",
+            "malipo-plugin-mpesa",
+            "malipo-plugin-notifications",
+        ],
         &target_dir,
     );
     build_workspace(
@@ -81,7 +85,11 @@ fn main() {
     let built = target_dir.join(TARGET).join("release");
     copy_wasm(
         &built,
-        &["malipo_plugin_rbac", "malipo_plugin_mpesa"],
+        &[
+            "malipo_plugin_rbac",
+            "malipo_plugin_mpesa",
+            "malipo_plugin_notifications",
+        ],
         &out.join("plugins"),
     );
     copy_wasm(&built, &["malipo_test_sandbox"], &out.join("test-guests"));

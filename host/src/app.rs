@@ -36,6 +36,13 @@ const EMBEDDED_PLUGINS: &[(&str, &[u8])] = &[
             "/plugins/malipo_plugin_mpesa.wasm"
         )),
     ),
+    (
+        "notifications",
+        include_bytes!(concat!(
+            env!("OUT_DIR"),
+            "/plugins/malipo_plugin_notifications.wasm"
+        )),
+    ),
 ];
 
 /// Everything a request may need.

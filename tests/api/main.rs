@@ -11,3 +11,4 @@ mod mcp;
 mod migrations;
 mod mpesa;
 mod sandbox;
+mod webhooks;

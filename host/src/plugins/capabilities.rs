@@ -378,6 +378,10 @@ impl config::Host for HostState {
     }
 }
 
+/// The manifest entry for "any host on a public address": loopback,
+/// private and link-local addresses only where the operator allows them.
+pub const PUBLIC_HOSTS: &str = "public";
+
 /// Longest wait on one outbound request.
 const MAX_OUTBOUND_TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest outbound response body read.
@@ -392,15 +396,22 @@ impl outbound_http::Host for HostState {
             .outbound_hosts
             .iter()
             .any(|h| h == "*" || *h == host || port.is_some_and(|p| *h == format!("{host}:{p}")));
-        if !declared {
-            return Err(format!(
-                "host `{host}` is not declared in the plugin's manifest"
-            ));
-        }
-        if !call.services.operator_allows(&host, port) {
-            return Err(format!(
-                "host `{host}` is not allowed by the operator (MALIPO_OUTBOUND_ALLOW)"
-            ));
+        let operator_allows = call.services.operator_allows(&host, port);
+        let public_declared = call.outbound_hosts.iter().any(|h| h == PUBLIC_HOSTS);
+        let allowed = (declared && operator_allows)
+            || (public_declared
+                && (operator_allows || crate::plugins::services::resolves_public(&host, port)));
+        if !allowed {
+            return Err(if public_declared {
+                format!(
+                    "host `{host}` is on a loopback, private or unresolvable address; nothing is sent \
+                     there unless the operator allows it (MALIPO_OUTBOUND_ALLOW)"
+                )
+            } else if !declared {
+                format!("host `{host}` is not declared in the plugin's manifest")
+            } else {
+                format!("host `{host}` is not allowed by the operator (MALIPO_OUTBOUND_ALLOW)")
+            });
         }
         let timeout =
             Duration::from_millis(u64::from(request.timeout_ms.max(1))).min(MAX_OUTBOUND_TIMEOUT);

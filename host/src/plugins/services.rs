@@ -77,6 +77,50 @@ impl HostServices {
     }
 }
 
+/// Whether an address is one the open internet routes to (not loopback,
+/// private, link-local, shared, documentation or unspecified).
+pub fn is_public(ip: std::net::IpAddr) -> bool {
+    use std::net::IpAddr;
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            !(v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_documentation()
+                || a == 0
+                || (a == 100 && (64..128).contains(&b)))
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_public(IpAddr::V4(v4));
+            }
+            let first = v6.segments()[0];
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80)
+        }
+    }
+}
+
+/// Whether `host` resolves, and only to public addresses. (The request
+/// resolves again when it connects; a name that changes its answer in
+/// between is not caught here.)
+pub fn resolves_public(host: &str, port: Option<u16>) -> bool {
+    use std::net::ToSocketAddrs;
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    match (bare, port.unwrap_or(443)).to_socket_addrs() {
+        Ok(addresses) => {
+            let addresses: Vec<_> = addresses.collect();
+            !addresses.is_empty() && addresses.iter().all(|a| is_public(a.ip()))
+        }
+        Err(_) => false,
+    }
+}
+
 /// Splits a URL into scheme, host and port, for the allow-list.
 pub fn url_host(url: &str) -> Option<(String, String, Option<u16>)> {
     let (scheme, rest) = url.split_once("://")?;
@@ -113,5 +157,31 @@ mod tests {
         );
         assert_eq!(url_host("http://user@evil.example/"), None);
         assert_eq!(url_host("file:///etc/passwd"), None);
+    }
+
+    #[test]
+    fn private_and_loopback_addresses_are_not_public() {
+        for private in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "192.168.0.9",
+            "172.16.5.5",
+            "169.254.1.1",
+            "100.64.0.1",
+            "0.0.0.0",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+        ] {
+            let ip: std::net::IpAddr = private.parse().expect("ip");
+            assert!(!is_public(ip), "{private}");
+        }
+        for public in ["8.8.8.8", "41.90.1.1", "2606:4700::1111"] {
+            let ip: std::net::IpAddr = public.parse().expect("ip");
+            assert!(is_public(ip), "{public}");
+        }
+        assert!(!resolves_public("localhost", Some(80)));
+        assert!(!resolves_public("127.0.0.1", Some(80)));
     }
 }

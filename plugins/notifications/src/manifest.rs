@@ -1,0 +1,176 @@
+//! The notifications manifest: webhook operations, the delivery job, the
+//! payment events it subscribes to, and its tables.
+
+use serde_json::{Value, json};
+
+use crate::malipo::plugin::types::{Annotations, HttpMethod, Manifest, Migration, Operation, PermissionDef};
+
+/// Events an endpoint may subscribe to ("*" for all of them).
+pub const EVENTS: &[&str] = &[
+    "payment.completed",
+    "payment.failed",
+    "payout.completed",
+    "payout.failed",
+    "reversal.completed",
+    "reversal.failed",
+];
+
+const READ: Annotations = Annotations { read_only: true, destructive: false, idempotent: true, open_world: false };
+const CREATE: Annotations = Annotations { read_only: false, destructive: false, idempotent: false, open_world: false };
+const REMOVE: Annotations = Annotations { read_only: false, destructive: true, idempotent: true, open_world: false };
+const SEND: Annotations = Annotations { read_only: false, destructive: false, idempotent: false, open_world: true };
+
+fn object(properties: Value, required: &[&str]) -> Value {
+    json!({ "type": "object", "properties": properties, "required": required })
+}
+
+fn endpoint_schema() -> Value {
+    object(
+        json!({
+            "id": { "type": "string" },
+            "url": { "type": "string" },
+            "events": { "type": "array", "items": { "type": "string" } },
+            "description": { "type": ["string", "null"] },
+            "status": { "type": "string", "enum": ["active", "disabled"] },
+            "disabled_reason": { "type": ["string", "null"] },
+            "created_at": { "type": "string" },
+            "created_by": { "type": ["string", "null"] }
+        }),
+        &["id", "url", "events", "status"],
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn op(
+    name: &str,
+    method: HttpMethod,
+    path: Option<&str>,
+    summary: &str,
+    description: &str,
+    input: Value,
+    output: Value,
+    status: u16,
+    hints: Annotations,
+) -> Operation {
+    Operation {
+        name: name.to_owned(),
+        method,
+        path: path.map(str::to_owned),
+        permission: path.map(|_| "webhooks.manage".to_owned()),
+        summary: summary.to_owned(),
+        description: description.to_owned(),
+        input_schema: input.to_string(),
+        output_schema: output.to_string(),
+        success_status: status,
+        mcp_tool: None,
+        annotations: hints,
+        money: None,
+    }
+}
+
+pub fn manifest() -> Manifest {
+    let id = json!({ "type": "string", "description": "Id of the webhook endpoint." });
+    Manifest {
+        name: "notifications".to_owned(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        description: "Outgoing webhooks for payment events, signed the Standard Webhooks way.".to_owned(),
+        operations: vec![
+            op(
+                "webhooks.create",
+                HttpMethod::Post,
+                Some("/webhooks"),
+                "Add a webhook endpoint",
+                "Registers a URL that receives the named events (or \"*\" for all) as signed POSTs. The \
+                 answer carries the signing secret (`whsec_…`) once; verify `webhook-signature` with it.",
+                object(
+                    json!({
+                        "url": { "type": "string", "description": "http(s) URL of the receiver." },
+                        "events": { "type": "array", "minItems": 1, "items": { "type": "string", "enum": EVENTS.iter().chain(["*"].iter()).collect::<Vec<_>>() } },
+                        "description": { "type": "string", "maxLength": 200 }
+                    }),
+                    &["url", "events"],
+                ),
+                {
+                    let mut schema = endpoint_schema();
+                    schema["properties"]["secret"] = json!({ "type": "string", "description": "Shown once." });
+                    schema
+                },
+                201,
+                CREATE,
+            ),
+            op(
+                "webhooks.list",
+                HttpMethod::Get,
+                Some("/webhooks"),
+                "List webhook endpoints",
+                "The tenant's webhook endpoints (never their secrets).",
+                object(json!({}), &[]),
+                object(json!({ "webhooks": { "type": "array", "items": endpoint_schema() } }), &["webhooks"]),
+                200,
+                READ,
+            ),
+            op(
+                "webhooks.delete",
+                HttpMethod::Delete,
+                Some("/webhooks/{id}"),
+                "Delete a webhook endpoint",
+                "Stops deliveries to the endpoint and forgets its secret; queued messages fail.",
+                object(json!({ "id": id }), &["id"]),
+                object(json!({ "deleted": { "type": "boolean" }, "id": { "type": "string" } }), &["deleted", "id"]),
+                200,
+                REMOVE,
+            ),
+            op(
+                "webhooks.deliveries",
+                HttpMethod::Get,
+                Some("/webhooks/{id}/deliveries"),
+                "An endpoint's delivery log",
+                "The last 100 messages to the endpoint, newest first: status, attempts, last HTTP status or error.",
+                object(json!({ "id": id }), &["id"]),
+                object(json!({ "deliveries": { "type": "array", "items": { "type": "object" } } }), &["deliveries"]),
+                200,
+                READ,
+            ),
+            op(
+                "webhooks.deliveries.retry",
+                HttpMethod::Post,
+                Some("/webhooks/{id}/deliveries/{delivery_id}/retry"),
+                "Send a message again",
+                "Queues the message for the next delivery run with the same `webhook-id`, and re-enables a \
+                 disabled endpoint.",
+                object(json!({ "id": id, "delivery_id": { "type": "string" } }), &["id", "delivery_id"]),
+                object(json!({ "queued": { "type": "boolean" }, "id": { "type": "string" } }), &["queued", "id"]),
+                202,
+                SEND,
+            ),
+            op(
+                "webhooks.deliver",
+                HttpMethod::Post,
+                None,
+                "Send due messages",
+                "Job: sends the messages that are due and records each outcome.",
+                object(json!({}), &[]),
+                object(json!({ "delivered": { "type": "integer" }, "failed": { "type": "integer" } }), &[]),
+                200,
+                SEND,
+            ),
+        ],
+        permissions: vec![PermissionDef {
+            name: "webhooks.manage".to_owned(),
+            description: "Add, list, delete and replay outgoing webhooks.".to_owned(),
+            default_roles: vec!["Owner".to_owned(), "Admin".to_owned()],
+        }],
+        subscriptions: EVENTS.iter().map(|e| (*e).to_owned()).collect(),
+        read_tables: Vec::new(),
+        secrets: vec![crate::SECRETS.to_owned()],
+        // Any public address; loopback and private ones only if the operator allows.
+        outbound_hosts: vec!["public".to_owned()],
+        jobs: vec!["webhooks.deliver".to_owned()],
+        callbacks: false,
+        migrations: vec![Migration {
+            version: 1,
+            name: "init".to_owned(),
+            sql: include_str!("../migrations/V1__init.sql").to_owned(),
+        }],
+    }
+}
