@@ -252,3 +252,52 @@ async fn nothing_is_sent_to_a_loopback_address_the_operator_did_not_allow() {
     );
     assert!(receiver.received().is_empty());
 }
+
+#[tokio::test]
+async fn an_endpoint_that_answers_410_is_disabled_and_gets_nothing_more() {
+    let receiver = Receiver::start(vec![410]).await;
+    let app = TestApp::spawn_with(options(true)).await;
+    let owner = app.register("Gone Ltd").await;
+    configure_mpesa(&app, &owner).await;
+    let (status, endpoint) = app
+        .post(
+            "/api/v1/webhooks",
+            &owner.auth(),
+            json!({"url": receiver.url, "events": ["payment.completed"]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{endpoint}");
+    let id = endpoint["id"].as_str().expect("id").to_string();
+    pay(&app, &owner, 140).await;
+    receiver.wait_for(1).await;
+    let mut listed = Value::Null;
+    for _ in 0..100 {
+        let (_, body) = app.get("/api/v1/webhooks", &owner.auth()).await;
+        listed = body;
+        if listed["webhooks"][0]["status"] == "disabled" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(listed["webhooks"][0]["status"], "disabled", "{listed}");
+    // A second payment, completed, queues nothing for a disabled endpoint.
+    let second = pay(&app, &owner, 150).await;
+    for _ in 0..200 {
+        let (_, body) = app
+            .get(
+                &format!("/api/v1/mpesa/transactions/{second}"),
+                &owner.auth(),
+            )
+            .await;
+        if body["transaction"]["status"] == "completed" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let (_, log) = app
+        .get(&format!("/api/v1/webhooks/{id}/deliveries"), &owner.auth())
+        .await;
+    assert_eq!(log["deliveries"].as_array().map(Vec::len), Some(1), "{log}");
+    assert_eq!(receiver.received().len(), 1, "{:?}", receiver.received());
+}
