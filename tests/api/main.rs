@@ -10,5 +10,6 @@ mod isolation;
 mod mcp;
 mod migrations;
 mod mpesa;
+mod notifications;
 mod sandbox;
 mod webhooks;

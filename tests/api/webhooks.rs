@@ -110,7 +110,7 @@ fn verifies(secret: &str, message: &Received) -> bool {
     message.signature.split(' ').any(|s| s == expected)
 }
 
-async fn configure_mpesa(app: &TestApp, owner: &Session) {
+pub(crate) async fn configure_mpesa(app: &TestApp, owner: &Session) {
     let (status, body) = app
         .call(
             Method::PUT,
@@ -126,7 +126,7 @@ async fn configure_mpesa(app: &TestApp, owner: &Session) {
     assert_eq!(status, 200, "{body}");
 }
 
-async fn pay(app: &TestApp, owner: &Session, amount: i64) -> String {
+pub(crate) async fn pay(app: &TestApp, owner: &Session, amount: i64) -> String {
     let (status, body) = app
         .post(
             "/api/v1/mpesa/stk-push",
@@ -139,7 +139,7 @@ async fn pay(app: &TestApp, owner: &Session, amount: i64) -> String {
     body["transaction"]["id"].as_str().expect("id").to_string()
 }
 
-fn options(allow_loopback: bool) -> Options {
+pub(crate) fn options(allow_loopback: bool) -> Options {
     let options = Options::daraja_sim()
         .with_env("MALIPO_JOB_INTERVAL_SECS", "1")
         .with_env("MALIPO_EVENT_INTERVAL_MS", "200");

@@ -1,5 +1,6 @@
-//! The `notifications` plugin: outgoing webhooks, so a tenant's own shop or
-//! ERP learns that a payment completed. Endpoints subscribe to event names;
+//! The `notifications` plugin: in-app notifications of payment events, and
+//! outgoing webhooks, so a tenant's own shop or ERP learns that a payment
+//! completed. Endpoints subscribe to event names;
 //! `on-event` queues one message per endpoint and event, and the
 //! `webhooks.deliver` job sends due messages signed the Standard Webhooks
 //! way, retrying with backoff for about three days.
@@ -8,6 +9,7 @@
 //! imports; the logic is in the other modules.
 
 mod deliveries;
+mod inbox;
 mod manifest;
 mod schedule;
 mod sign;
@@ -91,7 +93,10 @@ impl Guest for Notifications {
 
     fn on_event(ctx: CallContext, event: Event) -> Result<(), PluginError> {
         let ctx = context(ctx);
-        deliveries::enqueue(&HostImports, &ctx, &event.id, &event.name, &event.payload).map_err(plugin_error)
+        let data: Value = serde_json::from_str(&event.payload).unwrap_or(Value::Null);
+        inbox::record(&HostDb, &ctx, &event.id, &event.name, &data)
+            .and_then(|()| deliveries::enqueue(&HostImports, &ctx, &event.id, &event.name, &event.payload))
+            .map_err(plugin_error)
     }
 }
 
@@ -104,6 +109,8 @@ fn dispatch(host: &dyn Host, ctx: &Context, operation: &str, input: &Input) -> m
         "webhooks.deliveries" => deliveries::list(host.db(), input),
         "webhooks.deliveries.retry" => deliveries::retry(host.db(), ctx, input),
         "webhooks.deliver" => deliveries::deliver_due(host, ctx),
+        "notifications.list" => inbox::list(host.db(), ctx, input),
+        "notifications.read" => inbox::mark_read(host.db(), ctx, input),
         other => Err(Error::bad_request(format!("The notifications plugin has no operation named `{other}`."))),
     }
 }

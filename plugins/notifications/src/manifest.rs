@@ -1,5 +1,5 @@
-//! The notifications manifest: webhook operations, the delivery job, the
-//! payment events it subscribes to, and its tables.
+//! The notifications manifest: in-app notification and webhook operations,
+//! the delivery job, the payment events it subscribes to, and its tables.
 
 use serde_json::{Value, json};
 
@@ -56,7 +56,7 @@ fn op(
         name: name.to_owned(),
         method,
         path: path.map(str::to_owned),
-        permission: path.map(|_| "webhooks.manage".to_owned()),
+        permission: path.map(|p| if p.starts_with("/notifications") { "notifications.read" } else { "webhooks.manage" }.to_owned()),
         summary: summary.to_owned(),
         description: description.to_owned(),
         input_schema: input.to_string(),
@@ -144,6 +144,45 @@ pub fn manifest() -> Manifest {
                 SEND,
             ),
             op(
+                "notifications.list",
+                HttpMethod::Get,
+                Some("/notifications"),
+                "List notifications",
+                "The organization's notifications (payments received, payouts sent, failures), newest first, \
+                 each with whether you have read it, and your unread count. `unread=true` for unread only.",
+                object(
+                    json!({
+                        "unread": { "type": "boolean" },
+                        "limit": { "type": "integer", "minimum": 1, "maximum": 200, "default": 50 }
+                    }),
+                    &[],
+                ),
+                object(
+                    json!({
+                        "notifications": { "type": "array", "items": object(json!({
+                            "id": { "type": "string" }, "kind": { "type": "string" }, "title": { "type": "string" },
+                            "body": { "type": "string" }, "data": {}, "created_at": { "type": "string" },
+                            "read_at": { "type": ["string", "null"] }, "read": { "type": "boolean" }
+                        }), &["id", "kind", "title", "body", "created_at", "read"]) },
+                        "unread_count": { "type": "integer", "minimum": 0 }
+                    }),
+                    &["notifications", "unread_count"],
+                ),
+                200,
+                READ,
+            ),
+            op(
+                "notifications.read",
+                HttpMethod::Post,
+                Some("/notifications/{id}/read"),
+                "Mark a notification read",
+                "Marks one notification read for you (others keep their own state).",
+                object(json!({ "id": { "type": "string" } }), &["id"]),
+                object(json!({ "id": { "type": "string" }, "read": { "type": "boolean" } }), &["id", "read"]),
+                200,
+                Annotations { read_only: false, destructive: false, idempotent: true, open_world: false },
+            ),
+            op(
                 "webhooks.deliver",
                 HttpMethod::Post,
                 None,
@@ -155,11 +194,18 @@ pub fn manifest() -> Manifest {
                 SEND,
             ),
         ],
-        permissions: vec![PermissionDef {
-            name: "webhooks.manage".to_owned(),
-            description: "Add, list, delete and replay outgoing webhooks.".to_owned(),
-            default_roles: vec!["Owner".to_owned(), "Admin".to_owned()],
-        }],
+        permissions: vec![
+            PermissionDef {
+                name: "webhooks.manage".to_owned(),
+                description: "Add, list, delete and replay outgoing webhooks.".to_owned(),
+                default_roles: vec!["Owner".to_owned(), "Admin".to_owned()],
+            },
+            PermissionDef {
+                name: "notifications.read".to_owned(),
+                description: "See the organization's in-app notifications.".to_owned(),
+                default_roles: ["Owner", "Admin", "Manager", "Member"].iter().map(|r| (*r).to_owned()).collect(),
+            },
+        ],
         subscriptions: EVENTS.iter().map(|e| (*e).to_owned()).collect(),
         read_tables: Vec::new(),
         secrets: vec![crate::SECRETS.to_owned()],
@@ -167,10 +213,9 @@ pub fn manifest() -> Manifest {
         outbound_hosts: vec!["public".to_owned()],
         jobs: vec!["webhooks.deliver".to_owned()],
         callbacks: false,
-        migrations: vec![Migration {
-            version: 1,
-            name: "init".to_owned(),
-            sql: include_str!("../migrations/V1__init.sql").to_owned(),
-        }],
+        migrations: vec![
+            Migration { version: 1, name: "init".to_owned(), sql: include_str!("../migrations/V1__init.sql").to_owned() },
+            Migration { version: 2, name: "inbox".to_owned(), sql: include_str!("../migrations/V2__inbox.sql").to_owned() },
+        ],
     }
 }

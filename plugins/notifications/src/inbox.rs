@@ -1,0 +1,118 @@
+//! In-app notifications: one per payment event, written by `on-event`
+//! (a redelivered event writes nothing new), listed with the caller's
+//! unread state, marked read per person.
+
+use malipo_plugin_sdk::{Context, Db, Error, Input, Result, Sql};
+use serde_json::{Value, json};
+
+/// The title and text people see for an event, if it is one they should.
+pub fn render(name: &str, data: &Value) -> Option<(String, String)> {
+    let amount = data.get("amount").and_then(Value::as_i64).unwrap_or(0);
+    let phone = data.get("phone_number").and_then(Value::as_str).unwrap_or("an unknown phone");
+    let receipt = data.get("receipt").and_then(Value::as_str).unwrap_or("no receipt");
+    let code = data.get("result_code").and_then(Value::as_str).unwrap_or("unknown");
+    let (title, body) = match name {
+        "payment.completed" => ("Payment received", format!("KES {amount} from {phone} (receipt {receipt}).")),
+        "payment.failed" => ("Payment not completed", format!("KES {amount} from {phone} did not complete (code {code}).")),
+        "payout.completed" => ("Payout sent", format!("KES {amount} to {phone} (receipt {receipt}).")),
+        "payout.failed" => ("Payout failed", format!("KES {amount} to {phone} failed (code {code}).")),
+        "reversal.completed" => ("Payment reversed", format!("KES {amount} reversed (receipt {receipt}).")),
+        "reversal.failed" => ("Reversal failed", format!("Reversing KES {amount} failed (code {code}).")),
+        _ => return None,
+    };
+    Some((title.to_owned(), body))
+}
+
+/// Records the notification of an event.
+pub fn record(db: &dyn Db, ctx: &Context, event_id: &str, name: &str, data: &Value) -> Result<()> {
+    let Some((title, body)) = render(name, data) else { return Ok(()) };
+    db.execute(
+        "INSERT INTO notifications_inbox (id, event_id, kind, title, body, data, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (event_id) DO NOTHING",
+        &[
+            Sql::Text(malipo_plugin_sdk::id::uuid_v4()?),
+            Sql::Text(event_id.to_owned()),
+            Sql::Text(name.to_owned()),
+            Sql::Text(title),
+            Sql::Text(body),
+            Sql::Text(data.to_string()),
+            Sql::Text(ctx.now()),
+        ],
+    )?;
+    Ok(())
+}
+
+fn caller(ctx: &Context) -> Result<&str> {
+    ctx.user_id.as_deref().ok_or_else(|| Error::forbidden("Notifications belong to people; this call has no user."))
+}
+
+/// `GET /notifications?unread=true&limit=`: newest first, with the caller's
+/// unread count.
+pub fn list(db: &dyn Db, ctx: &Context, input: &Input) -> Result<Value> {
+    let user = caller(ctx)?.to_owned();
+    let unread_only = matches!(input.get("unread"), Some(Value::Bool(true)))
+        || input.get("unread").and_then(Value::as_str) == Some("true");
+    let limit = input.opt_u64("limit")?.unwrap_or(50).clamp(1, 200);
+    let rows = db.query(
+        "SELECT n.id, n.kind, n.title, n.body, n.data, n.created_at, r.read_at
+           FROM notifications_inbox n
+           LEFT JOIN notifications_reads r ON r.notification_id = n.id AND r.user_id = ?1
+          WHERE (?2 = 0 OR r.read_at IS NULL)
+          ORDER BY n.created_at DESC, n.id DESC LIMIT ?3",
+        &[
+            Sql::Text(user.clone()),
+            Sql::Integer(i64::from(unread_only)),
+            Sql::Integer(i64::try_from(limit).unwrap_or(50)),
+        ],
+    )?;
+    let unread = db
+        .query(
+            "SELECT COUNT(*) AS n FROM notifications_inbox n
+              WHERE NOT EXISTS (SELECT 1 FROM notifications_reads r WHERE r.notification_id = n.id AND r.user_id = ?1)",
+            &[Sql::Text(user)],
+        )?
+        .first()
+        .and_then(|row| row.int("n"))
+        .unwrap_or(0);
+    let items: Vec<Value> = rows
+        .iter()
+        .map(|row| {
+            let mut item = row.to_json();
+            let data = item.get("data").and_then(Value::as_str).and_then(|d| serde_json::from_str(d).ok());
+            item.insert("data".into(), data.unwrap_or(Value::Null));
+            item.insert("read".into(), Value::Bool(!matches!(item.get("read_at"), None | Some(Value::Null))));
+            Value::Object(item)
+        })
+        .collect();
+    Ok(json!({ "notifications": items, "unread_count": unread }))
+}
+
+/// `POST /notifications/{id}/read`.
+pub fn mark_read(db: &dyn Db, ctx: &Context, input: &Input) -> Result<Value> {
+    let user = caller(ctx)?;
+    let id = input.req_str("id")?;
+    let exists = db.query("SELECT id FROM notifications_inbox WHERE id = ?1", &[Sql::Text(id.to_owned())])?;
+    if exists.is_empty() {
+        return Err(Error::not_found("No notification with that id."));
+    }
+    db.execute(
+        "INSERT INTO notifications_reads (notification_id, user_id, read_at) VALUES (?1, ?2, ?3)
+         ON CONFLICT (notification_id, user_id) DO NOTHING",
+        &[Sql::Text(id.to_owned()), Sql::Text(user.to_owned()), Sql::Text(ctx.now())],
+    )?;
+    Ok(json!({ "id": id, "read": true }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payment_events_read_like_sentences() {
+        let data = json!({"amount": 120, "phone_number": "254712345678", "receipt": "QK12AB34CD"});
+        let (title, body) = render("payment.completed", &data).unwrap_or_default();
+        assert_eq!(title, "Payment received");
+        assert_eq!(body, "KES 120 from 254712345678 (receipt QK12AB34CD).");
+        assert!(render("something.else", &data).is_none());
+    }
+}
