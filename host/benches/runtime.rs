@@ -8,6 +8,9 @@
 //! 2. Scaling: calls per second with 1 and with 2 worker threads.
 //! 3. Cold open of a tenant not in the cache, and resident memory after
 //!    touching 10,000 tenants (`MALIPO_BENCH_TENANTS` to change).
+//! 4. Events delivered per second through the outbox: the sandbox plugin
+//!    emits 5,000 events (`MALIPO_BENCH_EVENTS`), then delivery passes hand
+//!    each to its subscriber's `on-event`, one transaction per delivery.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -100,6 +103,42 @@ fn rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
+/// Section 4: emit, then deliver and time it.
+fn events(state: &AppState, tenant: TenantId, db: &malipo::tenancy::TenantDb) {
+    let count: usize = std::env::var("MALIPO_BENCH_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5_000);
+    for i in 0..count {
+        let input = format!(r#"{{"name":"sandbox.pinged","payload":{{"n":{i}}}}}"#);
+        let request = CallRequest {
+            db,
+            ctx: ctx(tenant),
+            operation: "sandbox.emit",
+            input: &input,
+            read_only: false,
+            progress: None,
+        };
+        state
+            .runtime
+            .invoke("sandbox", request, |_, _| Ok(()))
+            .expect("emit");
+    }
+    let started = Instant::now();
+    let mut delivered = 0;
+    while delivered < count {
+        let report =
+            malipo::events::deliver_tenant(&state.runtime, db, 1_000).expect("delivery pass");
+        assert!(report.delivered > 0, "a pass delivered nothing: {report:?}");
+        delivered += report.delivered;
+    }
+    let elapsed = started.elapsed();
+    println!(
+        "outbox delivery: {delivered} events to on-event in {elapsed:?}: {:.0} events/s",
+        delivered as f64 / elapsed.as_secs_f64()
+    );
+}
+
 fn main() {
     let dir = tempfile::tempdir().expect("temp dir");
     let plugins = dir.path().join("plugins");
@@ -156,6 +195,8 @@ fn main() {
         "scaling (both threads on one tenant): 1 thread {one_same:.0}/s, 2 threads {two_same:.0}/s, +{:.0}%",
         (two_same / one_same - 1.0) * 100.0
     );
+
+    events(&state, tenants[1], &dbs[1]);
 
     let count: usize = std::env::var("MALIPO_BENCH_TENANTS")
         .ok()
