@@ -159,15 +159,12 @@ pub async fn run_once(
 ) -> Result<DeliveryReport, DispatchError> {
     let retry_base_ms = DispatchSettings::from_env().retry_base_ms;
     let for_list = Arc::clone(state);
-    let tenants = tokio::task::spawn_blocking(move || for_list.control.tenants())
+    let tenants = tokio::task::spawn_blocking(move || scope.tenants(&for_list))
         .await
         .map_err(|e| DispatchError::Task(e.to_string()))??;
     let mut report = DeliveryReport::default();
-    for tenant in tenants.into_iter().filter(|t| {
-        t.status == "active" && (scope == Scope::AllTenants || state.tenancy.is_open(t.id))
-    }) {
+    for id in tenants {
         let state = Arc::clone(state);
-        let id = tenant.id;
         let outcome = tokio::task::spawn_blocking(move || {
             let db = state.tenancy.get(id)?;
             deliver_tenant(&state.runtime, &db, retry_base_ms)

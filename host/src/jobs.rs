@@ -47,6 +47,25 @@ pub enum Scope {
     AllTenants,
 }
 
+impl Scope {
+    /// The active tenants this scope covers now. Reads `control.db`: call
+    /// it on a blocking thread.
+    pub fn tenants(
+        self,
+        state: &AppState,
+    ) -> Result<Vec<crate::ids::TenantId>, crate::control::ControlError> {
+        Ok(state
+            .control
+            .tenants()?
+            .into_iter()
+            .filter(|t| {
+                t.status == "active" && (self == Scope::AllTenants || state.tenancy.is_open(t.id))
+            })
+            .map(|t| t.id)
+            .collect())
+    }
+}
+
 /// Runs every job (or only `only = (plugin, job)`) once for the tenants of `scope`.
 pub async fn run_once(
     state: &Arc<AppState>,
@@ -70,19 +89,10 @@ pub async fn run_once(
         return Ok(report);
     }
     let state_for_db = Arc::clone(state);
-    let tenants = blocking(move || Ok(state_for_db.control.tenants()?)).await?;
-    let in_scope = |id| scope == Scope::AllTenants || state.tenancy.is_open(id);
-    for tenant in tenants
-        .iter()
-        .filter(|t| t.status == "active" && in_scope(t.id))
-    {
+    let tenants = blocking(move || Ok(scope.tenants(&state_for_db)?)).await?;
+    for tenant in tenants {
         for (plugin, job) in &jobs {
-            let ctx = host_context(
-                tenant.id,
-                None,
-                "job",
-                format!("job-{}", uuid::Uuid::new_v4()),
-            );
+            let ctx = host_context(tenant, None, "job", format!("job-{}", uuid::Uuid::new_v4()));
             let audit = AuditEntry {
                 actor_type: "system".into(),
                 channel: "job".into(),
@@ -95,7 +105,7 @@ pub async fn run_once(
             report.runs += 1;
             match call_plugin(
                 state,
-                tenant.id,
+                tenant,
                 plugin,
                 job,
                 ctx,
@@ -110,15 +120,15 @@ pub async fn run_once(
                     for problem in output["errors"].as_array().into_iter().flatten() {
                         report
                             .problems
-                            .push(format!("tenant {} {plugin} {job}: {problem}", tenant.id));
+                            .push(format!("tenant {} {plugin} {job}: {problem}", tenant));
                     }
                 }
                 Err(error) => {
                     report.failures += 1;
-                    tracing::warn!(tenant = %tenant.id, plugin, job, %error, "job failed");
+                    tracing::warn!(tenant = %tenant, plugin, job, %error, "job failed");
                     report
                         .problems
-                        .push(format!("tenant {} {plugin} {job}: {error}", tenant.id));
+                        .push(format!("tenant {} {plugin} {job}: {error}", tenant));
                 }
             }
         }

@@ -253,6 +253,28 @@ impl TestApp {
         }
     }
 
+    /// Saves Daraja credentials that the built-in emulator accepts
+    /// (Safaricom's public sandbox shortcode and passkey).
+    pub async fn configure_mpesa(&self, owner: &Session) {
+        let (status, body) = self
+            .call(
+                reqwest::Method::PUT,
+                "/api/v1/mpesa/credentials",
+                &owner.auth(),
+                Some(json!({
+                    "consumer_key": "k1",
+                    "consumer_secret": "s1",
+                    "shortcode": "174379",
+                    "passkey": "bfb279f9aa9bdbcf158e97dd71a467cd2e0c893059b10f78e6b72ada1ed2c919",
+                    "initiator_name": "testapi",
+                    "initiator_password": "Safaricom999!*!",
+                    "environment": "sandbox"
+                })),
+            )
+            .await;
+        assert_eq!(status, 200, "save credentials: {body}");
+    }
+
     /// Logs in.
     pub async fn login(&self, email: &str, password: &str) -> (u16, Value) {
         self.post(

@@ -11,12 +11,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::helpers::{Auth, Options, Session, TestApp, code};
 
-const SANDBOX_PASSKEY: &str = "bfb279f9aa9bdbcf158e97dd71a467cd2e0c893059b10f78e6b72ada1ed2c919";
 const LEGACY: &str = "legacy";
 const MODERN: &str = "2026-07-28";
 const TOOLS: &[&str] = &[
@@ -93,26 +91,6 @@ async fn one(app: &TestApp, key: &str, mode: &str, step: Value) -> Value {
 
 async fn spawn() -> TestApp {
     TestApp::spawn_with(Options::daraja_sim()).await
-}
-
-async fn configure_mpesa(app: &TestApp, owner: &Session) {
-    let (status, answer) = app
-        .call(
-            Method::PUT,
-            "/api/v1/mpesa/credentials",
-            &owner.auth(),
-            Some(json!({
-                "consumer_key": "k1",
-                "consumer_secret": "s1",
-                "shortcode": "174379",
-                "passkey": SANDBOX_PASSKEY,
-                "initiator_name": "testapi",
-                "initiator_password": "Safaricom999!*!",
-                "environment": "sandbox"
-            })),
-        )
-        .await;
-    assert_eq!(status, 200, "save credentials: {answer}");
 }
 
 /// Makes an API key; answers its secret.
@@ -263,7 +241,7 @@ async fn tools_are_listed_with_schemas_and_true_annotations_in_both_protocol_mod
 async fn a_push_over_mcp_completes_and_history_and_report_agree_with_rest() {
     let app = spawn().await;
     let owner = app.register("Duka Ltd").await;
-    configure_mpesa(&app, &owner).await;
+    app.configure_mpesa(&owner).await;
     let key = full_key(&app, &owner).await;
 
     let pushed = one(
@@ -360,7 +338,7 @@ async fn permissions_caps_allow_lists_and_identity_arguments_are_enforced() {
     let app = spawn().await;
     let owner = app.register("Guard Ltd").await;
     let other = app.register("Other Ltd").await;
-    configure_mpesa(&app, &owner).await;
+    app.configure_mpesa(&owner).await;
 
     // A key without payments.create gets an error result, not a payment.
     let reader = api_key(
@@ -494,7 +472,7 @@ async fn permissions_caps_allow_lists_and_identity_arguments_are_enforced() {
 async fn a_payout_from_mcp_waits_for_a_person_and_runs_once() {
     let app = spawn().await;
     let owner = app.register("Payout Ltd").await;
-    configure_mpesa(&app, &owner).await;
+    app.configure_mpesa(&owner).await;
     let key = api_key(
         &app,
         &owner,
@@ -638,7 +616,7 @@ async fn two_tenants_keys_see_only_their_own_data() {
     let b = app.register("Beta Ltd").await;
     let mut ids = Vec::new();
     for (owner, amount) in [(&a, 11), (&b, 22)] {
-        configure_mpesa(&app, owner).await;
+        app.configure_mpesa(owner).await;
         let key = full_key(&app, owner).await;
         let pushed = one(
             &app,
@@ -869,7 +847,7 @@ async fn rest_and_mcp_spend_one_rate_limit() {
 async fn stdio_serves_the_same_tools_with_the_key_from_the_environment() {
     let app = spawn().await;
     let owner = app.register("Desk Ltd").await;
-    configure_mpesa(&app, &owner).await;
+    app.configure_mpesa(&owner).await;
     let key = full_key(&app, &owner).await;
     let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("wasm-cache");
     let scenario = json!({

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::helpers::{Session, TestApp};
-use crate::webhooks::{configure_mpesa, options, pay};
+use crate::webhooks::{options, pay};
 
 async fn inbox(app: &TestApp, who: &Session) -> Value {
     let (status, body) = app.get("/api/v1/notifications", &who.auth()).await;
@@ -21,7 +21,7 @@ async fn a_payment_notifies_every_member_who_each_read_it_on_their_own() {
     let owner = app.register("Notify Ltd").await;
     let stranger = app.register("Elsewhere Ltd").await;
     let member = app.add_member(&owner, "Member", None).await;
-    configure_mpesa(&app, &owner).await;
+    app.configure_mpesa(&owner).await;
     pay(&app, &owner, 120).await;
     let mut seen = Value::Null;
     for _ in 0..200 {

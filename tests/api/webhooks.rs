@@ -12,13 +12,10 @@ use axum::http::{HeaderMap, StatusCode};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, Mac};
-use reqwest::Method;
 use serde_json::{Value, json};
 use sha2::Sha256;
 
 use crate::helpers::{Options, Session, TestApp};
-
-const SANDBOX_PASSKEY: &str = "bfb279f9aa9bdbcf158e97dd71a467cd2e0c893059b10f78e6b72ada1ed2c919";
 
 /// One POST the receiver got.
 #[derive(Clone, Debug)]
@@ -110,22 +107,6 @@ fn verifies(secret: &str, message: &Received) -> bool {
     message.signature.split(' ').any(|s| s == expected)
 }
 
-pub(crate) async fn configure_mpesa(app: &TestApp, owner: &Session) {
-    let (status, body) = app
-        .call(
-            Method::PUT,
-            "/api/v1/mpesa/credentials",
-            &owner.auth(),
-            Some(
-                json!({"consumer_key": "k", "consumer_secret": "s", "shortcode": "174379",
-                        "passkey": SANDBOX_PASSKEY, "initiator_name": "testapi",
-                        "initiator_password": "Safaricom999!*!", "environment": "sandbox"}),
-            ),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-}
-
 pub(crate) async fn pay(app: &TestApp, owner: &Session, amount: i64) -> String {
     let (status, body) = app
         .post(
@@ -155,7 +136,7 @@ async fn a_completed_payment_reaches_the_shop_signed_retried_after_500_and_never
     let receiver = Receiver::start(vec![500]).await;
     let app = TestApp::spawn_with(options(true)).await;
     let owner = app.register("Shop Ltd").await;
-    configure_mpesa(&app, &owner).await;
+    app.configure_mpesa(&owner).await;
     let (status, endpoint) = app
         .post(
             "/api/v1/webhooks",
@@ -221,7 +202,7 @@ async fn nothing_is_sent_to_a_loopback_address_the_operator_did_not_allow() {
     let receiver = Receiver::start(vec![]).await;
     let app = TestApp::spawn_with(options(false)).await;
     let owner = app.register("Careful Ltd").await;
-    configure_mpesa(&app, &owner).await;
+    app.configure_mpesa(&owner).await;
     let (status, endpoint) = app
         .post(
             "/api/v1/webhooks",
@@ -258,7 +239,7 @@ async fn an_endpoint_that_answers_410_is_disabled_and_gets_nothing_more() {
     let receiver = Receiver::start(vec![410]).await;
     let app = TestApp::spawn_with(options(true)).await;
     let owner = app.register("Gone Ltd").await;
-    configure_mpesa(&app, &owner).await;
+    app.configure_mpesa(&owner).await;
     let (status, endpoint) = app
         .post(
             "/api/v1/webhooks",

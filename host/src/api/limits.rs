@@ -9,22 +9,52 @@ use std::net::IpAddr;
 use std::num::NonZeroU32;
 
 use governor::clock::{Clock, DefaultClock};
+use std::hash::Hash;
+
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use crate::error::ApiError;
 use crate::ids::TenantId;
 
+/// A token bucket per key: `per_minute` calls a minute, in bursts of as
+/// many; a refusal is a `429` with the seconds until the next token.
+struct Buckets<K: Hash + Eq + Clone> {
+    limiter: DefaultKeyedRateLimiter<K>,
+    message: &'static str,
+}
+
+impl<K: Hash + Eq + Clone> Buckets<K> {
+    fn new(per_minute: NonZeroU32, message: &'static str) -> Self {
+        Self {
+            limiter: RateLimiter::keyed(Quota::per_minute(per_minute)),
+            message,
+        }
+    }
+
+    fn check(&self, key: &K) -> Result<(), ApiError> {
+        self.limiter.check_key(key).map_err(|not_until| {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            ApiError::TooManyRequests {
+                message: self.message.into(),
+                retry_after_secs: wait.as_secs().max(1),
+            }
+        })
+    }
+}
+
 /// The limiter of the public routes.
 pub struct PublicLimiter {
-    limiter: DefaultKeyedRateLimiter<IpAddr>,
+    buckets: Buckets<IpAddr>,
 }
 
 impl PublicLimiter {
-    /// `per_minute` calls a minute per address, in bursts of as many.
+    /// `per_minute` calls a minute per address (at least one).
     pub fn new(per_minute: u32) -> Self {
-        let per_minute = NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN);
         Self {
-            limiter: RateLimiter::keyed(Quota::per_minute(per_minute)),
+            buckets: Buckets::new(
+                NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN),
+                "too many attempts from this address; wait and try again",
+            ),
         }
     }
 
@@ -33,41 +63,32 @@ impl PublicLimiter {
         let key = ip
             .and_then(|ip| ip.parse().ok())
             .unwrap_or(IpAddr::from([0, 0, 0, 0]));
-        self.limiter.check_key(&key).map_err(|not_until| {
-            let wait = not_until.wait_time_from(DefaultClock::default().now());
-            ApiError::TooManyRequests {
-                message: "too many attempts from this address; wait and try again".into(),
-                retry_after_secs: wait.as_secs().max(1),
-            }
-        })
+        self.buckets.check(&key)
     }
 }
 
 /// The limiter every tenant's authenticated calls share, across channels.
 pub struct TenantLimiter {
-    limiter: Option<DefaultKeyedRateLimiter<TenantId>>,
+    buckets: Option<Buckets<TenantId>>,
 }
 
 impl TenantLimiter {
-    /// `per_minute` calls a minute per tenant, in bursts of as many; 0
-    /// turns the limit off.
+    /// `per_minute` calls a minute per tenant; 0 turns the limit off.
     pub fn new(per_minute: u32) -> Self {
         Self {
-            limiter: NonZeroU32::new(per_minute).map(|n| RateLimiter::keyed(Quota::per_minute(n))),
+            buckets: NonZeroU32::new(per_minute).map(|n| {
+                Buckets::new(
+                    n,
+                    "this organization is making calls faster than its limit allows; wait and try again",
+                )
+            }),
         }
     }
 
     /// Spends one call of `tenant`'s budget.
     pub fn check(&self, tenant: TenantId) -> Result<(), ApiError> {
-        let Some(limiter) = &self.limiter else {
-            return Ok(());
-        };
-        limiter.check_key(&tenant).map_err(|not_until| {
-            let wait = not_until.wait_time_from(DefaultClock::default().now());
-            ApiError::TooManyRequests {
-                message: "this organization is making calls faster than its limit allows; wait and try again".into(),
-                retry_after_secs: wait.as_secs().max(1),
-            }
-        })
+        self.buckets
+            .as_ref()
+            .map_or(Ok(()), |buckets| buckets.check(&tenant))
     }
 }

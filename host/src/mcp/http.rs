@@ -22,9 +22,7 @@ use serde_json::json;
 
 use super::server::RequestIdentity;
 use super::{Identity, MCP_PERMISSION, McpServer};
-use crate::api::authz;
 use crate::app::AppState;
-use crate::auth::principal;
 use crate::error::{ApiError, current_request_id};
 
 /// Path of the protected-resource metadata of `/mcp`.
@@ -93,7 +91,7 @@ async fn authenticate(
     next: Next,
 ) -> Response {
     let headers = request.headers().clone();
-    let principal = match principal::authenticate(&state, &headers, true).await {
+    let principal = match super::admit(&state, &headers).await {
         Ok(principal) => principal,
         Err(error @ ApiError::Unauthorized(_)) => return challenge(&state, &headers, error, None),
         Err(error @ ApiError::Forbidden(_)) => {
@@ -101,17 +99,6 @@ async fn authenticate(
         }
         Err(error) => return error.into_response(),
     };
-    if let Err(error) = authz::require(&state, &principal, MCP_PERMISSION).await {
-        return match error {
-            ApiError::Forbidden(_) => {
-                let error = ApiError::Forbidden(format!(
-                    "this credential may not use MCP: it needs the `{MCP_PERMISSION}` permission"
-                ));
-                challenge(&state, &headers, error, Some(MCP_PERMISSION))
-            }
-            other => other.into_response(),
-        };
-    }
     let identity = RequestIdentity {
         principal,
         request_id: current_request_id(),

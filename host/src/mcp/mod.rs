@@ -16,3 +16,32 @@ pub use tools::ToolCatalog;
 /// The permission a credential needs to reach `/mcp` at all. Without it
 /// the server answers `403 insufficient_scope`.
 pub const MCP_PERMISSION: &str = "mcp.use";
+
+use std::sync::Arc;
+
+use axum::http::{HeaderMap, HeaderValue, header};
+
+use crate::app::AppState;
+use crate::auth::{Principal, principal};
+use crate::error::ApiError;
+
+/// Admits a caller to MCP: the request's credential, bound to a tenant and
+/// holding [`MCP_PERMISSION`]. A credential without it is refused with a
+/// `Forbidden` that says so.
+pub async fn admit(state: &Arc<AppState>, headers: &HeaderMap) -> Result<Principal, ApiError> {
+    let principal = principal::authenticate(state, headers, true).await?;
+    match crate::api::authz::require(state, &principal, MCP_PERMISSION).await {
+        Ok(()) => Ok(principal),
+        Err(ApiError::Forbidden(_)) => Err(ApiError::Forbidden(format!(
+            "this credential may not use MCP: it needs the `{MCP_PERMISSION}` permission"
+        ))),
+        Err(other) => Err(other),
+    }
+}
+
+/// The headers of a request presenting `key` as a bearer credential.
+pub fn bearer(key: &str) -> Result<HeaderMap, ApiError> {
+    let value =
+        HeaderValue::from_str(&format!("Bearer {key}")).map_err(|_| ApiError::unauthenticated())?;
+    Ok(HeaderMap::from_iter([(header::AUTHORIZATION, value)]))
+}

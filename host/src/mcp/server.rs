@@ -6,7 +6,6 @@
 
 use std::sync::Arc;
 
-use axum::http::{HeaderMap, HeaderValue};
 use rmcp::model::{
     CacheScope, CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock,
     Implementation, ListToolsResult, PaginatedRequestParams, ProgressNotificationParam,
@@ -20,7 +19,7 @@ use crate::api::dispatch::{self, Invocation, execute};
 use crate::api::operation::RequestMeta;
 use crate::app::AppState;
 use crate::audit::AuditEntry;
-use crate::auth::{Principal, principal};
+use crate::auth::Principal;
 use crate::error::{ApiError, REQUEST_ID};
 use crate::plugins::Progress;
 
@@ -103,12 +102,7 @@ impl McpServer {
                 .cloned()
                 .ok_or_else(ApiError::unauthenticated),
             Identity::ApiKey(key) => {
-                let mut headers = HeaderMap::new();
-                let value = HeaderValue::from_str(&format!("Bearer {key}"))
-                    .map_err(|_| ApiError::unauthenticated())?;
-                headers.insert(axum::http::header::AUTHORIZATION, value);
-                let principal = principal::authenticate(&self.state, &headers, true).await?;
-                crate::api::authz::require(&self.state, &principal, super::MCP_PERMISSION).await?;
+                let principal = super::admit(&self.state, &super::bearer(key)?).await?;
                 Ok(RequestIdentity {
                     principal,
                     request_id: uuid::Uuid::new_v4().to_string(),

@@ -6,27 +6,19 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use axum::http::{HeaderMap, HeaderValue};
 use rmcp::ServiceExt;
 
-use super::{Identity, MCP_PERMISSION, McpServer};
+use super::{Identity, McpServer};
 use crate::app::AppState;
 
 /// Checks the key once (for a clear error at start), then serves stdio
 /// until the client closes it.
 pub async fn serve(state: Arc<AppState>, api_key: String) -> anyhow::Result<()> {
-    let mut headers = HeaderMap::new();
-    headers.insert(
-        axum::http::header::AUTHORIZATION,
-        HeaderValue::from_str(&format!("Bearer {api_key}"))
-            .context("MALIPO_API_KEY is not a valid header value")?,
-    );
-    let principal = crate::auth::principal::authenticate(&state, &headers, true)
-        .await
-        .map_err(|e| anyhow::anyhow!("MALIPO_API_KEY was refused: {}", e.public_message()))?;
-    crate::api::authz::require(&state, &principal, MCP_PERMISSION)
-        .await
-        .map_err(|e| anyhow::anyhow!("{}", e.public_message()))?;
+    let refused = |e: crate::error::ApiError| {
+        anyhow::anyhow!("MALIPO_API_KEY was refused: {}", e.public_message())
+    };
+    let headers = super::bearer(&api_key).map_err(refused)?;
+    let principal = super::admit(&state, &headers).await.map_err(refused)?;
     tracing::info!(tenant = ?principal.tenant_id, "serving MCP over stdio");
     let running = McpServer::new(state, Identity::ApiKey(api_key))
         .serve(rmcp::transport::stdio())
