@@ -186,26 +186,29 @@ impl McpServer {
         {
             return Ok(tool_error(error_text(&error, &request_id)));
         }
-        let progress = context.meta.get_progress_token().map(|token| {
-            let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<Progress>();
-            let peer = context.peer.clone();
-            tokio::spawn(async move {
-                while let Some(report) = receiver.recv().await {
-                    let mut note =
-                        ProgressNotificationParam::new(token.clone(), report.done as f64);
-                    if let Some(total) = report.total {
-                        note = note.with_total(total as f64);
+        let (progress, forwarder) = match context.meta.get_progress_token() {
+            None => (None, None),
+            Some(token) => {
+                let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<Progress>();
+                let peer = context.peer.clone();
+                let forwarder = tokio::spawn(async move {
+                    while let Some(report) = receiver.recv().await {
+                        let mut note =
+                            ProgressNotificationParam::new(token.clone(), report.done as f64);
+                        if let Some(total) = report.total {
+                            note = note.with_total(total as f64);
+                        }
+                        if let Some(message) = report.message {
+                            note = note.with_message(message);
+                        }
+                        if peer.notify_progress(note).await.is_err() {
+                            break;
+                        }
                     }
-                    if let Some(message) = report.message {
-                        note = note.with_message(message);
-                    }
-                    if peer.notify_progress(note).await.is_err() {
-                        break;
-                    }
-                }
-            });
-            sender
-        });
+                });
+                (Some(sender), Some(forwarder))
+            }
+        };
         let meta = RequestMeta {
             request_id: request_id.clone(),
             ip: caller.ip.clone(),
@@ -226,6 +229,12 @@ impl McpServer {
                 execute(&state, &op, call).await
             })
             .await;
+        // The call (and with it the progress sender) is over: every report it
+        // made goes out before its answer, or the answer would overtake them.
+        // (Bounded, so a sender kept alive by mistake cannot hold the answer.)
+        if let Some(forwarder) = forwarder {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), forwarder).await;
+        }
         Ok(match outcome {
             Ok(value) if value.is_object() => CallToolResult::structured(value),
             Ok(value) => CallToolResult::success(vec![ContentBlock::text(value.to_string())]),
