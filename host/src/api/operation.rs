@@ -148,6 +148,7 @@ pub fn host_op(
         mcp_tool: None,
         annotations,
         money: None,
+        feature: None,
     }
 }
 

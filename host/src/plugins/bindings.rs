@@ -9,5 +9,5 @@ pub use self::malipo::plugin::types::{
     Annotations, HttpMethod, MoneyDirection, MoneyMovement, Operation, PermissionDef,
 };
 pub use self::malipo::plugin::{
-    config, daraja, events, log, outbound_http, progress, secrets, tenant_db,
+    config, daraja, events, log, mail, outbound_http, progress, secrets, tenant_db,
 };

@@ -15,7 +15,9 @@ use rusqlite::types::{ToSqlOutput, ValueRef};
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-use super::bindings::{config, daraja, events, log, outbound_http, progress, secrets, tenant_db};
+use super::bindings::{
+    config, daraja, events, log, mail, outbound_http, progress, secrets, tenant_db,
+};
 use super::services::{HostServices, url_host};
 use crate::tenancy::TenantConn;
 use crate::tenancy::authorizer::PluginAccess;
@@ -42,6 +44,8 @@ pub struct ActiveCall {
     pub outbound_hosts: Arc<[String]>,
     /// Whether the plugin takes callbacks.
     pub callbacks: bool,
+    /// Whether the plugin may send mail.
+    pub sends_mail: bool,
     /// When the call started.
     pub started: Instant,
     /// Nanoseconds spent waiting on outbound I/O: not counted against the
@@ -583,6 +587,26 @@ impl progress::Host for HostState {
             total,
             message,
         });
+    }
+}
+
+impl mail::Host for HostState {
+    fn send(&mut self, message: mail::Message) -> Result<(), mail::SendError> {
+        let Some(call) = self.call.as_mut() else {
+            return Err(mail::SendError::Unavailable(NO_CALL.into()));
+        };
+        if !call.sends_mail {
+            if let Ok(mut slot) = call.access_violation_slot() {
+                slot.get_or_insert_with(|| "mail.send without `sends-mail` in the manifest".into());
+            }
+            return Err(mail::SendError::Rejected(
+                "this plugin may not send mail".into(),
+            ));
+        }
+        let waited = Instant::now();
+        let sent = call.services.mail.send(&message);
+        call.add_io(waited.elapsed());
+        sent
     }
 }
 

@@ -104,6 +104,8 @@ pub struct OperationSpec {
     pub annotations: Annotations,
     /// Money the operation moves, if any.
     pub money: Option<MoneyMovement>,
+    /// The plan feature a tenant needs for it, if any.
+    pub feature: Option<String>,
 }
 
 /// A permission a plugin defines.
@@ -142,6 +144,8 @@ pub struct PluginManifest {
     pub jobs: Vec<String>,
     /// Whether it takes callbacks.
     pub callbacks: bool,
+    /// Whether it sends email through the `mail` import.
+    pub sends_mail: bool,
     /// `(version, name, sql)`.
     #[serde(skip)]
     pub migrations: Vec<(u32, String, String)>,
@@ -285,6 +289,7 @@ impl PluginManifest {
                     },
                     amount_fields: money.amount_fields,
                 }),
+                feature: op.feature,
             });
         }
         let mut permissions = Vec::new();
@@ -314,6 +319,7 @@ impl PluginManifest {
                 .collect(),
             jobs: raw.jobs,
             callbacks: raw.callbacks,
+            sends_mail: raw.sends_mail,
             migrations: raw
                 .migrations
                 .into_iter()
@@ -355,6 +361,7 @@ mod tests {
                     open_world: true,
                 },
                 money,
+                feature: None,
             }],
             permissions: Vec::new(),
             subscriptions: Vec::new(),
@@ -363,6 +370,7 @@ mod tests {
             outbound_hosts: Vec::new(),
             jobs: Vec::new(),
             callbacks: false,
+            sends_mail: false,
             migrations: Vec::new(),
         }
     }

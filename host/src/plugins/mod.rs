@@ -21,6 +21,7 @@
 pub mod bindings;
 pub mod capabilities;
 pub mod engine;
+pub mod mailer;
 pub mod manifest;
 pub mod services;
 
@@ -440,6 +441,7 @@ impl PluginRuntime {
             services: Arc::clone(&self.services),
             outbound_hosts: Arc::clone(&plugin.outbound_hosts),
             callbacks: plugin.manifest.callbacks,
+            sends_mail: plugin.manifest.sends_mail,
             started,
             io_nanos: Arc::clone(&io_nanos),
             progress,

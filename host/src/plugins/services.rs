@@ -24,6 +24,8 @@ pub struct HostServices {
     allowed_hosts: RwLock<Vec<String>>,
     /// `public-url`, `daraja-emulator-url`, ...
     settings: RwLock<HashMap<String, String>>,
+    /// The transport of the `mail` import.
+    pub mail: super::mailer::Mailer,
 }
 
 impl HostServices {
@@ -43,6 +45,7 @@ impl HostServices {
             daraja: DarajaCerts::default(),
             http: ureq::AgentBuilder::new().redirects(0).build(),
             allowed_hosts: RwLock::new(allowed),
+            mail: super::mailer::Mailer::from_env(),
             settings: RwLock::new(HashMap::new()),
         }
     }

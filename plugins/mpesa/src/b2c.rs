@@ -31,7 +31,9 @@ fn parse_items(input: &Input) -> Result<Vec<Item>> {
         Some(_) => return Err(Error::validation("`items` must be a list of payouts.")),
     };
     if items.is_empty() || items.len() > MAX_ITEMS {
-        return Err(Error::validation(format!("`items` must hold 1 to {MAX_ITEMS} payouts.")));
+        return Err(Error::validation(format!(
+            "`items` must hold 1 to {MAX_ITEMS} payouts."
+        )));
     }
     items
         .iter()
@@ -39,13 +41,24 @@ fn parse_items(input: &Input) -> Result<Vec<Item>> {
         .map(|(index, item)| {
             let at = |err: Error| Error::validation(format!("items[{index}]: {}", err.message));
             if !item.is_object() {
-                return Err(Error::validation(format!("items[{index}] must be an object.")));
+                return Err(Error::validation(format!(
+                    "items[{index}] must be an object."
+                )));
             }
             let fields = Input::parse(&item.to_string()).map_err(at)?;
             Ok(Item {
-                phone: validate::phone_field(fields.get("phone_number"), "phone_number").map_err(at)?,
-                amount: validate::amount_field(fields.get("amount"), "amount", MIN_AMOUNT, MAX_AMOUNT).map_err(at)?,
-                remarks: validate::text_field(&fields, "remarks", 2, 100).map_err(at)?.to_owned(),
+                phone: validate::phone_field(fields.get("phone_number"), "phone_number")
+                    .map_err(at)?,
+                amount: validate::amount_field(
+                    fields.get("amount"),
+                    "amount",
+                    MIN_AMOUNT,
+                    MAX_AMOUNT,
+                )
+                .map_err(at)?,
+                remarks: validate::text_field(&fields, "remarks", 2, 100)
+                    .map_err(at)?
+                    .to_owned(),
             })
         })
         .collect()
@@ -64,7 +77,11 @@ pub fn bulk(env: &dyn Env, input: &Input) -> Result<Value> {
         "store_id": store_id,
         "items": items.iter().map(|i| json!([i.phone, i.amount, i.remarks])).collect::<Vec<_>>(),
     });
-    let keyed = Keyed::new("mpesa.b2c.bulk", validate::idempotency_key(input)?, &request);
+    let keyed = Keyed::new(
+        "mpesa.b2c.bulk",
+        validate::idempotency_key(input)?,
+        &request,
+    );
     if let Some(keyed) = &keyed
         && let Some(answer) = keyed.replay(db)?
     {
@@ -96,7 +113,10 @@ pub fn bulk(env: &dyn Env, input: &Input) -> Result<Value> {
         let id = malipo_plugin_sdk::id::uuid_v4()?;
         let mut body: Map<String, Value> = shared.clone();
         body.insert("OriginatorConversationID".into(), json!(id));
-        body.insert("InitiatorName".into(), json!(credentials.settings.initiator_name));
+        body.insert(
+            "InitiatorName".into(),
+            json!(credentials.settings.initiator_name),
+        );
         body.insert("CommandID".into(), json!(command_id));
         body.insert("Amount".into(), json!(item.amount));
         body.insert("PartyA".into(), json!(credentials.settings.shortcode));
@@ -121,7 +141,13 @@ pub fn bulk(env: &dyn Env, input: &Input) -> Result<Value> {
         let (result_code, result_desc, note, conversation_id, originator);
         match sent {
             Ok(reply) if reply.accepted() => {
-                let text = |name: &str| reply.json.get(name).and_then(Value::as_str).map(str::to_owned);
+                let text = |name: &str| {
+                    reply
+                        .json
+                        .get(name)
+                        .and_then(Value::as_str)
+                        .map(str::to_owned)
+                };
                 conversation_id = text("ConversationID");
                 originator = text("OriginatorConversationID");
                 new.conversation_id = conversation_id.as_deref();
@@ -131,7 +157,10 @@ pub fn bulk(env: &dyn Env, input: &Input) -> Result<Value> {
                 (result_code, result_desc) = reply
                     .error()
                     .or_else(|| {
-                        let code = reply.json.get("ResponseCode").and_then(crate::daraja::code_text)?;
+                        let code = reply
+                            .json
+                            .get("ResponseCode")
+                            .and_then(crate::daraja::code_text)?;
                         Some((code, reply.describe()))
                     })
                     .unwrap_or_else(|| (reply.status.to_string(), reply.describe()));
@@ -184,7 +213,11 @@ fn batch_json(env: &dyn Env, id: &str) -> Result<Value> {
     {
         return Err(Error::not_found(format!("No B2C batch `{id}`.")));
     }
-    let items = transactions::select(db, "WHERE batch_id = ?1 ORDER BY batch_seq, id", &[Sql::from(id)])?;
+    let items = transactions::select(
+        db,
+        "WHERE batch_id = ?1 ORDER BY batch_seq, id",
+        &[Sql::from(id)],
+    )?;
     let mut by_status = Map::new();
     let mut completed_amount = 0;
     for item in &items {
@@ -223,13 +256,19 @@ pub fn on_result(
         return Ok(ignored(&txn, "the payout is already final"));
     }
     let code = envelope.code.as_deref();
-    let receipt = envelope.param_text("TransactionReceipt").or_else(|| envelope.transaction_id.clone());
+    let receipt = envelope
+        .param_text("TransactionReceipt")
+        .or_else(|| envelope.transaction_id.clone());
     let status = match (timeout, code) {
         (true, _) => "timeout",
         (false, Some("0")) => "completed",
         (false, _) => "failed",
     };
-    let desc = if envelope.desc.is_empty() && timeout { "The request timed out in Daraja's queue." } else { &envelope.desc };
+    let desc = if envelope.desc.is_empty() && timeout {
+        "The request timed out in Daraja's queue."
+    } else {
+        &envelope.desc
+    };
     let applied = settle(
         env,
         &txn,

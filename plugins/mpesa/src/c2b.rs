@@ -25,7 +25,9 @@ pub fn register(env: &dyn Env, input: &Input) -> Result<Value> {
         "ConfirmationURL": crate::daraja::opaque_callback_url(env, "c2b/confirmation")?,
         "ValidationURL": crate::daraja::opaque_callback_url(env, "c2b/validation")?,
     });
-    let ack = daraja.post("/mpesa/c2b/v2/registerurl", &body)?.into_accepted("C2B URL registration")?;
+    let ack = daraja
+        .post("/mpesa/c2b/v2/registerurl", &body)?
+        .into_accepted("C2B URL registration")?;
     let now = crate::clock::rfc3339_ms(env.ctx().now_ms);
     env.db().execute(
         "UPDATE mpesa_settings SET c2b_response_type = ?1, c2b_registered_at = ?2 WHERE id = 1",
@@ -54,7 +56,8 @@ pub fn on_validation(body: &Value) -> Value {
 /// A C2B confirmation post: records the payment (once per `TransID`) as completed.
 pub fn on_confirmation(env: &dyn Env, body: &Value, raw: &str, received_at: u64) -> Result<Value> {
     let text = |name: &str| body.get(name).and_then(code_text).filter(|s| !s.is_empty());
-    let receipt = text("TransID").ok_or_else(|| Error::bad_request("The C2B confirmation has no TransID."))?;
+    let receipt = text("TransID")
+        .ok_or_else(|| Error::bad_request("The C2B confirmation has no TransID."))?;
     let amount = body
         .get("TransAmount")
         .and_then(amount_value)
@@ -72,7 +75,9 @@ pub fn on_confirmation(env: &dyn Env, body: &Value, raw: &str, received_at: u64)
     }
     // v2 masks the MSISDN and v1 hashes it: keep what came if it is not a plain number.
     let msisdn = text("MSISDN");
-    let phone = msisdn.as_deref().map(|m| validate::normalize_phone(m).unwrap_or_else(|| m.to_owned()));
+    let phone = msisdn
+        .as_deref()
+        .map(|m| validate::normalize_phone(m).unwrap_or_else(|| m.to_owned()));
     let payer = ["FirstName", "MiddleName", "LastName"]
         .iter()
         .filter_map(|n| text(n))
@@ -82,9 +87,16 @@ pub fn on_confirmation(env: &dyn Env, body: &Value, raw: &str, received_at: u64)
         "{} via {}{}",
         text("TransactionType").unwrap_or_else(|| "C2B".to_owned()),
         text("BusinessShortCode").unwrap_or_default(),
-        if payer.is_empty() { String::new() } else { format!(" from {payer}") }
+        if payer.is_empty() {
+            String::new()
+        } else {
+            format!(" from {payer}")
+        }
     );
-    #[expect(clippy::cast_possible_truncation, reason = "bounded above, rounded to whole shillings")]
+    #[expect(
+        clippy::cast_possible_truncation,
+        reason = "bounded above, rounded to whole shillings"
+    )]
     let shillings = amount.round() as i64;
     let bill_ref = text("BillRefNumber");
     let id = malipo_plugin_sdk::id::uuid_v4()?;

@@ -44,7 +44,10 @@ impl ResultEnvelope {
             .filter(|r| r.is_object())
             .ok_or_else(|| Error::bad_request("A result callback must be {\"Result\":{…}}."))?;
         let text = |name: &str| {
-            result.get(name).and_then(code_text).filter(|s| !s.is_empty())
+            result
+                .get(name)
+                .and_then(code_text)
+                .filter(|s| !s.is_empty())
         };
         let mut params = Map::new();
         let list = result.pointer("/ResultParameters/ResultParameter");
@@ -55,12 +58,20 @@ impl ResultEnvelope {
         };
         for item in items {
             if let Some(key) = item.get("Key").and_then(Value::as_str) {
-                params.insert(key.to_owned(), item.get("Value").cloned().unwrap_or(Value::Null));
+                params.insert(
+                    key.to_owned(),
+                    item.get("Value").cloned().unwrap_or(Value::Null),
+                );
             }
         }
         let envelope = Self {
             code: text("ResultCode"),
-            desc: result.get("ResultDesc").and_then(Value::as_str).unwrap_or_default().trim().to_owned(),
+            desc: result
+                .get("ResultDesc")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .trim()
+                .to_owned(),
             originator_conversation_id: text("OriginatorConversationID"),
             conversation_id: text("ConversationID"),
             transaction_id: text("TransactionID"),
@@ -76,7 +87,10 @@ impl ResultEnvelope {
 
     /// A result parameter as text (numbers without a trailing `.0`).
     pub fn param_text(&self, key: &str) -> Option<String> {
-        self.params.get(key).and_then(code_text).filter(|s| !s.is_empty())
+        self.params
+            .get(key)
+            .and_then(code_text)
+            .filter(|s| !s.is_empty())
     }
 
     /// The ids to look a stored request up by, most specific first.
@@ -93,7 +107,11 @@ impl ResultEnvelope {
 }
 
 /// The stored transaction of `kind` a result callback is about.
-pub fn find_transaction(env: &dyn Env, kind: &str, envelope: &ResultEnvelope) -> Result<Option<Txn>> {
+pub fn find_transaction(
+    env: &dyn Env,
+    kind: &str,
+    envelope: &ResultEnvelope,
+) -> Result<Option<Txn>> {
     for (column, value) in envelope.ids() {
         if let Some(txn) = transactions::find_by(env.db(), kind, column, value)? {
             return Ok(Some(txn));
@@ -111,20 +129,29 @@ pub fn ignored(txn: &Txn, reason: &str) -> Value {
 pub fn receive(env: &dyn Env, input: &Input) -> Result<Value> {
     let kind = input.req_trimmed("kind")?;
     if !KINDS.contains(&kind) {
-        return Err(Error::bad_request(format!("Unknown callback kind `{kind}`.")));
+        return Err(Error::bad_request(format!(
+            "Unknown callback kind `{kind}`."
+        )));
     }
     let (raw, body) = match input.get("body") {
         Some(Value::String(raw)) => {
-            let body: Value = serde_json::from_str(raw)
-                .map_err(|err| Error::bad_request(format!("The callback body is not JSON: {err}")))?;
+            let body: Value = serde_json::from_str(raw).map_err(|err| {
+                Error::bad_request(format!("The callback body is not JSON: {err}"))
+            })?;
             (raw.clone(), body)
         }
         Some(body @ Value::Object(_)) => (body.to_string(), body.clone()),
-        Some(_) => return Err(Error::bad_request("The callback body must be a JSON object.")),
+        Some(_) => {
+            return Err(Error::bad_request(
+                "The callback body must be a JSON object.",
+            ));
+        }
         None => return Err(Error::bad_request("The callback has no body.")),
     };
     if !body.is_object() {
-        return Err(Error::bad_request("The callback body must be a JSON object."));
+        return Err(Error::bad_request(
+            "The callback body must be a JSON object.",
+        ));
     }
     let raw = raw.as_str();
     let received_at = input.opt_u64("received_at")?.unwrap_or(env.ctx().now_ms);
@@ -138,7 +165,9 @@ pub fn receive(env: &dyn Env, input: &Input) -> Result<Value> {
             match kind.split('/').next().unwrap_or_default() {
                 "b2c" => b2c::on_result(env, &envelope, raw, received_at, timeout)?,
                 "reversal" => reversal::on_result(env, &envelope, raw, received_at, timeout)?,
-                "status" => requests::on_result(env, "status", &envelope, raw, received_at, timeout)?,
+                "status" => {
+                    requests::on_result(env, "status", &envelope, raw, received_at, timeout)?
+                }
                 _ => requests::on_result(env, "balance", &envelope, raw, received_at, timeout)?,
             }
         }
@@ -168,9 +197,18 @@ mod tests {
         }});
         let envelope = ResultEnvelope::parse(&body).expect("valid");
         assert_eq!(envelope.code.as_deref(), Some("0"));
-        assert_eq!(envelope.param_text("TransactionAmount").as_deref(), Some("10"));
+        assert_eq!(
+            envelope.param_text("TransactionAmount").as_deref(),
+            Some("10")
+        );
         assert_eq!(envelope.param_text("TransactionReason"), None);
-        assert_eq!(envelope.ids(), vec![("originator_conversation_id", "abc"), ("conversation_id", "AG_1")]);
+        assert_eq!(
+            envelope.ids(),
+            vec![
+                ("originator_conversation_id", "abc"),
+                ("conversation_id", "AG_1")
+            ]
+        );
         let failed = json!({"Result": {"ResultType": 0, "ResultCode": "R000002", "ResultDesc": "The OriginalTransactionID is invalid.", "ConversationID": "AG_2",
             "ResultParameters": {"ResultParameter": {"Key": "Amount", "Value": 1.00}}}});
         let envelope = ResultEnvelope::parse(&failed).expect("valid");

@@ -14,7 +14,12 @@ pub fn daraja_timestamp(now_ms: u64) -> String {
     let local = now_ms.saturating_add(NAIROBI_OFFSET_MS) / 1000;
     let (year, month, day) = civil_from_days(local / 86_400);
     let rem = local % 86_400;
-    format!("{year:04}{month:02}{day:02}{:02}{:02}{:02}", rem / 3600, (rem % 3600) / 60, rem % 60)
+    format!(
+        "{year:04}{month:02}{day:02}{:02}{:02}{:02}",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
 }
 
 /// `YYYY-MM-DDTHH:MM:SS.mmmZ` (UTC) for `ms` since the Unix epoch.
@@ -53,7 +58,11 @@ pub fn next_month_start_ms(ms: i64) -> i64 {
     let mp = (5 * doy + 2) / 153;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    let (year, month) = if month == 12 { (year + 1, 1) } else { (year, month + 1) };
+    let (year, month) = if month == 12 {
+        (year + 1, 1)
+    } else {
+        (year, month + 1)
+    };
     days_from_civil(year, month, 1) * DAY_MS
 }
 
@@ -77,7 +86,11 @@ fn parse_date(text: &str) -> Option<i64> {
     let year = digits(parts.next()?, 4)?;
     let month = digits(parts.next()?, 2)?;
     let day = digits(parts.next()?, 2)?;
-    if parts.next().is_some() || !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
+    if parts.next().is_some()
+        || !(1..=12).contains(&month)
+        || day < 1
+        || day > days_in_month(year, month)
+    {
         return None;
     }
     Some(days_from_civil(year, month, day))
@@ -121,8 +134,14 @@ pub fn parse_bound(text: &str) -> Option<Bound> {
     let days = parse_date(date)?;
     let rest = rest.strip_prefix(['T', 't', ' '])?;
     let hour = digits(rest.get(0..2)?, 2)?;
-    let minute = rest.get(2..3).filter(|s| *s == ":").and(digits(rest.get(3..5)?, 2))?;
-    let second = rest.get(5..6).filter(|s| *s == ":").and(digits(rest.get(6..8)?, 2))?;
+    let minute = rest
+        .get(2..3)
+        .filter(|s| *s == ":")
+        .and(digits(rest.get(3..5)?, 2))?;
+    let second = rest
+        .get(5..6)
+        .filter(|s| *s == ":")
+        .and(digits(rest.get(6..8)?, 2))?;
     if hour > 23 || minute > 59 || second > 60 {
         return None;
     }
@@ -147,7 +166,10 @@ pub fn parse_bound(text: &str) -> Option<Bound> {
                 _ => return None,
             };
             let oh = digits(rest.get(1..3)?, 2)?;
-            let om = rest.get(3..4).filter(|s| *s == ":").and(digits(rest.get(4..6)?, 2))?;
+            let om = rest
+                .get(3..4)
+                .filter(|s| *s == ":")
+                .and(digits(rest.get(4..6)?, 2))?;
             if rest.len() != 6 || oh > 23 || om > 59 {
                 return None;
             }
@@ -179,13 +201,32 @@ mod tests {
     #[test]
     fn parses_bounds() {
         assert_eq!(parse_bound("1970-01-02"), Some(Bound::Day(DAY_MS)));
-        assert_eq!(parse_bound("2026-11-24T10:25:53.999Z"), Some(Bound::Instant(1_795_515_953_999)));
-        assert_eq!(parse_bound("2026-11-24T13:25:53+03:00"), Some(Bound::Instant(1_795_515_953_000)));
-        assert_eq!(parse_bound("2026-11-24T10:25:53.5z"), Some(Bound::Instant(1_795_515_953_500)));
-        for bad in ["", "2026-13-01", "2026-02-30", "2026-11-24T25:00:00Z", "2026-11-24T10:25:53", "yesterday"] {
+        assert_eq!(
+            parse_bound("2026-11-24T10:25:53.999Z"),
+            Some(Bound::Instant(1_795_515_953_999))
+        );
+        assert_eq!(
+            parse_bound("2026-11-24T13:25:53+03:00"),
+            Some(Bound::Instant(1_795_515_953_000))
+        );
+        assert_eq!(
+            parse_bound("2026-11-24T10:25:53.5z"),
+            Some(Bound::Instant(1_795_515_953_500))
+        );
+        for bad in [
+            "",
+            "2026-13-01",
+            "2026-02-30",
+            "2026-11-24T25:00:00Z",
+            "2026-11-24T10:25:53",
+            "yesterday",
+        ] {
             assert_eq!(parse_bound(bad), None, "{bad}");
         }
-        assert_eq!(parse_bound("2024-02-29"), Some(Bound::Day(days_from_civil(2024, 2, 29) * DAY_MS)));
+        assert_eq!(
+            parse_bound("2024-02-29"),
+            Some(Bound::Day(days_from_civil(2024, 2, 29) * DAY_MS))
+        );
     }
 
     #[test]

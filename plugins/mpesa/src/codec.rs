@@ -35,7 +35,12 @@ pub fn encode_url(bytes: &[u8]) -> String {
 
 /// Decodes URL-safe base64 without padding; None if it is not.
 pub fn decode_url(text: &str) -> Option<Vec<u8>> {
-    let value = |c: u8| URL_SAFE.iter().position(|&a| a == c).and_then(|p| u32::try_from(p).ok());
+    let value = |c: u8| {
+        URL_SAFE
+            .iter()
+            .position(|&a| a == c)
+            .and_then(|p| u32::try_from(p).ok())
+    };
     let bytes = text.as_bytes();
     if bytes.len() % 4 == 1 {
         return None;
@@ -65,7 +70,14 @@ mod tests {
 
     #[test]
     fn encodes_like_rfc_4648() {
-        for (plain, encoded) in [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foob", "Zm9vYg=="), ("fooba", "Zm9vYmE=")] {
+        for (plain, encoded) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+        ] {
             assert_eq!(encode(plain.as_bytes()), encoded);
         }
         // The Daraja sandbox password sample: base64("174379" + passkey + "20210628092408").

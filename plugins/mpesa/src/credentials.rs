@@ -13,7 +13,13 @@ pub const CONSUMER_SECRET: &str = "consumer_secret";
 pub const PASSKEY: &str = "passkey";
 pub const SECURITY_CREDENTIAL: &str = "security_credential";
 pub const INITIATOR_PASSWORD: &str = "initiator_password";
-pub const SECRET_NAMES: [&str; 5] = [CONSUMER_KEY, CONSUMER_SECRET, PASSKEY, SECURITY_CREDENTIAL, INITIATOR_PASSWORD];
+pub const SECRET_NAMES: [&str; 5] = [
+    CONSUMER_KEY,
+    CONSUMER_SECRET,
+    PASSKEY,
+    SECURITY_CREDENTIAL,
+    INITIATOR_PASSWORD,
+];
 /// The cached Daraja OAuth access token, kept sealed by the host like the
 /// credentials (its expiry and server are in `mpesa_tokens`).
 pub const OAUTH_TOKEN: &str = "oauth_token";
@@ -43,7 +49,9 @@ impl Settings {
              FROM mpesa_settings WHERE id = 1",
             &[],
         )?;
-        let Some(row) = table.first() else { return Ok(None) };
+        let Some(row) = table.first() else {
+            return Ok(None);
+        };
         Ok(Some(Self {
             environment: row.req_text("environment")?.to_owned(),
             base_url: row.text("base_url").map(str::to_owned),
@@ -89,28 +97,47 @@ impl Target {
             "custom" => base_url
                 .map(|url| custom(url, false))
                 .ok_or_else(|| Error::internal("custom environment without a base URL")),
-            "sandbox" => Ok(match env.config("daraja-emulator-url").filter(|u| !u.trim().is_empty()) {
-                Some(url) => custom(url.trim(), true),
-                None => Self {
-                    base_url: SANDBOX_URL.to_owned(),
-                    cert_environment: "sandbox",
-                    cert_base_url: None,
-                    emulator: false,
+            "sandbox" => Ok(
+                match env
+                    .config("daraja-emulator-url")
+                    .filter(|u| !u.trim().is_empty())
+                {
+                    Some(url) => custom(url.trim(), true),
+                    None => Self {
+                        base_url: SANDBOX_URL.to_owned(),
+                        cert_environment: "sandbox",
+                        cert_base_url: None,
+                        emulator: false,
+                    },
                 },
-            }),
-            other => Err(Error::internal(format!("unknown stored environment `{other}`"))),
+            ),
+            other => Err(Error::internal(format!(
+                "unknown stored environment `{other}`"
+            ))),
         }
     }
 
     /// Identifies the certificate a SecurityCredential was made with.
     pub fn credential_key(&self) -> String {
-        format!("{}|{}", self.cert_environment, self.cert_base_url.as_deref().unwrap_or(""))
+        format!(
+            "{}|{}",
+            self.cert_environment,
+            self.cert_base_url.as_deref().unwrap_or("")
+        )
     }
 
     /// Makes the SecurityCredential for `password` with this target's certificate.
     pub fn security_credential(&self, env: &dyn Env, password: &str) -> Result<String> {
-        env.security_credential(self.cert_environment, self.cert_base_url.as_deref(), password)
-            .map_err(|err| upstream(format!("Could not make the Daraja SecurityCredential: {err}")))
+        env.security_credential(
+            self.cert_environment,
+            self.cert_base_url.as_deref(),
+            password,
+        )
+        .map_err(|err| {
+            upstream(format!(
+                "Could not make the Daraja SecurityCredential: {err}"
+            ))
+        })
     }
 }
 
@@ -134,7 +161,11 @@ impl Credentials {
             )
         };
         let settings = Settings::load(env)?.ok_or_else(not_configured)?;
-        let secret = |name: &str| env.secret(name).filter(|v| !v.is_empty()).ok_or_else(not_configured);
+        let secret = |name: &str| {
+            env.secret(name)
+                .filter(|v| !v.is_empty())
+                .ok_or_else(not_configured)
+        };
         let target = Target::resolve(env, &settings.environment, settings.base_url.as_deref())?;
         Ok(Self {
             consumer_key: secret(CONSUMER_KEY)?,
@@ -156,9 +187,14 @@ impl Credentials {
         {
             return Ok(credential);
         }
-        let password = env.secret(INITIATOR_PASSWORD).filter(|v| !v.is_empty()).ok_or_else(|| {
-            Error::conflict("The initiator password is not set: PUT /api/v1/mpesa/credentials again.")
-        })?;
+        let password = env
+            .secret(INITIATOR_PASSWORD)
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| {
+                Error::conflict(
+                    "The initiator password is not set: PUT /api/v1/mpesa/credentials again.",
+                )
+            })?;
         let credential = self.target.security_credential(env, &password)?;
         env.put_secret(SECURITY_CREDENTIAL, &credential)?;
         env.db().execute(
@@ -182,7 +218,11 @@ pub fn put(env: &dyn Env, input: &Input) -> Result<Value> {
         None => return Err(Error::validation("`shortcode` is required.")),
         Some(Value::String(s)) => s.trim().to_owned(),
         Some(Value::Number(n)) => n.to_string(),
-        Some(_) => return Err(Error::validation("`shortcode` must be a string of 5 to 7 digits.")),
+        Some(_) => {
+            return Err(Error::validation(
+                "`shortcode` must be a string of 5 to 7 digits.",
+            ));
+        }
     };
     if !validate::is_shortcode(&shortcode) {
         return Err(Error::validation("`shortcode` must be 5 to 7 digits."));
@@ -192,12 +232,20 @@ pub fn put(env: &dyn Env, input: &Input) -> Result<Value> {
     // Passwords are taken as given: spaces may be part of them.
     let initiator_password = input.opt_str(INITIATOR_PASSWORD)?.unwrap_or_default();
     if initiator_password.trim().is_empty() {
-        return Err(Error::validation("`initiator_password` is required and must not be blank."));
+        return Err(Error::validation(
+            "`initiator_password` is required and must not be blank.",
+        ));
     }
     if initiator_password.len() > 512 || initiator_password.chars().any(char::is_control) {
-        return Err(Error::validation("`initiator_password` must be at most 512 characters, without control characters."));
+        return Err(Error::validation(
+            "`initiator_password` must be at most 512 characters, without control characters.",
+        ));
     }
-    let environment = validate::one_of(input.req_trimmed("environment")?, "environment", ENVIRONMENTS)?;
+    let environment = validate::one_of(
+        input.req_trimmed("environment")?,
+        "environment",
+        ENVIRONMENTS,
+    )?;
     let base_url = match (environment, input.opt_trimmed("base_url")?) {
         ("custom", None) => {
             return Err(Error::validation("`base_url` is required when `environment` is `custom`."));
@@ -251,7 +299,10 @@ pub fn get(env: &dyn Env) -> Result<Value> {
     let settings = Settings::load(env)?;
     let mut fields = serde_json::Map::new();
     for name in SECRET_NAMES {
-        fields.insert(name.to_owned(), Value::Bool(env.secret(name).is_some_and(|v| !v.is_empty())));
+        fields.insert(
+            name.to_owned(),
+            Value::Bool(env.secret(name).is_some_and(|v| !v.is_empty())),
+        );
     }
     let all_secrets = fields.values().all(|v| v == &Value::Bool(true));
     let Some(settings) = settings else {

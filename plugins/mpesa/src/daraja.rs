@@ -39,7 +39,11 @@ impl Reply {
     /// Daraja's error envelope `{requestId, errorCode, errorMessage}`, if this is one.
     pub fn error(&self) -> Option<(String, String)> {
         let code = self.json.get("errorCode").and_then(code_text)?;
-        let message = self.json.get("errorMessage").and_then(Value::as_str).unwrap_or_default();
+        let message = self
+            .json
+            .get("errorMessage")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         Some((code, message.to_owned()))
     }
 
@@ -48,18 +52,32 @@ impl Reply {
         (200..300).contains(&self.status)
             && self.error().is_none()
             && self.json.is_object()
-            && self.json.get("ResponseCode").and_then(code_text).is_none_or(|c| c == "0")
+            && self
+                .json
+                .get("ResponseCode")
+                .and_then(code_text)
+                .is_none_or(|c| c == "0")
     }
 
     /// What Daraja said, in one line: its error code and message, or the
     /// response code and description, or the HTTP status.
     pub fn describe(&self) -> String {
         if let Some((code, message)) = self.error() {
-            return if message.is_empty() { code } else { format!("{code} {message}") };
+            return if message.is_empty() {
+                code
+            } else {
+                format!("{code} {message}")
+            };
         }
         if let Some(code) = self.json.get("ResponseCode").and_then(code_text) {
-            let description = self.json.get("ResponseDescription").and_then(Value::as_str).unwrap_or_default();
-            return format!("ResponseCode {code} {description}").trim_end().to_owned();
+            let description = self
+                .json
+                .get("ResponseDescription")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            return format!("ResponseCode {code} {description}")
+                .trim_end()
+                .to_owned();
         }
         format!("HTTP {} without a Daraja answer", self.status)
     }
@@ -69,7 +87,10 @@ impl Reply {
         if self.accepted() {
             Ok(self.json)
         } else {
-            Err(upstream(format!("Daraja refused the {what}: {}", self.describe())))
+            Err(upstream(format!(
+                "Daraja refused the {what}: {}",
+                self.describe()
+            )))
         }
     }
 
@@ -117,7 +138,12 @@ pub struct Daraja<'a> {
 
 impl<'a> Daraja<'a> {
     pub fn new(env: &'a dyn Env, credentials: &'a Credentials) -> Self {
-        Self { env, credentials, token: RefCell::new(None), failure: RefCell::new(None) }
+        Self {
+            env,
+            credentials,
+            token: RefCell::new(None),
+            failure: RefCell::new(None),
+        }
     }
 
     pub fn credentials(&self) -> &Credentials {
@@ -140,7 +166,10 @@ impl<'a> Daraja<'a> {
         let now = i64::try_from(self.env.ctx().now_ms).unwrap_or(i64::MAX);
         let fresh = self.env.db().query(
             "SELECT 1 AS fresh FROM mpesa_tokens WHERE base_url = ?1 AND expires_at_ms > ?2",
-            &[Sql::from(self.base()), Sql::Integer(now.saturating_add(TOKEN_MARGIN_MS))],
+            &[
+                Sql::from(self.base()),
+                Sql::Integer(now.saturating_add(TOKEN_MARGIN_MS)),
+            ],
         )?;
         if !fresh.is_empty()
             && let Some(token) = self.env.secret(OAUTH_TOKEN).filter(|t| !t.is_empty())
@@ -160,13 +189,20 @@ impl<'a> Daraja<'a> {
     /// Fetches a new token from `/oauth/v1/generate` and caches it.
     pub fn fresh_token(&self) -> Result<Token> {
         let basic = codec::encode(
-            format!("{}:{}", self.credentials.consumer_key, self.credentials.consumer_secret).as_bytes(),
+            format!(
+                "{}:{}",
+                self.credentials.consumer_key, self.credentials.consumer_secret
+            )
+            .as_bytes(),
         );
         let response = self
             .env
             .http(HttpRequest {
                 method: "GET",
-                url: format!("{}/oauth/v1/generate?grant_type=client_credentials", self.base()),
+                url: format!(
+                    "{}/oauth/v1/generate?grant_type=client_credentials",
+                    self.base()
+                ),
                 headers: vec![
                     ("Authorization".to_owned(), format!("Basic {basic}")),
                     ("Accept".to_owned(), "application/json".to_owned()),
@@ -174,8 +210,15 @@ impl<'a> Daraja<'a> {
                 body: None,
                 timeout_ms: OAUTH_TIMEOUT_MS,
             })
-            .map_err(|err| unavailable(format!("Daraja could not be reached for an access token: {err}")))?;
-        let reply = Reply { status: response.status, json: serde_json::from_str(&response.body).unwrap_or(Value::Null) };
+            .map_err(|err| {
+                unavailable(format!(
+                    "Daraja could not be reached for an access token: {err}"
+                ))
+            })?;
+        let reply = Reply {
+            status: response.status,
+            json: serde_json::from_str(&response.body).unwrap_or(Value::Null),
+        };
         let access_token = reply
             .json
             .get("access_token")
@@ -187,12 +230,19 @@ impl<'a> Daraja<'a> {
                 reply.describe()
             )));
         };
-        let expires_in = reply.json.get("expires_in").and_then(code_text).and_then(|t| t.parse::<i64>().ok());
+        let expires_in = reply
+            .json
+            .get("expires_in")
+            .and_then(code_text)
+            .and_then(|t| t.parse::<i64>().ok());
         let expires_in = expires_in.filter(|s| *s > 0).unwrap_or(DEFAULT_EXPIRES_IN);
         let ctx = self.env.ctx();
         let now = i64::try_from(ctx.now_ms).unwrap_or(i64::MAX);
         // One sealed token at a time: it belongs to this server's row only.
-        self.env.db().execute("DELETE FROM mpesa_tokens WHERE base_url <> ?1", &[Sql::from(self.base())])?;
+        self.env.db().execute(
+            "DELETE FROM mpesa_tokens WHERE base_url <> ?1",
+            &[Sql::from(self.base())],
+        )?;
         self.env.put_secret(OAUTH_TOKEN, access_token)?;
         self.env.db().execute(
             "INSERT INTO mpesa_tokens (base_url, access_token, expires_at_ms, fetched_at) VALUES (?1, ?2, ?3, ?4) \
@@ -207,12 +257,18 @@ impl<'a> Daraja<'a> {
         )?;
         *self.token.borrow_mut() = Some(access_token.to_owned());
         *self.failure.borrow_mut() = None;
-        Ok(Token { access_token: access_token.to_owned(), expires_in })
+        Ok(Token {
+            access_token: access_token.to_owned(),
+            expires_in,
+        })
     }
 
     fn forget_token(&self) -> Result<()> {
         *self.token.borrow_mut() = None;
-        self.env.db().execute("DELETE FROM mpesa_tokens WHERE base_url = ?1", &[Sql::from(self.base())])?;
+        self.env.db().execute(
+            "DELETE FROM mpesa_tokens WHERE base_url = ?1",
+            &[Sql::from(self.base())],
+        )?;
         self.env.put_secret(OAUTH_TOKEN, "")
     }
 
@@ -245,7 +301,10 @@ impl<'a> Daraja<'a> {
                 timeout_ms: API_TIMEOUT_MS,
             })
             .map_err(|err| unavailable(format!("Daraja could not be reached: {err}")))?;
-        Ok(Reply { status: response.status, json: serde_json::from_str(&response.body).unwrap_or(Value::Null) })
+        Ok(Reply {
+            status: response.status,
+            json: serde_json::from_str(&response.body).unwrap_or(Value::Null),
+        })
     }
 
     /// The callback URL for `kind` (e.g. `stk`, `b2c/result`) under the
@@ -258,7 +317,8 @@ impl<'a> Daraja<'a> {
     pub fn stk_password(&self) -> (String, String) {
         let timestamp = crate::clock::daraja_timestamp(self.env.ctx().now_ms);
         let shortcode = &self.credentials.settings.shortcode;
-        let password = codec::encode(format!("{shortcode}{}{timestamp}", self.credentials.passkey).as_bytes());
+        let password =
+            codec::encode(format!("{shortcode}{}{timestamp}", self.credentials.passkey).as_bytes());
         (password, timestamp)
     }
 
@@ -267,8 +327,14 @@ impl<'a> Daraja<'a> {
         let credential = self.credentials.security_credential(self.env)?;
         let mut fields = serde_json::Map::new();
         fields.insert("SecurityCredential".into(), json!(credential));
-        fields.insert("ResultURL".into(), json!(self.callback_url(&format!("{result_kind}/result"))?));
-        fields.insert("QueueTimeOutURL".into(), json!(self.callback_url(&format!("{result_kind}/timeout"))?));
+        fields.insert(
+            "ResultURL".into(),
+            json!(self.callback_url(&format!("{result_kind}/result"))?),
+        );
+        fields.insert(
+            "QueueTimeOutURL".into(),
+            json!(self.callback_url(&format!("{result_kind}/timeout"))?),
+        );
         Ok(fields)
     }
 }
@@ -288,7 +354,11 @@ fn callback_url_under(env: &dyn Env, setting: &str, kind: &str) -> Result<String
     let base = env
         .config(setting)
         .filter(|b| !b.trim().is_empty())
-        .ok_or_else(|| unavailable(format!("The host has no callback URL for this tenant (setting `{setting}`).")))?;
+        .ok_or_else(|| {
+            unavailable(format!(
+                "The host has no callback URL for this tenant (setting `{setting}`)."
+            ))
+        })?;
     Ok(format!("{}/{kind}", base.trim().trim_end_matches('/')))
 }
 
@@ -310,21 +380,39 @@ mod tests {
 
     #[test]
     fn classifies_replies() {
-        let ok = Reply { status: 200, json: json!({"ResponseCode": "0", "CheckoutRequestID": "ws_CO_1"}) };
+        let ok = Reply {
+            status: 200,
+            json: json!({"ResponseCode": "0", "CheckoutRequestID": "ws_CO_1"}),
+        };
         assert!(ok.accepted());
         let refused = Reply {
             status: 400,
             json: json!({"requestId": "1", "errorCode": "400.002.02", "errorMessage": "Bad Request - Invalid PhoneNumber"}),
         };
         assert!(!refused.accepted());
-        assert_eq!(refused.describe(), "400.002.02 Bad Request - Invalid PhoneNumber");
-        let token = Reply { status: 404, json: json!({"errorCode": "404.001.03", "errorMessage": "Invalid Access Token"}) };
+        assert_eq!(
+            refused.describe(),
+            "400.002.02 Bad Request - Invalid PhoneNumber"
+        );
+        let token = Reply {
+            status: 404,
+            json: json!({"errorCode": "404.001.03", "errorMessage": "Invalid Access Token"}),
+        };
         assert!(token.token_refused());
-        let b2c_token = Reply { status: 401, json: json!({"errorCode": "401.002.01", "errorMessage": "x"}) };
+        let b2c_token = Reply {
+            status: 401,
+            json: json!({"errorCode": "401.002.01", "errorMessage": "x"}),
+        };
         assert!(b2c_token.token_refused());
-        let busy = Reply { status: 500, json: json!({"errorCode": "500.001.1001", "errorMessage": "The transaction is being processed"}) };
+        let busy = Reply {
+            status: 500,
+            json: json!({"errorCode": "500.001.1001", "errorMessage": "The transaction is being processed"}),
+        };
         assert!(!busy.token_refused());
-        let rejected = Reply { status: 200, json: json!({"ResponseCode": 1, "ResponseDescription": "Rejected"}) };
+        let rejected = Reply {
+            status: 200,
+            json: json!({"ResponseCode": 1, "ResponseDescription": "Rejected"}),
+        };
         assert!(!rejected.accepted());
         assert_eq!(rejected.describe(), "ResponseCode 1 Rejected");
     }

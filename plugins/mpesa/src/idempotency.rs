@@ -14,7 +14,11 @@ pub struct Keyed<'a> {
 impl<'a> Keyed<'a> {
     /// `None` when the caller gave no key.
     pub fn new(operation: &'static str, key: Option<&'a str>, request: &Value) -> Option<Self> {
-        key.map(|key| Self { operation, key, request: request.to_string() })
+        key.map(|key| Self {
+            operation,
+            key,
+            request: request.to_string(),
+        })
     }
 
     /// The stored answer of an earlier call with this key and the same
@@ -24,7 +28,9 @@ impl<'a> Keyed<'a> {
             "SELECT request, response FROM mpesa_idempotency WHERE operation = ?1 AND key = ?2",
             &[Sql::from(self.operation), Sql::from(self.key)],
         )?;
-        let Some(row) = table.first() else { return Ok(None) };
+        let Some(row) = table.first() else {
+            return Ok(None);
+        };
         if row.req_text("request")? != self.request {
             return Err(Error::conflict(
                 "This Idempotency-Key was already used for a different request; use a new key for a new request.",

@@ -74,7 +74,9 @@ fn dispatch(env: &dyn Env, operation: &str, input: &Input) -> malipo_plugin_sdk:
         "mpesa.transaction-status.get" => requests::get_status(env, input),
         "callback.receive" => callbacks::receive(env, input),
         "payments.reconcile" => stk::reconcile(env, input),
-        other => Err(Error::bad_request(format!("The mpesa plugin has no operation named `{other}`."))),
+        other => Err(Error::bad_request(format!(
+            "The mpesa plugin has no operation named `{other}`."
+        ))),
     }
 }
 
@@ -114,7 +116,10 @@ impl Env for HostEnv {
             body: request.body,
             timeout_ms: request.timeout_ms,
         };
-        outbound_http::send(&request).map(|response| HttpResponse { status: response.status, body: response.body })
+        outbound_http::send(&request).map(|response| HttpResponse {
+            status: response.status,
+            body: response.body,
+        })
     }
 
     fn security_credential(

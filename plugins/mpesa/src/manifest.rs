@@ -3,7 +3,8 @@
 use serde_json::{Value, json};
 
 use crate::malipo::plugin::types::{
-    Annotations, HttpMethod, Manifest, Migration, MoneyDirection, MoneyMovement, Operation, PermissionDef,
+    Annotations, HttpMethod, Manifest, Migration, MoneyDirection, MoneyMovement, Operation,
+    PermissionDef,
 };
 
 pub fn manifest() -> Manifest {
@@ -46,6 +47,7 @@ pub fn manifest() -> Manifest {
         outbound_hosts: vec!["*".to_owned()],
         jobs: vec!["payments.reconcile".to_owned()],
         callbacks: true,
+        sends_mail: false,
         migrations: vec![Migration {
             version: 1,
             name: "init".to_owned(),
@@ -78,6 +80,8 @@ struct Op {
     hints: Annotations,
     /// Money the operation moves: its direction and the JSON pointers to its amounts.
     money: Option<(MoneyDirection, &'static [&'static str])>,
+    /// The plan feature a tenant needs for it, if any.
+    feature: Option<&'static str>,
 }
 
 impl From<Op> for Operation {
@@ -98,22 +102,53 @@ impl From<Op> for Operation {
                 direction,
                 amount_fields: fields.iter().map(|f| (*f).to_owned()).collect(),
             }),
+            feature: op.feature.map(str::to_owned),
         }
     }
 }
 
 /// Only reads the tenant's data.
-const READ: Annotations = Annotations { read_only: true, destructive: false, idempotent: true, open_world: false };
+const READ: Annotations = Annotations {
+    read_only: true,
+    destructive: false,
+    idempotent: true,
+    open_world: false,
+};
 /// Calls Daraja and records something new; repeating it does it again.
-const SEND: Annotations = Annotations { read_only: false, destructive: false, idempotent: false, open_world: true };
+const SEND: Annotations = Annotations {
+    read_only: false,
+    destructive: false,
+    idempotent: false,
+    open_world: true,
+};
 /// Calls Daraja and moves or returns money; repeating it does it again.
-const MOVE_MONEY: Annotations = Annotations { read_only: false, destructive: true, idempotent: false, open_world: true };
+const MOVE_MONEY: Annotations = Annotations {
+    read_only: false,
+    destructive: true,
+    idempotent: false,
+    open_world: true,
+};
 /// Calls Daraja; repeating it changes nothing more.
-const SYNC: Annotations = Annotations { read_only: false, destructive: false, idempotent: true, open_world: true };
+const SYNC: Annotations = Annotations {
+    read_only: false,
+    destructive: false,
+    idempotent: true,
+    open_world: true,
+};
 /// Calls Daraja and replaces what was there; repeating it changes nothing more.
-const REPLACE: Annotations = Annotations { read_only: false, destructive: true, idempotent: true, open_world: true };
+const REPLACE: Annotations = Annotations {
+    read_only: false,
+    destructive: true,
+    idempotent: true,
+    open_world: true,
+};
 /// Host-internal: applies what Daraja posted; a duplicate changes nothing.
-const APPLY: Annotations = Annotations { read_only: false, destructive: false, idempotent: true, open_world: false };
+const APPLY: Annotations = Annotations {
+    read_only: false,
+    destructive: false,
+    idempotent: true,
+    open_world: false,
+};
 
 /// An input object: the host merges path, query and body fields into it.
 fn input(properties: Value, required: &[&str]) -> Value {
@@ -183,7 +218,14 @@ fn store_param(description: &str) -> Value {
     json!({ "type": "string", "description": description })
 }
 
-const STATUS_LIST: [&str; 6] = ["pending", "completed", "failed", "cancelled", "timeout", "reversed"];
+const STATUS_LIST: [&str; 6] = [
+    "pending",
+    "completed",
+    "failed",
+    "cancelled",
+    "timeout",
+    "reversed",
+];
 const KIND_LIST: [&str; 4] = ["stk", "b2c", "reversal", "c2b"];
 
 fn transaction_schema() -> Value {
@@ -226,7 +268,10 @@ fn transaction_schema() -> Value {
 }
 
 fn transaction_answer() -> Value {
-    object(json!({ "transaction": transaction_schema() }), &["transaction"])
+    object(
+        json!({ "transaction": transaction_schema() }),
+        &["transaction"],
+    )
 }
 
 fn credentials_answer() -> Value {
@@ -251,7 +296,14 @@ fn credentials_answer() -> Value {
             },
             "updated_at": { "type": ["string", "null"], "format": "date-time" }
         }),
-        &["configured", "environment", "base_url", "shortcode", "initiator_name", "fields"],
+        &[
+            "configured",
+            "environment",
+            "base_url",
+            "shortcode",
+            "initiator_name",
+            "fields",
+        ],
     )
 }
 
@@ -339,7 +391,13 @@ fn totals_schema() -> Value {
             "amount_completed": { "type": "integer", "description": "Shillings of transactions now completed." },
             "success_rate": { "type": "number", "minimum": 0, "maximum": 1, "description": "completed / count (0 when count is 0)." }
         }),
-        &["count", "completed", "failed", "amount_completed", "success_rate"],
+        &[
+            "count",
+            "completed",
+            "failed",
+            "amount_completed",
+            "success_rate",
+        ],
     )
 }
 
@@ -374,13 +432,22 @@ fn credential_operations() -> Vec<Op> {
                     "environment": { "type": "string", "enum": ["sandbox", "production", "custom"] },
                     "base_url": { "type": "string", "description": "Base URL of a Daraja-compatible server (http or https); required for, and only for, environment custom." }
                 }),
-                &["consumer_key", "consumer_secret", "shortcode", "passkey", "initiator_name", "initiator_password", "environment"],
+                &[
+                    "consumer_key",
+                    "consumer_secret",
+                    "shortcode",
+                    "passkey",
+                    "initiator_name",
+                    "initiator_password",
+                    "environment",
+                ],
             ),
             output: credentials_answer(),
             status: 200,
             tool: None,
             hints: REPLACE,
             money: None,
+            feature: None,
         },
         Op {
             name: "mpesa.credentials.get",
@@ -396,6 +463,7 @@ fn credential_operations() -> Vec<Op> {
             tool: None,
             hints: READ,
             money: None,
+            feature: None,
         },
         Op {
             name: "mpesa.credentials.test",
@@ -419,6 +487,7 @@ fn credential_operations() -> Vec<Op> {
             tool: None,
             hints: SYNC,
             money: None,
+            feature: None,
         },
         Op {
             name: "mpesa.c2b.register",
@@ -447,6 +516,7 @@ fn credential_operations() -> Vec<Op> {
             tool: None,
             hints: REPLACE,
             money: None,
+            feature: None,
         },
     ]
 }
@@ -478,6 +548,7 @@ fn payment_operations() -> Vec<Op> {
             tool: Some("mpesa_stk_push"),
             hints: SEND,
             money: Some((MoneyDirection::Incoming, &["/amount"])),
+            feature: None,
         },
         Op {
             name: "mpesa.transactions.get",
@@ -502,6 +573,7 @@ fn payment_operations() -> Vec<Op> {
             tool: Some("mpesa_check_status"),
             hints: READ,
             money: None,
+            feature: None,
         },
         Op {
             name: "mpesa.transactions.list",
@@ -535,6 +607,7 @@ fn payment_operations() -> Vec<Op> {
             tool: Some("mpesa_transaction_history"),
             hints: READ,
             money: None,
+            feature: None,
         },
         Op {
             name: "mpesa.transactions.query",
@@ -562,6 +635,7 @@ fn payment_operations() -> Vec<Op> {
             tool: None,
             hints: SYNC,
             money: None,
+            feature: None,
         },
         Op {
             name: "mpesa.b2c.bulk",
@@ -600,6 +674,7 @@ fn payment_operations() -> Vec<Op> {
             tool: Some("mpesa_bulk_payment"),
             hints: MOVE_MONEY,
             money: Some((MoneyDirection::Outgoing, &["/items/*/amount"])),
+            feature: Some("bulk_payouts"),
         },
         Op {
             name: "mpesa.b2c.batches.get",
@@ -614,6 +689,7 @@ fn payment_operations() -> Vec<Op> {
             tool: None,
             hints: READ,
             money: None,
+            feature: None,
         },
         Op {
             name: "mpesa.reversals.create",
@@ -627,8 +703,13 @@ fn payment_operations() -> Vec<Op> {
             input: targeted_input(
                 {
                     let mut params = target_params();
-                    params["amount"] = amount(1, 250_000, "Amount to reverse, at most the payment's; defaults to all of it.");
-                    params["remarks"] = json!({ "type": "string", "minLength": 2, "maxLength": 100 });
+                    params["amount"] = amount(
+                        1,
+                        250_000,
+                        "Amount to reverse, at most the payment's; defaults to all of it.",
+                    );
+                    params["remarks"] =
+                        json!({ "type": "string", "minLength": 2, "maxLength": 100 });
                     params["idempotency_key"] = idempotency_key();
                     params
                 },
@@ -639,6 +720,7 @@ fn payment_operations() -> Vec<Op> {
             tool: Some("mpesa_reverse_transaction"),
             hints: MOVE_MONEY,
             money: Some((MoneyDirection::Outgoing, &["/amount"])),
+            feature: None,
         },
         Op {
             name: "mpesa.reports",
@@ -678,6 +760,7 @@ fn payment_operations() -> Vec<Op> {
             tool: Some("mpesa_generate_report"),
             hints: READ,
             money: None,
+            feature: None,
         },
     ]
 }
@@ -692,12 +775,16 @@ fn account_operations() -> Vec<Op> {
             summary: "Query the account balance",
             description: "Asks Daraja for the shortcode's account balances. Daraja answers later: the answer is a \
                           pending query; read its result with GET /mpesa/balance/{id}.",
-            input: input(json!({ "remarks": { "type": "string", "minLength": 2, "maxLength": 100 } }), &[]),
+            input: input(
+                json!({ "remarks": { "type": "string", "minLength": 2, "maxLength": 100 } }),
+                &[],
+            ),
             output: request_answer("balance"),
             status: 202,
             tool: Some("mpesa_check_balance"),
             hints: SEND,
             money: None,
+            feature: None,
         },
         Op {
             name: "mpesa.balance.get",
@@ -712,6 +799,7 @@ fn account_operations() -> Vec<Op> {
             tool: None,
             hints: READ,
             money: None,
+            feature: None,
         },
         Op {
             name: "mpesa.transaction-status",
@@ -725,7 +813,8 @@ fn account_operations() -> Vec<Op> {
             input: targeted_input(
                 {
                     let mut params = target_params();
-                    params["remarks"] = json!({ "type": "string", "minLength": 2, "maxLength": 100 });
+                    params["remarks"] =
+                        json!({ "type": "string", "minLength": 2, "maxLength": 100 });
                     params
                 },
                 &[],
@@ -735,6 +824,7 @@ fn account_operations() -> Vec<Op> {
             tool: None,
             hints: SEND,
             money: None,
+            feature: None,
         },
         Op {
             name: "mpesa.transaction-status.get",
@@ -743,12 +833,16 @@ fn account_operations() -> Vec<Op> {
             permission: Some("payments.read"),
             summary: "Get a transaction-status query",
             description: "Returns a transaction-status query and, once Daraja answered, its result.",
-            input: input(json!({ "id": id_param("transaction-status query") }), &["id"]),
+            input: input(
+                json!({ "id": id_param("transaction-status query") }),
+                &["id"],
+            ),
             output: request_answer("status"),
             status: 200,
             tool: None,
             hints: READ,
             money: None,
+            feature: None,
         },
     ]
 }
@@ -788,6 +882,7 @@ fn internal_operations() -> Vec<Op> {
             tool: None,
             hints: APPLY,
             money: None,
+            feature: None,
         },
         Op {
             name: "payments.reconcile",
@@ -818,6 +913,7 @@ fn internal_operations() -> Vec<Op> {
             tool: None,
             hints: SYNC,
             money: None,
+            feature: None,
         },
     ]
 }

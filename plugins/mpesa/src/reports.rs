@@ -68,7 +68,11 @@ impl Counts {
     fn to_json(self) -> Value {
         let count = self.count;
         #[expect(clippy::cast_precision_loss, reason = "counts are far below 2^52")]
-        let rate = if count == 0 { 0.0 } else { (self.completed as f64 / count as f64 * 10_000.0).round() / 10_000.0 };
+        let rate = if count == 0 {
+            0.0
+        } else {
+            (self.completed as f64 / count as f64 * 10_000.0).round() / 10_000.0
+        };
         json!({
             "count": count,
             "completed": self.completed,
@@ -100,7 +104,9 @@ impl Key {
             Some(Sql::Integer(i)) => Ok(Key::Integer(*i)),
             Some(Sql::Text(t)) => Ok(Key::Text(t.clone())),
             Some(Sql::Blob(b)) => Ok(Key::Blob(b.clone())),
-            Some(Sql::Real(_)) => Err(Error::internal("the report query returned a real number as a group key")),
+            Some(Sql::Real(_)) => Err(Error::internal(
+                "the report query returned a real number as a group key",
+            )),
         }
     }
 
@@ -129,7 +135,11 @@ fn month_chunks(start: i64, end: i64) -> Vec<(i64, i64)> {
 /// The months to aggregate for `filter`: the calendar months of the
 /// requested range that can hold a matching transaction (from the first to
 /// the last one), or one chunk spanning everything when the range is open.
-fn chunks(env: &dyn Env, filter: &Filter, range: (Option<i64>, Option<i64>)) -> Result<Vec<Option<(i64, i64)>>> {
+fn chunks(
+    env: &dyn Env,
+    filter: &Filter,
+    range: (Option<i64>, Option<i64>),
+) -> Result<Vec<Option<(i64, i64)>>> {
     let (Some(start), Some(end)) = range else {
         return Ok(vec![None]);
     };
@@ -140,7 +150,9 @@ fn chunks(env: &dyn Env, filter: &Filter, range: (Option<i64>, Option<i64>)) -> 
         ),
         &filter.params,
     )?;
-    let bounds = span.first().and_then(|row| Some((row.int("first")?, row.int("last")?)));
+    let bounds = span
+        .first()
+        .and_then(|row| Some((row.int("first")?, row.int("last")?)));
     let Some((first, last)) = bounds else {
         // Nothing matches: one (empty) chunk answers the zero totals.
         return Ok(vec![Some((start, end))]);
@@ -165,7 +177,11 @@ pub fn report(env: &dyn Env, input: &Input) -> Result<Value> {
     filter.store(ctx, input)?;
     let range = filter.dates(input)?;
     if let Some(kind) = input.opt_trimmed("kind")? {
-        filter.push("kind", "=", validate::one_of(kind, "kind", crate::transactions::KINDS)?.into());
+        filter.push(
+            "kind",
+            "=",
+            validate::one_of(kind, "kind", crate::transactions::KINDS)?.into(),
+        );
     }
     let key = match group_by {
         "day" => "substr(created_at, 1, 10)",
@@ -193,7 +209,10 @@ pub fn report(env: &dyn Env, input: &Input) -> Result<Value> {
         for row in rows.iter() {
             let counts = Counts::from_row(row);
             total.add(&counts);
-            groups.entry(Key::from_sql(row.get("grp"))?).or_default().add(&counts);
+            groups
+                .entry(Key::from_sql(row.get("grp"))?)
+                .or_default()
+                .add(&counts);
         }
         let unit = if chunk.is_some() { "month" } else { "range" };
         env.progress(done, Some(of), &format!("aggregated {unit} {done} of {of}"));
@@ -223,7 +242,10 @@ mod tests {
     #[test]
     fn splits_ranges_at_month_starts() {
         let day = |y, m, d| clock::days_from_civil(y, m, d) * clock::DAY_MS;
-        assert_eq!(month_chunks(day(2026, 1, 15), day(2026, 1, 20)), vec![(day(2026, 1, 15), day(2026, 1, 20))]);
+        assert_eq!(
+            month_chunks(day(2026, 1, 15), day(2026, 1, 20)),
+            vec![(day(2026, 1, 15), day(2026, 1, 20))]
+        );
         assert_eq!(
             month_chunks(day(2025, 12, 31), day(2026, 2, 2)),
             vec![
@@ -238,11 +260,23 @@ mod tests {
 
     #[test]
     fn keys_sort_like_sqlite() {
-        let mut keys = vec![Key::Text("b".into()), Key::Blob(vec![0]), Key::Integer(7), Key::Null, Key::Text("B".into())];
+        let mut keys = vec![
+            Key::Text("b".into()),
+            Key::Blob(vec![0]),
+            Key::Integer(7),
+            Key::Null,
+            Key::Text("B".into()),
+        ];
         keys.sort();
         assert_eq!(
             keys,
-            vec![Key::Null, Key::Integer(7), Key::Text("B".into()), Key::Text("b".into()), Key::Blob(vec![0])]
+            vec![
+                Key::Null,
+                Key::Integer(7),
+                Key::Text("B".into()),
+                Key::Text("b".into()),
+                Key::Blob(vec![0])
+            ]
         );
     }
 }

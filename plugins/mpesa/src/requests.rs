@@ -17,9 +17,9 @@ const COLUMNS: &str = "id, kind, status, store_id, transaction_id, receipt, orig
 
 fn request_json(row: Row<'_>) -> Value {
     let mut map = row.to_json();
-    let parsed = row
-        .text("result")
-        .map(|text| serde_json::from_str::<Value>(text).unwrap_or_else(|_| Value::String(text.to_owned())));
+    let parsed = row.text("result").map(|text| {
+        serde_json::from_str::<Value>(text).unwrap_or_else(|_| Value::String(text.to_owned()))
+    });
     map.insert("result".to_owned(), parsed.unwrap_or(Value::Null));
     Value::Object(map)
 }
@@ -32,10 +32,16 @@ fn load(env: &dyn Env, kind: &str, id: &str) -> Result<Value> {
     let row = table.first().filter(|row| {
         // A status query about a store's payment is visible in that store only.
         kind == "balance"
-            || transactions::caller_store(env.ctx()).is_none_or(|store| row.text("store_id") == Some(store))
+            || transactions::caller_store(env.ctx())
+                .is_none_or(|store| row.text("store_id") == Some(store))
     });
-    let what = if kind == "balance" { "balance query" } else { "transaction-status query" };
-    row.map(request_json).ok_or_else(|| Error::not_found(format!("No {what} `{id}`.")))
+    let what = if kind == "balance" {
+        "balance query"
+    } else {
+        "transaction-status query"
+    };
+    row.map(request_json)
+        .ok_or_else(|| Error::not_found(format!("No {what} `{id}`.")))
 }
 
 /// A sent request to remember.
@@ -48,14 +54,33 @@ struct Sent<'a> {
 }
 
 /// Sends an initiator query and stores it as pending; answers it.
-fn send(env: &dyn Env, daraja: &Daraja<'_>, path: &str, body: Map<String, Value>, sent: &Sent<'_>) -> Result<Value> {
+fn send(
+    env: &dyn Env,
+    daraja: &Daraja<'_>,
+    path: &str,
+    body: Map<String, Value>,
+    sent: &Sent<'_>,
+) -> Result<Value> {
     let (db, ctx) = (env.db(), env.ctx());
-    let what = if sent.kind == "balance" { "balance query" } else { "transaction-status query" };
-    let ack = daraja.post(path, &Value::Object(body))?.into_accepted(what)?;
-    let text = |name: &str| ack.get(name).and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty());
+    let what = if sent.kind == "balance" {
+        "balance query"
+    } else {
+        "transaction-status query"
+    };
+    let ack = daraja
+        .post(path, &Value::Object(body))?
+        .into_accepted(what)?;
+    let text = |name: &str| {
+        ack.get(name)
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+    };
     let (originator, conversation) = (text("OriginatorConversationID"), text("ConversationID"));
     if originator.is_none() && conversation.is_none() {
-        return Err(upstream(format!("Daraja accepted the {what} but sent no conversation id.")));
+        return Err(upstream(format!(
+            "Daraja accepted the {what} but sent no conversation id."
+        )));
     }
     let id = malipo_plugin_sdk::id::uuid_v4()?;
     let now = rfc3339_ms(ctx.now_ms);
@@ -86,31 +111,47 @@ pub fn balance(env: &dyn Env, input: &Input) -> Result<Value> {
     let credentials = Credentials::load(env)?;
     let daraja = Daraja::new(env, &credentials);
     let mut body = daraja.initiator_fields("balance")?;
-    body.insert("Initiator".into(), json!(credentials.settings.initiator_name));
+    body.insert(
+        "Initiator".into(),
+        json!(credentials.settings.initiator_name),
+    );
     body.insert("CommandID".into(), json!("AccountBalance"));
     body.insert("PartyA".into(), json!(credentials.settings.shortcode));
     body.insert("IdentifierType".into(), json!("4"));
     body.insert("Remarks".into(), json!(remarks));
-    let sent = Sent { kind: "balance", store_id: None, transaction_id: None, receipt: None, remarks };
+    let sent = Sent {
+        kind: "balance",
+        store_id: None,
+        transaction_id: None,
+        receipt: None,
+        remarks,
+    };
     send(env, &daraja, "/mpesa/accountbalance/v1/query", body, &sent)
 }
 
 /// `mpesa.transaction-status`: asks Daraja about a transaction, by its
 /// receipt or (for a B2C payout without one) its OriginatorConversationID.
 pub fn status(env: &dyn Env, input: &Input) -> Result<Value> {
-    let remarks = validate::opt_text_field(input, "remarks", 2, 100)?.unwrap_or("Transaction status");
+    let remarks =
+        validate::opt_text_field(input, "remarks", 2, 100)?.unwrap_or("Transaction status");
     let by_id = validate::opt_id(input, "transaction_id")?;
     let given_receipt = validate::opt_id(input, "receipt")?;
     // A receipt may name a transaction Malipo never stored (e.g. from the M-Pesa portal).
     let txn = match (by_id, given_receipt) {
-        (None, Some(receipt)) => named_transaction(env, input).ok().filter(|t| t.receipt.as_deref() == Some(receipt)),
+        (None, Some(receipt)) => named_transaction(env, input)
+            .ok()
+            .filter(|t| t.receipt.as_deref() == Some(receipt)),
         _ => Some(named_transaction(env, input)?),
     };
-    let receipt = given_receipt.map(str::to_owned).or_else(|| txn.as_ref().and_then(|t| t.receipt.clone()));
-    let originator = txn
-        .as_ref()
-        .filter(|t| t.kind == "b2c")
-        .and_then(|t| t.json.get("originator_conversation_id").and_then(Value::as_str).map(str::to_owned));
+    let receipt = given_receipt
+        .map(str::to_owned)
+        .or_else(|| txn.as_ref().and_then(|t| t.receipt.clone()));
+    let originator = txn.as_ref().filter(|t| t.kind == "b2c").and_then(|t| {
+        t.json
+            .get("originator_conversation_id")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    });
     if receipt.is_none() && originator.is_none() {
         return Err(Error::conflict(
             "This transaction has no M-Pesa receipt to ask about yet; for an STK push use \
@@ -120,7 +161,10 @@ pub fn status(env: &dyn Env, input: &Input) -> Result<Value> {
     let credentials = Credentials::load(env)?;
     let daraja = Daraja::new(env, &credentials);
     let mut body = daraja.initiator_fields("status")?;
-    body.insert("Initiator".into(), json!(credentials.settings.initiator_name));
+    body.insert(
+        "Initiator".into(),
+        json!(credentials.settings.initiator_name),
+    );
     body.insert("CommandID".into(), json!("TransactionStatusQuery"));
     if let Some(receipt) = &receipt {
         body.insert("TransactionID".into(), json!(receipt));
@@ -131,8 +175,14 @@ pub fn status(env: &dyn Env, input: &Input) -> Result<Value> {
     body.insert("PartyA".into(), json!(credentials.settings.shortcode));
     body.insert("IdentifierType".into(), json!("4"));
     body.insert("Remarks".into(), json!(remarks));
-    body.insert("Occasion".into(), json!(txn.as_ref().map_or("status", |t| t.id.as_str())));
-    let store = txn.as_ref().and_then(|t| t.store_id.clone()).or_else(|| env.ctx().store_id.clone());
+    body.insert(
+        "Occasion".into(),
+        json!(txn.as_ref().map_or("status", |t| t.id.as_str())),
+    );
+    let store = txn
+        .as_ref()
+        .and_then(|t| t.store_id.clone())
+        .or_else(|| env.ctx().store_id.clone());
     let sent = Sent {
         kind: "status",
         store_id: store.as_deref(),
@@ -140,7 +190,13 @@ pub fn status(env: &dyn Env, input: &Input) -> Result<Value> {
         receipt: receipt.as_deref(),
         remarks,
     };
-    send(env, &daraja, "/mpesa/transactionstatus/v1/query", body, &sent)
+    send(
+        env,
+        &daraja,
+        "/mpesa/transactionstatus/v1/query",
+        body,
+        &sent,
+    )
 }
 
 /// `mpesa.balance.get`.
@@ -176,9 +232,15 @@ pub fn parse_accounts(text: &str) -> Vec<Value> {
 fn result_of(kind: &str, envelope: &ResultEnvelope) -> Value {
     let mut result = Map::new();
     if kind == "balance" {
-        let accounts = envelope.param_text("AccountBalance").map(|t| parse_accounts(&t)).unwrap_or_default();
+        let accounts = envelope
+            .param_text("AccountBalance")
+            .map(|t| parse_accounts(&t))
+            .unwrap_or_default();
         result.insert("accounts".into(), Value::Array(accounts));
-        result.insert("completed_time".into(), json!(envelope.param_text("BOCompletedTime")));
+        result.insert(
+            "completed_time".into(),
+            json!(envelope.param_text("BOCompletedTime")),
+        );
     }
     result.insert("parameters".into(), Value::Object(envelope.params.clone()));
     Value::Object(result)
@@ -209,9 +271,12 @@ pub fn on_result(
             break;
         }
     }
-    let (id, status, transaction_id) = found.ok_or_else(|| retry(format!("No {kind} query matches this result (yet).")))?;
+    let (id, status, transaction_id) =
+        found.ok_or_else(|| retry(format!("No {kind} query matches this result (yet).")))?;
     if status != "pending" {
-        return Ok(json!({ "applied": false, "request_id": id, "status": status, "reason": "the query already has its result" }));
+        return Ok(
+            json!({ "applied": false, "request_id": id, "status": status, "reason": "the query already has its result" }),
+        );
     }
     let code = envelope.code.as_deref();
     let new_status = match (timeout, code) {
@@ -238,12 +303,20 @@ pub fn on_result(
     let mut settled = false;
     if kind == "status"
         && new_status == "completed"
-        && envelope.param_text("TransactionStatus").is_some_and(|s| s.eq_ignore_ascii_case("completed"))
-        && let Some(txn) = transaction_id.as_deref().map(|t| transactions::find(db, t)).transpose()?.flatten()
+        && envelope
+            .param_text("TransactionStatus")
+            .is_some_and(|s| s.eq_ignore_ascii_case("completed"))
+        && let Some(txn) = transaction_id
+            .as_deref()
+            .map(|t| transactions::find(db, t))
+            .transpose()?
+            .flatten()
         && txn.kind == "b2c"
         && txn.is_pending()
     {
-        let receipt = envelope.param_text("ReceiptNo").or_else(|| envelope.transaction_id.clone());
+        let receipt = envelope
+            .param_text("ReceiptNo")
+            .or_else(|| envelope.transaction_id.clone());
         settled = settle(
             env,
             &txn,
@@ -257,7 +330,9 @@ pub fn on_result(
             },
         )?;
     }
-    Ok(json!({ "applied": true, "request_id": id, "status": new_status, "settled_transaction": settled }))
+    Ok(
+        json!({ "applied": true, "request_id": id, "status": new_status, "settled_transaction": settled }),
+    )
 }
 
 #[cfg(test)]

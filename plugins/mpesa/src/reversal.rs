@@ -38,7 +38,9 @@ pub fn named_transaction(env: &dyn Env, input: &Input) -> Result<Txn> {
     if let (Some(_), Some(receipt)) = (by_id, receipt)
         && txn.receipt.as_deref() != Some(receipt)
     {
-        return Err(Error::validation("`receipt` is not the receipt of `transaction_id`."));
+        return Err(Error::validation(
+            "`receipt` is not the receipt of `transaction_id`.",
+        ));
     }
     Ok(txn)
 }
@@ -48,7 +50,9 @@ pub fn create(env: &dyn Env, input: &Input) -> Result<Value> {
     let (db, ctx) = (env.db(), env.ctx());
     let original = named_transaction(env, input)?;
     if !REVERSIBLE.contains(&original.kind.as_str()) {
-        return Err(Error::validation("Only payments received (STK push or C2B) can be reversed."));
+        return Err(Error::validation(
+            "Only payments received (STK push or C2B) can be reversed.",
+        ));
     }
     match original.status.as_str() {
         "completed" => {}
@@ -68,7 +72,11 @@ pub fn create(env: &dyn Env, input: &Input) -> Result<Value> {
     };
     let remarks = validate::text_field(input, "remarks", 2, 100)?;
     let request = json!({ "original": original.id, "amount": amount, "remarks": remarks });
-    let keyed = Keyed::new("mpesa.reversals.create", validate::idempotency_key(input)?, &request);
+    let keyed = Keyed::new(
+        "mpesa.reversals.create",
+        validate::idempotency_key(input)?,
+        &request,
+    );
     if let Some(keyed) = &keyed
         && let Some(answer) = keyed.replay(db)?
     {
@@ -79,24 +87,41 @@ pub fn create(env: &dyn Env, input: &Input) -> Result<Value> {
          AND status IN ('pending', 'completed')",
         &[Sql::from(original.id.as_str())],
     )? {
-        return Err(Error::conflict("A reversal of this payment is already under way."));
+        return Err(Error::conflict(
+            "A reversal of this payment is already under way.",
+        ));
     }
     let credentials = Credentials::load(env)?;
     let daraja = Daraja::new(env, &credentials);
     let mut body: Map<String, Value> = daraja.initiator_fields("reversal")?;
-    body.insert("Initiator".into(), json!(credentials.settings.initiator_name));
+    body.insert(
+        "Initiator".into(),
+        json!(credentials.settings.initiator_name),
+    );
     body.insert("CommandID".into(), json!("TransactionReversal"));
     body.insert("TransactionID".into(), json!(receipt));
     body.insert("Amount".into(), json!(amount));
-    body.insert("ReceiverParty".into(), json!(credentials.settings.shortcode));
+    body.insert(
+        "ReceiverParty".into(),
+        json!(credentials.settings.shortcode),
+    );
     body.insert("RecieverIdentifierType".into(), json!("11"));
     body.insert("Remarks".into(), json!(remarks));
     body.insert("Occasion".into(), json!(original.id));
-    let ack = daraja.post("/mpesa/reversal/v1/request", &Value::Object(body))?.into_accepted("reversal")?;
-    let text = |name: &str| ack.get(name).and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty());
+    let ack = daraja
+        .post("/mpesa/reversal/v1/request", &Value::Object(body))?
+        .into_accepted("reversal")?;
+    let text = |name: &str| {
+        ack.get(name)
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+    };
     let (originator, conversation) = (text("OriginatorConversationID"), text("ConversationID"));
     if originator.is_none() && conversation.is_none() {
-        return Err(upstream("Daraja accepted the reversal but sent no conversation id."));
+        return Err(upstream(
+            "Daraja accepted the reversal but sent no conversation id.",
+        ));
     }
     let id = malipo_plugin_sdk::id::uuid_v4()?;
     let txn = transactions::insert(
@@ -149,7 +174,11 @@ pub fn on_result(
         // Before settling, so the reversal's event follows the original's change.
         transactions::mark_reversed(env.db(), original, &txn.id, received_at)?;
     }
-    let desc = if envelope.desc.is_empty() && timeout { "The request timed out in Daraja's queue." } else { &envelope.desc };
+    let desc = if envelope.desc.is_empty() && timeout {
+        "The request timed out in Daraja's queue."
+    } else {
+        &envelope.desc
+    };
     let applied = settle(
         env,
         &txn,
@@ -157,7 +186,10 @@ pub fn on_result(
             status,
             result_code: code,
             result_desc: Some(desc),
-            receipt: envelope.transaction_id.as_deref().filter(|_| status == "completed"),
+            receipt: envelope
+                .transaction_id
+                .as_deref()
+                .filter(|_| status == "completed"),
             raw_callback: Some(raw),
             at_ms: received_at,
             ..Outcome::default()

@@ -31,7 +31,11 @@ pub fn push(env: &dyn Env, input: &Input) -> Result<Value> {
         "description": description,
         "store_id": store_id,
     });
-    let keyed = Keyed::new("mpesa.stk-push", validate::idempotency_key(input)?, &request);
+    let keyed = Keyed::new(
+        "mpesa.stk-push",
+        validate::idempotency_key(input)?,
+        &request,
+    );
     if let Some(keyed) = &keyed
         && let Some(answer) = keyed.replay(db)?
     {
@@ -54,8 +58,15 @@ pub fn push(env: &dyn Env, input: &Input) -> Result<Value> {
         "AccountReference": account_reference,
         "TransactionDesc": description,
     });
-    let ack = daraja.post("/mpesa/stkpush/v1/processrequest", &body)?.into_accepted("STK push")?;
-    let text = |name: &str| ack.get(name).and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty());
+    let ack = daraja
+        .post("/mpesa/stkpush/v1/processrequest", &body)?
+        .into_accepted("STK push")?;
+    let text = |name: &str| {
+        ack.get(name)
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+    };
     let checkout = text("CheckoutRequestID")
         .ok_or_else(|| upstream("Daraja accepted the STK push but sent no CheckoutRequestID."))?;
     let id = malipo_plugin_sdk::id::uuid_v4()?;
@@ -96,7 +107,12 @@ pub enum QueryAnswer {
 
 /// Classifies the body of an STK query reply.
 pub fn classify_query(reply: &crate::daraja::Reply) -> QueryAnswer {
-    let desc = reply.json.get("ResultDesc").and_then(Value::as_str).unwrap_or_default().to_owned();
+    let desc = reply
+        .json
+        .get("ResultDesc")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
     if let Some(code) = reply.json.get("ResultCode").and_then(code_text)
         && (200..300).contains(&reply.status)
     {
@@ -149,7 +165,9 @@ pub fn apply_answer(env: &dyn Env, txn: &Txn, answer: &QueryAnswer) -> Result<bo
             },
         ),
         QueryAnswer::Processing(_) | QueryAnswer::NoAnswer(_) => {
-            let age = i64::try_from(now).unwrap_or(i64::MAX).saturating_sub(txn.created_ms);
+            let age = i64::try_from(now)
+                .unwrap_or(i64::MAX)
+                .saturating_sub(txn.created_ms);
             if age < GIVE_UP_MS {
                 return Ok(false);
             }
@@ -170,9 +188,15 @@ pub fn apply_answer(env: &dyn Env, txn: &Txn, answer: &QueryAnswer) -> Result<bo
 
 fn answer_json(answer: &QueryAnswer) -> Value {
     match answer {
-        QueryAnswer::Final { code, desc } => json!({ "answered": true, "result_code": code, "result_desc": desc }),
-        QueryAnswer::Processing(desc) => json!({ "answered": false, "processing": true, "result_desc": desc }),
-        QueryAnswer::NoAnswer(desc) => json!({ "answered": false, "processing": false, "result_desc": desc }),
+        QueryAnswer::Final { code, desc } => {
+            json!({ "answered": true, "result_code": code, "result_desc": desc })
+        }
+        QueryAnswer::Processing(desc) => {
+            json!({ "answered": false, "processing": true, "result_desc": desc })
+        }
+        QueryAnswer::NoAnswer(desc) => {
+            json!({ "answered": false, "processing": false, "result_desc": desc })
+        }
     }
 }
 
@@ -212,10 +236,13 @@ pub fn reconcile(env: &dyn Env, input: &Input) -> Result<Value> {
     let (db, ctx) = (env.db(), env.ctx());
     let older_than = input.opt_u64("older_than_secs")?.unwrap_or(60);
     let now = i64::try_from(ctx.now_ms).unwrap_or(i64::MAX);
-    let cutoff = now.saturating_sub(i64::try_from(older_than.saturating_mul(1000)).unwrap_or(i64::MAX));
+    let cutoff =
+        now.saturating_sub(i64::try_from(older_than.saturating_mul(1000)).unwrap_or(i64::MAX));
     let pending = transactions::select(
         db,
-        &format!("WHERE kind = 'stk' AND status = 'pending' AND created_ms <= ?1 ORDER BY created_ms, id LIMIT {RECONCILE_BATCH}"),
+        &format!(
+            "WHERE kind = 'stk' AND status = 'pending' AND created_ms <= ?1 ORDER BY created_ms, id LIMIT {RECONCILE_BATCH}"
+        ),
         &[Sql::Integer(cutoff)],
     )?;
     let credentials = match Credentials::load(env) {
@@ -247,11 +274,15 @@ pub fn reconcile(env: &dyn Env, input: &Input) -> Result<Value> {
         if let QueryAnswer::NoAnswer(reason) = &answer
             && errors.len() < 20
         {
-            env.warn(&format!("reconcile: no answer for STK payment {}: {reason}", txn.id));
+            env.warn(&format!(
+                "reconcile: no answer for STK payment {}: {reason}",
+                txn.id
+            ));
             errors.push(json!({ "transaction_id": txn.id, "error": reason }));
         }
         apply_answer(env, txn, &answer)?;
-        let status = transactions::find(db, &txn.id)?.map_or_else(|| txn.status.clone(), |t| t.status);
+        let status =
+            transactions::find(db, &txn.id)?.map_or_else(|| txn.status.clone(), |t| t.status);
         let slot = counts.entry(status).or_insert(json!(0));
         *slot = json!(slot.as_u64().unwrap_or(0) + 1);
     }
@@ -282,15 +313,23 @@ fn mismatch(callback: &Value, txn: &Txn) -> Option<String> {
     match amount {
         None => return Some("the callback carries no Amount".to_owned()),
         Some(paid) if (paid - expected).abs() > 0.005 => {
-            return Some(format!("the callback Amount {paid} differs from the requested {}", txn.amount));
+            return Some(format!(
+                "the callback Amount {paid} differs from the requested {}",
+                txn.amount
+            ));
         }
         Some(_) => {}
     }
     let phone = metadata(callback, "PhoneNumber").and_then(code_text);
-    match (phone.as_deref().and_then(validate::normalize_phone), txn.phone_number.as_deref()) {
+    match (
+        phone.as_deref().and_then(validate::normalize_phone),
+        txn.phone_number.as_deref(),
+    ) {
         (Some(paid_by), Some(asked)) if paid_by == asked => None,
         (None, _) => Some("the callback carries no valid PhoneNumber".to_owned()),
-        (Some(paid_by), _) => Some(format!("the callback PhoneNumber {paid_by} differs from the requested number")),
+        (Some(paid_by), _) => Some(format!(
+            "the callback PhoneNumber {paid_by} differs from the requested number"
+        )),
     }
 }
 
@@ -299,27 +338,50 @@ pub fn on_callback(env: &dyn Env, body: &Value, raw: &str, received_at: u64) -> 
     let callback = body
         .pointer("/Body/stkCallback")
         .filter(|v| v.is_object())
-        .ok_or_else(|| Error::bad_request("An STK callback must be {\"Body\":{\"stkCallback\":{…}}}."))?;
-    let text = |name: &str| callback.get(name).and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty());
-    let checkout = text("CheckoutRequestID").ok_or_else(|| Error::bad_request("The STK callback has no CheckoutRequestID."))?;
+        .ok_or_else(|| {
+            Error::bad_request("An STK callback must be {\"Body\":{\"stkCallback\":{…}}}.")
+        })?;
+    let text = |name: &str| {
+        callback
+            .get(name)
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+    };
+    let checkout = text("CheckoutRequestID")
+        .ok_or_else(|| Error::bad_request("The STK callback has no CheckoutRequestID."))?;
     let code = callback
         .get("ResultCode")
         .and_then(code_text)
         .filter(|c| !c.is_empty())
         .ok_or_else(|| Error::bad_request("The STK callback has no ResultCode."))?;
     let desc = text("ResultDesc").unwrap_or_default();
-    let txn = transactions::find_by(env.db(), "stk", "checkout_request_id", checkout)?
-        .ok_or_else(|| retry(format!("No STK payment with CheckoutRequestID `{checkout}` (yet).")))?;
+    let txn = transactions::find_by(env.db(), "stk", "checkout_request_id", checkout)?.ok_or_else(
+        || {
+            retry(format!(
+                "No STK payment with CheckoutRequestID `{checkout}` (yet)."
+            ))
+        },
+    )?;
     let ignored = |reason: &str| json!({ "applied": false, "transaction_id": txn.id, "status": txn.status, "reason": reason });
-    if let (Some(given), Some(stored)) = (text("MerchantRequestID"), txn.merchant_request_id.as_deref())
-        && given != stored
+    if let (Some(given), Some(stored)) = (
+        text("MerchantRequestID"),
+        txn.merchant_request_id.as_deref(),
+    ) && given != stored
     {
-        return Ok(ignored("the MerchantRequestID does not match the payment's"));
+        return Ok(ignored(
+            "the MerchantRequestID does not match the payment's",
+        ));
     }
-    let receipt = metadata(callback, "MpesaReceiptNumber").and_then(code_text).filter(|r| !r.is_empty());
+    let receipt = metadata(callback, "MpesaReceiptNumber")
+        .and_then(code_text)
+        .filter(|r| !r.is_empty());
     if !txn.is_pending() {
         // A payment an STK query confirmed learns its receipt from the late callback.
-        if txn.status == "completed" && txn.receipt.is_none() && code == "0" && mismatch(callback, &txn).is_none()
+        if txn.status == "completed"
+            && txn.receipt.is_none()
+            && code == "0"
+            && mismatch(callback, &txn).is_none()
             && let Some(receipt) = &receipt
         {
             env.db().execute(
@@ -332,12 +394,18 @@ pub fn on_callback(env: &dyn Env, body: &Value, raw: &str, received_at: u64) -> 
                     Sql::from(txn.id.as_str()),
                 ],
             )?;
-            return Ok(json!({ "applied": true, "transaction_id": txn.id, "status": txn.status, "reason": "receipt added" }));
+            return Ok(
+                json!({ "applied": true, "transaction_id": txn.id, "status": txn.status, "reason": "receipt added" }),
+            );
         }
         return Ok(ignored("the payment is already final"));
     }
     let status = status_for_code(&code);
-    let mismatched = if status == "completed" { mismatch(callback, &txn) } else { None };
+    let mismatched = if status == "completed" {
+        mismatch(callback, &txn)
+    } else {
+        None
+    };
     let outcome = match &mismatched {
         Some(reason) => Outcome {
             status: "failed",
@@ -359,10 +427,14 @@ pub fn on_callback(env: &dyn Env, body: &Value, raw: &str, received_at: u64) -> 
         },
     };
     if let Some(reason) = &mismatched {
-        env.warn(&format!("STK callback for {} did not match the request: {reason}", txn.id));
+        env.warn(&format!(
+            "STK callback for {} did not match the request: {reason}",
+            txn.id
+        ));
     }
     let applied = settle(env, &txn, &outcome)?;
-    let current = transactions::find(env.db(), &txn.id)?.map_or_else(|| txn.status.clone(), |t| t.status);
+    let current =
+        transactions::find(env.db(), &txn.id)?.map_or_else(|| txn.status.clone(), |t| t.status);
     Ok(json!({ "applied": applied, "transaction_id": txn.id, "status": current }))
 }
 
@@ -373,15 +445,36 @@ mod tests {
 
     #[test]
     fn classifies_query_answers() {
-        let final_ = Reply { status: 200, json: json!({"ResponseCode": "0", "ResultCode": "1032", "ResultDesc": "Request cancelled by user"}) };
-        assert_eq!(classify_query(&final_), QueryAnswer::Final { code: "1032".into(), desc: "Request cancelled by user".into() });
-        let paid = Reply { status: 200, json: json!({"ResponseCode": "0", "ResultCode": 0, "ResultDesc": "ok"}) };
+        let final_ = Reply {
+            status: 200,
+            json: json!({"ResponseCode": "0", "ResultCode": "1032", "ResultDesc": "Request cancelled by user"}),
+        };
+        assert_eq!(
+            classify_query(&final_),
+            QueryAnswer::Final {
+                code: "1032".into(),
+                desc: "Request cancelled by user".into()
+            }
+        );
+        let paid = Reply {
+            status: 200,
+            json: json!({"ResponseCode": "0", "ResultCode": 0, "ResultDesc": "ok"}),
+        };
         assert!(matches!(classify_query(&paid), QueryAnswer::Final { code, .. } if code == "0"));
-        let busy = Reply { status: 500, json: json!({"errorCode": "500.001.1001", "errorMessage": "The transaction is being processed"}) };
+        let busy = Reply {
+            status: 500,
+            json: json!({"errorCode": "500.001.1001", "errorMessage": "The transaction is being processed"}),
+        };
         assert!(matches!(classify_query(&busy), QueryAnswer::Processing(_)));
-        let still = Reply { status: 200, json: json!({"ResultCode": "4999", "ResultDesc": "The transaction is still under processing"}) };
+        let still = Reply {
+            status: 200,
+            json: json!({"ResultCode": "4999", "ResultDesc": "The transaction is still under processing"}),
+        };
         assert!(matches!(classify_query(&still), QueryAnswer::Processing(_)));
-        let refused = Reply { status: 400, json: json!({"errorCode": "400.002.02", "errorMessage": "Bad Request - Invalid CheckoutRequestID"}) };
+        let refused = Reply {
+            status: 400,
+            json: json!({"errorCode": "400.002.02", "errorMessage": "Bad Request - Invalid CheckoutRequestID"}),
+        };
         assert!(matches!(classify_query(&refused), QueryAnswer::NoAnswer(_)));
     }
 

@@ -11,7 +11,14 @@ use crate::validate::{self, normalize_phone};
 /// Transaction kinds.
 pub const KINDS: &[&str] = &["stk", "b2c", "reversal", "c2b"];
 /// Transaction statuses.
-pub const STATUSES: &[&str] = &["pending", "completed", "failed", "cancelled", "timeout", "reversed"];
+pub const STATUSES: &[&str] = &[
+    "pending",
+    "completed",
+    "failed",
+    "cancelled",
+    "timeout",
+    "reversed",
+];
 /// Statuses a transaction leaves `pending` for.
 pub const FINAL: &[&str] = &["completed", "failed", "cancelled", "timeout"];
 
@@ -72,23 +79,36 @@ impl Txn {
 
 /// Loads the transactions a `WHERE …` clause selects (in the given order).
 pub fn select(db: &dyn Db, clause: &str, params: &[Sql]) -> Result<Vec<Txn>> {
-    let table = db.query(&format!("SELECT {COLUMNS} FROM mpesa_transactions {clause}"), params)?;
+    let table = db.query(
+        &format!("SELECT {COLUMNS} FROM mpesa_transactions {clause}"),
+        params,
+    )?;
     table.iter().map(Txn::from_row).collect()
 }
 
 /// The transaction with this id.
 pub fn find(db: &dyn Db, id: &str) -> Result<Option<Txn>> {
-    Ok(select(db, "WHERE id = ?1", &[Sql::from(id)])?.into_iter().next())
+    Ok(select(db, "WHERE id = ?1", &[Sql::from(id)])?
+        .into_iter()
+        .next())
 }
 
 /// The first transaction of `kind` whose `column` equals `value`.
 pub fn find_by(db: &dyn Db, kind: &str, column: &str, value: &str) -> Result<Option<Txn>> {
     let column = match column {
-        "checkout_request_id" | "originator_conversation_id" | "conversation_id" | "receipt" => column,
-        other => return Err(Error::internal(format!("lookup by unknown column `{other}`"))),
+        "checkout_request_id" | "originator_conversation_id" | "conversation_id" | "receipt" => {
+            column
+        }
+        other => {
+            return Err(Error::internal(format!(
+                "lookup by unknown column `{other}`"
+            )));
+        }
     };
     let clause = format!("WHERE kind = ?1 AND {column} = ?2 ORDER BY created_ms, id LIMIT 1");
-    Ok(select(db, &clause, &[Sql::from(kind), Sql::from(value)])?.into_iter().next())
+    Ok(select(db, &clause, &[Sql::from(kind), Sql::from(value)])?
+        .into_iter()
+        .next())
 }
 
 /// A transaction to insert.
@@ -191,7 +211,10 @@ pub fn status_for_code(code: &str) -> &'static str {
 /// Answers false (and changes nothing) if it was no longer pending.
 pub fn settle(env: &dyn Env, txn: &Txn, outcome: &Outcome<'_>) -> Result<bool> {
     if !FINAL.contains(&outcome.status) {
-        return Err(Error::internal(format!("`{}` is not a final status", outcome.status)));
+        return Err(Error::internal(format!(
+            "`{}` is not a final status",
+            outcome.status
+        )));
     }
     let at = clock::rfc3339_ms(outcome.at_ms);
     let completed_at = (outcome.status == "completed").then(|| at.clone());
@@ -227,7 +250,11 @@ pub fn mark_reversed(db: &dyn Db, id: &str, reversal_id: &str, at_ms: u64) -> Re
     let changed = db.execute(
         "UPDATE mpesa_transactions SET status = 'reversed', note = ?1, updated_at = ?2 \
          WHERE id = ?3 AND status = 'completed'",
-        &[Sql::from(note), Sql::from(clock::rfc3339_ms(at_ms)), Sql::from(id)],
+        &[
+            Sql::from(note),
+            Sql::from(clock::rfc3339_ms(at_ms)),
+            Sql::from(id),
+        ],
     )?;
     Ok(changed == 1)
 }
@@ -248,7 +275,9 @@ pub fn event_name(kind: &str, status: &str) -> Option<&'static str> {
 
 /// Emits the event of a transaction's current state.
 pub fn emit(env: &dyn Env, txn: &Txn) {
-    let Some(name) = event_name(&txn.kind, &txn.status) else { return };
+    let Some(name) = event_name(&txn.kind, &txn.status) else {
+        return;
+    };
     let field = |name: &str| txn.json.get(name).cloned().unwrap_or(Value::Null);
     let payload = json!({
         "transaction_id": txn.id,
@@ -281,17 +310,22 @@ pub fn resolve_store(db: &dyn Db, ctx: &Context, input: &Input) -> Result<Option
     if let Some(mine) = caller_store(ctx)
         && mine != given
     {
-        return Err(Error::forbidden("`store_id` must be the store named by the X-Store-ID header."));
+        return Err(Error::forbidden(
+            "`store_id` must be the store named by the X-Store-ID header.",
+        ));
     }
     if !db.exists("SELECT 1 FROM stores WHERE id = ?1", &[Sql::from(given)])? {
-        return Err(Error::not_found(format!("No store `{given}` in this tenant.")));
+        return Err(Error::not_found(format!(
+            "No store `{given}` in this tenant."
+        )));
     }
     Ok(Some(given.to_owned()))
 }
 
 /// Finds a transaction the caller may see (404 otherwise).
 pub fn visible(db: &dyn Db, ctx: &Context, id: &str) -> Result<Txn> {
-    let txn = find(db, id)?.filter(|t| caller_store(ctx).is_none_or(|store| t.store_id.as_deref() == Some(store)));
+    let txn = find(db, id)?
+        .filter(|t| caller_store(ctx).is_none_or(|store| t.store_id.as_deref() == Some(store)));
     txn.ok_or_else(|| Error::not_found(format!("No M-Pesa transaction `{id}`.")))
 }
 
@@ -300,14 +334,26 @@ pub fn get(db: &dyn Db, ctx: &Context, input: &Input) -> Result<Value> {
     let id = validate::req_id(input, "id")?;
     let txn = visible(db, ctx, id)?;
     let mut answer = txn.json.clone();
-    let raw = db.query("SELECT raw_callback FROM mpesa_transactions WHERE id = ?1", &[Sql::from(id)])?;
+    let raw = db.query(
+        "SELECT raw_callback FROM mpesa_transactions WHERE id = ?1",
+        &[Sql::from(id)],
+    )?;
     let callback = raw
         .first()
         .and_then(|row| row.text("raw_callback"))
-        .map(|text| serde_json::from_str::<Value>(text).unwrap_or_else(|_| Value::String(text.to_owned())));
+        .map(|text| {
+            serde_json::from_str::<Value>(text).unwrap_or_else(|_| Value::String(text.to_owned()))
+        });
     answer.insert("callback".to_owned(), callback.unwrap_or(Value::Null));
-    let reversals = select(db, "WHERE original_transaction_id = ?1 ORDER BY created_ms, id", &[Sql::from(id)])?;
-    answer.insert("reversals".to_owned(), Value::Array(reversals.iter().map(Txn::to_json).collect()));
+    let reversals = select(
+        db,
+        "WHERE original_transaction_id = ?1 ORDER BY created_ms, id",
+        &[Sql::from(id)],
+    )?;
+    answer.insert(
+        "reversals".to_owned(),
+        Value::Array(reversals.iter().map(Txn::to_json).collect()),
+    );
     Ok(json!({ "transaction": answer }))
 }
 
@@ -336,7 +382,8 @@ impl Filter {
     /// Adds `column <op> ?n`.
     pub fn push(&mut self, column: &str, op: &str, value: Sql) {
         self.params.push(value);
-        self.clauses.push(format!("{column} {op} ?{}", self.params.len()));
+        self.clauses
+            .push(format!("{column} {op} ?{}", self.params.len()));
     }
 
     /// Adds the date range of `from` / `to`; answers it as milliseconds,
@@ -359,7 +406,10 @@ impl Filter {
         {
             return Err(Error::validation("`from` must not be after `to`."));
         }
-        let (from, to) = (from.map(clock::Bound::start_ms), to.map(clock::Bound::end_ms_exclusive));
+        let (from, to) = (
+            from.map(clock::Bound::start_ms),
+            to.map(clock::Bound::end_ms_exclusive),
+        );
         if let Some(from) = from {
             self.push("created_ms", ">=", Sql::Integer(from));
         }
@@ -385,7 +435,11 @@ impl Filter {
     }
 
     pub fn where_clause(&self) -> String {
-        if self.clauses.is_empty() { String::new() } else { format!("WHERE {}", self.clauses.join(" AND ")) }
+        if self.clauses.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", self.clauses.join(" AND "))
+        }
     }
 }
 
@@ -393,14 +447,25 @@ impl Filter {
 pub fn list(db: &dyn Db, ctx: &Context, input: &Input) -> Result<Value> {
     let mut filter = Filter::default();
     if let Some(status) = input.opt_trimmed("status")? {
-        filter.push("status", "=", Sql::from(validate::one_of(status, "status", STATUSES)?));
+        filter.push(
+            "status",
+            "=",
+            Sql::from(validate::one_of(status, "status", STATUSES)?),
+        );
     }
     if let Some(kind) = input.opt_trimmed("kind")? {
-        filter.push("kind", "=", Sql::from(validate::one_of(kind, "kind", KINDS)?));
+        filter.push(
+            "kind",
+            "=",
+            Sql::from(validate::one_of(kind, "kind", KINDS)?),
+        );
     }
     if let Some(phone) = input.opt_trimmed("phone_number")? {
-        let phone = normalize_phone(phone)
-            .ok_or_else(|| Error::validation("`phone_number` must be a Safaricom mobile number such as 0712345678."))?;
+        let phone = normalize_phone(phone).ok_or_else(|| {
+            Error::validation(
+                "`phone_number` must be a Safaricom mobile number such as 0712345678.",
+            )
+        })?;
         filter.push("phone_number", "=", Sql::from(phone));
     }
     filter.store(ctx, input)?;
@@ -416,9 +481,9 @@ pub fn list(db: &dyn Db, ctx: &Context, input: &Input) -> Result<Value> {
         let ms_param = filter.params.len();
         filter.params.push(Sql::from(id));
         let id_param = filter.params.len();
-        filter
-            .clauses
-            .push(format!("(created_ms < ?{ms_param} OR (created_ms = ?{ms_param} AND id < ?{id_param}))"));
+        filter.clauses.push(format!(
+            "(created_ms < ?{ms_param} OR (created_ms = ?{ms_param} AND id < ?{id_param}))"
+        ));
     }
     let clause = format!(
         "{} ORDER BY created_ms DESC, id DESC LIMIT {}",
@@ -451,14 +516,20 @@ mod tests {
         assert_eq!(event_name("stk", "completed"), Some("payment.completed"));
         assert_eq!(event_name("stk", "cancelled"), Some("payment.failed"));
         assert_eq!(event_name("b2c", "completed"), Some("payout.completed"));
-        assert_eq!(event_name("reversal", "completed"), Some("reversal.completed"));
+        assert_eq!(
+            event_name("reversal", "completed"),
+            Some("reversal.completed")
+        );
         assert_eq!(event_name("stk", "pending"), None);
     }
 
     #[test]
     fn cursors_round_trip() {
         let cursor = encode_cursor(1_795_515_953_999, "0b9e-id");
-        assert_eq!(decode_cursor(&cursor).ok(), Some((1_795_515_953_999, "0b9e-id".to_owned())));
+        assert_eq!(
+            decode_cursor(&cursor).ok(),
+            Some((1_795_515_953_999, "0b9e-id".to_owned()))
+        );
         assert!(decode_cursor("not a cursor").is_err());
     }
 }

@@ -36,7 +36,9 @@ pub fn phone_field(value: Option<&Value>, field: &str) -> Result<String> {
             ))
         }),
         Some(Value::Number(n)) => normalize_phone(&n.to_string()).ok_or_else(|| {
-            Error::validation(format!("`{field}` must be a Safaricom mobile number such as 254712345678."))
+            Error::validation(format!(
+                "`{field}` must be a Safaricom mobile number such as 254712345678."
+            ))
         }),
         Some(_) => Err(Error::validation(format!("`{field}` must be a string."))),
     }
@@ -45,8 +47,11 @@ pub fn phone_field(value: Option<&Value>, field: &str) -> Result<String> {
 /// A required whole amount in `min..=max` shillings, given as a JSON
 /// integer or a string of digits; 422 naming the field otherwise.
 pub fn amount_field(value: Option<&Value>, field: &str, min: i64, max: i64) -> Result<i64> {
-    let out_of_range =
-        || Error::validation(format!("`{field}` must be a whole number of shillings from {min} to {max}."));
+    let out_of_range = || {
+        Error::validation(format!(
+            "`{field}` must be a whole number of shillings from {min} to {max}."
+        ))
+    };
     let amount = match value.filter(|v| !v.is_null()) {
         None => return Err(Error::validation(format!("`{field}` is required."))),
         Some(Value::Number(n)) => n.as_i64().ok_or_else(out_of_range)?,
@@ -59,7 +64,11 @@ pub fn amount_field(value: Option<&Value>, field: &str, min: i64, max: i64) -> R
         }
         Some(_) => return Err(out_of_range()),
     };
-    if (min..=max).contains(&amount) { Ok(amount) } else { Err(out_of_range()) }
+    if (min..=max).contains(&amount) {
+        Ok(amount)
+    } else {
+        Err(out_of_range())
+    }
 }
 
 /// A required text of `min..=max` characters after trimming.
@@ -69,7 +78,12 @@ pub fn text_field<'a>(input: &'a Input, field: &str, min: usize, max: usize) -> 
 }
 
 /// An optional text of `min..=max` characters after trimming (blank counts as absent).
-pub fn opt_text_field<'a>(input: &'a Input, field: &str, min: usize, max: usize) -> Result<Option<&'a str>> {
+pub fn opt_text_field<'a>(
+    input: &'a Input,
+    field: &str,
+    min: usize,
+    max: usize,
+) -> Result<Option<&'a str>> {
     match input.opt_trimmed(field)? {
         None => Ok(None),
         Some(text) => check_len(text, field, min, max).map(Some),
@@ -80,13 +94,19 @@ pub fn opt_text_field<'a>(input: &'a Input, field: &str, min: usize, max: usize)
 pub fn check_len<'a>(text: &'a str, field: &str, min: usize, max: usize) -> Result<&'a str> {
     let len = text.chars().count();
     if len == 0 && min > 0 {
-        return Err(Error::validation(format!("`{field}` is required and must not be blank.")));
+        return Err(Error::validation(format!(
+            "`{field}` is required and must not be blank."
+        )));
     }
     if len < min || len > max {
-        return Err(Error::validation(format!("`{field}` must be {min} to {max} characters long.")));
+        return Err(Error::validation(format!(
+            "`{field}` must be {min} to {max} characters long."
+        )));
     }
     if text.chars().any(char::is_control) {
-        return Err(Error::validation(format!("`{field}` must not contain control characters.")));
+        return Err(Error::validation(format!(
+            "`{field}` must not contain control characters."
+        )));
     }
     Ok(text)
 }
@@ -100,7 +120,9 @@ pub fn is_shortcode(text: &str) -> bool {
 /// credentials or whitespace; answered without a trailing slash.
 pub fn base_url(text: &str) -> Option<String> {
     let text = text.trim();
-    let rest = text.strip_prefix("https://").or_else(|| text.strip_prefix("http://"))?;
+    let rest = text
+        .strip_prefix("https://")
+        .or_else(|| text.strip_prefix("http://"))?;
     if text.len() > 300 || text.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return None;
     }
@@ -160,7 +182,9 @@ pub fn one_of<'a>(value: &str, field: &str, choices: &[&'a str]) -> Result<&'a s
         .iter()
         .find(|c| **c == value)
         .copied()
-        .ok_or_else(|| Error::validation(format!("`{field}` must be one of: {}.", choices.join(", "))))
+        .ok_or_else(|| {
+            Error::validation(format!("`{field}` must be one of: {}.", choices.join(", ")))
+        })
 }
 
 #[cfg(test)]
@@ -181,7 +205,17 @@ mod tests {
         ] {
             assert_eq!(normalize_phone(given).as_deref(), Some(want), "{given}");
         }
-        for bad in ["", "07123", "0812345678", "255712345678", "+0712345678", "07123456789", "07l2345678", "+", "254812345678"] {
+        for bad in [
+            "",
+            "07123",
+            "0812345678",
+            "255712345678",
+            "+0712345678",
+            "07123456789",
+            "07l2345678",
+            "+",
+            "254812345678",
+        ] {
             assert_eq!(normalize_phone(bad), None, "{bad}");
         }
     }
@@ -192,17 +226,44 @@ mod tests {
         assert_eq!(check(json!(1)), Ok(1));
         assert_eq!(check(json!(250_000)), Ok(250_000));
         assert_eq!(check(json!("100")), Ok(100));
-        for bad in [json!(0), json!(-1), json!(1.5), json!(250_001), json!("abc"), json!("1.5"), json!(""), json!(true)] {
-            assert_eq!(check(bad.clone()).map_err(|e| e.code), Err(Error::VALIDATION_FAILED), "{bad}");
+        for bad in [
+            json!(0),
+            json!(-1),
+            json!(1.5),
+            json!(250_001),
+            json!("abc"),
+            json!("1.5"),
+            json!(""),
+            json!(true),
+        ] {
+            assert_eq!(
+                check(bad.clone()).map_err(|e| e.code),
+                Err(Error::VALIDATION_FAILED),
+                "{bad}"
+            );
         }
         assert!(amount_field(None, "amount", 1, 2).is_err());
     }
 
     #[test]
     fn checks_urls() {
-        assert_eq!(base_url("http://127.0.0.1:8081/").as_deref(), Some("http://127.0.0.1:8081"));
-        assert_eq!(base_url("https://daraja.example.com/api").as_deref(), Some("https://daraja.example.com/api"));
-        for bad in ["ftp://x", "https://", "http://a b", "https://u:p@h", "https://h:abc", "https://h?x=1", "example.com"] {
+        assert_eq!(
+            base_url("http://127.0.0.1:8081/").as_deref(),
+            Some("http://127.0.0.1:8081")
+        );
+        assert_eq!(
+            base_url("https://daraja.example.com/api").as_deref(),
+            Some("https://daraja.example.com/api")
+        );
+        for bad in [
+            "ftp://x",
+            "https://",
+            "http://a b",
+            "https://u:p@h",
+            "https://h:abc",
+            "https://h?x=1",
+            "example.com",
+        ] {
             assert_eq!(base_url(bad), None, "{bad}");
         }
     }

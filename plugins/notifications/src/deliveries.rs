@@ -22,7 +22,13 @@ fn wanted(events: &str, name: &str) -> bool {
 }
 
 /// Queues `event` for every active endpoint that subscribed to it.
-pub fn enqueue(host: &dyn Host, ctx: &Context, event_id: &str, name: &str, payload: &str) -> Result<()> {
+pub fn enqueue(
+    host: &dyn Host,
+    ctx: &Context,
+    event_id: &str,
+    name: &str,
+    payload: &str,
+) -> Result<()> {
     let db = host.db();
     let endpoints = db.query(
         "SELECT id, events FROM notifications_webhooks WHERE status = 'active' AND deleted_at IS NULL",
@@ -31,7 +37,9 @@ pub fn enqueue(host: &dyn Host, ctx: &Context, event_id: &str, name: &str, paylo
     let data: Value = serde_json::from_str(payload).unwrap_or(Value::Null);
     let body = json!({ "type": name, "timestamp": ctx.now(), "data": data }).to_string();
     for endpoint in endpoints.iter() {
-        let (Some(id), Some(events)) = (endpoint.text("id"), endpoint.text("events")) else { continue };
+        let (Some(id), Some(events)) = (endpoint.text("id"), endpoint.text("events")) else {
+            continue;
+        };
         if !wanted(events, name) {
             continue;
         }
@@ -55,7 +63,11 @@ pub fn enqueue(host: &dyn Host, ctx: &Context, event_id: &str, name: &str, paylo
 }
 
 /// One send, with its outcome recorded.
-fn send(host: &dyn Host, ctx: &Context, message: &malipo_plugin_sdk::Row<'_>) -> Result<&'static str> {
+fn send(
+    host: &dyn Host,
+    ctx: &Context,
+    message: &malipo_plugin_sdk::Row<'_>,
+) -> Result<&'static str> {
     let db = host.db();
     let id = message.req_text("id")?;
     let endpoint = message.req_text("webhook_id")?;
@@ -90,8 +102,9 @@ fn send(host: &dyn Host, ctx: &Context, message: &malipo_plugin_sdk::Row<'_>) ->
             None => "exhausted",
         },
     };
-    let next = crate::schedule::next_wait_ms(attempts)
-        .map_or(now, |wait| now.saturating_add(i64::try_from(wait).unwrap_or(i64::MAX)));
+    let next = crate::schedule::next_wait_ms(attempts).map_or(now, |wait| {
+        now.saturating_add(i64::try_from(wait).unwrap_or(i64::MAX))
+    });
     let new_status = match verdict {
         "delivered" => "delivered",
         "retry" => "pending",
@@ -113,7 +126,11 @@ fn send(host: &dyn Host, ctx: &Context, message: &malipo_plugin_sdk::Row<'_>) ->
         ],
     )?;
     if matches!(verdict, "gone" | "exhausted") {
-        let reason = if verdict == "gone" { "the endpoint answered 410 Gone" } else { "deliveries kept failing" };
+        let reason = if verdict == "gone" {
+            "the endpoint answered 410 Gone"
+        } else {
+            "deliveries kept failing"
+        };
         db.execute(
             "UPDATE notifications_webhooks SET status = 'disabled', disabled_reason = ?2 WHERE id = ?1",
             &[Sql::Text(endpoint.to_owned()), Sql::Text(reason.to_owned())],
@@ -129,7 +146,10 @@ pub fn deliver_due(host: &dyn Host, ctx: &Context) -> Result<Value> {
            FROM notifications_deliveries d JOIN notifications_webhooks w ON w.id = d.webhook_id
           WHERE d.status = 'pending' AND d.next_attempt_ms <= ?1 AND w.status = 'active'
           ORDER BY d.next_attempt_ms, d.id LIMIT ?2",
-        &[Sql::Integer(i64::try_from(ctx.now_ms).unwrap_or(i64::MAX)), Sql::Integer(BATCH)],
+        &[
+            Sql::Integer(i64::try_from(ctx.now_ms).unwrap_or(i64::MAX)),
+            Sql::Integer(BATCH),
+        ],
     )?;
     let mut delivered = 0;
     let mut failed = 0;
@@ -169,7 +189,9 @@ pub fn retry(db: &dyn Db, ctx: &Context, input: &Input) -> Result<Value> {
         ],
     )?;
     if changed == 0 {
-        return Err(Error::not_found("No delivery with that id for this endpoint."));
+        return Err(Error::not_found(
+            "No delivery with that id for this endpoint.",
+        ));
     }
     db.execute(
         "UPDATE notifications_webhooks SET status = 'active', disabled_reason = NULL

@@ -8,16 +8,43 @@ use serde_json::{Value, json};
 /// The title and text people see for an event, if it is one they should.
 pub fn render(name: &str, data: &Value) -> Option<(String, String)> {
     let amount = data.get("amount").and_then(Value::as_i64).unwrap_or(0);
-    let phone = data.get("phone_number").and_then(Value::as_str).unwrap_or("an unknown phone");
-    let receipt = data.get("receipt").and_then(Value::as_str).unwrap_or("no receipt");
-    let code = data.get("result_code").and_then(Value::as_str).unwrap_or("unknown");
+    let phone = data
+        .get("phone_number")
+        .and_then(Value::as_str)
+        .unwrap_or("an unknown phone");
+    let receipt = data
+        .get("receipt")
+        .and_then(Value::as_str)
+        .unwrap_or("no receipt");
+    let code = data
+        .get("result_code")
+        .and_then(Value::as_str)
+        .unwrap_or("unknown");
     let (title, body) = match name {
-        "payment.completed" => ("Payment received", format!("KES {amount} from {phone} (receipt {receipt}).")),
-        "payment.failed" => ("Payment not completed", format!("KES {amount} from {phone} did not complete (code {code}).")),
-        "payout.completed" => ("Payout sent", format!("KES {amount} to {phone} (receipt {receipt}).")),
-        "payout.failed" => ("Payout failed", format!("KES {amount} to {phone} failed (code {code}).")),
-        "reversal.completed" => ("Payment reversed", format!("KES {amount} reversed (receipt {receipt}).")),
-        "reversal.failed" => ("Reversal failed", format!("Reversing KES {amount} failed (code {code}).")),
+        "payment.completed" => (
+            "Payment received",
+            format!("KES {amount} from {phone} (receipt {receipt})."),
+        ),
+        "payment.failed" => (
+            "Payment not completed",
+            format!("KES {amount} from {phone} did not complete (code {code})."),
+        ),
+        "payout.completed" => (
+            "Payout sent",
+            format!("KES {amount} to {phone} (receipt {receipt})."),
+        ),
+        "payout.failed" => (
+            "Payout failed",
+            format!("KES {amount} to {phone} failed (code {code})."),
+        ),
+        "reversal.completed" => (
+            "Payment reversed",
+            format!("KES {amount} reversed (receipt {receipt})."),
+        ),
+        "reversal.failed" => (
+            "Reversal failed",
+            format!("Reversing KES {amount} failed (code {code})."),
+        ),
         _ => return None,
     };
     Some((title.to_owned(), body))
@@ -25,7 +52,9 @@ pub fn render(name: &str, data: &Value) -> Option<(String, String)> {
 
 /// Records the notification of an event.
 pub fn record(db: &dyn Db, ctx: &Context, event_id: &str, name: &str, data: &Value) -> Result<()> {
-    let Some((title, body)) = render(name, data) else { return Ok(()) };
+    let Some((title, body)) = render(name, data) else {
+        return Ok(());
+    };
     db.execute(
         "INSERT INTO notifications_inbox (id, event_id, kind, title, body, data, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (event_id) DO NOTHING",
@@ -43,7 +72,9 @@ pub fn record(db: &dyn Db, ctx: &Context, event_id: &str, name: &str, data: &Val
 }
 
 fn caller(ctx: &Context) -> Result<&str> {
-    ctx.user_id.as_deref().ok_or_else(|| Error::forbidden("Notifications belong to people; this call has no user."))
+    ctx.user_id
+        .as_deref()
+        .ok_or_else(|| Error::forbidden("Notifications belong to people; this call has no user."))
 }
 
 /// `GET /notifications?unread=true&limit=`: newest first, with the caller's
@@ -78,9 +109,15 @@ pub fn list(db: &dyn Db, ctx: &Context, input: &Input) -> Result<Value> {
         .iter()
         .map(|row| {
             let mut item = row.to_json();
-            let data = item.get("data").and_then(Value::as_str).and_then(|d| serde_json::from_str(d).ok());
+            let data = item
+                .get("data")
+                .and_then(Value::as_str)
+                .and_then(|d| serde_json::from_str(d).ok());
             item.insert("data".into(), data.unwrap_or(Value::Null));
-            item.insert("read".into(), Value::Bool(!matches!(item.get("read_at"), None | Some(Value::Null))));
+            item.insert(
+                "read".into(),
+                Value::Bool(!matches!(item.get("read_at"), None | Some(Value::Null))),
+            );
             Value::Object(item)
         })
         .collect();
@@ -91,14 +128,21 @@ pub fn list(db: &dyn Db, ctx: &Context, input: &Input) -> Result<Value> {
 pub fn mark_read(db: &dyn Db, ctx: &Context, input: &Input) -> Result<Value> {
     let user = caller(ctx)?;
     let id = input.req_str("id")?;
-    let exists = db.query("SELECT id FROM notifications_inbox WHERE id = ?1", &[Sql::Text(id.to_owned())])?;
+    let exists = db.query(
+        "SELECT id FROM notifications_inbox WHERE id = ?1",
+        &[Sql::Text(id.to_owned())],
+    )?;
     if exists.is_empty() {
         return Err(Error::not_found("No notification with that id."));
     }
     db.execute(
         "INSERT INTO notifications_reads (notification_id, user_id, read_at) VALUES (?1, ?2, ?3)
          ON CONFLICT (notification_id, user_id) DO NOTHING",
-        &[Sql::Text(id.to_owned()), Sql::Text(user.to_owned()), Sql::Text(ctx.now())],
+        &[
+            Sql::Text(id.to_owned()),
+            Sql::Text(user.to_owned()),
+            Sql::Text(ctx.now()),
+        ],
     )?;
     Ok(json!({ "id": id, "read": true }))
 }

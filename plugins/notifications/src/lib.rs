@@ -73,7 +73,8 @@ impl Host for HostImports {
 
     fn random(&self) -> malipo_plugin_sdk::Result<[u8; 32]> {
         let mut bytes = [0u8; 32];
-        getrandom::fill(&mut bytes).map_err(|err| Error::internal(format!("could not read random bytes: {err}")))?;
+        getrandom::fill(&mut bytes)
+            .map_err(|err| Error::internal(format!("could not read random bytes: {err}")))?;
         Ok(bytes)
     }
 }
@@ -95,13 +96,20 @@ impl Guest for Notifications {
         let ctx = context(ctx);
         let data: Value = serde_json::from_str(&event.payload).unwrap_or(Value::Null);
         inbox::record(&HostDb, &ctx, &event.id, &event.name, &data)
-            .and_then(|()| deliveries::enqueue(&HostImports, &ctx, &event.id, &event.name, &event.payload))
+            .and_then(|()| {
+                deliveries::enqueue(&HostImports, &ctx, &event.id, &event.name, &event.payload)
+            })
             .map_err(plugin_error)
     }
 }
 
 /// Routes an operation name to its handler.
-fn dispatch(host: &dyn Host, ctx: &Context, operation: &str, input: &Input) -> malipo_plugin_sdk::Result<Value> {
+fn dispatch(
+    host: &dyn Host,
+    ctx: &Context,
+    operation: &str,
+    input: &Input,
+) -> malipo_plugin_sdk::Result<Value> {
     match operation {
         "webhooks.create" => webhooks::create(host, ctx, input),
         "webhooks.list" => webhooks::list(host.db()),
@@ -111,6 +119,8 @@ fn dispatch(host: &dyn Host, ctx: &Context, operation: &str, input: &Input) -> m
         "webhooks.deliver" => deliveries::deliver_due(host, ctx),
         "notifications.list" => inbox::list(host.db(), ctx, input),
         "notifications.read" => inbox::mark_read(host.db(), ctx, input),
-        other => Err(Error::bad_request(format!("The notifications plugin has no operation named `{other}`."))),
+        other => Err(Error::bad_request(format!(
+            "The notifications plugin has no operation named `{other}`."
+        ))),
     }
 }

@@ -3,7 +3,9 @@
 
 use serde_json::{Value, json};
 
-use crate::malipo::plugin::types::{Annotations, HttpMethod, Manifest, Migration, Operation, PermissionDef};
+use crate::malipo::plugin::types::{
+    Annotations, HttpMethod, Manifest, Migration, Operation, PermissionDef,
+};
 
 /// Events an endpoint may subscribe to ("*" for all of them).
 pub const EVENTS: &[&str] = &[
@@ -15,10 +17,30 @@ pub const EVENTS: &[&str] = &[
     "reversal.failed",
 ];
 
-const READ: Annotations = Annotations { read_only: true, destructive: false, idempotent: true, open_world: false };
-const CREATE: Annotations = Annotations { read_only: false, destructive: false, idempotent: false, open_world: false };
-const REMOVE: Annotations = Annotations { read_only: false, destructive: true, idempotent: true, open_world: false };
-const SEND: Annotations = Annotations { read_only: false, destructive: false, idempotent: false, open_world: true };
+const READ: Annotations = Annotations {
+    read_only: true,
+    destructive: false,
+    idempotent: true,
+    open_world: false,
+};
+const CREATE: Annotations = Annotations {
+    read_only: false,
+    destructive: false,
+    idempotent: false,
+    open_world: false,
+};
+const REMOVE: Annotations = Annotations {
+    read_only: false,
+    destructive: true,
+    idempotent: true,
+    open_world: false,
+};
+const SEND: Annotations = Annotations {
+    read_only: false,
+    destructive: false,
+    idempotent: false,
+    open_world: true,
+};
 
 fn object(properties: Value, required: &[&str]) -> Value {
     json!({ "type": "object", "properties": properties, "required": required })
@@ -56,7 +78,14 @@ fn op(
         name: name.to_owned(),
         method,
         path: path.map(str::to_owned),
-        permission: path.map(|p| if p.starts_with("/notifications") { "notifications.read" } else { "webhooks.manage" }.to_owned()),
+        permission: path.map(|p| {
+            if p.starts_with("/notifications") {
+                "notifications.read"
+            } else {
+                "webhooks.manage"
+            }
+            .to_owned()
+        }),
         summary: summary.to_owned(),
         description: description.to_owned(),
         input_schema: input.to_string(),
@@ -65,6 +94,7 @@ fn op(
         mcp_tool: None,
         annotations: hints,
         money: None,
+        feature: None,
     }
 }
 
@@ -73,7 +103,8 @@ pub fn manifest() -> Manifest {
     Manifest {
         name: "notifications".to_owned(),
         version: env!("CARGO_PKG_VERSION").to_owned(),
-        description: "Outgoing webhooks for payment events, signed the Standard Webhooks way.".to_owned(),
+        description: "Outgoing webhooks for payment events, signed the Standard Webhooks way."
+            .to_owned(),
         operations: vec![
             op(
                 "webhooks.create",
@@ -92,7 +123,8 @@ pub fn manifest() -> Manifest {
                 ),
                 {
                     let mut schema = endpoint_schema();
-                    schema["properties"]["secret"] = json!({ "type": "string", "description": "Shown once." });
+                    schema["properties"]["secret"] =
+                        json!({ "type": "string", "description": "Shown once." });
                     schema
                 },
                 201,
@@ -105,7 +137,10 @@ pub fn manifest() -> Manifest {
                 "List webhook endpoints",
                 "The tenant's webhook endpoints (never their secrets).",
                 object(json!({}), &[]),
-                object(json!({ "webhooks": { "type": "array", "items": endpoint_schema() } }), &["webhooks"]),
+                object(
+                    json!({ "webhooks": { "type": "array", "items": endpoint_schema() } }),
+                    &["webhooks"],
+                ),
                 200,
                 READ,
             ),
@@ -116,7 +151,10 @@ pub fn manifest() -> Manifest {
                 "Delete a webhook endpoint",
                 "Stops deliveries to the endpoint and forgets its secret; queued messages fail.",
                 object(json!({ "id": id }), &["id"]),
-                object(json!({ "deleted": { "type": "boolean" }, "id": { "type": "string" } }), &["deleted", "id"]),
+                object(
+                    json!({ "deleted": { "type": "boolean" }, "id": { "type": "string" } }),
+                    &["deleted", "id"],
+                ),
                 200,
                 REMOVE,
             ),
@@ -127,7 +165,10 @@ pub fn manifest() -> Manifest {
                 "An endpoint's delivery log",
                 "The last 100 messages to the endpoint, newest first: status, attempts, last HTTP status or error.",
                 object(json!({ "id": id }), &["id"]),
-                object(json!({ "deliveries": { "type": "array", "items": { "type": "object" } } }), &["deliveries"]),
+                object(
+                    json!({ "deliveries": { "type": "array", "items": { "type": "object" } } }),
+                    &["deliveries"],
+                ),
                 200,
                 READ,
             ),
@@ -138,8 +179,14 @@ pub fn manifest() -> Manifest {
                 "Send a message again",
                 "Queues the message for the next delivery run with the same `webhook-id`, and re-enables a \
                  disabled endpoint.",
-                object(json!({ "id": id, "delivery_id": { "type": "string" } }), &["id", "delivery_id"]),
-                object(json!({ "queued": { "type": "boolean" }, "id": { "type": "string" } }), &["queued", "id"]),
+                object(
+                    json!({ "id": id, "delivery_id": { "type": "string" } }),
+                    &["id", "delivery_id"],
+                ),
+                object(
+                    json!({ "queued": { "type": "boolean" }, "id": { "type": "string" } }),
+                    &["queued", "id"],
+                ),
                 202,
                 SEND,
             ),
@@ -178,9 +225,17 @@ pub fn manifest() -> Manifest {
                 "Mark a notification read",
                 "Marks one notification read for you (others keep their own state).",
                 object(json!({ "id": { "type": "string" } }), &["id"]),
-                object(json!({ "id": { "type": "string" }, "read": { "type": "boolean" } }), &["id", "read"]),
+                object(
+                    json!({ "id": { "type": "string" }, "read": { "type": "boolean" } }),
+                    &["id", "read"],
+                ),
                 200,
-                Annotations { read_only: false, destructive: false, idempotent: true, open_world: false },
+                Annotations {
+                    read_only: false,
+                    destructive: false,
+                    idempotent: true,
+                    open_world: false,
+                },
             ),
             op(
                 "webhooks.deliver",
@@ -189,7 +244,10 @@ pub fn manifest() -> Manifest {
                 "Send due messages",
                 "Job: sends the messages that are due and records each outcome.",
                 object(json!({}), &[]),
-                object(json!({ "delivered": { "type": "integer" }, "failed": { "type": "integer" } }), &[]),
+                object(
+                    json!({ "delivered": { "type": "integer" }, "failed": { "type": "integer" } }),
+                    &[],
+                ),
                 200,
                 SEND,
             ),
@@ -203,7 +261,10 @@ pub fn manifest() -> Manifest {
             PermissionDef {
                 name: "notifications.read".to_owned(),
                 description: "See the organization's in-app notifications.".to_owned(),
-                default_roles: ["Owner", "Admin", "Manager", "Member"].iter().map(|r| (*r).to_owned()).collect(),
+                default_roles: ["Owner", "Admin", "Manager", "Member"]
+                    .iter()
+                    .map(|r| (*r).to_owned())
+                    .collect(),
             },
         ],
         subscriptions: EVENTS.iter().map(|e| (*e).to_owned()).collect(),
@@ -213,9 +274,18 @@ pub fn manifest() -> Manifest {
         outbound_hosts: vec!["public".to_owned()],
         jobs: vec!["webhooks.deliver".to_owned()],
         callbacks: false,
+        sends_mail: false,
         migrations: vec![
-            Migration { version: 1, name: "init".to_owned(), sql: include_str!("../migrations/V1__init.sql").to_owned() },
-            Migration { version: 2, name: "inbox".to_owned(), sql: include_str!("../migrations/V2__inbox.sql").to_owned() },
+            Migration {
+                version: 1,
+                name: "init".to_owned(),
+                sql: include_str!("../migrations/V1__init.sql").to_owned(),
+            },
+            Migration {
+                version: 2,
+                name: "inbox".to_owned(),
+                sql: include_str!("../migrations/V2__inbox.sql").to_owned(),
+            },
         ],
     }
 }

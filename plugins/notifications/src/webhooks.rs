@@ -6,7 +6,8 @@ use serde_json::{Map, Value, json};
 
 use crate::{Host, SECRETS};
 
-const COLUMNS: &str = "id, url, events, description, status, disabled_reason, created_at, created_by";
+const COLUMNS: &str =
+    "id, url, events, description, status, disabled_reason, created_at, created_by";
 
 /// The endpoint secrets, endpoint id → `whsec_…`.
 pub fn secrets(host: &dyn Host) -> Map<String, Value> {
@@ -28,8 +29,14 @@ fn checked_url(url: &str) -> Result<String> {
         .or_else(|| url.strip_prefix("http://"))
         .ok_or_else(|| Error::validation("`url` must be an http:// or https:// URL."))?;
     let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    if authority.is_empty() || authority.contains('@') || url.len() > 2048 || url.chars().any(char::is_whitespace) {
-        return Err(Error::validation("`url` must be an absolute URL with a host and no credentials."));
+    if authority.is_empty()
+        || authority.contains('@')
+        || url.len() > 2048
+        || url.chars().any(char::is_whitespace)
+    {
+        return Err(Error::validation(
+            "`url` must be an absolute URL with a host and no credentials.",
+        ));
     }
     Ok(url.to_owned())
 }
@@ -48,7 +55,9 @@ pub fn create(host: &dyn Host, ctx: &Context, input: &Input) -> Result<Value> {
     let url = checked_url(input.req_str("url")?)?;
     let events = input.req_str_list("events")?;
     if events.is_empty() || events.iter().any(|e| e.trim().is_empty() || e.len() > 100) {
-        return Err(Error::validation("`events` must name at least one event (or \"*\" for all)."));
+        return Err(Error::validation(
+            "`events` must name at least one event (or \"*\" for all).",
+        ));
     }
     let description = input.opt_trimmed("description")?.map(str::to_owned);
     let id = format!("ep_{}", malipo_plugin_sdk::id::uuid_v4()?.replace('-', ""));
@@ -75,10 +84,14 @@ pub fn create(host: &dyn Host, ctx: &Context, input: &Input) -> Result<Value> {
 
 fn get(db: &dyn Db, id: &str) -> Result<Value> {
     let rows = db.query(
-        &format!("SELECT {COLUMNS} FROM notifications_webhooks WHERE id = ?1 AND deleted_at IS NULL"),
+        &format!(
+            "SELECT {COLUMNS} FROM notifications_webhooks WHERE id = ?1 AND deleted_at IS NULL"
+        ),
         &[Sql::Text(id.to_owned())],
     )?;
-    rows.first().map(|row| public(&row)).ok_or_else(|| Error::not_found("No webhook endpoint with that id."))
+    rows.first()
+        .map(|row| public(&row))
+        .ok_or_else(|| Error::not_found("No webhook endpoint with that id."))
 }
 
 /// `GET /webhooks`.

@@ -23,7 +23,12 @@ pub fn is_owner(db: &dyn Db, user_id: &str) -> Result<bool> {
 /// May `user_id` use `permission` (in `store`, if given)? True iff the user
 /// is a tenant-wide Owner, or holds a role with the permission tenant-wide
 /// or for that store.
-pub fn authorize(db: &dyn Db, user_id: &str, permission: &str, store: Option<&str>) -> Result<bool> {
+pub fn authorize(
+    db: &dyn Db,
+    user_id: &str,
+    permission: &str,
+    store: Option<&str>,
+) -> Result<bool> {
     if user_id.is_empty() || permission.is_empty() {
         return Ok(false);
     }
@@ -39,7 +44,11 @@ pub fn authorize(db: &dyn Db, user_id: &str, permission: &str, store: Option<&st
 
 /// The permissions the user effectively holds tenant-wide, plus those held
 /// for `store` if given. A tenant-wide Owner holds the whole catalog.
-pub fn effective_permissions(db: &dyn Db, user_id: &str, store: Option<&str>) -> Result<BTreeSet<String>> {
+pub fn effective_permissions(
+    db: &dyn Db,
+    user_id: &str,
+    store: Option<&str>,
+) -> Result<BTreeSet<String>> {
     if is_owner(db, user_id)? {
         return model::catalog(db);
     }
@@ -49,18 +58,30 @@ pub fn effective_permissions(db: &dyn Db, user_id: &str, store: Option<&str>) ->
          WHERE a.user_id = ?1 AND (a.store_id = '' OR a.store_id = ?2)",
         &[user_id.into(), scope(store).unwrap_or("").into()],
     )?;
-    table.iter().map(|row| row.req_text("permission").map(str::to_owned)).collect()
+    table
+        .iter()
+        .map(|row| row.req_text("permission").map(str::to_owned))
+        .collect()
 }
 
 /// Checks that the caller holds every one of `permissions` tenant-wide (or
 /// for `store`, if given). System calls (no user) skip the check.
-pub fn ensure_holds(ctx: &Context, db: &dyn Db, permissions: &[String], store: Option<&str>, what: &str) -> Result<()> {
+pub fn ensure_holds(
+    ctx: &Context,
+    db: &dyn Db,
+    permissions: &[String],
+    store: Option<&str>,
+    what: &str,
+) -> Result<()> {
     let Some(caller) = ctx.user_id.as_deref() else {
         return Ok(());
     };
     let held = effective_permissions(db, caller, store)?;
-    let missing: Vec<String> =
-        permissions.iter().filter(|p| !held.contains(*p)).map(|p| format!("`{p}`")).collect();
+    let missing: Vec<String> = permissions
+        .iter()
+        .filter(|p| !held.contains(*p))
+        .map(|p| format!("`{p}`"))
+        .collect();
     if missing.is_empty() {
         return Ok(());
     }
@@ -89,7 +110,12 @@ pub fn check_scope(role: &Role, store: Option<&str>) -> Result<()> {
 /// only an Owner may assign the Owner role, and any other role's
 /// permissions must all be held by the caller. System calls skip the
 /// caller checks.
-pub fn ensure_can_assign(ctx: &Context, db: &dyn Db, role: &Role, store: Option<&str>) -> Result<()> {
+pub fn ensure_can_assign(
+    ctx: &Context,
+    db: &dyn Db,
+    role: &Role,
+    store: Option<&str>,
+) -> Result<()> {
     check_scope(role, store)?;
     if role.is_owner() {
         if let Some(caller) = ctx.user_id.as_deref()
@@ -99,5 +125,11 @@ pub fn ensure_can_assign(ctx: &Context, db: &dyn Db, role: &Role, store: Option<
         }
         return Ok(());
     }
-    ensure_holds(ctx, db, &role.permissions, store, &format!("assign the role `{}`", role.name))
+    ensure_holds(
+        ctx,
+        db,
+        &role.permissions,
+        store,
+        &format!("assign the role `{}`", role.name),
+    )
 }

@@ -10,7 +10,10 @@ use crate::model::{self, Assignment, Role};
 pub fn list(db: &dyn Db, input: &Input) -> Result<Value> {
     let user_id = input.req_trimmed("id")?;
     model::require_member(db, user_id)?;
-    let assignments: Vec<Value> = model::user_assignments(db, user_id)?.iter().map(Assignment::to_json).collect();
+    let assignments: Vec<Value> = model::user_assignments(db, user_id)?
+        .iter()
+        .map(Assignment::to_json)
+        .collect();
     Ok(json!({ "assignments": assignments }))
 }
 
@@ -44,7 +47,8 @@ pub fn remove(db: &dyn Db, ctx: &Context, input: &Input) -> Result<Value> {
     let role_id = input.req_trimmed("role_id")?;
     let store = scope(input.opt_str("store_id")?);
     let Some(assignment) = model::find_assignment(db, user_id, role_id, store)? else {
-        let role = model::find_role(db, role_id)?.map_or_else(|| role_id.to_owned(), |role| role.name);
+        let role =
+            model::find_role(db, role_id)?.map_or_else(|| role_id.to_owned(), |role| role.name);
         return Err(Error::not_found(format!(
             "User `{user_id}` does not have the role `{role}` {}.",
             describe_scope(store)
@@ -55,7 +59,9 @@ pub fn remove(db: &dyn Db, ctx: &Context, input: &Input) -> Result<Value> {
         if let Some(caller) = ctx.user_id.as_deref()
             && !access::is_owner(db, caller)?
         {
-            return Err(Error::forbidden("Only an Owner can remove the Owner role from someone."));
+            return Err(Error::forbidden(
+                "Only an Owner can remove the Owner role from someone.",
+            ));
         }
         if model::tenant_wide_owner_count(db)? <= 1 {
             return Err(Error::conflict(
@@ -63,7 +69,10 @@ pub fn remove(db: &dyn Db, ctx: &Context, input: &Input) -> Result<Value> {
             ));
         }
     }
-    db.execute("DELETE FROM rbac_assignments WHERE id = ?1", &[assignment.id.as_str().into()])?;
+    db.execute(
+        "DELETE FROM rbac_assignments WHERE id = ?1",
+        &[assignment.id.as_str().into()],
+    )?;
     Ok(json!({ "deleted": true }))
 }
 
@@ -121,7 +130,10 @@ pub fn forget(db: &dyn Db, input: &Input) -> Result<Value> {
             "This user is the tenant's last Owner. Make someone else an Owner first.",
         ));
     }
-    let deleted = db.execute("DELETE FROM rbac_assignments WHERE user_id = ?1", &[user_id.into()])?;
+    let deleted = db.execute(
+        "DELETE FROM rbac_assignments WHERE user_id = ?1",
+        &[user_id.into()],
+    )?;
     Ok(json!({ "deleted": deleted }))
 }
 

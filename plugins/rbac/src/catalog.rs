@@ -22,7 +22,10 @@ pub fn sync(db: &dyn Db, input: &Input) -> Result<Value> {
     let defs = parse(input)?;
     let mut added = 0u64;
     for def in &defs {
-        let known = db.exists("SELECT 1 FROM rbac_permissions WHERE name = ?1", &[Sql::from(&def.name)])?;
+        let known = db.exists(
+            "SELECT 1 FROM rbac_permissions WHERE name = ?1",
+            &[Sql::from(&def.name)],
+        )?;
         if known {
             db.execute(
                 "UPDATE rbac_permissions SET description = ?2 WHERE name = ?1 AND description <> ?2",
@@ -44,7 +47,10 @@ pub fn sync(db: &dyn Db, input: &Input) -> Result<Value> {
         }
     }
     let names: Vec<String> = defs.into_iter().map(|def| def.name).collect();
-    let owner = db.query("SELECT id FROM rbac_roles WHERE is_system = 1 AND name = 'Owner'", &[])?;
+    let owner = db.query(
+        "SELECT id FROM rbac_roles WHERE is_system = 1 AND name = 'Owner'",
+        &[],
+    )?;
     for row in owner.iter() {
         grant_all(db, row.req_text("id")?, &names)?;
     }
@@ -53,15 +59,23 @@ pub fn sync(db: &dyn Db, input: &Input) -> Result<Value> {
 
 fn parse(input: &Input) -> Result<Vec<PermissionDef>> {
     let Some(Value::Array(items)) = input.get("permissions") else {
-        return Err(Error::validation("`permissions` is required and must be a list."));
+        return Err(Error::validation(
+            "`permissions` is required and must be a list.",
+        ));
     };
-    items.iter().enumerate().map(|(i, item)| parse_def(i, item)).collect()
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| parse_def(i, item))
+        .collect()
 }
 
 fn parse_def(index: usize, item: &Value) -> Result<PermissionDef> {
     let invalid = |what: &str| Error::validation(format!("`permissions[{index}]`: {what}"));
     let Value::Object(fields) = item else {
-        return Err(invalid("must be an object with `name`, `description` and `default_roles`."));
+        return Err(invalid(
+            "must be an object with `name`, `description` and `default_roles`.",
+        ));
     };
     let name = match fields.get("name") {
         Some(Value::String(name)) if valid_name(name) => name.clone(),
@@ -76,7 +90,9 @@ fn parse_def(index: usize, item: &Value) -> Result<PermissionDef> {
         None | Some(Value::Null) => String::new(),
         Some(_) => return Err(invalid("`description` must be a string.")),
     };
-    let roles = fields.get("default_roles").or_else(|| fields.get("default-roles"));
+    let roles = fields
+        .get("default_roles")
+        .or_else(|| fields.get("default-roles"));
     let default_roles = match roles {
         None | Some(Value::Null) => Vec::new(),
         Some(Value::Array(roles)) => roles
@@ -86,7 +102,11 @@ fn parse_def(index: usize, item: &Value) -> Result<PermissionDef> {
             .ok_or_else(|| invalid("`default_roles` must be a list of role names."))?,
         Some(_) => return Err(invalid("`default_roles` must be a list of role names.")),
     };
-    Ok(PermissionDef { name, description, default_roles })
+    Ok(PermissionDef {
+        name,
+        description,
+        default_roles,
+    })
 }
 
 /// `resource.action`: lower-case ASCII letters, digits, `_`, `-`, with at least one dot.

@@ -45,7 +45,12 @@ impl Guest for Rbac {
 }
 
 /// Routes an operation name to its handler.
-fn dispatch(db: &dyn Db, ctx: &Context, operation: &str, input: &Input) -> malipo_plugin_sdk::Result<Value> {
+fn dispatch(
+    db: &dyn Db,
+    ctx: &Context,
+    operation: &str,
+    input: &Input,
+) -> malipo_plugin_sdk::Result<Value> {
     match operation {
         "permissions.list" => roles::list_permissions(db),
         "roles.list" => roles::list(db),
@@ -62,6 +67,8 @@ fn dispatch(db: &dyn Db, ctx: &Context, operation: &str, input: &Input) -> malip
         "roles.assignable" => assignments::assignable(db, ctx, input),
         "users.access" => assignments::access(db, input),
         "users.forget" => assignments::forget(db, input),
-        other => Err(Error::bad_request(format!("The rbac plugin has no operation named `{other}`."))),
+        other => Err(Error::bad_request(format!(
+            "The rbac plugin has no operation named `{other}`."
+        ))),
     }
 }

@@ -2,7 +2,9 @@
 
 use serde_json::{Value, json};
 
-use crate::malipo::plugin::types::{Annotations, HttpMethod, Manifest, Migration, Operation, PermissionDef};
+use crate::malipo::plugin::types::{
+    Annotations, HttpMethod, Manifest, Migration, Operation, PermissionDef,
+};
 
 /// Roles every rbac permission is granted to by default, besides Owner.
 const ADMINS: &[&str] = &["Owner", "Admin"];
@@ -29,6 +31,7 @@ pub fn manifest() -> Manifest {
         outbound_hosts: Vec::new(),
         jobs: Vec::new(),
         callbacks: false,
+        sends_mail: false,
         migrations: vec![Migration {
             version: 1,
             name: "init".to_owned(),
@@ -76,18 +79,39 @@ impl From<Op> for Operation {
             mcp_tool: op.tool.map(str::to_owned),
             annotations: op.hints,
             money: None,
+            feature: None,
         }
     }
 }
 
 /// Only reads.
-const READ: Annotations = Annotations { read_only: true, destructive: false, idempotent: true, open_world: false };
+const READ: Annotations = Annotations {
+    read_only: true,
+    destructive: false,
+    idempotent: true,
+    open_world: false,
+};
 /// Adds something new; repeating it adds again or conflicts.
-const ADD: Annotations = Annotations { read_only: false, destructive: false, idempotent: false, open_world: false };
+const ADD: Annotations = Annotations {
+    read_only: false,
+    destructive: false,
+    idempotent: false,
+    open_world: false,
+};
 /// Adds or refreshes; repeating it changes nothing more.
-const UPSERT: Annotations = Annotations { read_only: false, destructive: false, idempotent: true, open_world: false };
+const UPSERT: Annotations = Annotations {
+    read_only: false,
+    destructive: false,
+    idempotent: true,
+    open_world: false,
+};
 /// Overwrites or deletes; repeating it changes nothing more.
-const OVERWRITE: Annotations = Annotations { read_only: false, destructive: true, idempotent: true, open_world: false };
+const OVERWRITE: Annotations = Annotations {
+    read_only: false,
+    destructive: true,
+    idempotent: true,
+    open_world: false,
+};
 
 /// An input object: the host merges path, query and body fields into it.
 fn input(properties: Value, required: &[&str]) -> Value {

@@ -61,7 +61,10 @@ impl Role {
 
 /// The role with this id, if any.
 pub fn find_role(db: &dyn Db, id: &str) -> Result<Option<Role>> {
-    let table = db.query(&format!("SELECT {ROLE_COLUMNS} FROM rbac_roles WHERE id = ?1"), &[id.into()])?;
+    let table = db.query(
+        &format!("SELECT {ROLE_COLUMNS} FROM rbac_roles WHERE id = ?1"),
+        &[id.into()],
+    )?;
     let Some(row) = table.first() else {
         return Ok(None);
     };
@@ -101,7 +104,10 @@ pub fn all_roles(db: &dyn Db) -> Result<Vec<Role>> {
             .or_default()
             .push(row.req_text("permission")?.to_owned());
     }
-    let table = db.query(&format!("SELECT {ROLE_COLUMNS} FROM rbac_roles {ROLE_ORDER}"), &[])?;
+    let table = db.query(
+        &format!("SELECT {ROLE_COLUMNS} FROM rbac_roles {ROLE_ORDER}"),
+        &[],
+    )?;
     table
         .iter()
         .map(|row| {
@@ -117,13 +123,19 @@ pub fn role_permissions(db: &dyn Db, role_id: &str) -> Result<Vec<String>> {
         "SELECT permission FROM rbac_role_permissions WHERE role_id = ?1 ORDER BY permission",
         &[role_id.into()],
     )?;
-    table.iter().map(|row| row.req_text("permission").map(str::to_owned)).collect()
+    table
+        .iter()
+        .map(|row| row.req_text("permission").map(str::to_owned))
+        .collect()
 }
 
 /// Every permission in the catalog, sorted.
 pub fn catalog(db: &dyn Db) -> Result<BTreeSet<String>> {
     let table = db.query("SELECT name FROM rbac_permissions", &[])?;
-    table.iter().map(|row| row.req_text("name").map(str::to_owned)).collect()
+    table
+        .iter()
+        .map(|row| row.req_text("name").map(str::to_owned))
+        .collect()
 }
 
 /// Deduplicates `requested` and checks that every name is in the catalog;
@@ -131,7 +143,11 @@ pub fn catalog(db: &dyn Db) -> Result<BTreeSet<String>> {
 pub fn known_permissions(db: &dyn Db, requested: &[String]) -> Result<Vec<String>> {
     let catalog = catalog(db)?;
     let wanted: BTreeSet<String> = requested.iter().map(|p| p.trim().to_owned()).collect();
-    let unknown: Vec<String> = wanted.iter().filter(|p| !catalog.contains(*p)).map(|p| format!("`{p}`")).collect();
+    let unknown: Vec<String> = wanted
+        .iter()
+        .filter(|p| !catalog.contains(*p))
+        .map(|p| format!("`{p}`"))
+        .collect();
     if !unknown.is_empty() {
         return Err(Error::validation(format!(
             "Unknown permission{}: {}. Use GET /permissions to see the permissions that exist.",
@@ -165,7 +181,10 @@ impl Assignment {
             user_id: row.req_text("user_id")?.to_owned(),
             role_id: row.req_text("role_id")?.to_owned(),
             role_name: row.req_text("role_name")?.to_owned(),
-            store_id: row.text("store_id").filter(|s| !s.is_empty()).map(str::to_owned),
+            store_id: row
+                .text("store_id")
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned),
             created_at: row.req_text("created_at")?.to_owned(),
         })
     }
@@ -185,14 +204,21 @@ impl Assignment {
 /// Every assignment of a user, tenant-wide ones first, then by store and role.
 pub fn user_assignments(db: &dyn Db, user_id: &str) -> Result<Vec<Assignment>> {
     let table = db.query(
-        &format!("{ASSIGNMENT_SELECT} WHERE a.user_id = ?1 ORDER BY a.store_id, r.name COLLATE NOCASE"),
+        &format!(
+            "{ASSIGNMENT_SELECT} WHERE a.user_id = ?1 ORDER BY a.store_id, r.name COLLATE NOCASE"
+        ),
         &[user_id.into()],
     )?;
     table.iter().map(Assignment::from_row).collect()
 }
 
 /// The assignment of `role_id` to `user_id` in scope `store` (None = tenant-wide), if any.
-pub fn find_assignment(db: &dyn Db, user_id: &str, role_id: &str, store: Option<&str>) -> Result<Option<Assignment>> {
+pub fn find_assignment(
+    db: &dyn Db,
+    user_id: &str,
+    role_id: &str,
+    store: Option<&str>,
+) -> Result<Option<Assignment>> {
     let table = db.query(
         &format!("{ASSIGNMENT_SELECT} WHERE a.user_id = ?1 AND a.role_id = ?2 AND a.store_id = ?3"),
         &[user_id.into(), role_id.into(), store.unwrap_or("").into()],
@@ -234,10 +260,15 @@ pub fn tenant_wide_owner_count(db: &dyn Db) -> Result<i64> {
 
 /// `not_found` unless the user is a member of the tenant.
 pub fn require_member(db: &dyn Db, user_id: &str) -> Result<()> {
-    if db.exists("SELECT 1 FROM members WHERE user_id = ?1", &[user_id.into()])? {
+    if db.exists(
+        "SELECT 1 FROM members WHERE user_id = ?1",
+        &[user_id.into()],
+    )? {
         Ok(())
     } else {
-        Err(Error::not_found(format!("There is no member with user id `{user_id}` in this tenant.")))
+        Err(Error::not_found(format!(
+            "There is no member with user id `{user_id}` in this tenant."
+        )))
     }
 }
 
@@ -246,6 +277,8 @@ pub fn require_store(db: &dyn Db, store_id: &str) -> Result<()> {
     if db.exists("SELECT 1 FROM stores WHERE id = ?1", &[store_id.into()])? {
         Ok(())
     } else {
-        Err(Error::not_found(format!("There is no store with id `{store_id}` in this tenant.")))
+        Err(Error::not_found(format!(
+            "There is no store with id `{store_id}` in this tenant."
+        )))
     }
 }

@@ -13,7 +13,10 @@ const MAX_DESCRIPTION_CHARS: usize = 1024;
 
 /// `permissions.list`: every permission in the catalog, sorted by name.
 pub fn list_permissions(db: &dyn Db) -> Result<Value> {
-    let table = db.query("SELECT name, description FROM rbac_permissions ORDER BY name", &[])?;
+    let table = db.query(
+        "SELECT name, description FROM rbac_permissions ORDER BY name",
+        &[],
+    )?;
     Ok(json!({ "permissions": table.to_json() }))
 }
 
@@ -37,9 +40,18 @@ pub fn create(db: &dyn Db, ctx: &Context, input: &Input) -> Result<Value> {
         Some(requested) => model::known_permissions(db, &requested)?,
         None => Vec::new(),
     };
-    access::ensure_holds(ctx, db, &permissions, None, &format!("create the role `{name}`"))?;
+    access::ensure_holds(
+        ctx,
+        db,
+        &permissions,
+        None,
+        &format!("create the role `{name}`"),
+    )?;
     if let Some(existing) = model::find_role_by_name(db, name)? {
-        return Err(Error::conflict(format!("A role named `{}` already exists.", existing.name)));
+        return Err(Error::conflict(format!(
+            "A role named `{}` already exists.",
+            existing.name
+        )));
     }
 
     let id = malipo_plugin_sdk::id::uuid_v4()?;
@@ -47,7 +59,12 @@ pub fn create(db: &dyn Db, ctx: &Context, input: &Input) -> Result<Value> {
     db.execute(
         "INSERT INTO rbac_roles (id, name, description, is_system, created_at, updated_at) \
          VALUES (?1, ?2, ?3, 0, ?4, ?4)",
-        &[id.as_str().into(), name.into(), description.into(), now.into()],
+        &[
+            id.as_str().into(),
+            name.into(),
+            description.into(),
+            now.into(),
+        ],
     )?;
     grant_all(db, &id, &permissions)?;
     Ok(model::require_role(db, &id)?.to_json())
@@ -71,7 +88,10 @@ pub fn update(db: &dyn Db, ctx: &Context, input: &Input) -> Result<Value> {
         if let Some(other) = model::find_role_by_name(db, name)?
             && other.id != role.id
         {
-            return Err(Error::conflict(format!("A role named `{}` already exists.", other.name)));
+            return Err(Error::conflict(format!(
+                "A role named `{}` already exists.",
+                other.name
+            )));
         }
     }
     if rename.is_none() && new_description.is_none_or(|d| d == role.description) {
@@ -95,7 +115,10 @@ pub fn delete(db: &dyn Db, input: &Input) -> Result<Value> {
     let id = input.req_trimmed("id")?;
     let role = model::require_role(db, id)?;
     if role.is_system {
-        return Err(Error::conflict(format!("`{}` is a system role and cannot be deleted.", role.name)));
+        return Err(Error::conflict(format!(
+            "`{}` is a system role and cannot be deleted.",
+            role.name
+        )));
     }
     let holders = db.query_int(
         "SELECT COUNT(DISTINCT user_id) FROM rbac_assignments WHERE role_id = ?1",
@@ -108,8 +131,14 @@ pub fn delete(db: &dyn Db, input: &Input) -> Result<Value> {
             if holders == 1 { "" } else { "s" }
         )));
     }
-    db.execute("DELETE FROM rbac_role_permissions WHERE role_id = ?1", &[role.id.as_str().into()])?;
-    db.execute("DELETE FROM rbac_roles WHERE id = ?1", &[role.id.as_str().into()])?;
+    db.execute(
+        "DELETE FROM rbac_role_permissions WHERE role_id = ?1",
+        &[role.id.as_str().into()],
+    )?;
+    db.execute(
+        "DELETE FROM rbac_roles WHERE id = ?1",
+        &[role.id.as_str().into()],
+    )?;
     Ok(json!({ "deleted": true, "id": role.id }))
 }
 
@@ -124,9 +153,18 @@ pub fn set_permissions(db: &dyn Db, ctx: &Context, input: &Input) -> Result<Valu
         ));
     }
     let permissions = model::known_permissions(db, &requested)?;
-    access::ensure_holds(ctx, db, &permissions, None, &format!("set these permissions on the role `{}`", role.name))?;
+    access::ensure_holds(
+        ctx,
+        db,
+        &permissions,
+        None,
+        &format!("set these permissions on the role `{}`", role.name),
+    )?;
 
-    db.execute("DELETE FROM rbac_role_permissions WHERE role_id = ?1", &[role.id.as_str().into()])?;
+    db.execute(
+        "DELETE FROM rbac_role_permissions WHERE role_id = ?1",
+        &[role.id.as_str().into()],
+    )?;
     grant_all(db, &role.id, &permissions)?;
     db.execute(
         "UPDATE rbac_roles SET updated_at = ?1 WHERE id = ?2",
@@ -153,10 +191,14 @@ fn role_name(raw: &str) -> Result<&str> {
         return Err(Error::validation("`name` must not be blank."));
     }
     if name.chars().count() > MAX_NAME_CHARS {
-        return Err(Error::validation(format!("`name` must be at most {MAX_NAME_CHARS} characters long.")));
+        return Err(Error::validation(format!(
+            "`name` must be at most {MAX_NAME_CHARS} characters long."
+        )));
     }
     if name.chars().any(char::is_control) {
-        return Err(Error::validation("`name` must not contain control characters."));
+        return Err(Error::validation(
+            "`name` must not contain control characters.",
+        ));
     }
     Ok(name)
 }

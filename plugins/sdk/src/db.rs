@@ -89,7 +89,10 @@ pub struct Table {
 impl Table {
     /// Iterates over the rows with access by column name.
     pub fn iter(&self) -> impl Iterator<Item = Row<'_>> {
-        self.rows.iter().map(|values| Row { columns: &self.columns, values })
+        self.rows.iter().map(|values| Row {
+            columns: &self.columns,
+            values,
+        })
     }
 
     /// The first row, if any.
@@ -107,7 +110,9 @@ impl Table {
 
     /// Every row as a JSON object keyed by column name.
     pub fn to_json(&self) -> Vec<Value> {
-        self.iter().map(|row| Value::Object(row.to_json())).collect()
+        self.iter()
+            .map(|row| Value::Object(row.to_json()))
+            .collect()
     }
 }
 
@@ -132,8 +137,9 @@ impl<'a> Row<'a> {
 
     /// The text of column `name`, or an internal error naming the column.
     pub fn req_text(&self, name: &str) -> Result<&'a str> {
-        self.text(name)
-            .ok_or_else(|| Error::internal(format!("the database returned no text for column `{name}`")))
+        self.text(name).ok_or_else(|| {
+            Error::internal(format!("the database returned no text for column `{name}`"))
+        })
     }
 
     /// The integer of column `name` (None if absent, null or not an integer).
@@ -143,13 +149,20 @@ impl<'a> Row<'a> {
 
     /// The integer of column `name`, or an internal error naming the column.
     pub fn req_int(&self, name: &str) -> Result<i64> {
-        self.int(name)
-            .ok_or_else(|| Error::internal(format!("the database returned no integer for column `{name}`")))
+        self.int(name).ok_or_else(|| {
+            Error::internal(format!(
+                "the database returned no integer for column `{name}`"
+            ))
+        })
     }
 
     /// The row as a JSON object keyed by column name.
     pub fn to_json(&self) -> Map<String, Value> {
-        self.columns.iter().cloned().zip(self.values.iter().map(Sql::to_json)).collect()
+        self.columns
+            .iter()
+            .cloned()
+            .zip(self.values.iter().map(Sql::to_json))
+            .collect()
     }
 }
 
@@ -170,7 +183,9 @@ pub trait Db {
             .first()
             .and_then(|row| row.first())
             .and_then(Sql::as_integer)
-            .ok_or_else(|| Error::internal("the database returned no number where one was expected"))
+            .ok_or_else(|| {
+                Error::internal("the database returned no number where one was expected")
+            })
     }
 
     /// True if the query returns at least one row.
@@ -192,7 +207,11 @@ mod tests {
     fn maps_rows_by_column() {
         let table = Table {
             columns: vec!["id".into(), "n".into(), "b".into()],
-            rows: vec![vec![Sql::from("a"), Sql::Integer(2), Sql::Blob(vec![0, 255])]],
+            rows: vec![vec![
+                Sql::from("a"),
+                Sql::Integer(2),
+                Sql::Blob(vec![0, 255]),
+            ]],
         };
         let row = table.first().expect("one row");
         assert_eq!(row.text("id"), Some("a"));

@@ -21,7 +21,10 @@ impl Error {
     pub const INTERNAL: &'static str = "internal";
 
     pub fn new(code: &'static str, message: impl Into<String>) -> Self {
-        Self { code, message: message.into() }
+        Self {
+            code,
+            message: message.into(),
+        }
     }
 
     /// The request cannot be understood (malformed JSON, unknown operation). HTTP 400.

@@ -87,7 +87,10 @@ macro_rules! bindings_glue {
 
         /// Converts an SDK error into the generated `plugin-error`.
         fn plugin_error(err: $crate::Error) -> PluginError {
-            PluginError { code: err.code.to_owned(), message: err.message }
+            PluginError {
+                code: err.code.to_owned(),
+                message: err.message,
+            }
         }
     };
 }

@@ -18,7 +18,9 @@ impl Input {
         match serde_json::from_str::<Value>(text) {
             Ok(Value::Object(map)) => Ok(Self(map)),
             Ok(_) => Err(Error::bad_request("The input must be a JSON object.")),
-            Err(err) => Err(Error::bad_request(format!("The input is not valid JSON: {err}"))),
+            Err(err) => Err(Error::bad_request(format!(
+                "The input is not valid JSON: {err}"
+            ))),
         }
     }
 
@@ -66,11 +68,15 @@ impl Input {
                 .iter()
                 .map(|item| match item {
                     Value::String(s) => Ok(s.clone()),
-                    _ => Err(Error::validation(format!("`{key}` must be a list of strings."))),
+                    _ => Err(Error::validation(format!(
+                        "`{key}` must be a list of strings."
+                    ))),
                 })
                 .collect::<Result<Vec<_>>>()
                 .map(Some),
-            Some(_) => Err(Error::validation(format!("`{key}` must be a list of strings."))),
+            Some(_) => Err(Error::validation(format!(
+                "`{key}` must be a list of strings."
+            ))),
         }
     }
 
@@ -99,15 +105,21 @@ mod tests {
 
     #[test]
     fn reads_fields() {
-        let input = Input::parse(r#"{"a":" x ","n":"12","m":3,"l":["p"],"z":null}"#)
-            .expect("valid input");
+        let input =
+            Input::parse(r#"{"a":" x ","n":"12","m":3,"l":["p"],"z":null}"#).expect("valid input");
         assert_eq!(input.req_trimmed("a"), Ok("x"));
         assert_eq!(input.opt_u64("n"), Ok(Some(12)));
         assert_eq!(input.opt_u64("m"), Ok(Some(3)));
         assert_eq!(input.opt_str("z"), Ok(None));
         assert_eq!(input.req_str_list("l"), Ok(vec!["p".to_owned()]));
-        assert_eq!(input.req_str("missing").map_err(|e| e.code), Err(Error::VALIDATION_FAILED));
-        assert_eq!(Input::parse("[]").map_err(|e| e.code), Err(Error::BAD_REQUEST));
+        assert_eq!(
+            input.req_str("missing").map_err(|e| e.code),
+            Err(Error::VALIDATION_FAILED)
+        );
+        assert_eq!(
+            Input::parse("[]").map_err(|e| e.code),
+            Err(Error::BAD_REQUEST)
+        );
         assert_eq!(Input::parse(""), Ok(Input::default()));
     }
 }

@@ -24,6 +24,7 @@ pub fn manifest() -> Manifest {
         outbound_hosts: Vec::new(),
         jobs: Vec::new(),
         callbacks: false,
+        sends_mail: false,
         migrations: vec![
             Migration {
                 version: 1,
@@ -71,6 +72,7 @@ fn op(
         mcp_tool: Some(format!("sandbox_{}", name.trim_start_matches("sandbox.").replace('.', "_"))),
         annotations: hints,
         money: None,
+        feature: None,
     }
 }
 
