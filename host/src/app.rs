@@ -80,6 +80,10 @@ pub struct AppState {
     pub tenant_limiter: crate::api::limits::TenantLimiter,
     /// The MCP tools, from the same operations.
     pub mcp_tools: crate::mcp::ToolCatalog,
+    /// Plans, entitlements and the platform tenant.
+    pub billing: crate::billing::Billing,
+    /// Usage counts not yet flushed to the usage plugin.
+    pub meter: crate::metering::Meter,
 }
 
 /// Which surfaces `malipo serve` offers.
@@ -248,6 +252,12 @@ pub fn build_state(config: Config) -> anyhow::Result<Arc<AppState>> {
     let jwt = JwtKeys::load(&config.data_dir, config.access_token_ttl.as_secs() as i64)?;
     let dummy_hash = crate::auth::password::hash("not-a-real-password-for-timing")?;
     let event_signal = Arc::clone(runtime.events_emitted());
+    let plans = control.plans().context("read the plan catalog")?;
+    let platform = control
+        .platform_setting(crate::billing::PLATFORM_TENANT_SETTING)
+        .context("read platform settings")?
+        .and_then(|id| crate::ids::TenantId::parse(&id));
+    let billing = crate::billing::Billing::new(plans, platform, Arc::clone(runtime.services()));
     let state_rate = config.auth_rate_per_minute;
     let tenant_rate = config.tenant_rate_per_minute;
     Ok(Arc::new(AppState {
@@ -270,6 +280,8 @@ pub fn build_state(config: Config) -> anyhow::Result<Arc<AppState>> {
         mcp_tools,
         callback_signal: tokio::sync::Notify::new(),
         event_signal,
+        billing,
+        meter: crate::metering::Meter::default(),
     }))
 }
 
@@ -326,6 +338,7 @@ impl Application {
         tokio::spawn(crate::callbacks::worker(Arc::clone(&self.state)));
         tokio::spawn(crate::jobs::scheduler(Arc::clone(&self.state)));
         tokio::spawn(crate::events::worker(Arc::clone(&self.state)));
+        tokio::spawn(crate::metering::worker(Arc::clone(&self.state)));
         let router = router(Arc::clone(&self.state), self.mode);
         axum::serve(
             self.listener,
@@ -333,6 +346,8 @@ impl Application {
         )
         .with_graceful_shutdown(shutdown)
         .await?;
+        // Counts of the last calls would otherwise be lost.
+        crate::metering::flush_all(&self.state).await;
         Ok(())
     }
 }

@@ -69,6 +69,20 @@ pub enum ApiError {
         /// A message a person can act on.
         message: String,
     },
+    /// The tenant's plan or subscription does not allow this: `402` for
+    /// what paying lifts (a suspended subscription, a limit, a monthly
+    /// quota), `403` for a feature the plan lacks. The message names the
+    /// plan and the limit.
+    #[error("{message}")]
+    Plan {
+        /// 402 or 403.
+        status: StatusCode,
+        /// `subscription_suspended`, `plan_limit_reached`, `quota_exceeded`
+        /// or `plan_feature_required`.
+        code: &'static str,
+        /// What was refused and how to lift it.
+        message: String,
+    },
     /// The server is not able to serve this now (503).
     #[error("{0}")]
     Unavailable(String),
@@ -92,7 +106,7 @@ impl ApiError {
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Plugin { status, .. } => *status,
+            Self::Plugin { status, .. } | Self::Plan { status, .. } => *status,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -112,7 +126,7 @@ impl ApiError {
             Self::PayloadTooLarge(_) => "payload_too_large",
             Self::Validation(_) => "validation_failed",
             Self::TooManyRequests { .. } => "rate_limited",
-            Self::Plugin { code, .. } => code,
+            Self::Plugin { code, .. } | Self::Plan { code, .. } => code,
             Self::Unavailable(_) => "unavailable",
             Self::Unexpected(_) => "internal",
         }

@@ -167,7 +167,7 @@ pub async fn run_once(
         let state = Arc::clone(state);
         let outcome = tokio::task::spawn_blocking(move || {
             let db = state.tenancy.get(id)?;
-            deliver_tenant(&state.runtime, &db, retry_base_ms)
+            deliver_tenant(&state, &db, retry_base_ms)
         })
         .await
         .map_err(|e| DispatchError::Task(e.to_string()))?;
@@ -188,12 +188,19 @@ struct Delivery {
     finished: bool,
 }
 
-/// Delivers the due events of one tenant's outbox to their subscribers.
+/// The host's own subscriber: settles invoices from the platform
+/// tenant's payment events ([`crate::billing::charges`]).
+pub const HOST_BILLING: &str = "host:billing";
+
+/// Delivers the due events of one tenant's outbox to their subscribers:
+/// the plugins that subscribe to each, and the host's own.
 pub fn deliver_tenant(
-    runtime: &PluginRuntime,
+    state: &AppState,
     db: &TenantDb,
     retry_base_ms: i64,
 ) -> Result<DeliveryReport, DispatchError> {
+    let runtime = &state.runtime;
+    let platform = state.billing.platform_tenant() == Some(db.id());
     let mut report = DeliveryReport::default();
     let mut budget = MAX_ATTEMPTS_PER_PASS;
     let mut after = 0i64;
@@ -204,11 +211,14 @@ pub fn deliver_tenant(
         };
         after = *last;
         for (id, event) in page {
-            let subscribers: Vec<String> = runtime
+            let mut subscribers: Vec<String> = runtime
                 .plugins()
                 .filter(|p| p.manifest.subscriptions.contains(&event.name))
                 .map(|p| p.manifest.name.clone())
                 .collect();
+            if platform && crate::billing::charges::SETTLING_EVENTS.contains(&event.name.as_str()) {
+                subscribers.push(HOST_BILLING.to_string());
+            }
             let mut done = true;
             for plugin in &subscribers {
                 let delivery = delivery(db, &event.id, plugin)?;
@@ -221,7 +231,12 @@ pub fn deliver_tenant(
                     continue;
                 }
                 budget -= 1;
-                match deliver_one(runtime, db, plugin, &event) {
+                let outcome = if plugin == HOST_BILLING {
+                    deliver_to_host(state, db, &event)
+                } else {
+                    deliver_one(runtime, db, plugin, &event)
+                };
+                match outcome {
                     Ok(()) => report.delivered += 1,
                     Err(error) => {
                         let message: String = error.chars().take(MAX_ERROR_CHARS).collect();
@@ -355,6 +370,22 @@ fn deliver_one(
             Ok(())
         })
         .map_err(|error| error.to_string())
+}
+
+/// Hands an event to the host's billing subscriber, then marks it
+/// delivered. The settlement is idempotent, so a crash between the two
+/// only repeats a no-op.
+fn deliver_to_host(state: &AppState, db: &TenantDb, event: &Event) -> Result<(), String> {
+    crate::billing::charges::settle_from_event(state, db.id(), event)?;
+    let conn = db.conn().map_err(|e| e.to_string())?;
+    conn.execute(
+        "UPDATE event_deliveries
+         SET attempts = attempts + 1, delivered_at = ?3, last_error = NULL
+         WHERE event_id = ?1 AND plugin = ?2 AND delivered_at IS NULL AND failed_at IS NULL",
+        params![event.id, HOST_BILLING, crate::time_util::now_rfc3339()],
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(())
 }
 
 /// Records a failed attempt. Answers whether the delivery is now given up,

@@ -29,3 +29,24 @@ pub fn unix_now() -> i64 {
 pub fn unix_now_ms() -> u64 {
     u64::try_from(OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).unwrap_or(0)
 }
+
+/// How far the test clock has moved the business clock, in milliseconds.
+static BUSINESS_CLOCK_OFFSET_MS: std::sync::atomic::AtomicI64 =
+    std::sync::atomic::AtomicI64::new(0);
+
+/// The business clock, in milliseconds since the Unix epoch: what plugins
+/// see as `now-ms` (trials, renewals, usage periods, payment timeouts).
+/// It is the wall clock unless a test moved it with
+/// [`advance_business_clock`]; credentials always use the wall clock.
+pub fn business_now_ms() -> u64 {
+    let offset = BUSINESS_CLOCK_OFFSET_MS.load(std::sync::atomic::Ordering::SeqCst);
+    let now = i64::try_from(unix_now_ms()).unwrap_or(i64::MAX);
+    u64::try_from(now.saturating_add(offset)).unwrap_or(0)
+}
+
+/// Moves the business clock forward by `ms` (only the test clock,
+/// `MALIPO_TEST_CLOCK=1`, calls this). Answers the new business time.
+pub fn advance_business_clock(ms: i64) -> u64 {
+    BUSINESS_CLOCK_OFFSET_MS.fetch_add(ms.max(0), std::sync::atomic::Ordering::SeqCst);
+    business_now_ms()
+}

@@ -18,11 +18,11 @@ use super::operation::{Access, HostCall, Operation, RequestMeta, Target};
 use super::{approvals, authz, guardrails, input};
 use crate::app::AppState;
 use crate::audit::{self, AuditEntry};
+use crate::{billing, metering};
 use crate::auth::{Principal, principal};
 use crate::error::{ApiError, blocking, current_request_id};
 use crate::plugins::bindings::CallContext;
 use crate::plugins::{CallRequest, PluginCallError, ProgressSink};
-use crate::time_util::unix_now_ms;
 
 /// Serves one request for `op`.
 pub async fn serve(state: Arc<AppState>, op: Arc<Operation>, request: Request) -> Response {
@@ -244,8 +244,14 @@ async fn run(
         }
         _ => {}
     }
-    if let Some(tenant) = principal.as_ref().and_then(|p| p.tenant_id) {
-        state.tenant_limiter.check(tenant)?;
+    let tenant = principal.as_ref().and_then(|p| p.tenant_id);
+    let entitlements = match tenant {
+        Some(tenant) => plan_of(state, tenant).await,
+        None => None,
+    };
+    if let Some(tenant) = tenant {
+        let per_minute = entitlements.as_ref().and_then(|e| e.requests_per_minute());
+        state.tenant_limiter.check(tenant, per_minute)?;
     }
     if let (Some(tool), Some(principal)) = (&tool, &principal) {
         guardrails::check_tool(principal, tool)?;
@@ -254,6 +260,62 @@ async fn run(
         authz::require(state, principal, permission).await?;
     }
     input::check(&op.spec.input_schema, &input)?;
+    if let (Some(tenant), Some(entitlements)) = (tenant, &entitlements) {
+        billing::admit(entitlements, op, &meta.channel)?;
+        if !billing::exempt(op) {
+            metering::check_quotas(state, tenant, entitlements, &meta.channel, op.spec.money.is_some())
+                .await?;
+            billing::check_limits(state, tenant, entitlements, op).await?;
+        }
+    }
+    let Some(tenant) = tenant.filter(|_| state.billing.enforced) else {
+        return perform(state, op, principal, input, meta, tool, progress, audit).await;
+    };
+    if matches!(&op.target, Target::Plugin(plugin) if plugin == billing::USAGE_PLUGIN)
+        && let Err(error) = metering::flush(state, tenant).await
+    {
+        tracing::warn!(tenant = %tenant, %error, "could not flush usage counts before a usage read");
+    }
+    let channel = meta.channel.clone();
+    let store = principal.as_ref().and_then(|p| p.store_id).map(|s| s.to_string());
+    let result = perform(state, op, principal, input, meta, tool, progress, audit).await;
+    state.meter.count(metering::Call {
+        tenant,
+        channel: &channel,
+        operation: &op.spec.name,
+        store,
+        transaction: op.spec.money.is_some(),
+        error: result.is_err(),
+    });
+    result
+}
+
+/// The tenant's plan, or none when plans are not enforced. A billing
+/// plugin that cannot answer is logged and the call goes on unrefused:
+/// a fault in billing must not take every tenant down.
+async fn plan_of(state: &Arc<AppState>, tenant: crate::ids::TenantId) -> Option<Arc<billing::Entitlements>> {
+    match billing::entitlements(state, tenant).await {
+        Ok(entitlements) => entitlements,
+        Err(error) => {
+            tracing::error!(tenant = %tenant, %error, "could not read the tenant's plan");
+            None
+        }
+    }
+}
+
+/// Runs an admitted call: the host handler, or the plugin behind the
+/// approval gate and the API key's amount guardrails.
+#[allow(clippy::too_many_arguments)]
+async fn perform(
+    state: &Arc<AppState>,
+    op: &Arc<Operation>,
+    principal: Option<Principal>,
+    mut input: Value,
+    meta: RequestMeta,
+    tool: Option<String>,
+    progress: Option<ProgressSink>,
+    audit: AuditEntry,
+) -> Result<(Value, bool), ApiError> {
     match &op.target {
         Target::Host(handler) => {
             let audited = Arc::new(AtomicBool::new(false));
@@ -334,7 +396,7 @@ pub async fn invoke_plugin(
         store_id: principal.store_id.map(|s| s.to_string()),
         request_id: meta.request_id.clone(),
         channel: meta.channel.clone(),
-        now_ms: unix_now_ms(),
+        now_ms: crate::time_util::business_now_ms(),
     };
     let output = call_plugin(
         state,
@@ -394,6 +456,9 @@ pub async fn call_plugin(
         .is_some_and(|p| p.manifest.name == plugin);
     if is_authorizer && !read_only {
         authz::invalidate(state, tenant);
+    }
+    if plugin == billing::PLUGIN {
+        state.billing.invalidate(tenant);
     }
     serde_json::from_str(&output)
         .map_err(|e| ApiError::Unexpected(anyhow::anyhow!("plugin output: {e}")))

@@ -2,8 +2,7 @@
 //! (register, login, refresh, password reset, invitation accept), so
 //! password guessing and reset flooding get `429` with `Retry-After`; and a
 //! per-tenant bucket that every authenticated call spends from, whichever
-//! channel (REST or MCP) it comes through. Plan-specific limits arrive with
-//! the usage plugin.
+//! channel (REST or MCP) it comes through, sized by the tenant's plan.
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
@@ -11,7 +10,7 @@ use std::num::NonZeroU32;
 use governor::clock::{Clock, DefaultClock};
 use std::hash::Hash;
 
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use crate::error::ApiError;
 use crate::ids::TenantId;
@@ -67,28 +66,52 @@ impl PublicLimiter {
     }
 }
 
-/// The limiter every tenant's authenticated calls share, across channels.
+/// The limiter every tenant's authenticated calls share, across channels:
+/// a token bucket per tenant, sized by its plan's `requests_per_minute`
+/// and capped by the operator's `MALIPO_TENANT_RATE_PER_MINUTE` (0 turns
+/// per-tenant limits off). One tenant's bucket never slows another.
 pub struct TenantLimiter {
-    buckets: Option<Buckets<TenantId>>,
+    ceiling: Option<NonZeroU32>,
+    buckets: moka::sync::Cache<TenantId, std::sync::Arc<(NonZeroU32, DefaultDirectRateLimiter)>>,
 }
 
 impl TenantLimiter {
-    /// `per_minute` calls a minute per tenant; 0 turns the limit off.
-    pub fn new(per_minute: u32) -> Self {
+    /// `ceiling` calls a minute per tenant at most; 0 turns the limit off.
+    pub fn new(ceiling: u32) -> Self {
         Self {
-            buckets: NonZeroU32::new(per_minute).map(|n| {
-                Buckets::new(
-                    n,
-                    "this organization is making calls faster than its limit allows; wait and try again",
-                )
-            }),
+            ceiling: NonZeroU32::new(ceiling),
+            buckets: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_idle(std::time::Duration::from_secs(600))
+                .build(),
         }
     }
 
-    /// Spends one call of `tenant`'s budget.
-    pub fn check(&self, tenant: TenantId) -> Result<(), ApiError> {
-        self.buckets
-            .as_ref()
-            .map_or(Ok(()), |buckets| buckets.check(&tenant))
+    /// Spends one call of `tenant`'s budget, `plan_per_minute` calls a
+    /// minute (its plan's), or the ceiling when the plan sets none.
+    pub fn check(&self, tenant: TenantId, plan_per_minute: Option<u64>) -> Result<(), ApiError> {
+        let Some(ceiling) = self.ceiling else {
+            return Ok(());
+        };
+        let rate = plan_per_minute
+            .and_then(|n| u32::try_from(n).ok())
+            .and_then(NonZeroU32::new)
+            .map_or(ceiling, |plan| plan.min(ceiling));
+        let mut bucket = self.buckets.get_with(tenant, || {
+            std::sync::Arc::new((rate, RateLimiter::direct(Quota::per_minute(rate))))
+        });
+        if bucket.0 != rate {
+            bucket = std::sync::Arc::new((rate, RateLimiter::direct(Quota::per_minute(rate))));
+            self.buckets.insert(tenant, std::sync::Arc::clone(&bucket));
+        }
+        bucket.1.check().map_err(|not_until| {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            ApiError::TooManyRequests {
+                message: format!(
+                    "this organization is making calls faster than its limit of {rate} a minute allows; wait and try again"
+                ),
+                retry_after_secs: wait.as_secs().max(1),
+            }
+        })
     }
 }

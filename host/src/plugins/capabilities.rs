@@ -376,7 +376,12 @@ impl config::Host for HostState {
                     format!("{public}/hooks/{tenant}/{token}")
                 })
             }
-            "public-url" | "daraja-emulator-url" => call.services.get(&name),
+            "public-url" | "daraja-emulator-url" | "plan-catalog" => call.services.get(&name),
+            "entitlements" => call
+                .services
+                .entitlements
+                .get(&call.tenant_id)
+                .map(|json| json.to_string()),
             _ => None,
         }
     }

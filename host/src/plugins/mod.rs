@@ -136,7 +136,7 @@ pub fn host_context(
         store_id: None,
         request_id,
         channel: channel.into(),
-        now_ms: crate::time_util::unix_now_ms(),
+        now_ms: crate::time_util::business_now_ms(),
     }
 }
 

@@ -26,6 +26,9 @@ pub struct HostServices {
     settings: RwLock<HashMap<String, String>>,
     /// The transport of the `mail` import.
     pub mail: super::mailer::Mailer,
+    /// Each tenant's `entitlements` setting (JSON), kept by
+    /// [`crate::billing::Billing`].
+    pub entitlements: moka::sync::Cache<String, std::sync::Arc<str>>,
 }
 
 impl HostServices {
@@ -46,6 +49,7 @@ impl HostServices {
             http: ureq::AgentBuilder::new().redirects(0).build(),
             allowed_hosts: RwLock::new(allowed),
             mail: super::mailer::Mailer::from_env(),
+            entitlements: moka::sync::Cache::new(100_000),
             settings: RwLock::new(HashMap::new()),
         }
     }

@@ -5,6 +5,7 @@ mod account;
 mod admin;
 mod approvals;
 mod auth;
+mod billing;
 mod hooks;
 mod keys;
 mod people;
@@ -101,9 +102,17 @@ fn op(
 /// Every host operation.
 pub fn operations() -> Vec<Operation> {
     use Access::{Authenticated, Public, SuperAdmin, Tenant};
-    use Method::{Delete, Get, Patch, Post};
+    use Method::{Delete, Get, Patch, Post, Put};
     let store = json!({"type": "object", "properties": {"id": {"type": "string"}, "name": {"type": "string"}, "status": {"type": "string"}}});
     let str_ = json!({"type": "string"});
+    let plan_props = json!({
+        "id": str_, "name": str_, "price_kes": {"type": "integer", "minimum": 0},
+        "interval": {"type": "string", "enum": ["month", "year"]},
+        "trial_days": {"type": "integer", "minimum": 0},
+        "features": {"type": "array", "items": {"type": "string"}},
+        "limits": {"type": "object", "description": "max_stores, max_users, api_calls_per_month, transactions_per_month, requests_per_minute: whole numbers, or null for unlimited"},
+        "active": {"type": "boolean"}
+    });
     vec![
         op(
             host_op(
@@ -643,6 +652,170 @@ pub fn operations() -> Vec<Operation> {
             SuperAdmin,
             admin::update_tenant,
             "admin",
+        ),
+        op(
+            host_op(
+                "plans.list",
+                Get,
+                "/plans",
+                None,
+                "The plans an organization may choose: price in KES, interval, trial days, features and limits.",
+                any_object(),
+                object(&["plans"], json!({"plans": {"type": "array", "items": {"type": "object", "properties": plan_props}}})),
+                200,
+                READ,
+            ),
+            Public,
+            billing::list_plans,
+            "billing",
+        ),
+        op(
+            host_op(
+                "admin.plans.list",
+                Get,
+                "/admin/plans",
+                None,
+                "Every plan, inactive ones included (super-admin).",
+                any_object(),
+                object(&["plans"], json!({"plans": {"type": "array"}})),
+                200,
+                READ,
+            ),
+            SuperAdmin,
+            billing::list_all_plans,
+            "admin",
+        ),
+        op(
+            host_op(
+                "admin.plans.create",
+                Post,
+                "/admin/plans",
+                None,
+                "Add a plan to the catalog (super-admin).",
+                object(&["id", "name"], plan_props.clone()),
+                object(&["id"], plan_props.clone()),
+                201,
+                CREATE,
+            ),
+            SuperAdmin,
+            billing::create_plan,
+            "admin",
+        ),
+        op(
+            host_op(
+                "admin.plans.update",
+                Patch,
+                "/admin/plans/{id}",
+                None,
+                "Change a plan: the fields given replace the plan's (limits merge by name). Subscribers see it at once (super-admin).",
+                object(&["id"], plan_props.clone()),
+                object(&["id"], plan_props.clone()),
+                200,
+                UPDATE,
+            ),
+            SuperAdmin,
+            billing::update_plan,
+            "admin",
+        ),
+        op(
+            host_op(
+                "admin.platform.get",
+                Get,
+                "/admin/platform",
+                None,
+                "Which organization is the platform itself: its M-Pesa account collects every invoice (super-admin).",
+                any_object(),
+                any_object(),
+                200,
+                READ,
+            ),
+            SuperAdmin,
+            billing::get_platform,
+            "admin",
+        ),
+        op(
+            host_op(
+                "admin.platform.set",
+                Put,
+                "/admin/platform",
+                None,
+                "Name the organization whose M-Pesa account collects invoices (configure its M-Pesa like any organization's) (super-admin).",
+                object(&["tenant_id"], json!({"tenant_id": str_})),
+                any_object(),
+                200,
+                UPDATE,
+            ),
+            SuperAdmin,
+            billing::set_platform,
+            "admin",
+        ),
+        op(
+            host_op(
+                "admin.tenants.plan",
+                Put,
+                "/admin/tenants/{id}/plan",
+                None,
+                "Move an organization to a plan at once, without a charge (super-admin).",
+                object(&["id", "plan_id"], json!({"id": str_, "plan_id": str_})),
+                any_object(),
+                200,
+                UPDATE,
+            ),
+            SuperAdmin,
+            billing::set_tenant_plan,
+            "admin",
+        ),
+        op(
+            host_op(
+                "admin.usage",
+                Get,
+                "/admin/usage",
+                None,
+                "This month's usage of every organization, with its plan and subscription status (super-admin).",
+                object(&[], json!({"period": {"type": "string", "description": "YYYY-MM; default this month"}})),
+                object(&["tenants"], json!({"tenants": {"type": "array"}})),
+                200,
+                READ,
+            ),
+            SuperAdmin,
+            billing::usage_across_tenants,
+            "admin",
+        ),
+        op(
+            host_op(
+                "admin.clock.advance",
+                Post,
+                "/admin/clock",
+                None,
+                "Test clock (only with MALIPO_TEST_CLOCK=1): move the business clock forward and run every job and event delivery once (super-admin).",
+                object(&["advance_secs"], json!({"advance_secs": {"type": "integer", "minimum": 0}})),
+                any_object(),
+                200,
+                UPDATE,
+            ),
+            SuperAdmin,
+            billing::advance_clock,
+            "admin",
+        ),
+        op(
+            {
+                let mut spec = host_op(
+                    "invoices.pay",
+                    Post,
+                    "/invoices/{id}/pay",
+                    Some("billing.manage"),
+                    "Pay an invoice by M-Pesa: sends an STK push prompt from the platform's account to `phone_number`; the invoice is marked paid when the payment completes.",
+                    object(&["id", "phone_number"], json!({"id": str_, "phone_number": {"type": "string", "description": "The Safaricom number to prompt, e.g. 0712345678."}})),
+                    object(&["invoice_id", "attempt_id", "transaction_id", "status"], json!({"invoice_id": str_, "attempt_id": str_, "transaction_id": str_, "amount_kes": {"type": "integer"}, "status": str_, "message": str_})),
+                    202,
+                    CREATE,
+                );
+                spec.mcp_tool = Some("billing_pay_invoice".into());
+                spec
+            },
+            Tenant,
+            billing::pay_invoice,
+            "billing",
         ),
     ]
 }
