@@ -3,16 +3,27 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use malipo_plugin_sdk::{Context, Db, Error, Input, Result, Sql, Table};
+use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
 use rusqlite::types::{Value as SqlValue, ValueRef};
 use serde_json::{Value, json};
 
 use crate::Host;
 
 /// The tenant database: an in-memory SQLite file with the host tables the
-/// plugin reads and the plugin's migrations.
-pub struct SqliteDb(rusqlite::Connection);
+/// plugin reads and the plugin's migrations, behind an authorizer with the
+/// host's rules (own `usage_` tables, declared read tables, no writes in
+/// read-only operations, no PRAGMA, ATTACH, transactions or schema changes).
+pub struct SqliteDb {
+    conn: rusqlite::Connection,
+    /// The running operation is declared read-only.
+    read_only: Arc<AtomicBool>,
+    /// Host tables the manifest declares for reading.
+    read_tables: Vec<String>,
+}
 
 impl SqliteDb {
     pub fn new() -> Self {
@@ -21,14 +32,58 @@ impl SqliteDb {
             "CREATE TABLE stores (id TEXT PRIMARY KEY, name TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'active', \
                                   created_at TEXT NOT NULL DEFAULT '', updated_at TEXT NOT NULL DEFAULT ''); \
              CREATE TABLE members (user_id TEXT PRIMARY KEY, email TEXT NOT NULL, full_name TEXT NOT NULL, \
-                                   status TEXT NOT NULL DEFAULT 'active', joined_at TEXT NOT NULL DEFAULT '');",
+                                   status TEXT NOT NULL DEFAULT 'active', joined_at TEXT NOT NULL DEFAULT ''); \
+             CREATE TABLE store_members (store_id TEXT NOT NULL, user_id TEXT NOT NULL);",
         )
         .expect("host tables");
-        for migration in crate::manifest::manifest().migrations {
+        let manifest = crate::manifest::manifest();
+        for migration in &manifest.migrations {
             conn.execute_batch(&migration.sql)
                 .expect("the plugin's migrations apply");
         }
-        Self(conn)
+        let db = Self {
+            conn,
+            read_only: Arc::new(AtomicBool::new(false)),
+            read_tables: manifest.read_tables,
+        };
+        db.guard();
+        db
+    }
+
+    /// Installs the authorizer.
+    fn guard(&self) {
+        let read_only = Arc::clone(&self.read_only);
+        let read_tables = self.read_tables.clone();
+        self.conn
+            .authorizer(Some(move |ctx: AuthContext<'_>| {
+                let own = |table: &str| table.starts_with("usage_");
+                match ctx.action {
+                    AuthAction::Select | AuthAction::Function { .. } => Authorization::Allow,
+                    AuthAction::Read { table_name, .. }
+                        if own(table_name) || read_tables.iter().any(|t| t == table_name) =>
+                    {
+                        Authorization::Allow
+                    }
+                    AuthAction::Insert { table_name }
+                    | AuthAction::Update { table_name, .. }
+                    | AuthAction::Delete { table_name }
+                        if own(table_name) && !read_only.load(Ordering::SeqCst) =>
+                    {
+                        Authorization::Allow
+                    }
+                    _ => Authorization::Deny,
+                }
+            }))
+            .expect("authorizer");
+    }
+
+    /// Seeds host tables directly, as the host (the plugin never writes them).
+    pub fn seed(&self, sql: &str) {
+        self.conn
+            .authorizer(None::<fn(AuthContext<'_>) -> Authorization>)
+            .expect("no authorizer");
+        self.conn.execute_batch(sql).expect("seed data");
+        self.guard();
     }
 }
 
@@ -52,14 +107,14 @@ fn db_err(err: rusqlite::Error) -> Error {
 impl Db for SqliteDb {
     fn execute(&self, sql: &str, values: &[Sql]) -> Result<u64> {
         let changed = self
-            .0
+            .conn
             .execute(sql, rusqlite::params_from_iter(params(values)))
             .map_err(db_err)?;
         Ok(changed as u64)
     }
 
     fn query(&self, sql: &str, values: &[Sql]) -> Result<Table> {
-        let mut stmt = self.0.prepare(sql).map_err(db_err)?;
+        let mut stmt = self.conn.prepare(sql).map_err(db_err)?;
         let columns: Vec<String> = stmt
             .column_names()
             .iter()
@@ -123,8 +178,13 @@ impl FakeHost {
             .insert("entitlements".to_owned(), entitlements.to_string());
     }
 
-    /// Runs an operation.
+    /// Runs an operation, under the read-only rule its annotations declare.
     pub fn call(&self, now_ms: u64, operation: &str, input: Value) -> Result<Value> {
+        let read_only = crate::manifest::manifest()
+            .operations
+            .iter()
+            .any(|op| op.name == operation && op.annotations.read_only);
+        self.db.read_only.store(read_only, Ordering::SeqCst);
         let input = Input::parse(&input.to_string())?;
         crate::dispatch(self, &ctx(now_ms), operation, &input)
     }
@@ -497,7 +557,7 @@ fn current_usage_against_the_plan() {
     let host = FakeHost::new();
     host.plan(json!(100), json!(null));
     host.db
-        .execute_batch_for_test(
+        .seed(
             "INSERT INTO stores (id, name, status) VALUES ('s1', 'Westlands', 'active'), \
                  ('s2', 'airport', 'active'), ('s3', 'Old Town', 'archived'), ('s4', 'Unused', 'archived'); \
              INSERT INTO members (user_id, email, full_name, status) VALUES \
@@ -766,14 +826,19 @@ fn history_ranges() {
 }
 
 #[test]
+fn the_test_database_enforces_the_host_rules() {
+    let host = FakeHost::new();
+    assert!(host.db.query("SELECT * FROM stores", &[]).is_ok());
+    assert!(host.db.query("SELECT * FROM store_members", &[]).is_err());
+    assert!(host.db.execute("DELETE FROM stores", &[]).is_err());
+    assert!(host.db.execute("PRAGMA user_version = 3", &[]).is_err());
+    assert!(host.db.execute("CREATE TABLE usage_x (a)", &[]).is_err());
+    host.db.read_only.store(true, Ordering::SeqCst);
+    assert!(host.db.execute("DELETE FROM usage_daily", &[]).is_err());
+}
+
+#[test]
 fn unknown_operations_are_bad_requests() {
     let host = FakeHost::new();
     assert_eq!(code(host.call(0, "usage.reset", json!({}))), "bad_request");
-}
-
-impl SqliteDb {
-    /// Seeds host tables directly (the plugin never writes them).
-    pub fn execute_batch_for_test(&self, sql: &str) {
-        self.0.execute_batch(sql).expect("seed data");
-    }
 }
