@@ -597,6 +597,13 @@ fn current_usage_against_the_plan() {
         json!({ "amount": 300, "store_id": null }),
     )
     .expect("counted");
+    host.event(
+        now,
+        "r1",
+        "reversal.completed",
+        json!({ "amount": 60, "store_id": "s1" }),
+    )
+    .expect("counted");
     let usage = host.call(now, "usage.get", json!({})).expect("usage");
     assert_eq!(
         usage,
@@ -614,7 +621,7 @@ fn current_usage_against_the_plan() {
             "by_channel": { "cli": 9, "job": 2, "mcp": 5, "rest": 40 },
             "payments": { "count": 2, "amount_kes": 520 },
             "payouts": { "count": 1, "amount_kes": 300 },
-            "reversals": { "count": 0, "amount_kes": 0 },
+            "reversals": { "count": 1, "amount_kes": 60 },
             "by_store": [
                 { "store_id": "s2", "store_name": "airport", "calls": 0, "transactions": 0, "payments": 0, "payment_amount_kes": 0 },
                 { "store_id": "s3", "store_name": "Old Town", "calls": 5, "transactions": 1, "payments": 0, "payment_amount_kes": 0 },
@@ -632,7 +639,7 @@ fn current_usage_against_the_plan() {
             "transactions": 4, "errors": 0,
             "payments": { "count": 2, "amount_kes": 520 },
             "payouts": { "count": 1, "amount_kes": 300 },
-            "reversals": { "count": 0, "amount_kes": 0 },
+            "reversals": { "count": 1, "amount_kes": 60 },
             "stores": 2, "members": 1
         })
     );
