@@ -657,3 +657,101 @@ fn entitlements_report_the_oldest_open_invoice_and_the_total_due() {
     );
     assert_eq!(t.err("nope", json!({})).code, "bad_request");
 }
+
+#[test]
+fn a_trial_cancelled_in_the_lead_window_ends_without_invoice() {
+    let t = Harness::new(date(2025, 6, 1));
+    t.ok("subscription.start", json!({ "plan_id": "premium" }));
+    t.set_now(date(2025, 6, 13));
+    t.renew();
+    assert_eq!(t.open_invoices().len(), 1);
+    t.ok("subscription.cancel", json!({}));
+    assert!(t.open_invoices().is_empty());
+    // Cancelling twice changes nothing.
+    let sub = t.ok("subscription.cancel", json!({}));
+    assert_eq!(sub["cancel_at_period_end"], true);
+    t.set_now(date(2025, 6, 15));
+    let out = t.renew();
+    assert_eq!(out["invoices_issued"], 0, "no new trial-end invoice");
+    assert_eq!(out["transitions"][0]["from_status"], "trial");
+    assert_eq!(out["transitions"][0]["to_status"], "cancelled");
+    let ent = t.ok("entitlements.get", json!({ "default_plan_id": "free" }));
+    assert_eq!(ent["status"], "cancelled");
+    assert_eq!(ent["open_invoice_id"], Value::Null);
+}
+
+#[test]
+fn a_downgrade_to_free_needs_no_invoice() {
+    let t = Harness::new(date(2025, 6, 1));
+    t.ok("subscription.start", json!({ "plan_id": "direct" }));
+    t.pay(s(&t.open_invoices()[0]["id"]));
+    let out = t.ok("subscription.change", json!({ "plan_id": "free" }));
+    assert_eq!(out["effective"], "renewal");
+    t.set_now(date(2025, 7, 1));
+    let out = t.renew();
+    assert_eq!(out["invoices_issued"], 0);
+    assert_eq!(out["transitions"][0]["plan_id"], "free");
+    assert_eq!(t.status(), "active");
+    assert!(t.open_invoices().is_empty());
+}
+
+#[test]
+fn attempt_outcomes_are_recorded_once() {
+    let t = Harness::new(date(2025, 6, 1));
+    t.ok("subscription.start", json!({ "plan_id": "direct" }));
+    let id = s(&t.open_invoices()[0]["id"]).to_owned();
+    let charge = t.ok(
+        "invoices.charge",
+        json!({ "invoice_id": id, "phone_number": "254711111111" }),
+    );
+    let attempt = charge["attempt_id"].clone();
+    let failed = t.ok(
+        "invoices.charge-failed",
+        json!({ "attempt_id": attempt, "reason": "Daraja refused" }),
+    );
+    assert_eq!(failed["changed"], true);
+    assert_eq!(failed["status"], "failed");
+    let again = t.ok(
+        "invoices.charge-failed",
+        json!({ "attempt_id": attempt, "reason": "Daraja refused" }),
+    );
+    assert_eq!(again["changed"], false);
+    assert_eq!(
+        t.err(
+            "invoices.charge-started",
+            json!({ "attempt_id": "x", "transaction_id": "y" })
+        )
+        .code,
+        "not_found"
+    );
+    // A failed attempt no longer blocks a new charge.
+    t.ok(
+        "invoices.charge",
+        json!({ "invoice_id": id, "phone_number": "254711111111" }),
+    );
+}
+
+#[test]
+fn money_for_a_void_invoice_is_recorded_but_changes_nothing_else() {
+    let t = Harness::new(date(2025, 1, 1));
+    t.ok("subscription.start", json!({ "plan_id": "direct" }));
+    let id = s(&t.open_invoices()[0]["id"]).to_owned();
+    let charge = t.ok(
+        "invoices.charge",
+        json!({ "invoice_id": id, "phone_number": "254711111111" }),
+    );
+    t.set_now(date(2025, 1, 4));
+    t.renew();
+    t.ok("subscription.change", json!({ "plan_id": "free" }));
+    t.take_events();
+    let out = t.ok(
+        "invoices.settle",
+        json!({ "invoice_id": id, "attempt_id": charge["attempt_id"], "outcome": "completed",
+                "transaction_id": "ws_1", "receipt": "R1", "amount_kes": 1000, "reason": null }),
+    );
+    assert_eq!(out["invoice"]["status"], "void");
+    assert_eq!(out["invoice"]["attempts"][0]["status"], "completed");
+    assert!(out["note"].is_string());
+    assert!(t.take_events().is_empty());
+    assert_eq!(out["subscription"]["plan_id"], "free");
+}
