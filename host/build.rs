@@ -74,6 +74,8 @@ fn main() {
             "malipo-plugin-rbac",
             "malipo-plugin-mpesa",
             "malipo-plugin-notifications",
+            "malipo-plugin-billing",
+            "malipo-plugin-usage",
         ],
         &target_dir,
     );
@@ -89,6 +91,8 @@ fn main() {
             "malipo_plugin_rbac",
             "malipo_plugin_mpesa",
             "malipo_plugin_notifications",
+            "malipo_plugin_billing",
+            "malipo_plugin_usage",
         ],
         &out.join("plugins"),
     );

@@ -43,6 +43,20 @@ const EMBEDDED_PLUGINS: &[(&str, &[u8])] = &[
             "/plugins/malipo_plugin_notifications.wasm"
         )),
     ),
+    (
+        "billing",
+        include_bytes!(concat!(
+            env!("OUT_DIR"),
+            "/plugins/malipo_plugin_billing.wasm"
+        )),
+    ),
+    (
+        "usage",
+        include_bytes!(concat!(
+            env!("OUT_DIR"),
+            "/plugins/malipo_plugin_usage.wasm"
+        )),
+    ),
 ];
 
 /// Everything a request may need.

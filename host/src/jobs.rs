@@ -117,6 +117,9 @@ pub async fn run_once(
             .await
             {
                 Ok(output) => {
+                    if plugin == crate::billing::PLUGIN {
+                        retry_charges(state, tenant, &output, &mut report).await;
+                    }
                     for problem in output["errors"].as_array().into_iter().flatten() {
                         report
                             .problems
@@ -134,6 +137,31 @@ pub async fn run_once(
         }
     }
     Ok(report)
+}
+
+/// Dunning: sends the STK pushes for unpaid invoices that billing's
+/// renewal job says are due for another try.
+async fn retry_charges(
+    state: &Arc<AppState>,
+    tenant: crate::ids::TenantId,
+    output: &serde_json::Value,
+    report: &mut JobReport,
+) {
+    for charge in output["charges"].as_array().into_iter().flatten() {
+        let (Some(invoice), Some(phone)) = (
+            charge["invoice_id"].as_str(),
+            charge["phone_number"].as_str(),
+        ) else {
+            continue;
+        };
+        if let Err(error) =
+            crate::billing::charges::pay_invoice(state, tenant, None, invoice, phone).await
+        {
+            report
+                .problems
+                .push(format!("tenant {tenant} invoice {invoice} retry: {error}"));
+        }
+    }
 }
 
 /// Runs the jobs forever at the configured interval.

@@ -111,7 +111,11 @@ impl Meter {
             store: call.store,
         };
         if let Ok(mut pending) = self.pending.lock() {
-            let counts = pending.entry(call.tenant).or_default().entry(key).or_default();
+            let counts = pending
+                .entry(call.tenant)
+                .or_default()
+                .entry(key)
+                .or_default();
             counts.calls += 1;
             counts.errors += u64::from(call.error);
             counts.transactions += u64::from(call.transaction);
@@ -190,7 +194,12 @@ async fn flush_locked(state: &Arc<AppState>, tenant: TenantId) -> Result<(), Api
             })
         })
         .collect();
-    let ctx = host_context(tenant, None, "system", format!("usage-{}", uuid::Uuid::new_v4()));
+    let ctx = host_context(
+        tenant,
+        None,
+        "system",
+        format!("usage-{}", uuid::Uuid::new_v4()),
+    );
     let recorded = call_plugin(
         state,
         tenant,
@@ -212,7 +221,10 @@ async fn flush_locked(state: &Arc<AppState>, tenant: TenantId) -> Result<(), Api
 
 /// The tenant's totals this month: seeded once from the usage plugin, then
 /// kept in memory.
-pub async fn month_totals(state: &Arc<AppState>, tenant: TenantId) -> Result<MonthTotals, ApiError> {
+pub async fn month_totals(
+    state: &Arc<AppState>,
+    tenant: TenantId,
+) -> Result<MonthTotals, ApiError> {
     let (_, period) = day_and_period(crate::time_util::business_now_ms());
     if let Some(month) = state
         .meter
@@ -226,7 +238,12 @@ pub async fn month_totals(state: &Arc<AppState>, tenant: TenantId) -> Result<Mon
     }
     let _one_at_a_time = state.meter.flushing.lock().await;
     flush_locked(state, tenant).await?;
-    let ctx = host_context(tenant, None, "system", format!("usage-{}", uuid::Uuid::new_v4()));
+    let ctx = host_context(
+        tenant,
+        None,
+        "system",
+        format!("usage-{}", uuid::Uuid::new_v4()),
+    );
     let stored = call_plugin(
         state,
         tenant,
@@ -262,14 +279,22 @@ pub async fn check_quotas(
     transaction: bool,
 ) -> Result<(), ApiError> {
     let plan = &entitlements.plan;
-    let api_limit = plan.limit("api_calls_per_month").filter(|_| is_api_channel(channel));
+    let api_limit = plan
+        .limit("api_calls_per_month")
+        .filter(|_| is_api_channel(channel));
     let tx_limit = plan.limit("transactions_per_month").filter(|_| transaction);
     if api_limit.is_none() && tx_limit.is_none() || state.runtime.plugin(USAGE_PLUGIN).is_none() {
         return Ok(());
     }
     let month = month_totals(state, tenant).await?;
     if let Some(max) = api_limit.filter(|max| month.api_calls >= *max) {
-        return Err(quota_refusal(plan, "api_calls_per_month", "API calls", max, &month.period));
+        return Err(quota_refusal(
+            plan,
+            "api_calls_per_month",
+            "API calls",
+            max,
+            &month.period,
+        ));
     }
     if let Some(max) = tx_limit.filter(|max| month.transactions >= *max) {
         return Err(quota_refusal(
@@ -322,7 +347,10 @@ mod tests {
             day_and_period(1_795_515_953_999),
             ("2026-11-24".to_string(), "2026-11".to_string())
         );
-        assert_eq!(day_and_period(0), ("1970-01-01".to_string(), "1970-01".to_string()));
+        assert_eq!(
+            day_and_period(0),
+            ("1970-01-01".to_string(), "1970-01".to_string())
+        );
     }
 
     #[test]

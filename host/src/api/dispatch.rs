@@ -18,11 +18,11 @@ use super::operation::{Access, HostCall, Operation, RequestMeta, Target};
 use super::{approvals, authz, guardrails, input};
 use crate::app::AppState;
 use crate::audit::{self, AuditEntry};
-use crate::{billing, metering};
 use crate::auth::{Principal, principal};
 use crate::error::{ApiError, blocking, current_request_id};
 use crate::plugins::bindings::CallContext;
 use crate::plugins::{CallRequest, PluginCallError, ProgressSink};
+use crate::{billing, metering};
 
 /// Serves one request for `op`.
 pub async fn serve(state: Arc<AppState>, op: Arc<Operation>, request: Request) -> Response {
@@ -227,7 +227,7 @@ async fn run(
     state: &Arc<AppState>,
     op: &Arc<Operation>,
     principal: Option<Principal>,
-    mut input: Value,
+    input: Value,
     context: RunContext,
     audit: AuditEntry,
 ) -> Result<(Value, bool), ApiError> {
@@ -263,8 +263,14 @@ async fn run(
     if let (Some(tenant), Some(entitlements)) = (tenant, &entitlements) {
         billing::admit(entitlements, op, &meta.channel)?;
         if !billing::exempt(op) {
-            metering::check_quotas(state, tenant, entitlements, &meta.channel, op.spec.money.is_some())
-                .await?;
+            metering::check_quotas(
+                state,
+                tenant,
+                entitlements,
+                &meta.channel,
+                op.spec.money.is_some(),
+            )
+            .await?;
             billing::check_limits(state, tenant, entitlements, op).await?;
         }
     }
@@ -277,7 +283,10 @@ async fn run(
         tracing::warn!(tenant = %tenant, %error, "could not flush usage counts before a usage read");
     }
     let channel = meta.channel.clone();
-    let store = principal.as_ref().and_then(|p| p.store_id).map(|s| s.to_string());
+    let store = principal
+        .as_ref()
+        .and_then(|p| p.store_id)
+        .map(|s| s.to_string());
     let result = perform(state, op, principal, input, meta, tool, progress, audit).await;
     state.meter.count(metering::Call {
         tenant,
@@ -293,7 +302,10 @@ async fn run(
 /// The tenant's plan, or none when plans are not enforced. A billing
 /// plugin that cannot answer is logged and the call goes on unrefused:
 /// a fault in billing must not take every tenant down.
-async fn plan_of(state: &Arc<AppState>, tenant: crate::ids::TenantId) -> Option<Arc<billing::Entitlements>> {
+async fn plan_of(
+    state: &Arc<AppState>,
+    tenant: crate::ids::TenantId,
+) -> Option<Arc<billing::Entitlements>> {
     match billing::entitlements(state, tenant).await {
         Ok(entitlements) => entitlements,
         Err(error) => {

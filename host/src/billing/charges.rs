@@ -51,7 +51,10 @@ pub async fn pay_invoice(
         None,
     )
     .await?;
-    let attempt_id = charge["attempt_id"].as_str().unwrap_or_default().to_string();
+    let attempt_id = charge["attempt_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     let amount = charge["amount_kes"].as_i64().unwrap_or(0);
     let push = json!({
         "phone_number": phone_number,

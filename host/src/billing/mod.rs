@@ -84,7 +84,11 @@ pub struct Billing {
 
 impl Billing {
     /// Billing with `catalog` and the platform tenant from `control.db`.
-    pub fn new(catalog: Vec<Plan>, platform: Option<TenantId>, services: Arc<HostServices>) -> Self {
+    pub fn new(
+        catalog: Vec<Plan>,
+        platform: Option<TenantId>,
+        services: Arc<HostServices>,
+    ) -> Self {
         services.set("plan-catalog", &catalog_json(&catalog));
         let enforced = !std::env::var("MALIPO_METERING")
             .is_ok_and(|v| matches!(v.trim(), "0" | "off" | "false"));
@@ -172,9 +176,10 @@ impl Billing {
             amount_due_kes: answer["amount_due_kes"].as_i64().unwrap_or(0),
         });
         self.cache.insert(tenant, Arc::clone(&entitlements));
-        self.services
-            .entitlements
-            .insert(tenant.to_string(), entitlements.to_json().to_string().into());
+        self.services.entitlements.insert(
+            tenant.to_string(),
+            entitlements.to_json().to_string().into(),
+        );
         Some(entitlements)
     }
 }
@@ -262,8 +267,16 @@ pub fn quota_refusal(plan: &Plan, quota: &str, what: &str, max: u64, period: &st
 }
 
 /// The context of a call the host makes to bill or collect.
-pub fn charge_context(tenant: TenantId, user: Option<String>) -> crate::plugins::bindings::CallContext {
-    host_context(tenant, user, "system", format!("billing-{}", uuid::Uuid::new_v4()))
+pub fn charge_context(
+    tenant: TenantId,
+    user: Option<String>,
+) -> crate::plugins::bindings::CallContext {
+    host_context(
+        tenant,
+        user,
+        "system",
+        format!("billing-{}", uuid::Uuid::new_v4()),
+    )
 }
 
 /// The `plan-catalog` setting: every plan as a JSON array.
@@ -285,16 +298,37 @@ pub async fn entitlements(
     if let Some(cached) = state.billing.cached(tenant) {
         return Ok(Some(cached));
     }
-    let ctx = host_context(tenant, None, "system", format!("entitlements-{}", uuid::Uuid::new_v4()));
+    let ctx = host_context(
+        tenant,
+        None,
+        "system",
+        format!("entitlements-{}", uuid::Uuid::new_v4()),
+    );
     let input = json!({"default_plan_id": state.billing.default_plan});
-    let answer = call_plugin(state, tenant, PLUGIN, "entitlements.get", ctx, input, false, None, None).await?;
+    let answer = call_plugin(
+        state,
+        tenant,
+        PLUGIN,
+        "entitlements.get",
+        ctx,
+        input,
+        false,
+        None,
+        None,
+    )
+    .await?;
     Ok(state.billing.remember(tenant, &answer))
 }
 
 /// Things a plan counts, by the operation that adds one: the limit and
 /// the host table whose active rows are counted.
 const COUNTED: &[(&str, &str, &str, &str)] = &[
-    ("stores.create", "max_stores", "stores", "SELECT COUNT(*) FROM stores WHERE status = 'active'"),
+    (
+        "stores.create",
+        "max_stores",
+        "stores",
+        "SELECT COUNT(*) FROM stores WHERE status = 'active'",
+    ),
     (
         "invitations.create",
         "max_users",
@@ -311,7 +345,8 @@ pub async fn check_limits(
     entitlements: &Entitlements,
     op: &Operation,
 ) -> Result<(), ApiError> {
-    let Some(&(_, limit, what, sql)) = COUNTED.iter().find(|(name, ..)| *name == op.spec.name) else {
+    let Some(&(_, limit, what, sql)) = COUNTED.iter().find(|(name, ..)| *name == op.spec.name)
+    else {
         return Ok(());
     };
     let Some(max) = entitlements.plan.limit(limit) else {
@@ -328,5 +363,55 @@ pub async fn check_limits(
     if used >= max {
         return Err(limit_refusal(&entitlements.plan, limit, what, used, max));
     }
+    Ok(())
+}
+
+/// The plan a new organization asked for (`plan_id` at registration),
+/// checked against the catalog before anything is created.
+pub fn chosen_plan(state: &AppState, plan_id: Option<String>) -> Result<Option<String>, ApiError> {
+    let Some(plan_id) = plan_id else {
+        return Ok(None);
+    };
+    match state.billing.plan(&plan_id) {
+        Some(plan) if plan.active => Ok(Some(plan.id)),
+        _ => {
+            let choices: Vec<String> = state
+                .billing
+                .catalog()
+                .iter()
+                .filter(|p| p.active)
+                .map(|p| p.id.clone())
+                .collect();
+            Err(ApiError::Validation(format!(
+                "no plan `{plan_id}` to choose; plans are: {}",
+                choices.join(", ")
+            )))
+        }
+    }
+}
+
+/// Starts a new organization's subscription: a trial of `plan` (or of the
+/// default plan), or the plan itself when it has no trial.
+pub async fn start_subscription(
+    state: &Arc<AppState>,
+    tenant: TenantId,
+    plan: Option<String>,
+) -> Result<(), ApiError> {
+    if state.runtime.plugin(PLUGIN).is_none() {
+        return Ok(());
+    }
+    let plan = plan.unwrap_or_else(|| state.billing.default_plan.clone());
+    call_plugin(
+        state,
+        tenant,
+        PLUGIN,
+        "subscription.start",
+        charge_context(tenant, None),
+        json!({"plan_id": plan}),
+        false,
+        None,
+        None,
+    )
+    .await?;
     Ok(())
 }

@@ -89,8 +89,9 @@ impl ControlDb {
     /// Every plan, in catalog order.
     pub fn plans(&self) -> Result<Vec<Plan>, ControlError> {
         let conn = self.conn()?;
-        let mut stmt =
-            conn.prepare(&format!("SELECT {PLAN_COLUMNS} FROM plans ORDER BY position, id"))?;
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {PLAN_COLUMNS} FROM plans ORDER BY position, id"
+        ))?;
         let plans = stmt
             .query_map([], plan_from_row)?
             .collect::<Result<Vec<_>, _>>()?;

@@ -22,6 +22,7 @@ pub fn create_tenant(state: Arc<AppState>, call: HostCall) -> HostFuture {
             120,
         )?;
         let owner_email = email(&call.str_field("owner_email")?)?;
+        let plan = crate::billing::chosen_plan(&state, call.opt_str_field("plan_id")?)?;
         let state_for_db = Arc::clone(&state);
         let lookup = owner_email.clone();
         let existing = blocking(move || Ok(state_for_db.control.user_by_email(&lookup)?)).await?;
@@ -57,6 +58,7 @@ pub fn create_tenant(state: Arc<AppState>, call: HostCall) -> HostFuture {
             Some(actor),
         )
         .await?;
+        crate::billing::start_subscription(&state, tenant.id, plan).await?;
         Ok(json!({"tenant": tenant.public_json(), "owner": owner.public_json()}))
     })
 }

@@ -28,6 +28,7 @@ pub fn register(state: Arc<AppState>, call: HostCall) -> HostFuture {
             "organization_name",
             120,
         )?;
+        let plan = crate::billing::chosen_plan(&state, call.opt_str_field("plan_id")?)?;
         let user = UserRecord {
             id: UserId::new(),
             email,
@@ -39,6 +40,7 @@ pub fn register(state: Arc<AppState>, call: HostCall) -> HostFuture {
         };
         let tenant =
             support::provision_tenant(&state, &organization, &user, true, &call.meta, None).await?;
+        crate::billing::start_subscription(&state, tenant.id, plan).await?;
         let tokens = issue_tokens(&state, user.id, Some(tenant.id)).await?;
         Ok(merged(
             json!({"user": user.public_json(), "tenant": tenant.public_json()}),

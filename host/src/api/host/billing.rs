@@ -47,7 +47,9 @@ fn apply_plan_fields(plan: &mut Plan, input: &Value) -> Result<(), ApiError> {
         plan.price_kes = price
             .as_i64()
             .filter(|p| (0..=10_000_000).contains(p))
-            .ok_or_else(|| bad("`price_kes` must be a whole number of KES from 0 to 10,000,000".into()))?;
+            .ok_or_else(|| {
+                bad("`price_kes` must be a whole number of KES from 0 to 10,000,000".into())
+            })?;
     }
     if let Some(interval) = plan_field(input, "interval") {
         plan.interval = match interval.as_str() {
@@ -62,13 +64,21 @@ fn apply_plan_fields(plan: &mut Plan, input: &Value) -> Result<(), ApiError> {
             .ok_or_else(|| bad("`trial_days` must be 0 to 365".into()))?;
     }
     if let Some(features) = plan_field(input, "features") {
-        let list = features.as_array().ok_or_else(|| bad("`features` must be a list".into()))?;
+        let list = features
+            .as_array()
+            .ok_or_else(|| bad("`features` must be a list".into()))?;
         let mut names = Vec::new();
         for feature in list {
             let name = feature
                 .as_str()
-                .filter(|f| !f.is_empty() && f.len() <= 40 && f.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
-                .ok_or_else(|| bad("each feature is lower-case letters and `_`, e.g. `bulk_payouts`".into()))?;
+                .filter(|f| {
+                    !f.is_empty()
+                        && f.len() <= 40
+                        && f.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+                })
+                .ok_or_else(|| {
+                    bad("each feature is lower-case letters and `_`, e.g. `bulk_payouts`".into())
+                })?;
             if !names.iter().any(|n: &String| n == name) {
                 names.push(name.to_string());
             }
@@ -76,26 +86,41 @@ fn apply_plan_fields(plan: &mut Plan, input: &Value) -> Result<(), ApiError> {
         plan.features = names;
     }
     if let Some(limits) = plan_field(input, "limits") {
-        let given = limits.as_object().ok_or_else(|| bad("`limits` must be an object".into()))?;
+        let given = limits
+            .as_object()
+            .ok_or_else(|| bad("`limits` must be an object".into()))?;
         let mut merged: Map<String, Value> = plan.limits.clone();
         for (name, value) in given {
             if !LIMIT_NAMES.contains(&name.as_str()) {
-                return Err(bad(format!("unknown limit `{name}`; limits are {}", LIMIT_NAMES.join(", "))));
+                return Err(bad(format!(
+                    "unknown limit `{name}`; limits are {}",
+                    LIMIT_NAMES.join(", ")
+                )));
             }
             if !(value.is_null() || value.as_u64().is_some()) {
-                return Err(bad(format!("limit `{name}` must be a whole number or null (unlimited)")));
+                return Err(bad(format!(
+                    "limit `{name}` must be a whole number or null (unlimited)"
+                )));
             }
             merged.insert(name.clone(), value.clone());
         }
         plan.limits = merged;
     }
     if let Some(active) = plan_field(input, "active") {
-        plan.active = active.as_bool().ok_or_else(|| bad("`active` must be true or false".into()))?;
+        plan.active = active
+            .as_bool()
+            .ok_or_else(|| bad("`active` must be true or false".into()))?;
     }
     Ok(())
 }
 
-fn audit_platform(state: &AppState, call: &HostCall, operation: &str, target: &str, detail: Value) -> Result<(), ApiError> {
+fn audit_platform(
+    state: &AppState,
+    call: &HostCall,
+    operation: &str,
+    target: &str,
+    detail: Value,
+) -> Result<(), ApiError> {
     state.control.platform_audit(&PlatformAuditEntry {
         actor_id: call.principal.as_ref().map(|p| p.user_id.to_string()),
         channel: call.meta.channel.clone(),
@@ -114,8 +139,15 @@ fn audit_platform(state: &AppState, call: &HostCall, operation: &str, target: &s
 pub fn create_plan(state: Arc<AppState>, call: HostCall) -> HostFuture {
     Box::pin(async move {
         let id = call.str_field("id")?;
-        if id.is_empty() || id.len() > 40 || !id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-') {
-            return Err(ApiError::Validation("`id` must be 1 to 40 lower-case letters, digits, `-` or `_`".into()));
+        if id.is_empty()
+            || id.len() > 40
+            || !id
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+        {
+            return Err(ApiError::Validation(
+                "`id` must be 1 to 40 lower-case letters, digits, `-` or `_`".into(),
+            ));
         }
         let mut plan = Plan {
             id: id.clone(),
@@ -131,7 +163,10 @@ pub fn create_plan(state: Arc<AppState>, call: HostCall) -> HostFuture {
         apply_plan_fields(&mut plan, &call.input)?;
         blocking(move || {
             if !state.control.create_plan(&plan)? {
-                return Err(ApiError::Conflict(format!("a plan with id `{}` exists; change it with PATCH /api/v1/admin/plans/{}", plan.id, plan.id)));
+                return Err(ApiError::Conflict(format!(
+                    "a plan with id `{}` exists; change it with PATCH /api/v1/admin/plans/{}",
+                    plan.id, plan.id
+                )));
             }
             audit_platform(&state, &call, "plan.created", &plan.id, json!(plan))?;
             state.billing.set_catalog(state.control.plans()?);
@@ -145,7 +180,10 @@ pub fn create_plan(state: Arc<AppState>, call: HostCall) -> HostFuture {
 pub fn update_plan(state: Arc<AppState>, call: HostCall) -> HostFuture {
     Box::pin(async move {
         let id = call.str_field("id")?;
-        let mut plan = state.billing.plan(&id).ok_or_else(|| ApiError::not_found("plan"))?;
+        let mut plan = state
+            .billing
+            .plan(&id)
+            .ok_or_else(|| ApiError::not_found("plan"))?;
         apply_plan_fields(&mut plan, &call.input)?;
         blocking(move || {
             if !state.control.update_plan(&plan)? {
@@ -161,20 +199,31 @@ pub fn update_plan(state: Arc<AppState>, call: HostCall) -> HostFuture {
 
 /// `GET /admin/platform`: which tenant collects invoices.
 pub fn get_platform(state: Arc<AppState>, _call: HostCall) -> HostFuture {
-    Box::pin(async move { Ok(json!({"tenant_id": state.billing.platform_tenant().map(|t| t.to_string())})) })
+    Box::pin(async move {
+        Ok(json!({"tenant_id": state.billing.platform_tenant().map(|t| t.to_string())}))
+    })
 }
 
 /// `PUT /admin/platform` `{tenant_id}`: names the tenant whose M-Pesa
 /// account collects every tenant's invoices.
 pub fn set_platform(state: Arc<AppState>, call: HostCall) -> HostFuture {
     Box::pin(async move {
-        let tenant = TenantId::parse(&call.str_field("tenant_id")?).ok_or_else(|| ApiError::not_found("tenant"))?;
+        let tenant = TenantId::parse(&call.str_field("tenant_id")?)
+            .ok_or_else(|| ApiError::not_found("tenant"))?;
         blocking(move || {
             if state.control.tenant(tenant)?.is_none() {
                 return Err(ApiError::not_found("tenant"));
             }
-            state.control.set_platform_setting(PLATFORM_TENANT_SETTING, &tenant.to_string())?;
-            audit_platform(&state, &call, "platform.tenant_set", &tenant.to_string(), json!({}))?;
+            state
+                .control
+                .set_platform_setting(PLATFORM_TENANT_SETTING, &tenant.to_string())?;
+            audit_platform(
+                &state,
+                &call,
+                "platform.tenant_set",
+                &tenant.to_string(),
+                json!({}),
+            )?;
             state.billing.set_platform_tenant(tenant);
             Ok(json!({"tenant_id": tenant.to_string()}))
         })
@@ -186,14 +235,17 @@ pub fn set_platform(state: Arc<AppState>, call: HostCall) -> HostFuture {
 /// tenant to a plan at once, without a charge.
 pub fn set_tenant_plan(state: Arc<AppState>, call: HostCall) -> HostFuture {
     Box::pin(async move {
-        let tenant = TenantId::parse(&call.str_field("id")?).ok_or_else(|| ApiError::not_found("tenant"))?;
+        let tenant =
+            TenantId::parse(&call.str_field("id")?).ok_or_else(|| ApiError::not_found("tenant"))?;
         let plan_id = call.str_field("plan_id")?;
-        state
-            .billing
-            .plan(&plan_id)
-            .ok_or_else(|| ApiError::Validation(format!("no plan `{plan_id}` (see GET /api/v1/admin/plans)")))?;
+        state.billing.plan(&plan_id).ok_or_else(|| {
+            ApiError::Validation(format!("no plan `{plan_id}` (see GET /api/v1/admin/plans)"))
+        })?;
         let state_for_db = Arc::clone(&state);
-        if blocking(move || Ok(state_for_db.control.tenant(tenant)?)).await?.is_none() {
+        if blocking(move || Ok(state_for_db.control.tenant(tenant)?))
+            .await?
+            .is_none()
+        {
             return Err(ApiError::not_found("tenant"));
         }
         let subscription = call_plugin(
@@ -210,7 +262,16 @@ pub fn set_tenant_plan(state: Arc<AppState>, call: HostCall) -> HostFuture {
         .await?;
         let state_for_db = Arc::clone(&state);
         let plan = plan_id.clone();
-        blocking(move || audit_platform(&state_for_db, &call, "tenant.plan_changed", &tenant.to_string(), json!({"plan_id": plan}))).await?;
+        blocking(move || {
+            audit_platform(
+                &state_for_db,
+                &call,
+                "tenant.plan_changed",
+                &tenant.to_string(),
+                json!({"plan_id": plan}),
+            )
+        })
+        .await?;
         Ok(subscription)
     })
 }
@@ -243,9 +304,19 @@ pub fn usage_across_tenants(state: Arc<AppState>, call: HostCall) -> HostFuture 
                 tracing::warn!(tenant = %tenant.id, %error, "could not flush usage counts");
             }
             let ctx = charge_context(tenant.id, None);
-            let summary = call_plugin(&state, tenant.id, USAGE_PLUGIN, "usage.summary", ctx, json!({"period": period}), true, None, None)
-                .await
-                .unwrap_or_else(|error| json!({"error": error.public_message()}));
+            let summary = call_plugin(
+                &state,
+                tenant.id,
+                USAGE_PLUGIN,
+                "usage.summary",
+                ctx,
+                json!({"period": period}),
+                true,
+                None,
+                None,
+            )
+            .await
+            .unwrap_or_else(|error| json!({"error": error.public_message()}));
             let plan = billing::entitlements(&state, tenant.id)
                 .await
                 .ok()
@@ -274,14 +345,18 @@ pub fn test_clock_enabled() -> bool {
 pub fn advance_clock(state: Arc<AppState>, call: HostCall) -> HostFuture {
     Box::pin(async move {
         if !test_clock_enabled() {
-            return Err(ApiError::NotFound("the test clock is off (start the server with MALIPO_TEST_CLOCK=1)".into()));
+            return Err(ApiError::NotFound(
+                "the test clock is off (start the server with MALIPO_TEST_CLOCK=1)".into(),
+            ));
         }
         let secs = call
             .input
             .get("advance_secs")
             .and_then(Value::as_i64)
             .filter(|s| (0..=10 * 365 * 86_400).contains(s))
-            .ok_or_else(|| ApiError::Validation("`advance_secs` must be 0 to ten years of seconds".into()))?;
+            .ok_or_else(|| {
+                ApiError::Validation("`advance_secs` must be 0 to ten years of seconds".into())
+            })?;
         let now = crate::time_util::advance_business_clock(secs.saturating_mul(1000));
         crate::metering::flush_all(&state).await;
         crate::metering::forget_months(&state);

@@ -124,7 +124,8 @@ pub fn operations() -> Vec<Operation> {
                 object(
                     &["email", "password", "full_name", "organization_name"],
                     json!({
-                "email": str_, "password": {"type": "string", "minLength": 10}, "full_name": str_, "organization_name": str_}),
+                "email": str_, "password": {"type": "string", "minLength": 10}, "full_name": str_, "organization_name": str_,
+                "plan_id": {"type": "string", "description": "The plan to start (see GET /plans); default: a trial of the default plan."}}),
                 ),
                 auth::token_schema(),
                 201,
@@ -608,7 +609,7 @@ pub fn operations() -> Vec<Operation> {
                 "Create an organization for a new or existing owner (super-admin).",
                 object(
                     &["organization_name", "owner_email"],
-                    json!({"organization_name": str_, "owner_email": str_, "owner_password": str_, "owner_full_name": str_}),
+                    json!({"organization_name": str_, "owner_email": str_, "owner_password": str_, "owner_full_name": str_, "plan_id": str_}),
                 ),
                 any_object(),
                 201,
@@ -661,7 +662,10 @@ pub fn operations() -> Vec<Operation> {
                 None,
                 "The plans an organization may choose: price in KES, interval, trial days, features and limits.",
                 any_object(),
-                object(&["plans"], json!({"plans": {"type": "array", "items": {"type": "object", "properties": plan_props}}})),
+                object(
+                    &["plans"],
+                    json!({"plans": {"type": "array", "items": {"type": "object", "properties": plan_props}}}),
+                ),
                 200,
                 READ,
             ),
@@ -772,7 +776,10 @@ pub fn operations() -> Vec<Operation> {
                 "/admin/usage",
                 None,
                 "This month's usage of every organization, with its plan and subscription status (super-admin).",
-                object(&[], json!({"period": {"type": "string", "description": "YYYY-MM; default this month"}})),
+                object(
+                    &[],
+                    json!({"period": {"type": "string", "description": "YYYY-MM; default this month"}}),
+                ),
                 object(&["tenants"], json!({"tenants": {"type": "array"}})),
                 200,
                 READ,
@@ -788,7 +795,10 @@ pub fn operations() -> Vec<Operation> {
                 "/admin/clock",
                 None,
                 "Test clock (only with MALIPO_TEST_CLOCK=1): move the business clock forward and run every job and event delivery once (super-admin).",
-                object(&["advance_secs"], json!({"advance_secs": {"type": "integer", "minimum": 0}})),
+                object(
+                    &["advance_secs"],
+                    json!({"advance_secs": {"type": "integer", "minimum": 0}}),
+                ),
                 any_object(),
                 200,
                 UPDATE,
@@ -805,8 +815,14 @@ pub fn operations() -> Vec<Operation> {
                     "/invoices/{id}/pay",
                     Some("billing.manage"),
                     "Pay an invoice by M-Pesa: sends an STK push prompt from the platform's account to `phone_number`; the invoice is marked paid when the payment completes.",
-                    object(&["id", "phone_number"], json!({"id": str_, "phone_number": {"type": "string", "description": "The Safaricom number to prompt, e.g. 0712345678."}})),
-                    object(&["invoice_id", "attempt_id", "transaction_id", "status"], json!({"invoice_id": str_, "attempt_id": str_, "transaction_id": str_, "amount_kes": {"type": "integer"}, "status": str_, "message": str_})),
+                    object(
+                        &["id", "phone_number"],
+                        json!({"id": str_, "phone_number": {"type": "string", "description": "The Safaricom number to prompt, e.g. 0712345678."}}),
+                    ),
+                    object(
+                        &["invoice_id", "attempt_id", "transaction_id", "status"],
+                        json!({"invoice_id": str_, "attempt_id": str_, "transaction_id": str_, "amount_kes": {"type": "integer"}, "status": str_, "message": str_}),
+                    ),
                     202,
                     CREATE,
                 );
