@@ -236,9 +236,14 @@ fn events(app: &TestApp, tenant: &str, name: &str) -> Vec<Value> {
         .collect()
 }
 
+/// Events the mpesa plugin emitted (billing's subscription events aside).
 fn outbox_count(app: &TestApp, tenant: &str) -> i64 {
     open(&app.tenant_file(tenant))
-        .query_row("SELECT COUNT(*) FROM outbox", [], |r| r.get(0))
+        .query_row(
+            "SELECT COUNT(*) FROM outbox WHERE source = 'mpesa'",
+            [],
+            |r| r.get(0),
+        )
         .expect("count outbox")
 }
 

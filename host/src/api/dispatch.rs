@@ -259,9 +259,11 @@ async fn run(
     if let (Some(permission), Some(principal)) = (&op.spec.permission, &principal) {
         authz::require(state, principal, permission).await?;
     }
+    if let Some(entitlements) = &entitlements {
+        billing::admit(entitlements, op, &meta.channel)?;
+    }
     input::check(&op.spec.input_schema, &input)?;
     if let (Some(tenant), Some(entitlements)) = (tenant, &entitlements) {
-        billing::admit(entitlements, op, &meta.channel)?;
         if !billing::exempt(op) {
             metering::check_quotas(
                 state,

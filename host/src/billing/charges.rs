@@ -100,7 +100,10 @@ pub async fn pay_invoice(
             });
         }
     };
-    let transaction_id = transaction["id"].as_str().unwrap_or_default().to_string();
+    let transaction_id = transaction["transaction"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     let record = PlatformCharge {
         transaction_id: transaction_id.clone(),
         tenant_id: tenant,

@@ -292,7 +292,11 @@ pub async fn entitlements(
     state: &Arc<AppState>,
     tenant: TenantId,
 ) -> Result<Option<Arc<Entitlements>>, ApiError> {
-    if !state.billing.enforced || state.runtime.plugin(PLUGIN).is_none() {
+    // The platform does not bill itself.
+    if !state.billing.enforced
+        || state.runtime.plugin(PLUGIN).is_none()
+        || state.billing.platform_tenant() == Some(tenant)
+    {
         return Ok(None);
     }
     if let Some(cached) = state.billing.cached(tenant) {
