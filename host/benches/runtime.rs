@@ -127,7 +127,7 @@ fn events(state: &AppState, tenant: TenantId, db: &malipo::tenancy::TenantDb) {
     let started = Instant::now();
     let mut delivered = 0;
     while delivered < count {
-        let report = malipo::events::deliver_tenant(&state, db, 1_000).expect("delivery pass");
+        let report = malipo::events::deliver_tenant(state, db, 1_000).expect("delivery pass");
         assert!(report.delivered > 0, "a pass delivered nothing: {report:?}");
         delivered += report.delivered;
     }

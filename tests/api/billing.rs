@@ -101,7 +101,7 @@ async fn pay(app: &TestApp, owner: &Session, invoice_id: &str) -> Value {
     panic!("invoice {invoice_id} was never marked paid");
 }
 
-async fn register_on(app: &TestApp, org: &str, plan: &str) -> Session {
+pub(crate) async fn register_on(app: &TestApp, org: &str, plan: &str) -> Session {
     let email = format!("owner-{}@example.com", uuid::Uuid::new_v4().simple());
     let (status, body) = app
         .post(

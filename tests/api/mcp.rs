@@ -889,3 +889,46 @@ async fn stdio_serves_the_same_tools_with_the_key_from_the_environment() {
     );
     assert_eq!(rows, vec![vec!["stdio".to_string()]]);
 }
+
+#[tokio::test]
+async fn mcp_calls_are_metered_and_a_plan_without_mcp_refuses_them() {
+    let app = spawn().await;
+    let owner = app.register("Metered Ltd").await;
+    let key = full_key(&app, &owner).await;
+    let (status, before) = app.get("/api/v1/usage", &owner.auth()).await;
+    assert_eq!(status, 200, "{before}");
+    let report = drive(over_http(
+        &app,
+        &key,
+        MODERN,
+        json!([
+            call("mpesa_transaction_history", json!({})),
+            call("mpesa_transaction_history", json!({}))
+        ]),
+    ))
+    .await;
+    assert_eq!(report["steps"][1]["is_error"], false, "{report}");
+    let (_, after) = app.get("/api/v1/usage", &owner.auth()).await;
+    assert_eq!(
+        after["by_channel"]["mcp"].as_u64(),
+        before["by_channel"]["mcp"].as_u64().map(|n| n + 2),
+        "{after}"
+    );
+
+    // The Free plan has no `mcp`: the credential is fine, the plan is not.
+    let free = crate::billing::register_on(&app, "Free Kiosk", "free").await;
+    let free_key = full_key(&app, &free).await;
+    let step = one(
+        &app,
+        &free_key,
+        MODERN,
+        call("mpesa_transaction_history", json!({})),
+    )
+    .await;
+    assert_eq!(step["is_error"], true, "{step}");
+    let text = step["text"].as_str().unwrap_or_default();
+    assert!(
+        text.contains("plan_feature_required") && text.contains("Free") && text.contains("mcp"),
+        "{text}"
+    );
+}

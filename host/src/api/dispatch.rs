@@ -263,18 +263,12 @@ async fn run(
         billing::admit(entitlements, op, &meta.channel)?;
     }
     input::check(&op.spec.input_schema, &input)?;
-    if let (Some(tenant), Some(entitlements)) = (tenant, &entitlements) {
-        if !billing::exempt(op) {
-            metering::check_quotas(
-                state,
-                tenant,
-                entitlements,
-                &meta.channel,
-                op.spec.money.is_some(),
-            )
-            .await?;
-            billing::check_limits(state, tenant, entitlements, op).await?;
-        }
+    if let (Some(tenant), Some(entitlements)) = (tenant, &entitlements)
+        && !billing::exempt(op)
+    {
+        let transaction = op.spec.money.is_some();
+        metering::check_quotas(state, tenant, entitlements, &meta.channel, transaction).await?;
+        billing::check_limits(state, tenant, entitlements, op).await?;
     }
     let Some(tenant) = tenant.filter(|_| state.billing.enforced) else {
         return perform(state, op, principal, input, meta, tool, progress, audit).await;
