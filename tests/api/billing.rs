@@ -539,3 +539,49 @@ async fn plan_catalog_changes_are_checked_and_upgrades_are_prorated() {
         .await;
     assert_eq!((status, code(&body)), (422, "validation_failed"), "{body}");
 }
+
+#[tokio::test]
+async fn dunning_prompts_the_phone_on_file_again_after_a_failed_payment() {
+    const SILENT_PHONE: &str = "254708374149"; // the emulator's number that never answers
+    let app = TestApp::spawn_with(options()).await;
+    let admin = super_admin(&app).await;
+    platform(&app, &admin).await;
+    let shop = app.register("Slow Payer").await;
+    advance(&app, &admin, 14).await;
+    assert_eq!(subscription(&app, &shop).await["status"], "past_due");
+    let invoice = invoices(&app, &shop).await[0]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let path = format!("/api/v1/invoices/{invoice}");
+    let (status, body) = app
+        .post(
+            &format!("{path}/pay"),
+            &shop.auth(),
+            json!({"phone_number": SILENT_PHONE}),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let mut attempts = Vec::new();
+    for _ in 0..100 {
+        let (_, answer) = app.get(&path, &shop.auth()).await;
+        attempts = answer["attempts"].as_array().cloned().unwrap_or_default();
+        if attempts.first().is_some_and(|a| a["status"] == "failed") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    assert_eq!(attempts.len(), 1, "{attempts:?}");
+    assert_eq!(attempts[0]["status"], "failed", "{attempts:?}");
+
+    // A day later the renewal job asks the same phone again, through the platform.
+    advance(&app, &admin, 1).await;
+    let (_, answer) = app.get(&path, &shop.auth()).await;
+    let attempts = answer["attempts"].as_array().cloned().unwrap_or_default();
+    assert_eq!(attempts.len(), 2, "{answer}");
+    assert!(
+        attempts.iter().all(|a| a["phone_number"] == SILENT_PHONE),
+        "{answer}"
+    );
+    assert_eq!(answer["status"], "open");
+}
