@@ -3,6 +3,7 @@
 //! driven over real HTTP.
 
 mod auth;
+mod email;
 mod errors;
 mod events;
 mod helpers;
