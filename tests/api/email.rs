@@ -545,3 +545,35 @@ async fn a_broken_template_is_refused_and_nothing_is_stored() {
         0
     );
 }
+
+#[tokio::test]
+async fn a_refused_address_fails_for_good_and_is_not_tried_again() {
+    let sink = Sink::start();
+    let app = TestApp::spawn_with(options(Some(&sink.url()))).await;
+    let owner = app.register("Refused Ltd").await;
+    let (status, body) = put(
+        &app,
+        "/api/v1/tenant/branding",
+        &owner,
+        json!({"contact_email": "reject-me@refused.example"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    app.configure_mpesa(&owner).await;
+    pay(&app, &owner, 160).await;
+    wait_until(
+        || {
+            queue(&app, &owner.tenant_id)
+                .first()
+                .is_some_and(|m| m["status"] == "failed")
+        },
+        "the refused email to fail",
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let rows = queue(&app, &owner.tenant_id);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["status"], "failed");
+    assert_eq!(rows[0]["attempts"], 1, "a 5xx is not retried");
+    assert!(sink.messages().is_empty());
+}

@@ -310,10 +310,10 @@ impl TestApp {
                     |row| Ok((row.get(0)?, row.get(1)?)),
                 )
                 .ok();
-            if let Some(found) = found {
-                if newest.as_ref().is_none_or(|(at, _)| found.0 > *at) {
-                    newest = Some(found);
-                }
+            if let Some(found) = found
+                && newest.as_ref().is_none_or(|(at, _)| found.0 > *at)
+            {
+                newest = Some(found);
             }
         }
         if let Some((_, text)) = newest {
