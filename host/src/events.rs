@@ -181,6 +181,33 @@ pub async fn run_once(
     Ok(report)
 }
 
+/// Writes an event of the host's own (e.g. `invitation.created`) to a
+/// tenant's outbox with `source = 'host'`, on `conn` (inside the caller's
+/// transaction when it has one). Answers the event id. The caller wakes the
+/// worker with [`wake`] once its transaction committed.
+pub fn emit_host_event(
+    conn: &rusqlite::Connection,
+    name: &str,
+    payload: &serde_json::Value,
+) -> rusqlite::Result<String> {
+    let event_id = uuid::Uuid::new_v4().to_string();
+    conn.execute(
+        "INSERT INTO outbox (event_id, name, payload, source, created_at) VALUES (?1, ?2, ?3, 'host', ?4)",
+        params![
+            event_id,
+            name,
+            payload.to_string(),
+            crate::time_util::now_rfc3339()
+        ],
+    )?;
+    Ok(event_id)
+}
+
+/// Wakes the delivery worker (after a host event committed).
+pub fn wake(state: &AppState) {
+    state.event_signal.notify_one();
+}
+
 /// The state of one (event, subscriber) delivery.
 struct Delivery {
     attempts: i64,

@@ -285,8 +285,40 @@ impl TestApp {
         .await
     }
 
-    /// The newest mail in the outbox for a recipient (read from control.db).
+    /// The text of the newest mail of a kind (`invitation`, `password_reset`)
+    /// for a recipient: from the email queue of the tenant files (the
+    /// notifications plugin's `notifications_emails`), else from control.db's
+    /// `mail_outbox` (users without an organization).
     pub fn last_mail(&self, recipient: &str, kind: &str) -> Option<String> {
+        let mut newest: Option<(String, String)> = None;
+        let tenants = std::fs::read_dir(self.data_dir.join("tenants"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|entry| entry.path())
+            .filter(|path| path.extension().is_some_and(|e| e == "db"));
+        for path in tenants {
+            let Ok(conn) = rusqlite::Connection::open(&path) else {
+                continue;
+            };
+            let _ = conn.busy_timeout(Duration::from_secs(5));
+            let found: Option<(String, String)> = conn
+                .query_row(
+                    "SELECT created_at, text FROM notifications_emails
+                      WHERE recipient = ?1 AND template = ?2 ORDER BY created_at DESC, rowid DESC LIMIT 1",
+                    [recipient, kind],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )
+                .ok();
+            if let Some(found) = found
+                && newest.as_ref().is_none_or(|(at, _)| found.0 > *at)
+            {
+                newest = Some(found);
+            }
+        }
+        if let Some((_, text)) = newest {
+            return Some(text);
+        }
         let conn =
             rusqlite::Connection::open(self.data_dir.join("control.db")).expect("open control.db");
         conn.query_row(
@@ -297,9 +329,10 @@ impl TestApp {
         .ok()
     }
 
-    /// Waits until a mail arrives (the forgot-password work runs in the background).
+    /// Waits until a mail arrives (the forgot-password work runs in the
+    /// background, and the email is queued when the event is delivered).
     pub async fn wait_for_mail(&self, recipient: &str, kind: &str) -> String {
-        for _ in 0..100 {
+        for _ in 0..200 {
             if let Some(body) = self.last_mail(recipient, kind) {
                 return body;
             }

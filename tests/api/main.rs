@@ -4,6 +4,7 @@
 
 mod auth;
 mod billing;
+mod email;
 mod errors;
 mod events;
 mod helpers;

@@ -11,7 +11,7 @@ use crate::helpers::{Auth, Options, PASSWORD, Session, TEST_GUESTS_DIR, TestApp}
 const HISTORY: &str = "refinery_schema_history";
 /// What the migrations after V1 create: `V2__indexes.sql`'s indexes and
 /// `V3__approvals.sql`'s index (and table), and `V4__event_deliveries.sql`'s
-/// index (and table).
+/// index (and table); `V5__branding.sql` adds a table only.
 const LATER_INDEXES: [&str; 4] = [
     "audit_log_by_at",
     "store_members_by_user",
@@ -19,7 +19,7 @@ const LATER_INDEXES: [&str; 4] = [
     "outbox_undelivered",
 ];
 /// The history of a file at the newest schema.
-const LATEST: [i64; 4] = [1, 2, 3, 4];
+const LATEST: [i64; 5] = [1, 2, 3, 4, 5];
 
 fn open(path: &Path) -> rusqlite::Connection {
     let conn =
@@ -93,6 +93,7 @@ fn downgrade_to_v1(path: &Path) {
          DROP TABLE approvals;
          DROP INDEX outbox_undelivered;
          DROP TABLE event_deliveries;
+         DROP TABLE branding;
          DELETE FROM {HISTORY} WHERE version >= 2;
          COMMIT;"
     ))

@@ -19,8 +19,8 @@ use crate::helpers::{Options, Session, TestApp};
 
 /// One POST the receiver got.
 #[derive(Clone, Debug)]
-struct Received {
-    id: String,
+pub(crate) struct Received {
+    pub(crate) id: String,
     timestamp: String,
     signature: String,
     body: String,
@@ -28,13 +28,13 @@ struct Received {
 
 /// A webhook receiver on loopback that answers the scripted statuses in
 /// order (then 200), recording every request.
-struct Receiver {
-    url: String,
+pub(crate) struct Receiver {
+    pub(crate) url: String,
     received: Arc<Mutex<Vec<Received>>>,
 }
 
 impl Receiver {
-    async fn start(script: Vec<u16>) -> Self {
+    pub(crate) async fn start(script: Vec<u16>) -> Self {
         let received = Arc::new(Mutex::new(Vec::new()));
         let script = Arc::new(Mutex::new(script.into_iter()));
         let log = Arc::clone(&received);
@@ -73,11 +73,11 @@ impl Receiver {
         }
     }
 
-    fn received(&self) -> Vec<Received> {
+    pub(crate) fn received(&self) -> Vec<Received> {
         self.received.lock().expect("log").clone()
     }
 
-    async fn wait_for(&self, count: usize) -> Vec<Received> {
+    pub(crate) async fn wait_for(&self, count: usize) -> Vec<Received> {
         for _ in 0..400 {
             let got = self.received();
             if got.len() >= count {

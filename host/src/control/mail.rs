@@ -1,6 +1,8 @@
-//! The mail outbox. Until the notifications plugin delivers mail, messages
-//! (password resets, invitations) wait here, where an operator — or a test —
-//! can read them. Tokens never appear in HTTP responses.
+//! The mail outbox of last resort. Email goes through a tenant's
+//! `notifications` plugin (see `events::emit_host_event`); a password reset
+//! for a user who belongs to no organization (a lone super-admin) has no
+//! tenant to go through and waits here, where an operator can read it.
+//! Tokens never appear in HTTP responses.
 
 use rusqlite::params;
 

@@ -10,8 +10,13 @@ use super::bindings;
 /// Host tables a plugin may declare for reading. `event_deliveries` lets a
 /// subscriber see how often a delivery was tried (the event dispatcher's
 /// table, see [`crate::events`]).
-pub const READABLE_HOST_TABLES: &[&str] =
-    &["stores", "store_members", "members", "event_deliveries"];
+pub const READABLE_HOST_TABLES: &[&str] = &[
+    "stores",
+    "store_members",
+    "members",
+    "event_deliveries",
+    "branding",
+];
 
 /// HTTP method of an operation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]

@@ -16,9 +16,11 @@ use crate::Host;
 const BATCH: i64 = 20;
 
 fn wanted(events: &str, name: &str) -> bool {
-    serde_json::from_str::<Vec<String>>(events)
-        .map(|list| list.iter().any(|e| e == "*" || e == name))
-        .unwrap_or(false)
+    // Only the events endpoints may subscribe to (never those carrying tokens).
+    crate::manifest::EVENTS.contains(&name)
+        && serde_json::from_str::<Vec<String>>(events)
+            .map(|list| list.iter().any(|e| e == "*" || e == name))
+            .unwrap_or(false)
 }
 
 /// Queues `event` for every active endpoint that subscribed to it.
@@ -199,4 +201,19 @@ pub fn retry(db: &dyn Db, ctx: &Context, input: &Input) -> Result<Value> {
         &[Sql::Text(endpoint.to_owned())],
     )?;
     Ok(json!({ "queued": true, "id": message }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_endpoint_gets_the_events_that_carry_tokens() {
+        assert!(wanted(r#"["*"]"#, "payment.completed"));
+        assert!(wanted(r#"["invoice.paid"]"#, "invoice.paid"));
+        for name in crate::manifest::EMAIL_ONLY_EVENTS {
+            assert!(!wanted(r#"["*"]"#, name));
+            assert!(!wanted(&format!("[\"{name}\"]"), name));
+        }
+    }
 }

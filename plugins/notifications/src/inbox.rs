@@ -1,4 +1,4 @@
-//! In-app notifications: one per payment event, written by `on-event`
+//! In-app notifications: one per payment, billing or usage event, written by `on-event`
 //! (a redelivered event writes nothing new), listed with the caller's
 //! unread state, marked read per person.
 
@@ -20,6 +20,16 @@ pub fn render(name: &str, data: &Value) -> Option<(String, String)> {
         .get("result_code")
         .and_then(Value::as_str)
         .unwrap_or("unknown");
+    let text = |key: &str, default: &str| {
+        data.get(key)
+            .and_then(|v| match v {
+                Value::String(s) => Some(s.clone()),
+                Value::Number(n) => Some(n.to_string()),
+                _ => None,
+            })
+            .unwrap_or_else(|| default.to_owned())
+    };
+    let number = |key: &str| text(key, "?");
     let (title, body) = match name {
         "payment.completed" => (
             "Payment received",
@@ -44,6 +54,43 @@ pub fn render(name: &str, data: &Value) -> Option<(String, String)> {
         "reversal.failed" => (
             "Reversal failed",
             format!("Reversing KES {amount} failed (code {code})."),
+        ),
+        "invoice.issued" | "invoice.due" | "invoice.paid" | "invoice.overdue" => {
+            let number = text("number", "an invoice");
+            let currency = text("currency", "KES");
+            let due = text("due_date", "soon");
+            match name {
+                "invoice.issued" => (
+                    "Invoice issued",
+                    format!("Invoice {number} for {currency} {amount}."),
+                ),
+                "invoice.due" => (
+                    "Invoice due",
+                    format!("Invoice {number} for {currency} {amount} is due {due}."),
+                ),
+                "invoice.paid" => (
+                    "Invoice paid",
+                    format!("Invoice {number} for {currency} {amount} is paid."),
+                ),
+                _ => (
+                    "Invoice overdue",
+                    format!("Invoice {number} for {currency} {amount} is overdue."),
+                ),
+            }
+        }
+        "usage.threshold" => (
+            "Usage alert",
+            format!(
+                "{} of {} {} used ({}%).",
+                number("used"),
+                number("limit"),
+                text("metric", "units"),
+                number("percent")
+            ),
+        ),
+        "subscription.changed" => (
+            "Subscription changed",
+            format!("Your plan is now {}.", text("plan", "unknown")),
         ),
         _ => return None,
     };

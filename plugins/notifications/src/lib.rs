@@ -1,6 +1,7 @@
-//! The `notifications` plugin: in-app notifications of payment events, and
-//! outgoing webhooks, so a tenant's own shop or ERP learns that a payment
-//! completed. Endpoints subscribe to event names;
+//! The `notifications` plugin: in-app notifications of payment, billing and
+//! usage events, email (receipts, invoices, invitations, password resets;
+//! see [`emails`]), and outgoing webhooks, so a tenant's own shop or ERP
+//! learns that a payment completed. Endpoints subscribe to event names;
 //! `on-event` queues one message per endpoint and event, and the
 //! `webhooks.deliver` job sends due messages signed the Standard Webhooks
 //! way, retrying with backoff for about three days.
@@ -9,6 +10,7 @@
 //! imports; the logic is in the other modules.
 
 mod deliveries;
+mod emails;
 mod inbox;
 mod manifest;
 mod schedule;
@@ -42,6 +44,8 @@ pub trait Host {
     fn post(&self, url: &str, headers: Vec<(String, String)>, body: &str) -> Result<u16, String>;
     /// Random bytes.
     fn random(&self) -> malipo_plugin_sdk::Result<[u8; 32]>;
+    /// Sends one email through the host's `mail` import.
+    fn mail(&self, message: &emails::Outgoing<'_>) -> emails::MailOutcome;
 }
 
 struct HostImports;
@@ -77,6 +81,23 @@ impl Host for HostImports {
             .map_err(|err| Error::internal(format!("could not read random bytes: {err}")))?;
         Ok(bytes)
     }
+
+    fn mail(&self, message: &emails::Outgoing<'_>) -> emails::MailOutcome {
+        use malipo::plugin::mail;
+        let sent = mail::send(&mail::Message {
+            to: message.to.to_owned(),
+            subject: message.subject.to_owned(),
+            text: message.text.to_owned(),
+            html: message.html.map(str::to_owned),
+            message_id: message.message_id.to_owned(),
+        });
+        match sent {
+            Ok(()) => emails::MailOutcome::Sent,
+            Err(mail::SendError::NotConfigured) => emails::MailOutcome::NotConfigured,
+            Err(mail::SendError::Rejected(why)) => emails::MailOutcome::Rejected(why),
+            Err(mail::SendError::Unavailable(why)) => emails::MailOutcome::Unavailable(why),
+        }
+    }
 }
 
 impl Guest for Notifications {
@@ -96,6 +117,7 @@ impl Guest for Notifications {
         let ctx = context(ctx);
         let data: Value = serde_json::from_str(&event.payload).unwrap_or(Value::Null);
         inbox::record(&HostDb, &ctx, &event.id, &event.name, &data)
+            .and_then(|()| emails::enqueue(&HostDb, &ctx, &event.id, &event.name, &data))
             .and_then(|()| {
                 deliveries::enqueue(&HostImports, &ctx, &event.id, &event.name, &event.payload)
             })
@@ -119,6 +141,11 @@ fn dispatch(
         "webhooks.deliver" => deliveries::deliver_due(host, ctx),
         "notifications.list" => inbox::list(host.db(), ctx, input),
         "notifications.read" => inbox::mark_read(host.db(), ctx, input),
+        "notification-templates.list" => emails::list(host.db()),
+        "notification-templates.get" => emails::get(host.db(), input),
+        "notification-templates.put" => emails::put(host.db(), ctx, input),
+        "notification-templates.delete" => emails::reset(host.db(), input),
+        "emails.send" => emails::send_due(host, ctx),
         other => Err(Error::bad_request(format!(
             "The notifications plugin has no operation named `{other}`."
         ))),

@@ -1,5 +1,6 @@
-//! The notifications manifest: in-app notification and webhook operations,
-//! the delivery job, the payment events it subscribes to, and its tables.
+//! The notifications manifest: in-app notification, email template and
+//! webhook operations, the delivery jobs, the events it subscribes to, and
+//! its tables.
 
 use serde_json::{Value, json};
 
@@ -15,7 +16,17 @@ pub const EVENTS: &[&str] = &[
     "payout.failed",
     "reversal.completed",
     "reversal.failed",
+    "invoice.issued",
+    "invoice.due",
+    "invoice.paid",
+    "invoice.overdue",
+    "usage.threshold",
+    "subscription.changed",
 ];
+
+/// Events that only send email: they carry tokens, so no webhook ever
+/// gets them, not even one subscribed to "*".
+pub const EMAIL_ONLY_EVENTS: &[&str] = &["invitation.created", "password_reset.requested"];
 
 const READ: Annotations = Annotations {
     read_only: true,
@@ -62,6 +73,27 @@ fn endpoint_schema() -> Value {
     )
 }
 
+fn template_name() -> Value {
+    let names: Vec<&str> = crate::emails::templates().iter().map(|t| t.name).collect();
+    json!({ "type": "string", "enum": names, "description": "The template's name." })
+}
+
+fn template_schema(full: bool) -> Value {
+    let mut properties = json!({
+        "name": { "type": "string" },
+        "event": { "type": "string" },
+        "description": { "type": "string" },
+        "overridden": { "type": "boolean" }
+    });
+    if full {
+        properties["subject"] = json!({ "type": "string" });
+        properties["text"] = json!({ "type": "string" });
+        properties["html"] = json!({ "type": ["string", "null"] });
+        properties["variables"] = json!({ "type": "array", "items": { "type": "string" } });
+    }
+    object(properties, &["name", "event", "overridden"])
+}
+
 #[allow(clippy::too_many_arguments)]
 fn op(
     name: &str,
@@ -79,7 +111,9 @@ fn op(
         method,
         path: path.map(str::to_owned),
         permission: path.map(|p| {
-            if p.starts_with("/notifications") {
+            if p.starts_with("/notification-templates") {
+                "notifications.manage"
+            } else if p.starts_with("/notifications") {
                 "notifications.read"
             } else {
                 "webhooks.manage"
@@ -103,7 +137,7 @@ pub fn manifest() -> Manifest {
     Manifest {
         name: "notifications".to_owned(),
         version: env!("CARGO_PKG_VERSION").to_owned(),
-        description: "Outgoing webhooks for payment events, signed the Standard Webhooks way."
+        description: "In-app notifications, branded email and outgoing webhooks (signed the Standard Webhooks way)."
             .to_owned(),
         operations: vec![
             op(
@@ -238,6 +272,86 @@ pub fn manifest() -> Manifest {
                 },
             ),
             op(
+                "notification-templates.list",
+                HttpMethod::Get,
+                Some("/notification-templates"),
+                "List email templates",
+                "The email templates (receipts, payouts, invoices, usage, subscription, invitation, \
+                 password reset): the event each answers and whether this organization overrides it.",
+                object(json!({}), &[]),
+                object(
+                    json!({ "templates": { "type": "array", "items": template_schema(false) } }),
+                    &["templates"],
+                ),
+                200,
+                READ,
+            ),
+            op(
+                "notification-templates.get",
+                HttpMethod::Get,
+                Some("/notification-templates/{name}"),
+                "An email template",
+                "The effective subject, text and HTML of a template (the organization's override, else the \
+                 default), whether it is overridden, and the variables it may use (minijinja syntax, \
+                 e.g. `{{ data.amount }}`, `{{ branding.display_name }}`).",
+                object(json!({ "name": template_name() }), &["name"]),
+                template_schema(true),
+                200,
+                READ,
+            ),
+            op(
+                "notification-templates.put",
+                HttpMethod::Put,
+                Some("/notification-templates/{name}"),
+                "Override an email template",
+                "Replaces the organization's version of a template. It is checked by rendering it with \
+                 sample data: a syntax error answers 422 with the template engine's message, and nothing \
+                 is stored. HTML may `{% extends \"layout.html\" %}` (the branded frame, block `content`).",
+                object(
+                    json!({
+                        "name": template_name(),
+                        "subject": { "type": "string", "minLength": 1, "maxLength": crate::emails::MAX_SUBJECT },
+                        "text": { "type": "string", "minLength": 1, "maxLength": crate::emails::MAX_TEXT },
+                        "html": { "type": ["string", "null"], "maxLength": crate::emails::MAX_HTML }
+                    }),
+                    &["name", "subject", "text"],
+                ),
+                template_schema(true),
+                200,
+                Annotations {
+                    read_only: false,
+                    destructive: false,
+                    idempotent: true,
+                    open_world: false,
+                },
+            ),
+            op(
+                "notification-templates.delete",
+                HttpMethod::Delete,
+                Some("/notification-templates/{name}"),
+                "Restore an email template's default",
+                "Drops the organization's override of a template; the default is used again.",
+                object(json!({ "name": template_name() }), &["name"]),
+                template_schema(true),
+                200,
+                REMOVE,
+            ),
+            op(
+                "emails.send",
+                HttpMethod::Post,
+                None,
+                "Send due email",
+                "Job: sends the queued email that is due through the operator's SMTP server.",
+                object(json!({}), &[]),
+                object(
+                    json!({ "sent": { "type": "integer" }, "retrying": { "type": "integer" },
+                            "failed": { "type": "integer" }, "waiting": { "type": "integer" } }),
+                    &[],
+                ),
+                200,
+                SEND,
+            ),
+            op(
                 "webhooks.deliver",
                 HttpMethod::Post,
                 None,
@@ -259,6 +373,11 @@ pub fn manifest() -> Manifest {
                 default_roles: vec!["Owner".to_owned(), "Admin".to_owned()],
             },
             PermissionDef {
+                name: "notifications.manage".to_owned(),
+                description: "Change the organization's email templates.".to_owned(),
+                default_roles: vec!["Owner".to_owned(), "Admin".to_owned()],
+            },
+            PermissionDef {
                 name: "notifications.read".to_owned(),
                 description: "See the organization's in-app notifications.".to_owned(),
                 default_roles: ["Owner", "Admin", "Manager", "Member"]
@@ -267,14 +386,19 @@ pub fn manifest() -> Manifest {
                     .collect(),
             },
         ],
-        subscriptions: EVENTS.iter().map(|e| (*e).to_owned()).collect(),
-        read_tables: Vec::new(),
+        subscriptions: EVENTS
+            .iter()
+            .chain(EMAIL_ONLY_EVENTS)
+            .map(|e| (*e).to_owned())
+            .collect(),
+        // Where the organization's email goes, and how it looks.
+        read_tables: vec!["members".to_owned(), "branding".to_owned()],
         secrets: vec![crate::SECRETS.to_owned()],
         // Any public address; loopback and private ones only if the operator allows.
         outbound_hosts: vec!["public".to_owned()],
-        jobs: vec!["webhooks.deliver".to_owned()],
+        jobs: vec!["webhooks.deliver".to_owned(), "emails.send".to_owned()],
         callbacks: false,
-        sends_mail: false,
+        sends_mail: true,
         migrations: vec![
             Migration {
                 version: 1,
@@ -285,6 +409,11 @@ pub fn manifest() -> Manifest {
                 version: 2,
                 name: "inbox".to_owned(),
                 sql: include_str!("../migrations/V2__inbox.sql").to_owned(),
+            },
+            Migration {
+                version: 3,
+                name: "emails".to_owned(),
+                sql: include_str!("../migrations/V3__emails.sql").to_owned(),
             },
         ],
     }

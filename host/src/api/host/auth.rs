@@ -186,7 +186,9 @@ pub fn logout(state: Arc<AppState>, call: HostCall) -> HostFuture {
 
 /// `POST /auth/forgot-password`: always 202 at once; the work happens in
 /// the background, so neither the answer nor its timing says whether the
-/// account exists. The token goes to the mail outbox.
+/// account exists. The token is emailed (event `password_reset.requested`
+/// into the user's oldest organization; the control outbox for a user
+/// without one).
 pub fn forgot_password(state: Arc<AppState>, call: HostCall) -> HostFuture {
     Box::pin(async move {
         let email = call.str_field("email")?.trim().to_lowercase();
@@ -198,6 +200,19 @@ pub fn forgot_password(state: Arc<AppState>, call: HostCall) -> HostFuture {
                 }
                 let ttl = state.config.reset_token_ttl.as_secs() as i64;
                 let token = state.control.create_password_reset(user.id, ttl)?;
+                let payload = json!({
+                    "email": user.email,
+                    "full_name": user.full_name,
+                    "reset_url": support::public_link(&state, "reset-password", &token),
+                    "token": token,
+                    "expires_at": support::rfc3339_in(ttl),
+                });
+                // The reset email goes out through the notifications of the
+                // user's oldest organization; a user without one (a lone
+                // super-admin) gets the operator's outbox.
+                if support::emit_to_home_tenant(&state, user.id, "password_reset.requested", &payload)? {
+                    return Ok(());
+                }
                 state.control.queue_mail(&OutgoingMail {
                     recipient: user.email.clone(),
                     subject: "Reset your Malipo password".into(),

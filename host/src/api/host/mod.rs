@@ -6,6 +6,7 @@ mod admin;
 mod approvals;
 mod auth;
 mod billing;
+mod branding;
 mod hooks;
 mod keys;
 mod people;
@@ -33,6 +34,11 @@ pub fn permissions() -> Vec<PermissionSpec> {
     vec![
         define("tenant.read", "See the organization", ALL),
         define("tenant.update", "Rename the organization", ADMINS),
+        define(
+            "settings.manage",
+            "Change the organization's settings, such as its email branding",
+            ADMINS,
+        ),
         define("stores.read", "See stores", ALL),
         define("stores.create", "Create stores", ADMINS),
         define("stores.update", "Rename stores", MANAGERS),
@@ -286,6 +292,38 @@ pub fn operations() -> Vec<Operation> {
             ),
             Tenant,
             account::update_tenant,
+            "tenant",
+        ),
+        op(
+            host_op(
+                "tenant.branding.get",
+                Get,
+                "/tenant/branding",
+                None,
+                "The organization's email branding: display name, logo, colours and the contact address its own notifications go to.",
+                any_object(),
+                branding::output_schema(),
+                200,
+                READ,
+            ),
+            Tenant,
+            branding::get,
+            "tenant",
+        ),
+        op(
+            host_op(
+                "tenant.branding.update",
+                Put,
+                "/tenant/branding",
+                Some("settings.manage"),
+                "Replace the organization's email branding (a field left out or blank is cleared).",
+                branding::input_schema(),
+                branding::output_schema(),
+                200,
+                UPDATE,
+            ),
+            Tenant,
+            branding::put,
             "tenant",
         ),
         op(

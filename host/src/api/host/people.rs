@@ -9,7 +9,7 @@ use super::support::{
 };
 use crate::api::operation::{HostCall, HostFuture};
 use crate::app::AppState;
-use crate::control::{Invitation, OutgoingMail, UserRecord};
+use crate::control::{Invitation, UserRecord};
 use crate::error::{ApiError, blocking};
 use crate::ids::{StoreId, UserId};
 use crate::time_util::{now_rfc3339, unix_now};
@@ -124,8 +124,8 @@ pub fn update(state: Arc<AppState>, call: HostCall) -> HostFuture {
     })
 }
 
-/// `POST /invitations` `{email, role_id, store_id?}`: the token is mailed
-/// (to the outbox), never answered.
+/// `POST /invitations` `{email, role_id, store_id?}`: the token is emailed
+/// (event `invitation.created` into the organization), never answered.
 pub fn invite(state: Arc<AppState>, call: HostCall) -> HostFuture {
     Box::pin(async move {
         let principal = call.principal()?.clone();
@@ -168,16 +168,36 @@ pub fn invite(state: Arc<AppState>, call: HostCall) -> HostFuture {
                 .map(crate::time_util::format_rfc3339),
         });
         blocking(move || {
-            let tenant_name = state.control.tenant(tenant)?.map(|t| t.name).unwrap_or_default();
-            let token = state.control.create_invitation(&invitation, principal.user_id)?;
-            state.control.queue_mail(&OutgoingMail {
-                recipient: invitation.email.clone(),
-                subject: format!("You are invited to {tenant_name} on Malipo"),
-                body: format!(
-                    "You have been invited to join {tenant_name}.\n\nAccept with this token within 7 days:\n\n{token}\n"
-                ),
-                kind: "invitation".into(),
-            })?;
+            let tenant_name = state
+                .control
+                .tenant(tenant)?
+                .map(|t| t.name)
+                .unwrap_or_default();
+            let inviter = state
+                .control
+                .user(principal.user_id)?
+                .map(|user| user.full_name)
+                .unwrap_or_default();
+            let token = state
+                .control
+                .create_invitation(&invitation, principal.user_id)?;
+            // The email goes out through the organization's notifications.
+            support::emit_to_tenant(
+                &state,
+                tenant,
+                "invitation.created",
+                &json!({
+                    "email": invitation.email,
+                    "organization": tenant_name,
+                    "role": role["role"]["name"],
+                    "invited_by": inviter,
+                    "accept_url": support::public_link(&state, "accept-invitation", &token),
+                    "token": token,
+                    "expires_at": time::OffsetDateTime::from_unix_timestamp(invitation.expires_at)
+                        .ok()
+                        .map(crate::time_util::format_rfc3339),
+                }),
+            )?;
             Ok(())
         })
         .await?;

@@ -292,3 +292,58 @@ pub fn audited_write<T>(
     audited.store(true, std::sync::atomic::Ordering::SeqCst);
     Ok(value)
 }
+
+/// `<public-url>/<page>?token=<token>`: the link an email carries.
+pub fn public_link(state: &AppState, page: &str, token: &str) -> String {
+    let base = state
+        .runtime
+        .services()
+        .get("public-url")
+        .unwrap_or_else(|| "http://localhost".into());
+    format!("{}/{page}?token={token}", base.trim_end_matches('/'))
+}
+
+/// RFC 3339 time `secs` from now.
+pub fn rfc3339_in(secs: i64) -> Option<String> {
+    time::OffsetDateTime::from_unix_timestamp(crate::time_util::unix_now() + secs)
+        .ok()
+        .map(crate::time_util::format_rfc3339)
+}
+
+/// Writes a host event into `tenant`'s outbox and wakes the delivery worker.
+pub fn emit_to_tenant(
+    state: &AppState,
+    tenant: TenantId,
+    name: &str,
+    payload: &Value,
+) -> Result<(), ApiError> {
+    let db = state.tenancy.get(tenant)?;
+    let conn = db.conn()?;
+    crate::events::emit_host_event(&conn, name, payload)?;
+    crate::events::wake(state);
+    Ok(())
+}
+
+/// Writes a host event into the user's oldest organization where they are
+/// an active member of an active organization; answers whether there was one.
+pub fn emit_to_home_tenant(
+    state: &AppState,
+    user: UserId,
+    name: &str,
+    payload: &Value,
+) -> Result<bool, ApiError> {
+    for membership in state.control.memberships_of(user)? {
+        if membership.status != "active" {
+            continue;
+        }
+        let active = state
+            .control
+            .tenant(membership.tenant_id)?
+            .is_some_and(|tenant| tenant.status == "active");
+        if active {
+            emit_to_tenant(state, membership.tenant_id, name, payload)?;
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
