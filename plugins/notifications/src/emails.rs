@@ -111,14 +111,20 @@ const MONEY_FIELDS: &[&str] = &[
     "kind",
     "status",
 ];
+/// What the billing plugin's `invoice.*` events carry.
 const INVOICE_FIELDS: &[&str] = &[
     "invoice_id",
     "number",
-    "amount",
+    "amount_kes",
     "currency",
-    "due_date",
-    "url",
+    "due_at",
     "status",
+    "plan_id",
+    "plan_name",
+    "period_start",
+    "period_end",
+    "paid_at",
+    "receipt",
 ];
 
 fn money_sample() -> Value {
@@ -127,8 +133,10 @@ fn money_sample() -> Value {
 }
 
 fn invoice_sample() -> Value {
-    json!({"invoice_id": "inv_sample", "number": "INV-0001", "amount": 2500, "currency": "KES",
-           "due_date": "2026-01-31", "url": "https://pay.example.com/invoices/inv_sample", "status": "open"})
+    json!({"invoice_id": "inv_sample", "number": "INV-000001", "amount_kes": 2500, "currency": "KES",
+           "due_at": "2026-01-31T00:00:00Z", "status": "open", "plan_id": "standard", "plan_name": "Standard",
+           "period_start": "2026-01-31T00:00:00Z", "period_end": "2026-02-28T00:00:00Z",
+           "paid_at": null, "receipt": null})
 }
 
 /// Every template, in the order they are listed.
@@ -228,10 +236,18 @@ pub fn templates() -> Vec<Template> {
             To::Organization,
             "The organization crossed a usage threshold of its plan (to the organization).",
             parts!("usage_threshold"),
-            &["metric", "used", "limit", "percent", "period", "plan"],
+            &[
+                "metric",
+                "threshold",
+                "used",
+                "limit",
+                "period",
+                "plan_id",
+                "plan_name",
+            ],
             || {
-                json!({"metric": "transactions", "used": 800, "limit": 1000, "percent": 80,
-                       "period": "month", "plan": "Growth"})
+                json!({"metric": "transactions", "threshold": 80, "used": 80, "limit": 100,
+                       "period": "2026-01", "plan_id": "free", "plan_name": "Free"})
             },
         ),
         template(
@@ -240,8 +256,18 @@ pub fn templates() -> Vec<Template> {
             To::Organization,
             "The organization's plan or subscription changed (to the organization).",
             parts!("subscription_changed"),
-            &["plan", "previous_plan", "status"],
-            || json!({"plan": "Growth", "previous_plan": "Starter", "status": "active"}),
+            &[
+                "plan_id",
+                "plan_name",
+                "from_plan_id",
+                "from_status",
+                "to_status",
+                "current_period_end",
+            ],
+            || {
+                json!({"plan_id": "premium", "plan_name": "Premium", "from_plan_id": "standard",
+                       "from_status": "trial", "to_status": "active", "current_period_end": "2026-02-28T00:00:00Z"})
+            },
         ),
     ]
 }

@@ -58,7 +58,8 @@ pub fn render(name: &str, data: &Value) -> Option<(String, String)> {
         "invoice.issued" | "invoice.due" | "invoice.paid" | "invoice.overdue" => {
             let number = text("number", "an invoice");
             let currency = text("currency", "KES");
-            let due = text("due_date", "soon");
+            let due = text("due_at", "soon");
+            let amount = data.get("amount_kes").and_then(Value::as_i64).unwrap_or(0);
             match name {
                 "invoice.issued" => (
                     "Invoice issued",
@@ -81,16 +82,20 @@ pub fn render(name: &str, data: &Value) -> Option<(String, String)> {
         "usage.threshold" => (
             "Usage alert",
             format!(
-                "{} of {} {} used ({}%).",
+                "{} of {} {} used this month ({}%).",
                 number("used"),
                 number("limit"),
-                text("metric", "units"),
-                number("percent")
+                text("metric", "units").replace('_', " "),
+                number("threshold")
             ),
         ),
         "subscription.changed" => (
             "Subscription changed",
-            format!("Your plan is now {}.", text("plan", "unknown")),
+            format!(
+                "Your {} subscription is now {}.",
+                text("plan_name", "unknown"),
+                text("to_status", "changed").replace('_', " ")
+            ),
         ),
         _ => return None,
     };

@@ -116,13 +116,25 @@ impl Guest for Notifications {
     fn on_event(ctx: CallContext, event: Event) -> Result<(), PluginError> {
         let ctx = context(ctx);
         let data: Value = serde_json::from_str(&event.payload).unwrap_or(Value::Null);
-        inbox::record(&HostDb, &ctx, &event.id, &event.name, &data)
-            .and_then(|()| emails::enqueue(&HostDb, &ctx, &event.id, &event.name, &data))
-            .and_then(|()| {
-                deliveries::enqueue(&HostImports, &ctx, &event.id, &event.name, &event.payload)
-            })
-            .map_err(plugin_error)
+        let tell_people = tells_people(&event.name, &data);
+        let told = if tell_people {
+            inbox::record(&HostDb, &ctx, &event.id, &event.name, &data)
+                .and_then(|()| emails::enqueue(&HostDb, &ctx, &event.id, &event.name, &data))
+        } else {
+            Ok(())
+        };
+        told.and_then(|()| {
+            deliveries::enqueue(&HostImports, &ctx, &event.id, &event.name, &event.payload)
+        })
+        .map_err(plugin_error)
     }
+}
+
+/// Whether people hear of an event in the app and by email: not of a
+/// subscription's start (`subscription.changed` without `from_status`),
+/// which comes with signing up; webhooks still receive it.
+fn tells_people(name: &str, data: &Value) -> bool {
+    !(name == "subscription.changed" && data.get("from_status").is_none_or(Value::is_null))
 }
 
 /// Routes an operation name to its handler.
