@@ -9,6 +9,7 @@ mod billing;
 mod branding;
 mod hooks;
 mod keys;
+mod onboarding;
 mod people;
 mod stores;
 pub mod support;
@@ -870,6 +871,44 @@ pub fn operations() -> Vec<Operation> {
             Tenant,
             billing::pay_invoice,
             "billing",
+        ),
+        op(
+            host_op(
+                "onboarding.start",
+                Post,
+                "/onboarding",
+                None,
+                "Sign a new organization up in one step: owner account, organization, trial subscription (or `plan_id`), default store and roles, and optionally its business name and contact email. Answers the tokens and the onboarding steps still to take.",
+                object(
+                    &["email", "password", "full_name", "organization_name"],
+                    json!({"email": str_, "password": {"type": "string", "minLength": 10}, "full_name": str_,
+                           "organization_name": str_, "plan_id": str_,
+                           "business_name": {"type": "string", "description": "The name customers and email see."},
+                           "contact_email": {"type": "string", "description": "Where the organization's notifications go."}}),
+                ),
+                auth::token_schema(),
+                201,
+                CREATE,
+            ),
+            Public,
+            onboarding::start,
+            "auth",
+        ),
+        op(
+            host_op(
+                "onboarding.status",
+                Get,
+                "/onboarding/status",
+                None,
+                "The onboarding steps (business profile, first store, M-Pesa credentials tested, team invited, first test payment), each marked done by what the organization has actually done.",
+                any_object(),
+                onboarding::status_schema(),
+                200,
+                READ,
+            ),
+            Tenant,
+            onboarding::status,
+            "tenant",
         ),
     ]
 }
