@@ -456,6 +456,28 @@ async fn usage_counts_equal_the_calls_made_and_a_monthly_quota_answers_402() {
             .map(Vec::len),
         Some(4)
     );
+
+    // The super-admin's list shows plan, status, this month's usage, activity and size.
+    let (status, listed) = app.get("/api/v1/admin/tenants", &admin).await;
+    assert_eq!(status, 200, "{listed}");
+    let row = listed["tenants"]
+        .as_array()
+        .and_then(|t| t.iter().find(|t| t["id"] == shop.tenant_id))
+        .cloned()
+        .expect("listed");
+    assert_eq!(
+        (row["plan"].as_str(), row["subscription_status"].as_str()),
+        (Some("tiny"), Some("trial")),
+        "{row}"
+    );
+    assert!(
+        row["usage_this_month"]["api_calls"]
+            .as_u64()
+            .is_some_and(|n| n >= used + 3),
+        "{row}"
+    );
+    assert!(row["db_bytes"].as_u64().is_some_and(|n| n > 0), "{row}");
+    assert!(row["last_activity_at"].is_string(), "{row}");
 }
 
 #[tokio::test]
@@ -529,6 +551,23 @@ async fn plan_catalog_changes_are_checked_and_upgrades_are_prorated() {
     );
     assert_eq!(changed["invoice"]["number"], "INV-000002");
     assert_eq!(subscription(&app, &owner).await["plan_id"], "premium");
+    // A downgrade waits for the renewal.
+    let (status, changed) = app
+        .call(
+            Method::PUT,
+            "/api/v1/subscription",
+            &owner.auth(),
+            Some(json!({"plan_id": "standard"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{changed}");
+    assert_eq!(changed["effective"], "renewal", "{changed}");
+    assert!(changed["invoice"].is_null(), "{changed}");
+    let sub = subscription(&app, &owner).await;
+    assert_eq!(
+        (sub["plan_id"].as_str(), sub["pending_plan_id"].as_str()),
+        (Some("premium"), Some("standard"))
+    );
     let (status, body) = app
         .call(
             Method::PUT,

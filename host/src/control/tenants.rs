@@ -217,6 +217,16 @@ impl ControlDb {
         Ok(changed == 1)
     }
 
+    /// Mirrors the plan a tenant's subscription is on (the billing plugin
+    /// owns the subscription; this copy serves platform listings).
+    pub fn mirror_tenant_plan(&self, id: TenantId, plan: &str) -> Result<(), ControlError> {
+        self.conn()?.execute(
+            "UPDATE tenants SET plan = ?2, updated_at = ?3 WHERE id = ?1 AND plan <> ?2",
+            params![id.to_string(), plan, now_rfc3339()],
+        )?;
+        Ok(())
+    }
+
     /// Renames a tenant.
     pub fn rename_tenant(&self, id: TenantId, name: &str) -> Result<(), ControlError> {
         self.conn()?.execute(

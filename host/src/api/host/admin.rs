@@ -63,11 +63,45 @@ pub fn create_tenant(state: Arc<AppState>, call: HostCall) -> HostFuture {
     })
 }
 
-/// `GET /admin/tenants`.
+/// `GET /admin/tenants`: every organization with its status, plan and
+/// subscription status, this month's usage, last activity (its newest
+/// audit row) and the size of its database file.
 pub fn list_tenants(state: Arc<AppState>, _call: HostCall) -> HostFuture {
     Box::pin(async move {
-        let tenants = blocking(move || Ok(state.control.tenants()?)).await?;
-        Ok(json!({"tenants": tenants.iter().map(|t| t.public_json()).collect::<Vec<_>>()}))
+        let state_for_db = Arc::clone(&state);
+        let tenants = blocking(move || Ok(state_for_db.control.tenants()?)).await?;
+        let mut rows = Vec::with_capacity(tenants.len());
+        for tenant in tenants {
+            let mut row = tenant.public_json();
+            if let Ok(Some(plan)) = crate::billing::entitlements(&state, tenant.id).await {
+                row["plan"] = json!(plan.plan.id);
+                row["subscription_status"] = json!(plan.status);
+            }
+            if let Ok(month) = crate::metering::month_totals(&state, tenant.id).await {
+                row["usage_this_month"] = json!({
+                    "period": month.period, "api_calls": month.api_calls, "transactions": month.transactions,
+                });
+            }
+            let state_for_db = Arc::clone(&state);
+            let id = tenant.id;
+            let (last_activity, db_bytes) = blocking(move || {
+                let path = state_for_db.tenancy.path_of(id);
+                let size =
+                    |p: std::path::PathBuf| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+                let bytes = size(path.clone()) + size(path.with_extension("db-wal"));
+                let db = state_for_db.tenancy.get(id)?;
+                let last: Option<String> =
+                    db.conn()?
+                        .query_row("SELECT MAX(at) FROM audit_log", [], |row| row.get(0))?;
+                Ok((last, bytes))
+            })
+            .await
+            .unwrap_or((None, 0));
+            row["last_activity_at"] = json!(last_activity);
+            row["db_bytes"] = json!(db_bytes);
+            rows.push(row);
+        }
+        Ok(json!({"tenants": rows}))
     })
 }
 
