@@ -10,16 +10,18 @@ use crate::helpers::{Auth, Options, PASSWORD, Session, TEST_GUESTS_DIR, TestApp}
 /// refinery's default history table, used by the host's tenant migrations.
 const HISTORY: &str = "refinery_schema_history";
 /// What the migrations after V1 create: `V2__indexes.sql`'s indexes and
-/// `V3__approvals.sql`'s index (and table), and `V4__event_deliveries.sql`'s
-/// index (and table); `V5__branding.sql` adds a table only.
-const LATER_INDEXES: [&str; 4] = [
+/// `V3__approvals.sql`'s index (and table), `V4__event_deliveries.sql`'s
+/// index (and table), `V5__branding.sql`'s table, and `V6__audit_chain.sql`'s
+/// index (and columns).
+const LATER_INDEXES: [&str; 5] = [
     "audit_log_by_at",
     "store_members_by_user",
     "approvals_by_status",
     "outbox_undelivered",
+    "audit_log_by_seq",
 ];
 /// The history of a file at the newest schema.
-const LATEST: [i64; 5] = [1, 2, 3, 4, 5];
+const LATEST: [i64; 6] = [1, 2, 3, 4, 5, 6];
 
 fn open(path: &Path) -> rusqlite::Connection {
     let conn =
@@ -94,6 +96,11 @@ fn downgrade_to_v1(path: &Path) {
          DROP INDEX outbox_undelivered;
          DROP TABLE event_deliveries;
          DROP TABLE branding;
+         DROP INDEX audit_log_by_seq;
+         ALTER TABLE audit_log DROP COLUMN seq;
+         ALTER TABLE audit_log DROP COLUMN prev_hash;
+         ALTER TABLE audit_log DROP COLUMN hash;
+         DELETE FROM host_meta WHERE key LIKE 'audit_%';
          DELETE FROM {HISTORY} WHERE version >= 2;
          COMMIT;"
     ))
@@ -101,7 +108,7 @@ fn downgrade_to_v1(path: &Path) {
     drop(conn);
     assert_eq!(
         schema_state(path),
-        (vec![false; 4], vec![1]),
+        (vec![false; 5], vec![1]),
         "the file is back at V1"
     );
 }
@@ -114,7 +121,7 @@ async fn tenant_then_stop(dir: &Path, options: &Options) -> (Session, String) {
     assert!(app.tenant_file(&owner.tenant_id).is_file());
     assert_eq!(
         schema_state(&app.tenant_file(&owner.tenant_id)),
-        (vec![true; 4], LATEST.to_vec())
+        (vec![true; 5], LATEST.to_vec())
     );
     app.stop();
     (owner, store)
@@ -163,7 +170,7 @@ async fn a_tenant_file_at_an_older_schema_is_migrated_when_next_opened() {
 
     assert_eq!(
         schema_state(&file),
-        (vec![true; 4], LATEST.to_vec()),
+        (vec![true; 5], LATEST.to_vec()),
         "the file was brought back to the newest schema"
     );
     // And it keeps working: a write that the audit index covers.
@@ -216,7 +223,7 @@ async fn malipo_migrate_migrates_a_downgraded_file_without_serving() {
 
     assert_eq!(
         schema_state(&file),
-        (vec![true; 4], LATEST.to_vec()),
+        (vec![true; 5], LATEST.to_vec()),
         "the file was brought back to the newest schema"
     );
     // The migrated data directory serves as before.
@@ -264,7 +271,7 @@ async fn malipo_migrate_reports_a_file_it_cannot_migrate() {
     // The good file is still fine.
     assert_eq!(
         schema_state(&tenant_file(dir.path(), &owner.tenant_id)),
-        (vec![true; 4], LATEST.to_vec())
+        (vec![true; 5], LATEST.to_vec())
     );
 }
 

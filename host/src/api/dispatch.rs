@@ -14,7 +14,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
-use super::operation::{Access, HostCall, Operation, RequestMeta, Target};
+use super::operation::{Access, HostCall, Operation, RawBody, RequestMeta, Target};
 use super::{approvals, authz, guardrails, input};
 use crate::app::AppState;
 use crate::audit::{self, AuditEntry};
@@ -107,6 +107,9 @@ pub async fn serve(state: Arc<AppState>, op: Arc<Operation>, request: Request) -
     match execute(&state, &op, call).await {
         Ok(value) => {
             let status = StatusCode::from_u16(op.spec.success_status).unwrap_or(StatusCode::OK);
+            if let (Target::Host(_), Some(raw)) = (&op.target, RawBody::from_value(&value)) {
+                return raw.into_response(status);
+            }
             (status, axum::Json(value)).into_response()
         }
         Err(error) => error.into_response(),
@@ -176,7 +179,7 @@ pub async fn execute(
         audit.clone(),
     )
     .await;
-    match outcome {
+    let result = match outcome {
         Ok((value, audited)) => {
             if op.mutating() && !audited {
                 record(state, principal.as_ref(), audit).await;
@@ -196,7 +199,11 @@ pub async fn execute(
             }
             Err(error)
         }
+    };
+    if op.mutating() {
+        audit::heads::after_commit(state, principal.as_ref().and_then(|p| p.tenant_id)).await;
     }
+    result
 }
 
 /// Writes an audit row in a transaction of its own.
@@ -439,6 +446,7 @@ pub async fn call_plugin(
     let plugin_name = plugin.to_string();
     let operation = operation.to_string();
     let input_text = input.to_string();
+    let writes_audit = audit.is_some() && !read_only;
     let output = blocking(move || {
         let db = state_for_call.tenancy.get(tenant)?;
         let request = CallRequest {
@@ -458,6 +466,9 @@ pub async fn call_plugin(
             .map_err(plugin_error)
     })
     .await?;
+    if writes_audit {
+        audit::heads::after_commit(state, Some(tenant)).await;
+    }
     let is_authorizer = state
         .runtime
         .authorizer_plugin()

@@ -180,3 +180,77 @@ pub const DELETE: Annotations = Annotations {
     idempotent: true,
     open_world: false,
 };
+
+/// A host handler's answer that is not JSON (e.g. a CSV export). The
+/// handler returns [`RawBody::into_value`]; the REST layer finds it with
+/// [`RawBody::from_value`] and answers this body, content type and headers
+/// with the operation's success status instead of JSON. Only host
+/// handlers' answers are read this way: a plugin's output is always JSON.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RawBody {
+    /// The `Content-Type`, e.g. `text/csv; charset=utf-8`.
+    pub content_type: String,
+    /// The body.
+    pub body: String,
+    /// Extra response headers.
+    pub headers: Vec<(String, String)>,
+}
+
+/// The one key of the JSON object that carries a [`RawBody`].
+const RAW_BODY_KEY: &str = "$malipo_raw_body";
+
+impl RawBody {
+    /// The JSON a host handler answers to have this body sent.
+    pub fn into_value(self) -> Value {
+        let headers: serde_json::Map<String, Value> = self
+            .headers
+            .into_iter()
+            .map(|(name, value)| (name, Value::String(value)))
+            .collect();
+        serde_json::json!({RAW_BODY_KEY: {
+            "content_type": self.content_type,
+            "body": self.body,
+            "headers": headers,
+        }})
+    }
+
+    /// The body a host handler's answer carries, if it is one.
+    pub fn from_value(value: &Value) -> Option<Self> {
+        let fields = value.as_object().filter(|o| o.len() == 1)?;
+        let raw = fields.get(RAW_BODY_KEY)?;
+        Some(Self {
+            content_type: raw.get("content_type")?.as_str()?.to_string(),
+            body: raw.get("body")?.as_str()?.to_string(),
+            headers: raw
+                .get("headers")
+                .and_then(Value::as_object)
+                .map(|headers| {
+                    headers
+                        .iter()
+                        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        })
+    }
+
+    /// The HTTP response (headers that are not valid HTTP are left out).
+    pub fn into_response(self, status: axum::http::StatusCode) -> axum::response::Response {
+        use axum::http::{HeaderName, HeaderValue, header};
+        use axum::response::IntoResponse;
+        let mut response = (status, self.body).into_response();
+        let headers = response.headers_mut();
+        if let Ok(value) = HeaderValue::from_str(&self.content_type) {
+            headers.insert(header::CONTENT_TYPE, value);
+        }
+        for (name, value) in self.headers {
+            if let (Ok(name), Ok(value)) = (
+                HeaderName::from_bytes(name.as_bytes()),
+                HeaderValue::from_str(&value),
+            ) {
+                headers.insert(name, value);
+            }
+        }
+        response
+    }
+}

@@ -4,6 +4,7 @@
 mod account;
 mod admin;
 mod approvals;
+mod audit;
 mod auth;
 mod billing;
 mod branding;
@@ -77,6 +78,7 @@ pub fn permissions() -> Vec<PermissionSpec> {
             "Approve or reject payouts and reversals an AI assistant asked for",
             ADMINS,
         ),
+        define("audit.read", "See, export and verify the audit log", ADMINS),
     ]
 }
 
@@ -909,6 +911,71 @@ pub fn operations() -> Vec<Operation> {
             Tenant,
             onboarding::status,
             "tenant",
+        ),
+        // The audit log and the platform audit (host/src/api/host/audit.rs).
+        op(
+            host_op(
+                "audit.list",
+                Get,
+                "/audit",
+                Some("audit.read"),
+                "The organization's audit log, newest first: filters, paging by `cursor`, `format=csv` for a CSV export.",
+                audit::list_input(true),
+                audit::page_output(),
+                200,
+                READ,
+            ),
+            Tenant,
+            audit::list,
+            "audit",
+        ),
+        op(
+            host_op(
+                "audit.verify",
+                Get,
+                "/audit/verify",
+                Some("audit.read"),
+                "Walk the audit log's hash chain: the first edited, missing or removed row, if any.",
+                any_object(),
+                audit::verify_output(),
+                200,
+                READ,
+            ),
+            Tenant,
+            audit::verify,
+            "audit",
+        ),
+        op(
+            host_op(
+                "admin.audit.list",
+                Get,
+                "/admin/audit",
+                None,
+                "The platform audit (tenants created, suspended, reactivated; plans changed), newest first; filters, paging, CSV (super-admin).",
+                audit::list_input(false),
+                audit::page_output(),
+                200,
+                READ,
+            ),
+            SuperAdmin,
+            audit::admin_list,
+            "admin",
+        ),
+        op(
+            host_op(
+                "admin.audit.verify",
+                Get,
+                "/admin/audit/verify",
+                None,
+                "Walk the platform audit's hash chain (super-admin).",
+                any_object(),
+                audit::verify_output(),
+                200,
+                READ,
+            ),
+            SuperAdmin,
+            audit::admin_verify,
+            "admin",
         ),
     ]
 }

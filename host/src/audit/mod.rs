@@ -1,8 +1,14 @@
 //! The tenant audit log: one row per mutating call, written in the same
 //! transaction as the change when the change is in the tenant's file, and in
 //! a transaction of its own for failures and for changes kept in control.db.
+//! The rows form a hash chain ([`chain`]) that [`verify`] walks; the chain's
+//! head is kept next to it and, out of the tenant file's reach, in
+//! `control.db` ([`heads`]). [`query`] lists and exports rows.
 
-use rusqlite::params;
+pub mod chain;
+pub mod heads;
+pub mod query;
+pub mod verify;
 
 use crate::time_util::now_rfc3339;
 
@@ -43,25 +49,25 @@ impl AuditEntry {
     }
 }
 
-/// Appends one row to the tenant's audit log on `conn`.
+/// Appends one row to the tenant's audit log on `conn` and chains it: in
+/// the caller's transaction when there is one (the row then commits or
+/// rolls back with the change), else in an `IMMEDIATE` transaction of its
+/// own.
 pub fn write(conn: &rusqlite::Connection, entry: &AuditEntry) -> rusqlite::Result<()> {
-    conn.execute(
-        "INSERT INTO audit_log (at, actor_type, actor_id, channel, operation, target, outcome, ip, user_agent, request_id, store_id, detail)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-        params![
-            now_rfc3339(),
-            entry.actor_type,
-            entry.actor_id,
-            entry.channel,
-            entry.operation,
-            entry.target,
-            entry.outcome,
-            entry.ip,
-            entry.user_agent,
-            entry.request_id,
-            entry.store_id,
-            entry.detail,
-        ],
-    )?;
+    let fields = [
+        Some(now_rfc3339()),
+        Some(entry.actor_type.clone()),
+        entry.actor_id.clone(),
+        Some(entry.channel.clone()),
+        Some(entry.operation.clone()),
+        entry.target.clone(),
+        Some(entry.outcome.clone()),
+        entry.ip.clone(),
+        entry.user_agent.clone(),
+        entry.request_id.clone(),
+        entry.store_id.clone(),
+        entry.detail.clone(),
+    ];
+    chain::append(conn, &chain::TENANT, &fields)?;
     Ok(())
 }
