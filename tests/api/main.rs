@@ -13,5 +13,6 @@ mod mcp;
 mod migrations;
 mod mpesa;
 mod notifications;
+mod operations;
 mod sandbox;
 mod webhooks;
