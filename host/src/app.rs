@@ -98,6 +98,8 @@ pub struct AppState {
     pub billing: crate::billing::Billing,
     /// Usage counts not yet flushed to the usage plugin.
     pub meter: crate::metering::Meter,
+    /// Operator surfaces: who may read `/metrics` (`crate::ops`).
+    pub ops: crate::ops::Ops,
 }
 
 /// Which surfaces `malipo serve` offers.
@@ -114,16 +116,22 @@ pub enum Mode {
 
 /// The routes of a mode.
 pub fn router(state: Arc<AppState>, mode: Mode) -> axum::Router {
+    // Operator routes (`crate::ops`): `/metrics` in every mode, `/docs`
+    // wherever the OpenAPI document is served.
+    let ops = crate::ops::metrics::router(Arc::clone(&state));
     let router = match mode {
-        Mode::Hybrid => {
-            crate::api::router(Arc::clone(&state)).merge(crate::mcp::http::router(state))
-        }
-        Mode::Rest => crate::api::router(state),
+        Mode::Hybrid => crate::api::router(Arc::clone(&state))
+            .merge(crate::mcp::http::router(state))
+            .merge(crate::ops::docs::router()),
+        Mode::Rest => crate::api::router(state).merge(crate::ops::docs::router()),
         Mode::Mcp => crate::api::health_router(Arc::clone(&state))
             .merge(crate::mcp::http::router(state))
             .fallback(crate::api::not_found),
     };
-    router.layer(axum::middleware::from_fn(crate::api::request_id::layer))
+    router
+        .merge(ops)
+        .layer(axum::middleware::from_fn(crate::ops::metrics::track))
+        .layer(axum::middleware::from_fn(crate::api::request_id::layer))
 }
 
 /// Loads the embedded plugins, then every `*.wasm` in `<data-dir>/plugins/`.
@@ -296,6 +304,7 @@ pub fn build_state(config: Config) -> anyhow::Result<Arc<AppState>> {
         event_signal,
         billing,
         meter: crate::metering::Meter::default(),
+        ops: crate::ops::Ops::from_env(),
     }))
 }
 
@@ -321,6 +330,10 @@ impl Application {
                 Err(_) => format!("http://{listen}"),
             });
         state.runtime.services().set("public-url", &public);
+        // `/metrics` is open without a token on loopback only.
+        state
+            .ops
+            .set_listen(listener.local_addr().unwrap_or(listen));
         Ok(Self {
             listener,
             state,

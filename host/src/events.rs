@@ -167,7 +167,10 @@ pub async fn run_once(
         let state = Arc::clone(state);
         let outcome = tokio::task::spawn_blocking(move || {
             let db = state.tenancy.get(id)?;
-            deliver_tenant(&state, &db, retry_base_ms)
+            let report = deliver_tenant(&state, &db, retry_base_ms);
+            // The outbox-depth estimate of `/metrics` (crate::ops::metrics).
+            crate::ops::metrics::observe_outbox(&db);
+            report
         })
         .await
         .map_err(|e| DispatchError::Task(e.to_string()))?;

@@ -33,6 +33,7 @@ pub mod ids;
 pub mod jobs;
 pub mod mcp;
 pub mod metering;
+pub mod ops;
 pub mod plugins;
 pub mod tenancy;
 pub mod time_util;

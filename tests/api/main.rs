@@ -15,5 +15,6 @@ mod migrations;
 mod mpesa;
 mod notifications;
 mod onboarding;
+mod operations;
 mod sandbox;
 mod webhooks;

@@ -141,6 +141,28 @@ pub async fn execute(
     op: &Arc<Operation>,
     call: Invocation,
 ) -> Result<Value, ApiError> {
+    // Metrics (`crate::ops::metrics`): route template or tool, never a path.
+    let started = std::time::Instant::now();
+    let channel = call.meta.channel.clone();
+    let route = match (&call.tool, &op.spec.path) {
+        (Some(tool), _) => tool.clone(),
+        (None, Some(path)) => format!("/api/v1{path}"),
+        (None, None) => op.spec.name.clone(),
+    };
+    let result = execute_inner(state, op, call).await;
+    let status = match &result {
+        Ok(_) => op.spec.success_status,
+        Err(error) => error.status().as_u16(),
+    };
+    crate::ops::metrics::operation(&channel, &route, status, started.elapsed());
+    result
+}
+
+async fn execute_inner(
+    state: &Arc<AppState>,
+    op: &Arc<Operation>,
+    call: Invocation,
+) -> Result<Value, ApiError> {
     let principal = call.principal;
     let audit = AuditEntry {
         actor_type: principal

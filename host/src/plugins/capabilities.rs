@@ -411,6 +411,9 @@ impl outbound_http::Host for HostState {
             || (public_declared
                 && (operator_allows || crate::plugins::services::resolves_public(&host, port)));
         if !allowed {
+            // `/metrics` (crate::ops::metrics): Daraja outcomes, by host.
+            let outcome = crate::ops::metrics::Outbound::Refused;
+            crate::ops::metrics::outbound(&self.plugin, &call.services, &host, port, outcome);
             return Err(if public_declared {
                 format!(
                     "host `{host}` is on a loopback, private or unresolvable address; nothing is sent \
@@ -441,10 +444,14 @@ impl outbound_http::Host for HostState {
             Ok(response) | Err(ureq::Error::Status(_, response)) => response,
             Err(error) => {
                 call.add_io(waited.elapsed());
+                let outcome = crate::ops::metrics::Outbound::Failed;
+                crate::ops::metrics::outbound(&self.plugin, &call.services, &host, port, outcome);
                 return Err(format!("request to {host} failed: {error}"));
             }
         };
         let status = response.status();
+        let outcome = crate::ops::metrics::Outbound::Status(status);
+        crate::ops::metrics::outbound(&self.plugin, &call.services, &host, port, outcome);
         let headers = response
             .headers_names()
             .into_iter()

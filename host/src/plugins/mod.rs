@@ -536,7 +536,8 @@ impl PluginRuntime {
         };
         let ctx = request.ctx;
         let request_id = ctx.request_id.clone();
-        self.with_instance(
+        let started = Instant::now();
+        let result = self.with_instance(
             plugin,
             request.db,
             &request_id,
@@ -577,7 +578,9 @@ impl PluginRuntime {
                 before_commit(conn, &output)?;
                 Ok(output)
             },
-        )
+        );
+        crate::ops::metrics::plugin_call(plugin_name, request.operation, started, &result);
+        result
     }
 
     /// Hands one outbox event to a plugin's `on-event` export, with the same
@@ -605,7 +608,8 @@ impl PluginRuntime {
             });
         }
         let request_id = ctx.request_id.clone();
-        self.with_instance(
+        let started = Instant::now();
+        let result = self.with_instance(
             plugin,
             db,
             &request_id,
@@ -623,7 +627,9 @@ impl PluginRuntime {
                 before_commit(conn)?;
                 Ok(())
             },
-        )
+        );
+        crate::ops::metrics::plugin_call(plugin_name, "on-event", started, &result);
+        result
     }
 
     /// Asks the authorizing plugin whether `user` may use `permission`

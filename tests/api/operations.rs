@@ -1,0 +1,485 @@
+//! Operator surfaces: `/metrics` (Prometheus text; counters and histograms
+//! that move with traffic, route templates and never tenant ids, the
+//! `MALIPO_METRICS_TOKEN` bearer, closed beyond loopback without one) and
+//! `/docs` (Swagger UI from embedded assets, no external URL).
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use serde_json::{Value, json};
+
+use crate::helpers::{Auth, Options, TestApp};
+
+/// A scrape: status, content type and text.
+async fn scrape(app: &TestApp, bearer: Option<&str>) -> (u16, String, String) {
+    scrape_at(&app.client, &app.base, bearer).await
+}
+
+async fn scrape_at(
+    client: &reqwest::Client,
+    base: &str,
+    bearer: Option<&str>,
+) -> (u16, String, String) {
+    let mut request = client.get(format!("{base}/metrics"));
+    if let Some(token) = bearer {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.expect("scrape");
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    (status, content_type, response.text().await.expect("body"))
+}
+
+/// A sample's label pairs.
+type Labels = Vec<(String, String)>;
+
+/// The labels of a sample line `name{k="v",...} value`, and its value.
+fn parse_sample(line: &str) -> Option<(&str, Labels, f64)> {
+    let (head, value) = line.rsplit_once(' ')?;
+    let value: f64 = value.parse().ok()?;
+    let Some((name, rest)) = head.split_once('{') else {
+        return Some((head, Vec::new(), value));
+    };
+    let body = rest.strip_suffix('}')?;
+    let mut labels = Vec::new();
+    let mut chars = body.chars().peekable();
+    loop {
+        let key: String = chars.by_ref().take_while(|c| *c != '=').collect();
+        if key.is_empty() {
+            break;
+        }
+        if chars.next() != Some('"') {
+            return None;
+        }
+        let mut val = String::new();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => val.extend(chars.next()),
+                '"' => break,
+                c => val.push(c),
+            }
+        }
+        labels.push((key.trim_start_matches(',').to_string(), val));
+        if chars.peek() == Some(&',') {
+            chars.next();
+        }
+    }
+    Some((name, labels, value))
+}
+
+/// The value of the sample `name` whose labels include all of `want`
+/// (summed if several match), or 0 if none does.
+fn value(text: &str, name: &str, want: &[(&str, &str)]) -> f64 {
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(parse_sample)
+        .filter(|(n, labels, _)| {
+            *n == name
+                && want
+                    .iter()
+                    .all(|(k, v)| labels.iter().any(|(lk, lv)| lk == k && lv == v))
+        })
+        .map(|(_, _, v)| v)
+        .sum()
+}
+
+#[tokio::test]
+async fn metrics_move_with_requests_and_name_routes_not_tenants() {
+    let app = TestApp::spawn().await;
+    let (status, content_type, before) = scrape(&app, None).await;
+    assert_eq!(status, 200, "{before}");
+    assert!(
+        content_type.starts_with("text/plain; version=0.0.4"),
+        "{content_type}"
+    );
+    let store_route = [
+        ("method", "GET"),
+        ("route", "/api/v1/stores/{id}"),
+        ("status", "200"),
+    ];
+    assert_eq!(
+        value(&before, "malipo_http_requests_total", &store_route),
+        0.0
+    );
+
+    let owner = app.register("Metrics Ltd").await;
+    let store = owner.default_store.clone().expect("a default store");
+    for _ in 0..2 {
+        let (status, body) = app
+            .get(&format!("/api/v1/stores/{store}"), &owner.auth())
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let missing = uuid::Uuid::new_v4();
+    let (status, _) = app
+        .get(&format!("/api/v1/stores/{missing}"), &owner.auth())
+        .await;
+    assert_eq!(status, 404);
+    let (status, _) = app.get("/api/v1/no-such-route", &Auth::None).await;
+    assert_eq!(status, 404);
+    // A method of the client's own making is folded, not a new series.
+    let brew = reqwest::Method::from_bytes(b"BREW").expect("a method");
+    let (status, _) = app
+        .call(brew, "/api/v1/no-such-route", &Auth::None, None)
+        .await;
+    assert_eq!(status, 404);
+    let (status, roles) = app.get("/api/v1/roles", &owner.auth()).await;
+    assert_eq!(status, 200, "{roles}");
+
+    let (status, _, after) = scrape(&app, None).await;
+    assert_eq!(status, 200);
+    // HTTP layer: counter and histogram count per route template.
+    assert_eq!(
+        value(&after, "malipo_http_requests_total", &store_route),
+        2.0
+    );
+    assert_eq!(
+        value(
+            &after,
+            "malipo_http_request_duration_seconds_count",
+            &store_route
+        ),
+        2.0
+    );
+    let not_found = [("route", "/api/v1/stores/{id}"), ("status", "404")];
+    assert_eq!(value(&after, "malipo_http_requests_total", &not_found), 1.0);
+    assert_eq!(
+        value(
+            &after,
+            "malipo_http_requests_total",
+            &[("method", "GET"), ("route", "unmatched"), ("status", "404")]
+        ),
+        1.0,
+        "{after}"
+    );
+    assert_eq!(
+        value(
+            &after,
+            "malipo_http_requests_total",
+            &[("method", "other"), ("route", "unmatched")]
+        ),
+        1.0,
+        "{after}"
+    );
+    assert!(!after.contains("BREW"));
+    // Operation layer: REST calls by route template and status.
+    let rest_404 = [
+        ("channel", "rest"),
+        ("route", "/api/v1/stores/{id}"),
+        ("status", "404"),
+    ];
+    assert_eq!(
+        value(&after, "malipo_operation_calls_total", &rest_404),
+        1.0
+    );
+    assert_eq!(
+        value(&after, "malipo_operation_duration_seconds_count", &rest_404),
+        1.0
+    );
+    // The roles list is the rbac plugin's: its call is timed.
+    assert!(
+        value(
+            &after,
+            "malipo_plugin_call_duration_seconds_count",
+            &[
+                ("plugin", "rbac"),
+                ("operation", "roles.list"),
+                ("outcome", "ok")
+            ]
+        ) >= 1.0,
+        "{after}"
+    );
+    assert!(value(&after, "malipo_open_tenant_databases", &[]) >= 1.0);
+    assert!(after.contains("# TYPE malipo_outbox_undelivered_events gauge"));
+
+    // No tenant, user or store id, nor a concrete path, in any series.
+    for secret in [
+        owner.tenant_id.as_str(),
+        owner.user_id.as_str(),
+        store.as_str(),
+        &missing.to_string(),
+        "no-such-route",
+    ] {
+        assert!(!secret.is_empty());
+        assert!(!after.contains(secret), "`{secret}` leaked into /metrics");
+    }
+}
+
+#[tokio::test]
+async fn mcp_tool_calls_and_daraja_outcomes_are_counted() {
+    let app = TestApp::spawn_with(Options::daraja_sim()).await;
+    let owner = app.register("Metered Daraja").await;
+    app.configure_mpesa(&owner).await;
+    let (status, pushed) = app
+        .post(
+            "/api/v1/mpesa/stk-push",
+            &owner.auth(),
+            json!({"phone_number": "254712345678", "amount": 10,
+                   "account_reference": "INV-9", "description": "Order 9"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{pushed}");
+    let answer = app
+        .client
+        .post(format!("{}/mcp", app.base))
+        .bearer_auth(&owner.access_token)
+        .header("Accept", "application/json, text/event-stream")
+        .header("MCP-Protocol-Version", "2026-07-28")
+        .header("Mcp-Method", "tools/call")
+        .header("Mcp-Name", "mpesa_transaction_history")
+        .json(
+            &json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+            "name": "mpesa_transaction_history", "arguments": {},
+            "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                      "io.modelcontextprotocol/clientCapabilities": {}}}}),
+        )
+        .send()
+        .await
+        .expect("mcp call");
+    let body: Value = answer.json().await.expect("json");
+    assert_eq!(body["result"]["isError"], false, "{body}");
+
+    let (status, _, text) = scrape(&app, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        value(
+            &text,
+            "malipo_operation_calls_total",
+            &[
+                ("channel", "mcp"),
+                ("route", "mpesa_transaction_history"),
+                ("status", "200")
+            ]
+        ),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(
+        value(
+            &text,
+            "malipo_http_requests_total",
+            &[("method", "POST"), ("route", "/mcp")]
+        ),
+        1.0
+    );
+    assert!(
+        value(
+            &text,
+            "malipo_outbound_http_requests_total",
+            &[
+                ("plugin", "mpesa"),
+                ("host", "daraja-emulator"),
+                ("outcome", "2xx")
+            ]
+        ) >= 1.0,
+        "{text}"
+    );
+    assert!(!text.contains(&owner.tenant_id));
+}
+
+#[tokio::test]
+async fn a_token_guards_metrics_when_set() {
+    let app =
+        TestApp::spawn_with(Options::default().with_env("MALIPO_METRICS_TOKEN", "scrape-me")).await;
+    let (status, _, body) = scrape(&app, None).await;
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("MALIPO_METRICS_TOKEN"), "{body}");
+    let (status, _, _) = scrape(&app, Some("not-it")).await;
+    assert_eq!(status, 401);
+    let (status, _, body) = scrape(&app, Some("scrape-me")).await;
+    assert_eq!(status, 200);
+    assert!(body.contains("malipo_http_requests_total"), "{body}");
+}
+
+#[tokio::test]
+async fn metrics_are_served_in_every_mode_and_docs_with_rest() {
+    for (mode, docs) in [("mcp", 404), ("rest", 200), ("hybrid", 200)] {
+        let app = TestApp::spawn_with(Options::default().with_env("MALIPO_MODE", mode)).await;
+        let (status, _, text) = scrape(&app, None).await;
+        assert_eq!(status, 200, "{mode}: {text}");
+        let status = app
+            .client
+            .get(format!("{}/docs", app.base))
+            .send()
+            .await
+            .expect("docs")
+            .status();
+        assert_eq!(status.as_u16(), docs, "{mode}");
+    }
+}
+
+/// A server listening on every interface (the shared harness listens on
+/// loopback only).
+struct Exposed {
+    base: String,
+    child: Child,
+    _temp: tempfile::TempDir,
+}
+
+impl Drop for Exposed {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn spawn_exposed(token: Option<&str>) -> Exposed {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("wasm-cache");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_malipo"));
+    command
+        .args(["serve", "--listen", "0.0.0.0:0", "--data-dir"])
+        .arg(temp.path())
+        .env("MALIPO_CACHE_DIR", &cache)
+        .env("RUST_LOG", "warn")
+        .env_remove("MALIPO_METRICS_TOKEN")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    if let Some(token) = token {
+        command.env("MALIPO_METRICS_TOKEN", token);
+    }
+    let mut child = command.spawn().expect("start malipo");
+    let stdout = child.stdout.take().expect("stdout");
+    let line = tokio::task::spawn_blocking(move || {
+        let mut reader = BufReader::new(stdout);
+        let mut line = String::new();
+        reader.read_line(&mut line).expect("first line");
+        std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
+        line
+    })
+    .await
+    .expect("join");
+    let port = line
+        .split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|addr| addr.rsplit_once(':'))
+        .map(|(_, port)| port.to_string())
+        .unwrap_or_else(|| panic!("no address in {line:?}"));
+    Exposed {
+        base: format!("http://127.0.0.1:{port}"),
+        child,
+        _temp: temp,
+    }
+}
+
+#[tokio::test]
+async fn beyond_loopback_metrics_need_a_token() {
+    let client = reqwest::Client::new();
+    let open = spawn_exposed(None).await;
+    let (status, _, body) = scrape_at(&client, &open.base, None).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("MALIPO_METRICS_TOKEN"), "{body}");
+    let health = client
+        .get(format!("{}/health", open.base))
+        .send()
+        .await
+        .expect("health");
+    assert_eq!(health.status().as_u16(), 200, "the rest is unaffected");
+
+    let guarded = spawn_exposed(Some("far-away")).await;
+    let (status, _, _) = scrape_at(&client, &guarded.base, None).await;
+    assert_eq!(status, 401);
+    let (status, _, body) = scrape_at(&client, &guarded.base, Some("far-away")).await;
+    assert_eq!(status, 200, "{body}");
+}
+
+/// The `src` and `href` attribute values of an HTML page.
+fn urls_in(html: &str) -> Vec<String> {
+    let mut urls = Vec::new();
+    for attribute in ["src=\"", "href=\""] {
+        let mut rest = html;
+        while let Some(at) = rest.find(attribute) {
+            rest = &rest[at + attribute.len()..];
+            if let Some(end) = rest.find('"') {
+                urls.push(rest[..end].to_string());
+                rest = &rest[end..];
+            }
+        }
+    }
+    urls
+}
+
+#[tokio::test]
+async fn docs_render_the_openapi_document_from_local_assets() {
+    let app = TestApp::spawn().await;
+    let response = app
+        .client
+        .get(format!("{}/docs", app.base))
+        .send()
+        .await
+        .expect("docs");
+    assert_eq!(response.status().as_u16(), 200);
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    assert!(content_type.starts_with("text/html"), "{content_type}");
+    let html = response.text().await.expect("html");
+    assert!(
+        !html.contains("http://") && !html.contains("https://") && !html.contains("//cdn"),
+        "an external URL in the page: {html}"
+    );
+    let urls = urls_in(&html);
+    assert!(
+        urls.iter().filter(|u| u.ends_with(".js")).count() >= 2,
+        "{urls:?}"
+    );
+    assert!(urls.iter().any(|u| u.ends_with(".css")), "{urls:?}");
+    let mut scripts = String::new();
+    for url in &urls {
+        assert!(
+            url.starts_with('/') && !url.starts_with("//"),
+            "not a local URL: {url}"
+        );
+        let response = app
+            .client
+            .get(format!("{}{url}", app.base))
+            .send()
+            .await
+            .expect("asset");
+        assert_eq!(response.status().as_u16(), 200, "{url}");
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        let expected = match url.rsplit('.').next() {
+            Some("js") => "text/javascript",
+            Some("css") => "text/css",
+            Some("png") => "image/png",
+            other => panic!("unexpected asset {url} ({other:?})"),
+        };
+        assert!(content_type.starts_with(expected), "{url}: {content_type}");
+        let cache = response
+            .headers()
+            .get("cache-control")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        assert!(cache.contains("max-age"), "{url}: {cache}");
+        let bytes = response.bytes().await.expect("asset body");
+        assert!(!bytes.is_empty(), "{url}");
+        if expected == "text/javascript" {
+            scripts.push_str(&String::from_utf8_lossy(&bytes));
+        }
+    }
+    // The real Swagger UI, started on this server's own document.
+    assert!(scripts.contains("SwaggerUIBundle"), "no Swagger UI bundle");
+    assert!(
+        scripts.contains("url: \"/api/v1/openapi.json\""),
+        "the page does not load the local document"
+    );
+    let (status, document) = app.get("/api/v1/openapi.json", &Auth::None).await;
+    assert_eq!(status, 200);
+    assert_eq!(document["openapi"], "3.1.0", "{document}");
+}
