@@ -452,22 +452,7 @@ async fn rows_written_before_the_chain_are_chained_in_id_order() {
 async fn the_platform_audit_is_chained_and_verified_for_super_admins() {
     let (_dir, app) = serve().await;
     let owner = app.register("Platformed").await;
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_malipo"))
-        .args(["bootstrap", "--email", "root@example.com", "--data-dir"])
-        .arg(&app.data_dir)
-        .env("MALIPO_BOOTSTRAP_PASSWORD", "super admin passphrase")
-        .output()
-        .expect("run bootstrap");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let (status, body) = app
-        .login("root@example.com", "super admin passphrase")
-        .await;
-    assert_eq!(status, 200, "{body}");
-    let admin = Auth::Bearer(body["access_token"].as_str().expect("token").to_string());
+    let admin = app.super_admin_as("root@example.com").await;
     let tenant = format!("/api/v1/admin/tenants/{}", owner.tenant_id);
     for status in ["suspended", "active"] {
         let (answer, body) = app

@@ -21,25 +21,6 @@ fn options() -> Options {
         .with_env("MALIPO_USAGE_FLUSH_MS", "60000")
 }
 
-/// Makes a super-admin with `malipo bootstrap` and logs in.
-pub(crate) async fn super_admin(app: &TestApp) -> Auth {
-    let email = format!("root-{}@example.com", uuid::Uuid::new_v4().simple());
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_malipo"))
-        .args(["bootstrap", "--email", &email, "--data-dir"])
-        .arg(&app.data_dir)
-        .env("MALIPO_BOOTSTRAP_PASSWORD", "super admin passphrase")
-        .output()
-        .expect("run bootstrap");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let (status, body) = app.login(&email, "super admin passphrase").await;
-    assert_eq!(status, 200, "{body}");
-    Auth::Bearer(body["access_token"].as_str().expect("token").to_string())
-}
-
 /// An organization whose M-Pesa account (the emulator's) collects invoices.
 async fn platform(app: &TestApp, admin: &Auth) -> Session {
     let platform = app.register("Malipo Platform").await;
@@ -117,7 +98,7 @@ pub(crate) async fn register_on(app: &TestApp, org: &str, plan: &str) -> Session
 #[tokio::test]
 async fn a_trial_ends_with_an_invoice_paid_by_stk_push_and_the_tenant_becomes_active() {
     let app = TestApp::spawn_with(options()).await;
-    let admin = super_admin(&app).await;
+    let admin = app.super_admin().await;
     let platform = platform(&app, &admin).await;
     let shop = app.register("Trial Shop").await;
 
@@ -178,7 +159,7 @@ async fn a_trial_ends_with_an_invoice_paid_by_stk_push_and_the_tenant_becomes_ac
 #[tokio::test]
 async fn an_unpaid_tenant_goes_past_due_then_suspended_and_comes_back_when_it_pays() {
     let app = TestApp::spawn_with(options()).await;
-    let admin = super_admin(&app).await;
+    let admin = app.super_admin().await;
     platform(&app, &admin).await;
     let shop = app.register("Late Payer").await;
     let neighbour = register_on(&app, "Good Neighbour", "free").await;
@@ -334,7 +315,7 @@ async fn a_free_tenant_hits_its_store_limit_feature_and_rate_limit_while_another
 #[tokio::test]
 async fn usage_counts_equal_the_calls_made_and_a_monthly_quota_answers_402() {
     let app = TestApp::spawn_with(options()).await;
-    let admin = super_admin(&app).await;
+    let admin = app.super_admin().await;
     let shop = app.register("Counted Shop").await;
     let other = app.register("Uncounted").await;
 
@@ -483,7 +464,7 @@ async fn usage_counts_equal_the_calls_made_and_a_monthly_quota_answers_402() {
 #[tokio::test]
 async fn plan_catalog_changes_are_checked_and_upgrades_are_prorated() {
     let app = TestApp::spawn_with(options()).await;
-    let admin = super_admin(&app).await;
+    let admin = app.super_admin().await;
     let (status, plans) = app.get("/api/v1/plans", &Auth::None).await;
     assert_eq!(status, 200);
     let ids: Vec<&str> = plans["plans"]
@@ -583,7 +564,7 @@ async fn plan_catalog_changes_are_checked_and_upgrades_are_prorated() {
 async fn dunning_prompts_the_phone_on_file_again_after_a_failed_payment() {
     const SILENT_PHONE: &str = "254708374149"; // the emulator's number that never answers
     let app = TestApp::spawn_with(options()).await;
-    let admin = super_admin(&app).await;
+    let admin = app.super_admin().await;
     platform(&app, &admin).await;
     let shop = app.register("Slow Payer").await;
     advance(&app, &admin, 14).await;

@@ -7,7 +7,7 @@
 //! token that works; a broken template is refused and not stored.
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -16,20 +16,6 @@ use serde_json::{Value, json};
 
 use crate::helpers::{Auth, Options, PASSWORD, Session, TestApp, code};
 use crate::webhooks::{Receiver, pay};
-
-/// The Python with aiosmtpd: `MALIPO_TEST_PYTHON`, else the repository's
-/// `.venv` (made by `scripts/test`).
-fn python() -> PathBuf {
-    if let Ok(path) = std::env::var("MALIPO_TEST_PYTHON") {
-        return PathBuf::from(path);
-    }
-    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
-    if venv.exists() {
-        venv
-    } else {
-        PathBuf::from("python3")
-    }
-}
 
 /// An SMTP server on loopback that keeps every message it accepts; killed
 /// on drop.
@@ -43,7 +29,7 @@ impl Sink {
     fn start() -> Self {
         let dir = tempfile::tempdir().expect("sink dir");
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/smtp/sink.py");
-        let mut child = Command::new(python())
+        let mut child = Command::new(crate::helpers::test_python())
             .arg(script)
             .arg(dir.path())
             .stdin(Stdio::piped())

@@ -275,6 +275,34 @@ impl TestApp {
         assert_eq!(status, 200, "save credentials: {body}");
     }
 
+    /// Makes a platform super-admin with `malipo bootstrap` (`email`, which
+    /// must be the data directory's first) and logs in.
+    pub async fn super_admin_as(&self, email: &str) -> Auth {
+        let output = Command::new(env!("CARGO_BIN_EXE_malipo"))
+            .args(["bootstrap", "--email", email, "--data-dir"])
+            .arg(&self.data_dir)
+            .env("MALIPO_BOOTSTRAP_PASSWORD", "super admin passphrase")
+            .output()
+            .expect("run bootstrap");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let (status, body) = self.login(email, "super admin passphrase").await;
+        assert_eq!(status, 200, "{body}");
+        Auth::Bearer(body["access_token"].as_str().expect("token").to_string())
+    }
+
+    /// Makes a platform super-admin and logs in.
+    pub async fn super_admin(&self) -> Auth {
+        self.super_admin_as(&format!(
+            "root-{}@example.com",
+            uuid::Uuid::new_v4().simple()
+        ))
+        .await
+    }
+
     /// Logs in.
     pub async fn login(&self, email: &str, password: &str) -> (u16, Value) {
         self.post(
@@ -469,6 +497,21 @@ impl Auth {
             Auth::Bearer(token) => request.bearer_auth(token),
             Auth::ApiKey(key) => request.header("X-API-Key", key),
         }
+    }
+}
+
+/// The Python the black-box tests drive with (the MCP SDK, the SMTP sink):
+/// `MALIPO_TEST_PYTHON`, else the repository's `.venv` (made by
+/// `scripts/test`), else `python3`.
+pub fn test_python() -> PathBuf {
+    if let Ok(path) = std::env::var("MALIPO_TEST_PYTHON") {
+        return PathBuf::from(path);
+    }
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
+    if venv.exists() {
+        venv
+    } else {
+        PathBuf::from("python3")
     }
 }
 

@@ -7,7 +7,7 @@
 //! times; nothing depends on wall-clock time.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -27,25 +27,11 @@ const TOOLS: &[&str] = &[
     "mpesa_generate_report",
 ];
 
-/// The Python with the `mcp` SDK: `MALIPO_TEST_PYTHON`, else the
-/// repository's `.venv` (made by `scripts/test` and `.ci/run`).
-fn python() -> PathBuf {
-    if let Ok(path) = std::env::var("MALIPO_TEST_PYTHON") {
-        return PathBuf::from(path);
-    }
-    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
-    if venv.exists() {
-        venv
-    } else {
-        PathBuf::from("python3")
-    }
-}
-
 /// Runs one driver scenario; answers its report.
 async fn drive(scenario: Value) -> Value {
     let driver = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/mcp/driver.py");
     let output = tokio::task::spawn_blocking(move || {
-        let mut child = Command::new(python())
+        let mut child = Command::new(crate::helpers::test_python())
             .arg(driver)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
