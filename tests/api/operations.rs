@@ -483,3 +483,90 @@ async fn docs_render_the_openapi_document_from_local_assets() {
     assert_eq!(status, 200);
     assert_eq!(document["openapi"], "3.1.0", "{document}");
 }
+
+/// `MALIPO_LOG_FORMAT=json`: a line logged while serving a request is one
+/// JSON object naming that request, its tenant and its user.
+#[tokio::test]
+async fn json_logs_name_the_request_tenant_and_user() {
+    use std::io::Read;
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir_all(&plugins).expect("plugins dir");
+    std::fs::copy(
+        Path::new(crate::helpers::TEST_GUESTS_DIR).join("malipo_test_sandbox.wasm"),
+        plugins.join("malipo_test_sandbox.wasm"),
+    )
+    .expect("copy sandbox plugin");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_malipo"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .env(
+            "MALIPO_CACHE_DIR",
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join("wasm-cache"),
+        )
+        .env("MALIPO_LOG_FORMAT", "json")
+        .env("RUST_LOG", "warn")
+        .env("MALIPO_PLUGIN_MAX_OUTPUT_BYTES", "65536")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start malipo");
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut first)
+        .expect("address line");
+    let base = first
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .expect("address")
+        .to_string();
+    let client = reqwest::Client::new();
+    let email = format!("logs-{}@example.com", uuid::Uuid::new_v4().simple());
+    let registered: Value = client
+        .post(format!("{base}/api/v1/auth/register"))
+        .json(&json!({"email": email, "password": crate::helpers::PASSWORD, "full_name": "Log Owner", "organization_name": "Logged Ltd"}))
+        .send()
+        .await
+        .expect("register")
+        .json()
+        .await
+        .expect("json");
+    let token = registered["access_token"].as_str().expect("token");
+    let tenant = registered["tenant"]["id"].as_str().expect("tenant");
+    let user = registered["user"]["id"].as_str().expect("user");
+    // A plugin answer over the output limit is logged as an error inside the request.
+    let response = client
+        .get(format!("{base}/api/v1/sandbox/big?bytes=100000"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status().as_u16(), 502);
+    let request_id = response
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .expect("request id")
+        .to_string();
+    let _ = child.kill();
+    let _ = child.wait();
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut stderr)
+        .expect("read logs");
+    let lines: Vec<Value> = stderr
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}")))
+        .collect();
+    let logged = lines
+        .iter()
+        .find(|line| line["span"]["request_id"] == request_id.as_str())
+        .unwrap_or_else(|| panic!("no line for request {request_id}: {stderr}"));
+    assert_eq!(logged["level"], "ERROR", "{logged}");
+    assert_eq!(logged["span"]["tenant_id"], tenant, "{logged}");
+    assert_eq!(logged["span"]["user_id"], user, "{logged}");
+}

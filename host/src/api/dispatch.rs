@@ -84,7 +84,15 @@ pub async fn serve(state: Arc<AppState>, op: Arc<Operation>, request: Request) -
         }
         access => {
             match principal::authenticate(&state, &parts.headers, access == Access::Tenant).await {
-                Ok(principal) => Some(principal),
+                Ok(principal) => {
+                    // Every log line of this request names who made it.
+                    let span = tracing::Span::current();
+                    span.record("user_id", tracing::field::display(principal.user_id));
+                    if let Some(tenant) = principal.tenant_id {
+                        span.record("tenant_id", tracing::field::display(tenant));
+                    }
+                    Some(principal)
+                }
                 Err(error) => return error.into_response(),
             }
         }

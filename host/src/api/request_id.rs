@@ -6,6 +6,7 @@ use axum::extract::Request;
 use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
+use tracing::Instrument;
 
 use crate::error::REQUEST_ID;
 
@@ -27,11 +28,20 @@ pub async fn layer(request: Request, next: Next) -> Response {
         .filter(|id| sane(id))
         .map(str::to_string)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    let span = tracing::info_span!("request", request_id = %id, method = %request.method(), path = %request.uri().path());
-    let mut response = {
-        let _entered = span.enter();
-        REQUEST_ID.scope(id.clone(), next.run(request)).await
-    };
+    // At ERROR level so that the context stays on every line even when
+    // RUST_LOG keeps only warnings and errors.
+    let span = tracing::error_span!(
+        "request",
+        request_id = %id,
+        method = %request.method(),
+        path = %request.uri().path(),
+        tenant_id = tracing::field::Empty,
+        user_id = tracing::field::Empty,
+    );
+    let mut response = REQUEST_ID
+        .scope(id.clone(), next.run(request))
+        .instrument(span)
+        .await;
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(HEADER, value);
     }
