@@ -193,15 +193,22 @@ pub fn emit_host_event(
     name: &str,
     payload: &serde_json::Value,
 ) -> rusqlite::Result<String> {
+    append(conn, name, &payload.to_string(), "host")
+}
+
+/// Appends one event to the tenant's outbox on `conn`, from `source` (a
+/// plugin's name, or `host`). Answers the event id. Every event enters the
+/// outbox here: the `events.emit` import and the host's own events.
+pub fn append(
+    conn: &rusqlite::Connection,
+    name: &str,
+    payload: &str,
+    source: &str,
+) -> rusqlite::Result<String> {
     let event_id = uuid::Uuid::new_v4().to_string();
     conn.execute(
-        "INSERT INTO outbox (event_id, name, payload, source, created_at) VALUES (?1, ?2, ?3, 'host', ?4)",
-        params![
-            event_id,
-            name,
-            payload.to_string(),
-            crate::time_util::now_rfc3339()
-        ],
+        "INSERT INTO outbox (event_id, name, payload, source, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![event_id, name, payload, source, crate::time_util::now_rfc3339()],
     )?;
     Ok(event_id)
 }
@@ -382,13 +389,7 @@ fn deliver_one(
     );
     runtime
         .deliver_event(plugin, db, ctx, event, |conn| {
-            let changed = conn.execute(
-                "UPDATE event_deliveries
-                 SET attempts = attempts + 1, delivered_at = ?3, last_error = NULL
-                 WHERE event_id = ?1 AND plugin = ?2
-                   AND delivered_at IS NULL AND failed_at IS NULL",
-                params![event.id, plugin, crate::time_util::now_rfc3339()],
-            )?;
+            let changed = mark_delivered(conn, &event.id, plugin)?;
             // Another dispatcher delivered it first: roll this one back.
             if changed != 1 {
                 return Err(rusqlite::Error::StatementChangedRows(changed));
@@ -408,14 +409,23 @@ fn deliver_one(
 fn deliver_to_host(state: &AppState, db: &TenantDb, event: &Event) -> Result<(), String> {
     crate::billing::charges::settle_from_event(state, db.id(), event)?;
     let conn = db.conn().map_err(|e| e.to_string())?;
+    mark_delivered(&conn, &event.id, HOST_BILLING).map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// Marks a delivery done (one more attempt, no error); answers the rows
+/// changed: 0 when it was already finished.
+fn mark_delivered(
+    conn: &rusqlite::Connection,
+    event_id: &str,
+    subscriber: &str,
+) -> rusqlite::Result<usize> {
     conn.execute(
         "UPDATE event_deliveries
          SET attempts = attempts + 1, delivered_at = ?3, last_error = NULL
          WHERE event_id = ?1 AND plugin = ?2 AND delivered_at IS NULL AND failed_at IS NULL",
-        params![event.id, HOST_BILLING, crate::time_util::now_rfc3339()],
+        params![event_id, subscriber, crate::time_util::now_rfc3339()],
     )
-    .map_err(|e| e.to_string())?;
-    Ok(())
 }
 
 /// Records a failed attempt. Answers whether the delivery is now given up,

@@ -75,10 +75,7 @@ pub struct Meter {
 
 /// `YYYY-MM-DD` and `YYYY-MM` of a business-clock instant.
 fn day_and_period(ms: u64) -> (String, String) {
-    let day = crate::time_util::format_rfc3339(
-        time::OffsetDateTime::from_unix_timestamp(i64::try_from(ms / 1000).unwrap_or(0))
-            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH),
-    );
+    let day = crate::time_util::format_ms(ms);
     let day = day.get(..10).unwrap_or("1970-01-01").to_string();
     let period = day.get(..7).unwrap_or("1970-01").to_string();
     (day, period)

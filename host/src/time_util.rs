@@ -15,6 +15,14 @@ pub fn format_rfc3339(at: OffsetDateTime) -> String {
         .unwrap_or_else(|_| at.unix_timestamp().to_string())
 }
 
+/// Formats milliseconds since the Unix epoch as RFC 3339 UTC text, to the
+/// second.
+pub fn format_ms(ms: u64) -> String {
+    let at = OffsetDateTime::from_unix_timestamp(i64::try_from(ms / 1000).unwrap_or(0))
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    format_rfc3339(at)
+}
+
 /// Parses RFC 3339 text.
 pub fn parse_rfc3339(text: &str) -> Option<OffsetDateTime> {
     OffsetDateTime::parse(text, &Rfc3339).ok()

@@ -100,31 +100,30 @@ impl ControlDb {
 
     /// Adds a plan; `Ok(false)` if the id is taken.
     pub fn create_plan(&self, plan: &Plan) -> Result<bool, ControlError> {
-        let now = now_rfc3339();
-        let inserted = self.conn()?.execute(
+        let inserted = self.write_plan(
             "INSERT INTO plans (id, name, price_kes, interval, trial_days, features, limits, active, position, created_at, updated_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, (SELECT COALESCE(MAX(position), 0) + 1 FROM plans), ?9, ?9)
              ON CONFLICT (id) DO NOTHING",
-            params![
-                plan.id,
-                plan.name,
-                plan.price_kes,
-                plan.interval,
-                plan.trial_days,
-                serde_json::to_string(&plan.features).unwrap_or_else(|_| "[]".into()),
-                Value::Object(plan.limits.clone()).to_string(),
-                plan.active,
-                now
-            ],
+            plan,
         )?;
         Ok(inserted == 1)
     }
 
     /// Replaces a plan's fields; `Ok(false)` if there is no such plan.
     pub fn update_plan(&self, plan: &Plan) -> Result<bool, ControlError> {
-        let updated = self.conn()?.execute(
+        let updated = self.write_plan(
             "UPDATE plans SET name = ?2, price_kes = ?3, interval = ?4, trial_days = ?5, features = ?6,
                  limits = ?7, active = ?8, updated_at = ?9 WHERE id = ?1",
+            plan,
+        )?;
+        Ok(updated == 1)
+    }
+
+    /// Runs `sql` with a plan's fields as `?1`…`?8` (id, name, price,
+    /// interval, trial days, features, limits, active) and now as `?9`.
+    fn write_plan(&self, sql: &str, plan: &Plan) -> Result<usize, ControlError> {
+        Ok(self.conn()?.execute(
+            sql,
             params![
                 plan.id,
                 plan.name,
@@ -136,8 +135,7 @@ impl ControlDb {
                 plan.active,
                 now_rfc3339()
             ],
-        )?;
-        Ok(updated == 1)
+        )?)
     }
 
     /// A platform setting.

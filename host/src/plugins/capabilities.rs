@@ -516,18 +516,9 @@ impl events::Host for HostState {
         }
         call.emitted += 1;
         let conn = &call.conn;
-        let written = call.access.as_host(|| {
-            conn.execute(
-                "INSERT INTO outbox (event_id, name, payload, source, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                rusqlite::params![
-                    uuid::Uuid::new_v4().to_string(),
-                    name,
-                    payload,
-                    plugin,
-                    crate::time_util::now_rfc3339()
-                ],
-            )
-        });
+        let written = call
+            .access
+            .as_host(|| crate::events::append(conn, &name, &payload, &plugin));
         if let Err(error) = written {
             tracing::error!(%error, plugin, "could not write event to outbox");
         }

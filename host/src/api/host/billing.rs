@@ -293,13 +293,13 @@ pub fn pay_invoice(state: Arc<AppState>, call: HostCall) -> HostFuture {
 pub fn usage_across_tenants(state: Arc<AppState>, call: HostCall) -> HostFuture {
     Box::pin(async move {
         let period = call.opt_str_field("period")?;
+        if state.runtime.plugin(USAGE_PLUGIN).is_none() {
+            return Ok(json!({"tenants": []}));
+        }
         let state_for_db = Arc::clone(&state);
         let tenants = blocking(move || Ok(state_for_db.control.tenants()?)).await?;
         let mut rows = Vec::new();
         for tenant in tenants {
-            if state.runtime.plugin(USAGE_PLUGIN).is_none() {
-                break;
-            }
             if let Err(error) = crate::metering::flush(&state, tenant.id).await {
                 tracing::warn!(tenant = %tenant.id, %error, "could not flush usage counts");
             }
@@ -362,10 +362,7 @@ pub fn advance_clock(state: Arc<AppState>, call: HostCall) -> HostFuture {
         crate::metering::forget_months(&state);
         let report = run_due_work(&state).await?;
         Ok(json!({
-            "now": crate::time_util::format_rfc3339(
-                time::OffsetDateTime::from_unix_timestamp(i64::try_from(now / 1000).unwrap_or(0))
-                    .unwrap_or(time::OffsetDateTime::UNIX_EPOCH),
-            ),
+            "now": crate::time_util::format_ms(now),
             "jobs": report,
         }))
     })
