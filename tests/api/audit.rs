@@ -318,12 +318,7 @@ async fn filters_paging_and_csv_return_the_right_rows() {
         .await
         .expect("send");
     assert_eq!(response.status().as_u16(), 200);
-    let content_type = response
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
+    let content_type = crate::helpers::header(&response, "content-type").unwrap_or_default();
     assert!(content_type.starts_with("text/csv"), "{content_type}");
     let text = response.text().await.expect("body");
     let lines: Vec<&str> = text.lines().collect();

@@ -41,15 +41,8 @@ async fn raw(
             .body(body.to_string());
     }
     let response = request.send().await.expect("send");
-    let header = |name: &str| {
-        response
-            .headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
-    };
-    let request_id = header("x-request-id");
-    let content_type = header("content-type");
+    let request_id = crate::helpers::header(&response, "x-request-id");
+    let content_type = crate::helpers::header(&response, "content-type");
     let status = response.status().as_u16();
     let text = response.text().await.expect("body");
     Raw {

@@ -69,6 +69,12 @@ fn call(tool: &str, args: Value) -> Value {
     json!({"op": "call", "tool": tool, "args": args})
 }
 
+/// Two reads of the transaction history, one after the other.
+fn two_history_calls() -> Value {
+    let history = call("mpesa_transaction_history", json!({}));
+    json!([history.clone(), history])
+}
+
 /// The outcome of the only step of a one-step scenario.
 async fn one(app: &TestApp, key: &str, mode: &str, step: Value) -> Value {
     let report = drive(over_http(app, key, mode, json!([step]))).await;
@@ -808,16 +814,7 @@ async fn rest_and_mcp_spend_one_rate_limit() {
         let (status, body) = app.get("/api/v1/stores", &owner.auth()).await;
         assert_eq!(status, 200, "{body}");
     }
-    let report = drive(over_http(
-        &app,
-        &key,
-        MODERN,
-        json!([
-            call("mpesa_transaction_history", json!({})),
-            call("mpesa_transaction_history", json!({}))
-        ]),
-    ))
-    .await;
+    let report = drive(over_http(&app, &key, MODERN, two_history_calls())).await;
     assert_eq!(report["steps"][0]["is_error"], false, "{report}");
     assert_eq!(report["steps"][1]["is_error"], true, "{report}");
     assert!(
@@ -883,16 +880,7 @@ async fn mcp_calls_are_metered_and_a_plan_without_mcp_refuses_them() {
     let key = full_key(&app, &owner).await;
     let (status, before) = app.get("/api/v1/usage", &owner.auth()).await;
     assert_eq!(status, 200, "{before}");
-    let report = drive(over_http(
-        &app,
-        &key,
-        MODERN,
-        json!([
-            call("mpesa_transaction_history", json!({})),
-            call("mpesa_transaction_history", json!({}))
-        ]),
-    ))
-    .await;
+    let report = drive(over_http(&app, &key, MODERN, two_history_calls())).await;
     assert_eq!(report["steps"][1]["is_error"], false, "{report}");
     let (_, after) = app.get("/api/v1/usage", &owner.auth()).await;
     assert_eq!(

@@ -27,12 +27,7 @@ async fn scrape_at(
     }
     let response = request.send().await.expect("scrape");
     let status = response.status().as_u16();
-    let content_type = response
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
+    let content_type = crate::helpers::header(&response, "content-type").unwrap_or_default();
     (status, content_type, response.text().await.expect("body"))
 }
 
@@ -416,12 +411,7 @@ async fn docs_render_the_openapi_document_from_local_assets() {
         .await
         .expect("docs");
     assert_eq!(response.status().as_u16(), 200);
-    let content_type = response
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
+    let content_type = crate::helpers::header(&response, "content-type").unwrap_or_default();
     assert!(content_type.starts_with("text/html"), "{content_type}");
     let html = response.text().await.expect("html");
     assert!(
@@ -447,12 +437,7 @@ async fn docs_render_the_openapi_document_from_local_assets() {
             .await
             .expect("asset");
         assert_eq!(response.status().as_u16(), 200, "{url}");
-        let content_type = response
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_string();
+        let content_type = crate::helpers::header(&response, "content-type").unwrap_or_default();
         let expected = match url.rsplit('.').next() {
             Some("js") => "text/javascript",
             Some("css") => "text/css",
@@ -460,12 +445,7 @@ async fn docs_render_the_openapi_document_from_local_assets() {
             other => panic!("unexpected asset {url} ({other:?})"),
         };
         assert!(content_type.starts_with(expected), "{url}: {content_type}");
-        let cache = response
-            .headers()
-            .get("cache-control")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_string();
+        let cache = crate::helpers::header(&response, "cache-control").unwrap_or_default();
         assert!(cache.contains("max-age"), "{url}: {cache}");
         let bytes = response.bytes().await.expect("asset body");
         assert!(!bytes.is_empty(), "{url}");
@@ -543,12 +523,7 @@ async fn json_logs_name_the_request_tenant_and_user() {
         .await
         .expect("send");
     assert_eq!(response.status().as_u16(), 502);
-    let request_id = response
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .expect("request id")
-        .to_string();
+    let request_id = crate::helpers::header(&response, "x-request-id").expect("request id");
     let _ = child.kill();
     let _ = child.wait();
     let mut stderr = String::new();

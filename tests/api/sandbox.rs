@@ -67,12 +67,7 @@ async fn send(
     }
     let response = request.send().await.expect("send");
     let status = response.status().as_u16();
-    let request_id = response
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
+    let request_id = crate::helpers::header(&response, "x-request-id").unwrap_or_default();
     let text = response.text().await.expect("body");
     let json = if text.is_empty() {
         Value::Null
