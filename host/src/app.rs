@@ -324,11 +324,12 @@ impl Application {
             .with_context(|| format!("listen on {listen}"))?;
         // Where callbacks reach this host: MALIPO_PUBLIC_URL behind a proxy,
         // else the address just bound.
-        let public =
-            std::env::var("MALIPO_PUBLIC_URL").unwrap_or_else(|_| match listener.local_addr() {
+        let public = crate::config::var("MALIPO_PUBLIC_URL").unwrap_or_else(|_| {
+            match listener.local_addr() {
                 Ok(addr) => format!("http://{addr}"),
                 Err(_) => format!("http://{listen}"),
-            });
+            }
+        });
         state.runtime.services().set("public-url", &public);
         // `/metrics` is open without a token on loopback only.
         state

@@ -83,7 +83,7 @@ async fn accept(
     let tenant = TenantId::parse(tenant)
         .filter(|_| !candidates.is_empty())
         .ok_or_else(|| ApiError::not_found("callback"))?;
-    if let Ok(allowed) = std::env::var("MALIPO_CALLBACK_ALLOW_IPS") {
+    if let Ok(allowed) = crate::config::var("MALIPO_CALLBACK_ALLOW_IPS") {
         let ip = peer.ip().to_string();
         if !allowed.split(',').any(|a| a.trim() == ip) {
             return Err(ApiError::Forbidden(

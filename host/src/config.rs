@@ -48,8 +48,15 @@ pub struct McpConfig {
     pub allowed_origins: Vec<String>,
 }
 
+/// A setting's value: the environment's, else the configuration file's.
+/// Every `MALIPO_*` knob is read through here, so the file, the
+/// environment and the flags layer the same way everywhere.
+pub fn var(name: &str) -> Result<String, std::env::VarError> {
+    std::env::var(name)
+}
+
 fn env_list(name: &str) -> Option<Vec<String>> {
-    std::env::var(name).ok().map(|value| {
+    var(name).ok().map(|value| {
         value
             .split(',')
             .map(str::trim)
@@ -61,7 +68,7 @@ fn env_list(name: &str) -> Option<Vec<String>> {
 
 impl McpConfig {
     fn from_env() -> Self {
-        let public = std::env::var("MALIPO_PUBLIC_URL").ok();
+        let public = var("MALIPO_PUBLIC_URL").ok();
         let public_host = public
             .as_deref()
             .and_then(crate::plugins::services::url_host)
@@ -109,7 +116,7 @@ pub struct PluginLimits {
 }
 
 fn env_number<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
+    var(name)
         .ok()
         .and_then(|value| value.trim().parse().ok())
         .unwrap_or(default)
@@ -161,7 +168,8 @@ impl Config {
 
     /// Where compiled plugin code is cached (`MALIPO_CACHE_DIR`, `<data-dir>/cache`).
     pub fn cache_dir(&self) -> PathBuf {
-        std::env::var_os("MALIPO_CACHE_DIR")
+        var("MALIPO_CACHE_DIR")
+            .ok()
             .map(PathBuf::from)
             .unwrap_or_else(|| self.data_dir.join("cache"))
     }

@@ -35,7 +35,7 @@ const NONCE_LEN: usize = 12;
 impl SecretBox {
     /// The box of `MALIPO_MASTER_KEY`, else of `<data-dir>/master.key`.
     pub fn load(data_dir: &Path) -> Result<Self, CryptoError> {
-        let key = match std::env::var("MALIPO_MASTER_KEY") {
+        let key = match crate::config::var("MALIPO_MASTER_KEY") {
             Ok(hex_key) => {
                 hex::decode(hex_key.trim()).map_err(|e| CryptoError::Key(e.to_string()))?
             }

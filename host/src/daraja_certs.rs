@@ -41,7 +41,7 @@ impl DarajaCerts {
         match environment {
             "sandbox" if base_url.is_none() => public_key(SANDBOX_CERT),
             "production" => {
-                let path = std::env::var("MALIPO_DARAJA_PRODUCTION_CERT").map_err(|_| {
+                let path = crate::config::var("MALIPO_DARAJA_PRODUCTION_CERT").map_err(|_| {
                     "production credentials need MALIPO_DARAJA_PRODUCTION_CERT (Safaricom's production certificate)"
                         .to_string()
                 })?;

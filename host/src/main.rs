@@ -1,6 +1,8 @@
 //! The `malipo` binary: parses the command line and runs one command.
 #![forbid(unsafe_code)]
 
+mod commands;
+
 use std::io::{BufRead, IsTerminal};
 
 use anyhow::Context;
@@ -21,7 +23,8 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr);
     // `MALIPO_LOG_FORMAT=json`: one JSON object a line, with the request's
     // span (request id, tenant id, user id) on every line logged inside it.
-    if std::env::var("MALIPO_LOG_FORMAT").is_ok_and(|f| f.trim().eq_ignore_ascii_case("json")) {
+    if malipo::config::var("MALIPO_LOG_FORMAT").is_ok_and(|f| f.trim().eq_ignore_ascii_case("json"))
+    {
         logs.json()
             .with_current_span(true)
             .with_span_list(false)
@@ -73,7 +76,7 @@ fn mcp_stdio(config: Config, args: McpArgs) -> anyhow::Result<()> {
         if let Some(url) = &args.daraja_emulator_url {
             use_emulator(&state, url)?;
         }
-        if let Ok(public) = std::env::var("MALIPO_PUBLIC_URL") {
+        if let Ok(public) = malipo::config::var("MALIPO_PUBLIC_URL") {
             state.runtime.services().set("public-url", &public);
         }
         malipo::mcp::stdio::serve(state, args.api_key).await
@@ -158,7 +161,7 @@ fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
 
 fn bootstrap(config: &Config, args: BootstrapArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)?;
-    let password = match std::env::var("MALIPO_BOOTSTRAP_PASSWORD") {
+    let password = match malipo::config::var("MALIPO_BOOTSTRAP_PASSWORD") {
         Ok(password) => password,
         Err(_) => {
             if std::io::stdin().is_terminal() {

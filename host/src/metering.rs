@@ -316,7 +316,7 @@ pub async fn flush_all(state: &Arc<AppState>) {
 
 /// Flushes forever, every `MALIPO_USAGE_FLUSH_MS` (default 5000).
 pub async fn worker(state: Arc<AppState>) {
-    let every = std::env::var("MALIPO_USAGE_FLUSH_MS")
+    let every = crate::config::var("MALIPO_USAGE_FLUSH_MS")
         .ok()
         .and_then(|v| v.trim().parse::<u64>().ok())
         .unwrap_or(5000)

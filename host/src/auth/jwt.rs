@@ -46,7 +46,7 @@ impl JwtKeys {
     /// Keys from `MALIPO_JWT_SECRET`, or from `<data-dir>/jwt.key`, created
     /// with 0600 permissions on first run.
     pub fn load(data_dir: &Path, ttl_secs: i64) -> anyhow::Result<Self> {
-        let secret = match std::env::var("MALIPO_JWT_SECRET") {
+        let secret = match crate::config::var("MALIPO_JWT_SECRET") {
             Ok(secret) if secret.len() >= 32 => secret.into_bytes(),
             Ok(_) => anyhow::bail!("MALIPO_JWT_SECRET must be at least 32 characters"),
             Err(_) => read_or_create_key(&data_dir.join("jwt.key"))?,

@@ -90,11 +90,11 @@ impl Billing {
         services: Arc<HostServices>,
     ) -> Self {
         services.set("plan-catalog", &catalog_json(&catalog));
-        let enforced = !std::env::var("MALIPO_METERING")
+        let enforced = !crate::config::var("MALIPO_METERING")
             .is_ok_and(|v| matches!(v.trim(), "0" | "off" | "false"));
         Self {
             enforced,
-            default_plan: std::env::var("MALIPO_DEFAULT_PLAN")
+            default_plan: crate::config::var("MALIPO_DEFAULT_PLAN")
                 .ok()
                 .filter(|v| !v.trim().is_empty())
                 .unwrap_or_else(|| "standard".into()),

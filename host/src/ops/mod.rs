@@ -37,7 +37,7 @@ impl Ops {
 
     /// Reads `MALIPO_METRICS_TOKEN`.
     pub fn from_env() -> Self {
-        Self::new(std::env::var("MALIPO_METRICS_TOKEN").ok())
+        Self::new(crate::config::var("MALIPO_METRICS_TOKEN").ok())
     }
 
     /// Records the address the server listens on.

@@ -47,11 +47,11 @@ fn base_config(cache_dir: &Path) -> Config {
 /// Builds the engine (pooling allocator if the machine allows it) and starts
 /// the epoch ticker.
 pub fn build(cache_dir: &Path, memory_cap: usize) -> anyhow::Result<Engine> {
-    let pooling = std::env::var("MALIPO_POOLING")
+    let pooling = crate::config::var("MALIPO_POOLING")
         .map(|v| v != "0")
         .unwrap_or(true);
     let engine = if pooling {
-        let instances = std::env::var("MALIPO_POOL_INSTANCES")
+        let instances = crate::config::var("MALIPO_POOL_INSTANCES")
             .ok()
             .and_then(|v| v.parse().ok())
             .unwrap_or(POOL_INSTANCES);

@@ -34,10 +34,10 @@ impl Mailer {
     /// The transport the environment configures (`MALIPO_SMTP_URL`,
     /// `MALIPO_SMTP_FROM`).
     pub fn from_env() -> Self {
-        let url = std::env::var("MALIPO_SMTP_URL")
+        let url = crate::config::var("MALIPO_SMTP_URL")
             .ok()
             .filter(|url| !url.trim().is_empty());
-        let from = std::env::var("MALIPO_SMTP_FROM")
+        let from = crate::config::var("MALIPO_SMTP_FROM")
             .ok()
             .filter(|from| !from.trim().is_empty());
         Self::new(url.as_deref(), from.as_deref())

@@ -35,7 +35,7 @@ impl HostServices {
     /// Services with the operator's allow-list from the environment.
     pub fn new(secrets: SecretBox) -> Self {
         let mut allowed: Vec<String> = DEFAULT_ALLOWED.iter().map(|h| h.to_string()).collect();
-        if let Ok(extra) = std::env::var("MALIPO_OUTBOUND_ALLOW") {
+        if let Ok(extra) = crate::config::var("MALIPO_OUTBOUND_ALLOW") {
             allowed.extend(
                 extra
                     .split(',')

@@ -336,7 +336,7 @@ pub fn usage_across_tenants(state: Arc<AppState>, call: HostCall) -> HostFuture 
 
 /// Whether the test clock is on (`MALIPO_TEST_CLOCK=1`).
 pub fn test_clock_enabled() -> bool {
-    std::env::var("MALIPO_TEST_CLOCK").is_ok_and(|v| matches!(v.trim(), "1" | "true" | "on"))
+    crate::config::var("MALIPO_TEST_CLOCK").is_ok_and(|v| matches!(v.trim(), "1" | "true" | "on"))
 }
 
 /// `POST /admin/clock` `{advance_secs}`: moves the business clock forward

@@ -1,0 +1,1 @@
+//! `malipo config show`: the effective configuration, secrets redacted.
