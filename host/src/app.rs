@@ -374,8 +374,76 @@ impl Application {
         )
         .with_graceful_shutdown(shutdown)
         .await?;
-        // Counts of the last calls would otherwise be lost.
-        crate::metering::flush_all(&self.state).await;
+        finish(&self.state).await;
         Ok(())
     }
+}
+
+/// After the listener stopped and in-flight requests were answered: apply
+/// stored callbacks, deliver what the open tenants' outboxes hold, write the
+/// last metered counts, then close every tenant file cleanly (WAL folded
+/// into the file). Bounded by `MALIPO_SHUTDOWN_GRACE_SECS` (30); what is
+/// left waits in the files for the next start.
+async fn finish(state: &Arc<AppState>) {
+    let grace = Duration::from_secs(
+        crate::config::var("MALIPO_SHUTDOWN_GRACE_SECS")
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(30),
+    );
+    let flush = async {
+        if let Err(error) = crate::callbacks::deliver_due(state).await {
+            tracing::warn!(?error, "shutdown: stored callbacks not applied");
+        }
+        let delivered = if crate::events::DispatchSettings::from_env()
+            .interval
+            .is_some()
+        {
+            match crate::events::run_once(state, crate::events::Scope::OpenTenants).await {
+                Ok(report) => Some(report),
+                Err(error) => {
+                    tracing::warn!(%error, "shutdown: outbox not flushed");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        // Counts of the last calls would otherwise be lost.
+        crate::metering::flush_all(state).await;
+        delivered
+    };
+    let delivered = match tokio::time::timeout(grace, flush).await {
+        Ok(delivered) => delivered,
+        Err(_) => {
+            tracing::warn!(
+                ?grace,
+                "shutdown: flushing took longer than the grace period"
+            );
+            None
+        }
+    };
+    let for_close = Arc::clone(state);
+    let closed = tokio::task::spawn_blocking(move || {
+        let closed = for_close.tenancy.close_all();
+        let folded = for_close
+            .control
+            .conn()
+            .map_err(|e| e.to_string())
+            .and_then(|conn| {
+                conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
+                    .map_err(|e| e.to_string())
+            });
+        if let Err(error) = folded {
+            tracing::warn!(%error, "control.db not checkpointed at shutdown");
+        }
+        closed
+    })
+    .await
+    .unwrap_or_default();
+    tracing::info!(
+        events = ?delivered,
+        tenant_files_closed = closed,
+        "shutdown complete"
+    );
 }

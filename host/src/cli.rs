@@ -1,5 +1,5 @@
 //! The command line: `malipo serve`, `malipo mcp`, `malipo bootstrap`,
-//! `malipo migrate`, `malipo mpesa reconcile`.
+//! `malipo migrate`, `malipo mpesa reconcile`, `malipo config show`.
 //! Every flag has an environment variable; flags win over the environment.
 
 use std::net::SocketAddr;
@@ -19,6 +19,13 @@ pub struct Cli {
         default_value = "./tenants-data"
     )]
     pub data_dir: PathBuf,
+
+    /// A TOML configuration file: `key = value` per setting (the
+    /// environment variable's name without `MALIPO_`, lower-case, e.g.
+    /// `listen = "0.0.0.0:8080"`). Flags beat the environment, which beats
+    /// the file, which beats the embedded defaults.
+    #[arg(long, global = true, env = "MALIPO_CONFIG")]
+    pub config: Option<PathBuf>,
 
     /// What to do.
     #[command(subcommand)]
@@ -42,6 +49,21 @@ pub enum Command {
     /// the API key in MALIPO_API_KEY (give it `mcp.use` and only what the
     /// assistant needs). Uses the same data directory as `serve`.
     Mcp(McpArgs),
+    /// The configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+/// `malipo config …`.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print every setting's effective value and where it comes from
+    /// (flag, env, file, default), secrets redacted.
+    Show {
+        /// One JSON document instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Flags of `malipo mcp`.

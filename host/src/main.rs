@@ -6,14 +6,16 @@ mod commands;
 use std::io::{BufRead, IsTerminal};
 
 use anyhow::Context;
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use malipo::app::Application;
-use malipo::cli::{BootstrapArgs, Cli, Command, McpArgs, MpesaCommand, ServeArgs};
+use malipo::cli::{BootstrapArgs, Cli, Command, ConfigCommand, McpArgs, MpesaCommand, ServeArgs};
 use malipo::config::Config;
 use malipo::control::{ControlDb, PlatformAuditEntry, UserRecord};
 use malipo::ids::{TenantId, UserId};
 
 fn main() -> anyhow::Result<()> {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    commands::config::install_file(&args)?;
     let logs = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| {
@@ -32,7 +34,13 @@ fn main() -> anyhow::Result<()> {
     } else {
         logs.init();
     }
-    let cli = Cli::parse();
+    let command = commands::config::with_file_defaults(Cli::command());
+    let matches = command.clone().get_matches_from(args);
+    let flags = commands::config::flags_given(&command, &matches);
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(error) => error.exit(),
+    };
     let config = Config::from_env(&cli.data_dir);
     match cli.command {
         Command::Serve(args) => serve(config, args),
@@ -42,6 +50,7 @@ fn main() -> anyhow::Result<()> {
             daraja_emulator_url,
         }) => reconcile(config, daraja_emulator_url),
         Command::Mcp(args) => mcp_stdio(config, args),
+        Command::Config(ConfigCommand::Show { json }) => commands::config::show(&flags, json),
     }
 }
 
@@ -152,11 +161,35 @@ fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
                 emulator.base_url()
             );
         }
-        app.run(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await
+        app.run(shutdown_signal()).await?;
+        println!("malipo stopped");
+        Ok(())
     })
+}
+
+/// Resolves on Ctrl-C or SIGTERM (what `systemctl stop` and `kill` send).
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(stream) => stream,
+                Err(error) => {
+                    tracing::warn!(%error, "SIGTERM not handled; stop with Ctrl-C");
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    tracing::info!("shutting down: no new connections; finishing in-flight requests");
 }
 
 fn bootstrap(config: &Config, args: BootstrapArgs) -> anyhow::Result<()> {

@@ -182,6 +182,18 @@ impl TestApp {
         self._temp.take()
     }
 
+    /// Asks the server to stop the way an operator does (SIGTERM) and waits
+    /// for it to exit; answers its exit status and its data directory.
+    pub fn terminate(mut self) -> (std::process::ExitStatus, Option<tempfile::TempDir>) {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -TERM failed");
+        let status = self.child.wait().expect("wait for malipo");
+        (status, self._temp.take())
+    }
+
     /// Sends a request; answers status and JSON body (`Value::Null` if none).
     pub async fn call(
         &self,

@@ -5,6 +5,7 @@
 mod audit;
 mod auth;
 mod billing;
+mod configuration;
 mod email;
 mod errors;
 mod events;
@@ -17,4 +18,5 @@ mod notifications;
 mod onboarding;
 mod operations;
 mod sandbox;
+mod shutdown;
 mod webhooks;

@@ -5,6 +5,10 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub mod layers;
+
+pub use layers::var;
+
 /// Everything the host needs to know to run.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -46,13 +50,6 @@ pub struct McpConfig {
     /// of `MALIPO_PUBLIC_URL`). A request with any other `Origin` gets 403;
     /// requests without `Origin` (desktop and server clients) pass.
     pub allowed_origins: Vec<String>,
-}
-
-/// A setting's value: the environment's, else the configuration file's.
-/// Every `MALIPO_*` knob is read through here, so the file, the
-/// environment and the flags layer the same way everywhere.
-pub fn var(name: &str) -> Result<String, std::env::VarError> {
-    std::env::var(name)
 }
 
 fn env_list(name: &str) -> Option<Vec<String>> {
