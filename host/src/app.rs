@@ -100,6 +100,8 @@ pub struct AppState {
     pub meter: crate::metering::Meter,
     /// Operator surfaces: who may read `/metrics` (`crate::ops`).
     pub ops: crate::ops::Ops,
+    /// Abnormal-behaviour detector (`crate::ops::alerts`).
+    pub alerts: crate::ops::alerts::Alerts,
 }
 
 /// Which surfaces `malipo serve` offers.
@@ -304,6 +306,7 @@ pub fn build_state(config: Config) -> anyhow::Result<Arc<AppState>> {
         event_signal,
         billing,
         meter: crate::metering::Meter::default(),
+        alerts: crate::ops::alerts::Alerts::default(),
         ops: crate::ops::Ops::from_env(),
     }))
 }

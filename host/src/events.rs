@@ -309,6 +309,14 @@ pub fn deliver_tenant(
                     params![crate::time_util::now_rfc3339(), id],
                 )?;
                 report.settled += changed;
+                if changed == 1
+                    && event.name == "payment.failed"
+                    && let Some(crossed) = state
+                        .alerts
+                        .observe(db.id(), crate::ops::alerts::Kind::FailedPayments)
+                {
+                    crate::ops::alerts::raise(state, &crossed);
+                }
             }
         }
         if budget == 0 {

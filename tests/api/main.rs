@@ -2,6 +2,7 @@
 //! data directory, real SQLite files and real compiled `.wasm` plugins,
 //! driven over real HTTP.
 
+mod alerts;
 mod audit;
 mod auth;
 mod billing;

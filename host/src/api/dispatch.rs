@@ -157,11 +157,15 @@ pub async fn execute(
         (None, Some(path)) => format!("/api/v1{path}"),
         (None, None) => op.spec.name.clone(),
     };
+    let tenant = call.principal.as_ref().and_then(|p| p.tenant_id);
     let result = execute_inner(state, op, call).await;
     let status = match &result {
         Ok(_) => op.spec.success_status,
         Err(error) => error.status().as_u16(),
     };
+    if let (true, Some(tenant)) = (status >= 500, tenant) {
+        crate::ops::alerts::observe(state, tenant, crate::ops::alerts::Kind::ServerErrors);
+    }
     crate::ops::metrics::operation(&channel, &route, status, started.elapsed());
     result
 }

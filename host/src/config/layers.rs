@@ -274,6 +274,26 @@ pub const SETTINGS: &[Setting] = &[
         "`json`: one JSON object a line on stderr",
     ),
     knob(
+        "MALIPO_ALERT_WINDOW_SECS",
+        Some("600"),
+        "window over which abnormal tenant behaviour is counted",
+    ),
+    knob(
+        "MALIPO_ALERT_FAILED_LOGINS",
+        Some("20"),
+        "failed sign-ins in the window that raise an alert (0 = never)",
+    ),
+    knob(
+        "MALIPO_ALERT_FAILED_PAYMENTS",
+        Some("10"),
+        "failed payments in the window that raise an alert (0 = never)",
+    ),
+    knob(
+        "MALIPO_ALERT_SERVER_ERRORS",
+        Some("25"),
+        "5xx answers in the window that raise an alert (0 = never)",
+    ),
+    knob(
         "MALIPO_SHUTDOWN_GRACE_SECS",
         Some("30"),
         "how long shutdown waits for in-flight requests and the outbox",

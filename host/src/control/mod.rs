@@ -5,6 +5,7 @@
 //! Every function here is synchronous: callers run it through
 //! [`crate::error::blocking`].
 
+mod alerts;
 mod api_keys;
 mod inbox;
 mod invitations;
@@ -15,6 +16,7 @@ mod sessions;
 mod tenants;
 mod users;
 
+pub use alerts::{AlertRecord, NewAlert};
 pub use api_keys::{ApiKeyRecord, KeyGuardrails, NewApiKey};
 pub use inbox::InboxItem;
 pub use invitations::Invitation;

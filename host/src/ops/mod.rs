@@ -1,6 +1,8 @@
-//! Operator surfaces outside `/api/v1`: Prometheus metrics at `/metrics`
-//! ([`metrics`]) and the browsable API reference at `/docs` ([`docs`]).
+//! Operator surfaces: Prometheus metrics at `/metrics` ([`metrics`]), the
+//! browsable API reference at `/docs` ([`docs`]) and alerts about tenants'
+//! abnormal behaviour for super-admins ([`alerts`]).
 
+pub mod alerts;
 pub mod docs;
 pub mod metrics;
 

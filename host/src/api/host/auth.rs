@@ -58,7 +58,7 @@ pub fn login(state: Arc<AppState>, call: HostCall) -> HostFuture {
         let state_for_check = Arc::clone(&state);
         // Unknown users are checked against a dummy hash so that both
         // failures take the same time.
-        let user = blocking(move || {
+        let (user, failed_in) = blocking(move || {
             let user = state_for_check.control.user_by_email(&email)?;
             let hash = user
                 .as_ref()
@@ -66,10 +66,25 @@ pub fn login(state: Arc<AppState>, call: HostCall) -> HostFuture {
                     u.password_hash.as_str()
                 });
             let verified = crate::auth::password::verify(&password, hash);
-            Ok(user.filter(|u| verified && u.status == "active"))
+            // A wrong password for a known user counts towards each of its
+            // organizations' failed sign-ins (crate::ops::alerts).
+            let failed_in: Vec<TenantId> = match &user {
+                Some(user) if !verified => state_for_check
+                    .control
+                    .memberships_of(user.id)?
+                    .into_iter()
+                    .filter(|m| m.status == "active")
+                    .map(|m| m.tenant_id)
+                    .collect(),
+                _ => Vec::new(),
+            };
+            Ok((user.filter(|u| verified && u.status == "active"), failed_in))
         })
-        .await?
-        .ok_or_else(bad_login)?;
+        .await?;
+        for tenant in failed_in {
+            crate::ops::alerts::observe(&state, tenant, crate::ops::alerts::Kind::FailedLogins);
+        }
+        let user = user.ok_or_else(bad_login)?;
         let tenant = choose_tenant(&state, &user, wanted.as_deref()).await?;
         let tokens = issue_tokens(&state, user.id, tenant.as_ref().map(|t| t.id)).await?;
         Ok(merged(

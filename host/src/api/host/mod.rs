@@ -3,6 +3,7 @@
 
 mod account;
 mod admin;
+mod alerts;
 mod approvals;
 mod audit;
 mod auth;
@@ -975,6 +976,39 @@ pub fn operations() -> Vec<Operation> {
             ),
             SuperAdmin,
             audit::admin_verify,
+            "admin",
+        ),
+        // Alerts about tenants' abnormal behaviour (host/src/api/host/alerts.rs).
+        op(
+            host_op(
+                "admin.alerts.list",
+                Get,
+                "/admin/alerts",
+                None,
+                "Alerts about organizations' abnormal behaviour — a spike of failed sign-ins, failed payments or server errors — newest first (super-admin).",
+                alerts::list_input(),
+                alerts::list_output(),
+                200,
+                READ,
+            ),
+            SuperAdmin,
+            alerts::list,
+            "admin",
+        ),
+        op(
+            host_op(
+                "admin.alerts.acknowledge",
+                Post,
+                "/admin/alerts/{id}/acknowledge",
+                None,
+                "Mark an alert seen (super-admin).",
+                id_input(),
+                alerts::alert_schema(),
+                200,
+                UPDATE,
+            ),
+            SuperAdmin,
+            alerts::acknowledge,
             "admin",
         ),
     ]
