@@ -100,6 +100,8 @@ pub struct AppState {
     pub meter: crate::metering::Meter,
     /// Operator surfaces: who may read `/metrics` (`crate::ops`).
     pub ops: crate::ops::Ops,
+    /// Custom domains: cached hostname → tenant lookups.
+    pub hostnames: crate::hostnames::Hostnames,
 }
 
 /// Which surfaces `malipo serve` offers.
@@ -305,6 +307,7 @@ pub fn build_state(config: Config) -> anyhow::Result<Arc<AppState>> {
         billing,
         meter: crate::metering::Meter::default(),
         ops: crate::ops::Ops::from_env(),
+        hostnames: crate::hostnames::Hostnames::default(),
     }))
 }
 

@@ -1,11 +1,14 @@
 //! The platform database, `control.db`: users, tenants, memberships,
 //! sessions and refresh tokens, API keys, password resets, invitations, the
-//! mail outbox, the plugin registry and the platform audit.
+//! mail outbox, the plugin registry, the platform audit, per-tenant feature
+//! overrides and custom domains.
 //!
 //! Every function here is synchronous: callers run it through
 //! [`crate::error::blocking`].
 
 mod api_keys;
+mod domains;
+mod features;
 mod inbox;
 mod invitations;
 mod mail;
@@ -16,6 +19,7 @@ mod tenants;
 mod users;
 
 pub use api_keys::{ApiKeyRecord, KeyGuardrails, NewApiKey};
+pub use domains::Claim;
 pub use inbox::InboxItem;
 pub use invitations::Invitation;
 pub use mail::OutgoingMail;
