@@ -117,9 +117,9 @@ impl ApiError {
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Plugin { status, .. } | Self::Plan { status, .. } | Self::Coded { status, .. } => {
-                *status
-            }
+            Self::Plugin { status, .. }
+            | Self::Plan { status, .. }
+            | Self::Coded { status, .. } => *status,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

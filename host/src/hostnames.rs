@@ -48,7 +48,9 @@ pub fn of_url(url: &str) -> Option<String> {
     let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
     let authority = rest.split(['/', '?', '#']).next()?;
     let authority = authority.rsplit('@').next()?;
-    let host = strip_port(authority).trim_end_matches('.').to_ascii_lowercase();
+    let host = strip_port(authority)
+        .trim_end_matches('.')
+        .to_ascii_lowercase();
     (!host.is_empty()).then_some(host)
 }
 
@@ -170,7 +172,10 @@ mod tests {
             axum::http::header::HOST,
             axum::http::HeaderValue::from_static("Pay.Alpha.test:8080"),
         );
-        assert_eq!(of_request(&headers, &uri).as_deref(), Some("pay.alpha.test"));
+        assert_eq!(
+            of_request(&headers, &uri).as_deref(),
+            Some("pay.alpha.test")
+        );
         headers.insert(
             axum::http::header::HOST,
             axum::http::HeaderValue::from_static("[::1]:80"),

@@ -184,7 +184,10 @@ pub fn changes(patch: &Map<String, Value>) -> Result<Vec<Change>, String> {
     for (key, value) in patch {
         let setting = find(key).ok_or_else(|| {
             let keys: Vec<&str> = REGISTRY.iter().map(|s| s.key).collect();
-            format!("`{key}` is not a setting; the settings are {}", keys.join(", "))
+            format!(
+                "`{key}` is not a setting; the settings are {}",
+                keys.join(", ")
+            )
         })?;
         out.push(match value {
             Value::Null => Change::Reset(setting.key),
@@ -195,12 +198,7 @@ pub fn changes(patch: &Map<String, Value>) -> Result<Vec<Change>, String> {
 }
 
 /// Applies checked changes (inside the caller's transaction).
-pub fn apply(
-    conn: &Connection,
-    changes: &[Change],
-    now: &str,
-    by: &str,
-) -> rusqlite::Result<()> {
+pub fn apply(conn: &Connection, changes: &[Change], now: &str, by: &str) -> rusqlite::Result<()> {
     for change in changes {
         match change {
             Change::Set(key, value) => conn.execute(
@@ -239,8 +237,18 @@ mod tests {
         assert!(reference.check(&json!("INV1234")).is_ok());
         assert!(reference.check(&json!("thirteen char")).is_err());
         assert!(reference.check(&json!("")).is_err());
-        assert!(find("payments.receipt_emails").expect("receipts").check(&json!("yes")).is_err());
-        assert!(find("locale").expect("locale").check(&json!("fr-FR")).is_err());
+        assert!(
+            find("payments.receipt_emails")
+                .expect("receipts")
+                .check(&json!("yes"))
+                .is_err()
+        );
+        assert!(
+            find("locale")
+                .expect("locale")
+                .check(&json!("fr-FR"))
+                .is_err()
+        );
     }
 
     #[test]

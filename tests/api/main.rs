@@ -17,4 +17,5 @@ mod notifications;
 mod onboarding;
 mod operations;
 mod sandbox;
+mod settings;
 mod webhooks;

@@ -374,8 +374,7 @@ pub async fn entitlements(
     )
     .await?;
     let state_for_db = Arc::clone(state);
-    let overrides =
-        blocking(move || Ok(state_for_db.control.feature_overrides(tenant)?)).await?;
+    let overrides = blocking(move || Ok(state_for_db.control.feature_overrides(tenant)?)).await?;
     Ok(state.billing.remember(tenant, &answer, overrides))
 }
 

@@ -112,10 +112,7 @@ pub fn effective_terminology(stored: &Value) -> Value {
     let words: serde_json::Map<String, Value> = TERMS
         .iter()
         .map(|(term, default)| {
-            let word = stored
-                .get(*term)
-                .and_then(Value::as_str)
-                .unwrap_or(default);
+            let word = stored.get(*term).and_then(Value::as_str).unwrap_or(default);
             ((*term).to_string(), json!(word))
         })
         .collect();

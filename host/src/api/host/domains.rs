@@ -72,8 +72,9 @@ pub fn put(state: Arc<AppState>, call: HostCall) -> HostFuture {
             .services()
             .get("public-url")
             .and_then(|url| crate::hostnames::of_url(&url));
-        let hostname = crate::hostnames::validate(&call.str_field("hostname")?, platform.as_deref())
-            .map_err(ApiError::Validation)?;
+        let hostname =
+            crate::hostnames::validate(&call.str_field("hostname")?, platform.as_deref())
+                .map_err(ApiError::Validation)?;
         blocking(move || {
             let claim = state.control.claim_hostname(tenant, &hostname)?;
             match claim {
