@@ -102,6 +102,8 @@ pub struct AppState {
     pub ops: crate::ops::Ops,
     /// Abnormal-behaviour detector (`crate::ops::alerts`).
     pub alerts: crate::ops::alerts::Alerts,
+    /// Custom domains: cached hostname → tenant lookups.
+    pub hostnames: crate::hostnames::Hostnames,
 }
 
 /// Which surfaces `malipo serve` offers.
@@ -308,6 +310,7 @@ pub fn build_state(config: Config) -> anyhow::Result<Arc<AppState>> {
         meter: crate::metering::Meter::default(),
         alerts: crate::ops::alerts::Alerts::default(),
         ops: crate::ops::Ops::from_env(),
+        hostnames: crate::hostnames::Hostnames::default(),
     }))
 }
 

@@ -83,6 +83,17 @@ pub enum ApiError {
         /// What was refused and how to lift it.
         message: String,
     },
+    /// A refusal with a code of its own, e.g. `domain_taken` (409) or
+    /// `unknown_host` (404).
+    #[error("{message}")]
+    Coded {
+        /// The HTTP status to answer with.
+        status: StatusCode,
+        /// A stable machine-readable code.
+        code: &'static str,
+        /// What was refused.
+        message: String,
+    },
     /// The server is not able to serve this now (503).
     #[error("{0}")]
     Unavailable(String),
@@ -106,7 +117,9 @@ impl ApiError {
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Plugin { status, .. } | Self::Plan { status, .. } => *status,
+            Self::Plugin { status, .. }
+            | Self::Plan { status, .. }
+            | Self::Coded { status, .. } => *status,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -126,7 +139,7 @@ impl ApiError {
             Self::PayloadTooLarge(_) => "payload_too_large",
             Self::Validation(_) => "validation_failed",
             Self::TooManyRequests { .. } => "rate_limited",
-            Self::Plugin { code, .. } | Self::Plan { code, .. } => code,
+            Self::Plugin { code, .. } | Self::Plan { code, .. } | Self::Coded { code, .. } => code,
             Self::Unavailable(_) => "unavailable",
             Self::Unexpected(_) => "internal",
         }

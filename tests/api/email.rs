@@ -295,7 +295,7 @@ async fn a_receipt_carries_the_branding_and_an_override_changes_the_next_subject
     assert!(
         restored["subject"]
             .as_str()
-            .is_some_and(|s| s.contains("Payment received")),
+            .is_some_and(|s| s.starts_with("{{ term.payment|capfirst }} received")),
         "{restored}"
     );
 }

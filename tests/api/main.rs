@@ -19,5 +19,6 @@ mod notifications;
 mod onboarding;
 mod operations;
 mod sandbox;
+mod settings;
 mod shutdown;
 mod webhooks;

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use crate::helpers::{Auth, Options, Session, TestApp, code};
 
 const LEGACY: &str = "legacy";
-const MODERN: &str = "2026-07-28";
+pub(crate) const MODERN: &str = "2026-07-28";
 const TOOLS: &[&str] = &[
     "mpesa_stk_push",
     "mpesa_check_status",
@@ -65,7 +65,7 @@ fn list_tools() -> Value {
     json!({"op": "list_tools"})
 }
 
-fn call(tool: &str, args: Value) -> Value {
+pub(crate) fn call(tool: &str, args: Value) -> Value {
     json!({"op": "call", "tool": tool, "args": args})
 }
 
@@ -76,7 +76,7 @@ fn two_history_calls() -> Value {
 }
 
 /// The outcome of the only step of a one-step scenario.
-async fn one(app: &TestApp, key: &str, mode: &str, step: Value) -> Value {
+pub(crate) async fn one(app: &TestApp, key: &str, mode: &str, step: Value) -> Value {
     let report = drive(over_http(app, key, mode, json!([step]))).await;
     report["steps"][0].clone()
 }
@@ -104,7 +104,7 @@ fn all_payments_permissions() -> Value {
     ])
 }
 
-async fn full_key(app: &TestApp, owner: &Session) -> String {
+pub(crate) async fn full_key(app: &TestApp, owner: &Session) -> String {
     api_key(
         app,
         owner,

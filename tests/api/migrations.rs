@@ -12,7 +12,7 @@ const HISTORY: &str = "refinery_schema_history";
 /// What the migrations after V1 create: `V2__indexes.sql`'s indexes and
 /// `V3__approvals.sql`'s index (and table), `V4__event_deliveries.sql`'s
 /// index (and table), `V5__branding.sql`'s table, and `V6__audit_chain.sql`'s
-/// index (and columns).
+/// index (and columns). `V7__settings.sql` adds a table and a column, no index.
 const LATER_INDEXES: [&str; 5] = [
     "audit_log_by_at",
     "store_members_by_user",
@@ -21,7 +21,7 @@ const LATER_INDEXES: [&str; 5] = [
     "audit_log_by_seq",
 ];
 /// The history of a file at the newest schema.
-const LATEST: [i64; 6] = [1, 2, 3, 4, 5, 6];
+const LATEST: [i64; 7] = [1, 2, 3, 4, 5, 6, 7];
 
 fn open(path: &Path) -> rusqlite::Connection {
     let conn =
@@ -96,6 +96,7 @@ fn downgrade_to_v1(path: &Path) {
          DROP INDEX outbox_undelivered;
          DROP TABLE event_deliveries;
          DROP TABLE branding;
+         DROP TABLE settings;
          DROP INDEX audit_log_by_seq;
          ALTER TABLE audit_log DROP COLUMN seq;
          ALTER TABLE audit_log DROP COLUMN prev_hash;

@@ -39,6 +39,7 @@ pub async fn serve(state: Arc<AppState>, op: Arc<Operation>, request: Request) -
             .and_then(|v| v.to_str().ok())
             .map(|ua| ua.chars().take(256).collect()),
         channel: "rest".into(),
+        host: crate::hostnames::of_request(&parts.headers, &parts.uri),
     };
     let path = match Path::<HashMap<String, String>>::from_request_parts(&mut parts, &()).await {
         Ok(Path(path)) => path,

@@ -41,6 +41,10 @@ pub struct RequestMeta {
     pub user_agent: Option<String>,
     /// `rest` (MCP later).
     pub channel: String,
+    /// The hostname the request was sent to (`Host`, lower-case, no port),
+    /// for the custom-domain lookups of public pages and login only
+    /// ([`crate::hostnames`]); never the tenant of a credential.
+    pub host: Option<String>,
 }
 
 /// One call of a host operation.

@@ -7,10 +7,13 @@
 //!
 //! The plan catalog lives in `control.db` (super-admin managed) and reaches
 //! plugins as the `plan-catalog` setting; a tenant's entitlements reach
-//! them as `entitlements`.
+//! them as `entitlements`. A super-admin may turn a feature on or off for
+//! one tenant over its plan (`control.db.tenant_feature_overrides`): the
+//! gates use the effective features, plan plus overrides.
 
 pub mod charges;
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -48,6 +51,9 @@ pub struct Entitlements {
     pub open_invoice_id: Option<String>,
     /// What it is owed, KES.
     pub amount_due_kes: i64,
+    /// Features a super-admin turned on (`true`) or off (`false`) for this
+    /// tenant over its plan.
+    pub overrides: BTreeMap<String, bool>,
 }
 
 impl Entitlements {
@@ -58,7 +64,17 @@ impl Entitlements {
             "status": self.status,
             "open_invoice_id": self.open_invoice_id,
             "amount_due_kes": self.amount_due_kes,
+            "features": effective_features(&self.plan, &self.overrides),
+            "feature_overrides": self.overrides,
         })
+    }
+
+    /// Whether the tenant may use `feature`: its override, else its plan.
+    pub fn has_feature(&self, feature: &str) -> bool {
+        self.overrides
+            .get(feature)
+            .copied()
+            .unwrap_or_else(|| self.plan.has_feature(feature))
     }
 
     /// Requests a minute the plan allows, if it sets a number.
@@ -160,8 +176,14 @@ impl Billing {
         self.cache.get(&tenant)
     }
 
-    /// Reads the billing plugin's answer to `entitlements.get` and caches it.
-    pub fn remember(&self, tenant: TenantId, answer: &Value) -> Option<Arc<Entitlements>> {
+    /// Reads the billing plugin's answer to `entitlements.get`, with the
+    /// tenant's feature overrides, and caches it.
+    pub fn remember(
+        &self,
+        tenant: TenantId,
+        answer: &Value,
+        overrides: BTreeMap<String, bool>,
+    ) -> Option<Arc<Entitlements>> {
         let status = answer["status"].as_str()?.to_string();
         let plan_id = answer["plan_id"].as_str()?;
         let plan = if status == "cancelled" {
@@ -174,6 +196,7 @@ impl Billing {
             status,
             open_invoice_id: answer["open_invoice_id"].as_str().map(str::to_string),
             amount_due_kes: answer["amount_due_kes"].as_i64().unwrap_or(0),
+            overrides,
         });
         self.cache.insert(tenant, Arc::clone(&entitlements));
         self.services.entitlements.insert(
@@ -224,11 +247,40 @@ pub fn admit(entitlements: &Entitlements, op: &Operation, channel: &str) -> Resu
     // An AI assistant's call needs `mcp`, whatever else the operation needs.
     let mcp = (channel == "mcp").then_some("mcp");
     for feature in mcp.into_iter().chain(op.spec.feature.as_deref()) {
-        if !plan.has_feature(feature) {
+        if !entitlements.has_feature(feature) {
+            if plan.has_feature(feature) {
+                return Err(ApiError::Plan {
+                    status: axum::http::StatusCode::FORBIDDEN,
+                    code: "plan_feature_required",
+                    message: format!(
+                        "`{feature}` is turned off for this organization by the platform operator."
+                    ),
+                });
+            }
             return Err(feature_refusal(plan, feature));
         }
     }
     Ok(())
+}
+
+/// The features a tenant may use: its plan's, with its overrides applied,
+/// sorted.
+pub fn effective_features(plan: &Plan, overrides: &BTreeMap<String, bool>) -> Vec<String> {
+    let mut features: Vec<String> = plan
+        .features
+        .iter()
+        .filter(|f| overrides.get(*f) != Some(&false))
+        .cloned()
+        .chain(
+            overrides
+                .iter()
+                .filter(|(_, on)| **on)
+                .map(|(f, _)| f.clone()),
+        )
+        .collect();
+    features.sort();
+    features.dedup();
+    features
 }
 
 fn feature_refusal(plan: &Plan, feature: &str) -> ApiError {
@@ -321,7 +373,9 @@ pub async fn entitlements(
         None,
     )
     .await?;
-    Ok(state.billing.remember(tenant, &answer))
+    let state_for_db = Arc::clone(state);
+    let overrides = blocking(move || Ok(state_for_db.control.feature_overrides(tenant)?)).await?;
+    Ok(state.billing.remember(tenant, &answer, overrides))
 }
 
 /// Things a plan counts, by the operation that adds one: the limit and

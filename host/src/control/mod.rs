@@ -1,12 +1,15 @@
 //! The platform database, `control.db`: users, tenants, memberships,
 //! sessions and refresh tokens, API keys, password resets, invitations, the
-//! mail outbox, the plugin registry and the platform audit.
+//! mail outbox, the plugin registry, the platform audit, per-tenant feature
+//! overrides and custom domains.
 //!
 //! Every function here is synchronous: callers run it through
 //! [`crate::error::blocking`].
 
 mod alerts;
 mod api_keys;
+mod domains;
+mod features;
 mod inbox;
 mod invitations;
 mod mail;
@@ -18,6 +21,7 @@ mod users;
 
 pub use alerts::{AlertRecord, NewAlert};
 pub use api_keys::{ApiKeyRecord, KeyGuardrails, NewApiKey};
+pub use domains::Claim;
 pub use inbox::InboxItem;
 pub use invitations::Invitation;
 pub use mail::OutgoingMail;

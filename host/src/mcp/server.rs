@@ -214,6 +214,8 @@ impl McpServer {
             ip: caller.ip.clone(),
             user_agent: caller.user_agent.clone(),
             channel: "mcp".into(),
+            // MCP is authenticated: a hostname never picks its tenant.
+            host: None,
         };
         let call = Invocation {
             principal: Some(caller.principal),

@@ -9,13 +9,15 @@ use super::bindings;
 
 /// Host tables a plugin may declare for reading. `event_deliveries` lets a
 /// subscriber see how often a delivery was tried (the event dispatcher's
-/// table, see [`crate::events`]).
+/// table, see [`crate::events`]); `settings` holds the organization's typed
+/// settings ([`crate::settings`]).
 pub const READABLE_HOST_TABLES: &[&str] = &[
     "stores",
     "store_members",
     "members",
     "event_deliveries",
     "branding",
+    "settings",
 ];
 
 /// HTTP method of an operation.

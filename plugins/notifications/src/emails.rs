@@ -293,8 +293,19 @@ pub struct Rendered {
     pub html: Option<String>,
 }
 
+/// The `capfirst` filter: the first letter upper-case, the rest as written
+/// (`capitalize` would lower-case an organization's "KCB branch").
+fn capfirst(value: String) -> String {
+    let mut chars = value.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => value,
+    }
+}
+
 fn environment() -> Environment<'static> {
     let mut env = Environment::new();
+    env.add_filter("capfirst", capfirst);
     env.set_undefined_behavior(UndefinedBehavior::Lenient);
     env.set_fuel(Some(FUEL));
     env
@@ -345,10 +356,76 @@ pub fn render(parts: &Parts, context: &Value) -> Result<Rendered> {
     })
 }
 
-/// The tenant's branding with defaults, as template variables.
+/// The words an organization may rename (the host's `branding.terminology`
+/// keys), each with its default.
+const TERMS: &[(&str, &str)] = &[
+    ("store", "store"),
+    ("stores", "stores"),
+    ("customer", "customer"),
+    ("customers", "customers"),
+    ("payment", "payment"),
+    ("payments", "payments"),
+    ("payout", "payout"),
+    ("payouts", "payouts"),
+    ("invoice", "invoice"),
+    ("invoices", "invoices"),
+    ("member", "member"),
+    ("members", "members"),
+];
+
+/// Every word with the organization's replacement (its
+/// `branding.terminology`) or the default: the templates' `term`.
+pub fn terminology(stored: Option<&str>) -> Value {
+    let stored: Value = stored
+        .and_then(|text| serde_json::from_str(text).ok())
+        .unwrap_or(Value::Null);
+    let words: Map<String, Value> = TERMS
+        .iter()
+        .map(|(term, default)| {
+            let word = stored
+                .get(*term)
+                .and_then(Value::as_str)
+                .filter(|w| !w.trim().is_empty())
+                .unwrap_or(default);
+            ((*term).to_owned(), json!(word))
+        })
+        .collect();
+    Value::Object(words)
+}
+
+/// The name of the store a payload names (`data.store_id`), if any.
+fn store_name(db: &dyn Db, data: &Value) -> Result<Option<String>> {
+    let Some(id) = data.get("store_id").and_then(Value::as_str) else {
+        return Ok(None);
+    };
+    let rows = db.query(
+        "SELECT name FROM stores WHERE id = ?1",
+        &[Sql::Text(id.to_owned())],
+    )?;
+    Ok(rows
+        .first()
+        .and_then(|row| row.text("name").map(str::to_owned)))
+}
+
+/// Whether the organization wants an email for this template: the
+/// `payments.receipt_emails` setting (default on) gates `payment_receipt`.
+fn wanted(db: &dyn Db, template: &str) -> Result<bool> {
+    if template != "payment_receipt" {
+        return Ok(true);
+    }
+    let rows = db.query(
+        "SELECT value FROM settings WHERE key = 'payments.receipt_emails'",
+        &[],
+    )?;
+    Ok(rows.first().and_then(|row| row.text("value")) != Some("false"))
+}
+
+/// The tenant's branding with defaults, as template variables
+/// (`terminology` included, which the context also offers as `term`).
 pub fn branding(db: &dyn Db, data: &Value) -> Result<Value> {
     let rows = db.query(
-        "SELECT display_name, logo_url, primary_colour, secondary_colour, contact_email FROM branding WHERE id = 1",
+        "SELECT display_name, logo_url, primary_colour, secondary_colour, contact_email, terminology
+           FROM branding WHERE id = 1",
         &[],
     )?;
     let row = rows.first();
@@ -372,12 +449,26 @@ pub fn branding(db: &dyn Db, data: &Value) -> Result<Value> {
         "primary_colour": get("primary_colour").unwrap_or_else(|| "#0A7E3C".to_owned()),
         "secondary_colour": get("secondary_colour").unwrap_or_else(|| "#F4F6F8".to_owned()),
         "contact_email": get("contact_email"),
+        "terminology": terminology(get("terminology").as_deref()),
     }))
 }
 
 /// The variables a template sees.
-fn context(branding: Value, event_id: &str, event: &str, to: &str, data: &Value) -> Value {
+fn context(
+    branding: Value,
+    store: Option<String>,
+    event_id: &str,
+    event: &str,
+    to: &str,
+    data: &Value,
+) -> Value {
+    let term = branding
+        .get("terminology")
+        .cloned()
+        .unwrap_or_else(|| terminology(None));
     json!({
+        "term": term,
+        "store": { "name": store },
         "branding": branding,
         "event": { "id": event_id, "name": event },
         "recipient": to,
@@ -396,10 +487,12 @@ pub fn variables(template: &Template) -> Vec<String> {
         "event.id",
         "event.name",
         "recipient",
+        "store.name",
     ]
     .iter()
     .map(|s| (*s).to_owned())
     .collect();
+    names.extend(TERMS.iter().map(|(term, _)| format!("term.{term}")));
     names.extend(template.fields.iter().map(|f| format!("data.{f}")));
     names
 }
@@ -459,6 +552,9 @@ pub fn enqueue(
     let Some(template) = templates().into_iter().find(|t| t.event == event) else {
         return Ok(());
     };
+    if !wanted(db, template.name)? {
+        return Ok(());
+    }
     let branding = branding(db, data)?;
     let to = match template.to {
         To::Organization => organization_address(db, &branding)?,
@@ -470,7 +566,8 @@ pub fn enqueue(
     else {
         return Ok(());
     };
-    let vars = context(branding, event_id, event, &to, data);
+    let store = store_name(db, data)?;
+    let vars = context(branding, store, event_id, event, &to, data);
     let rendered = match overridden(db, template.name)?.map(|parts| render(&parts, &vars)) {
         Some(Ok(rendered)) => rendered,
         _ => render(&defaults(&template), &vars).map_err(|e| {
@@ -639,6 +736,7 @@ pub fn put(db: &dyn Db, ctx: &Context, input: &Input) -> Result<Value> {
     let sample = (template.sample)();
     let vars = context(
         branding(db, &sample)?,
+        Some("Main store".to_owned()),
         "evt_sample",
         template.event,
         "someone@example.com",
@@ -678,9 +776,11 @@ mod tests {
 
     fn vars(template: &Template) -> Value {
         let branding = json!({"display_name": "Duka Ltd", "logo_url": "https://cdn.example.com/logo.png",
-                              "primary_colour": "#123456", "secondary_colour": "#F4F6F8", "contact_email": null});
+                              "primary_colour": "#123456", "secondary_colour": "#F4F6F8", "contact_email": null,
+                              "terminology": terminology(Some(r#"{"store": "branch", "payment": "collection"}"#))});
         context(
             branding,
+            Some("Westlands".to_owned()),
             "evt_1",
             template.event,
             "a@example.com",
@@ -704,6 +804,21 @@ mod tests {
                 template.name
             );
         }
+    }
+
+    #[test]
+    fn money_templates_use_the_organization_s_words() {
+        let template = find("payment_receipt").expect("template");
+        let rendered = render(&defaults(&template), &vars(&template)).expect("render");
+        assert!(rendered.subject.starts_with("Collection received"), "{}", rendered.subject);
+        assert!(rendered.text.contains("Branch: Westlands"), "{}", rendered.text);
+        assert!(
+            rendered.html.unwrap_or_default().contains(">Branch</td><td>Westlands<"),
+            "html"
+        );
+        assert_eq!(terminology(None)["store"], "store");
+        assert_eq!(capfirst("kCB branch".to_owned()), "KCB branch");
+        assert_eq!(terminology(Some("not json"))["payout"], "payout");
     }
 
     #[test]

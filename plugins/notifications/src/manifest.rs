@@ -391,8 +391,14 @@ pub fn manifest() -> Manifest {
             .chain(EMAIL_ONLY_EVENTS)
             .map(|e| (*e).to_owned())
             .collect(),
-        // Where the organization's email goes, and how it looks.
-        read_tables: vec!["members".to_owned(), "branding".to_owned()],
+        // Where the organization's email goes, how it looks, the store a
+        // payment names, and whether receipts are wanted (`settings`).
+        read_tables: vec![
+            "members".to_owned(),
+            "branding".to_owned(),
+            "stores".to_owned(),
+            "settings".to_owned(),
+        ],
         secrets: vec![crate::SECRETS.to_owned()],
         // Any public address; loopback and private ones only if the operator allows.
         outbound_hosts: vec!["public".to_owned()],

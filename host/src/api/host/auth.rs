@@ -49,12 +49,29 @@ pub fn register(state: Arc<AppState>, call: HostCall) -> HostFuture {
     })
 }
 
-/// `POST /auth/login`.
+/// `POST /auth/login`. On a custom domain (a `Host` an organization
+/// claimed) the login binds to that organization: without `tenant_id` it is
+/// chosen, and a `tenant_id` naming another is refused (403
+/// `tenant_host_mismatch`), so a token made on an organization's own
+/// address is always that organization's.
 pub fn login(state: Arc<AppState>, call: HostCall) -> HostFuture {
     Box::pin(async move {
         let email = call.str_field("email")?.trim().to_lowercase();
         let password = call.str_field("password")?;
         let wanted = call.opt_str_field("tenant_id")?;
+        let on_host = super::domains::host_tenant(&state, &call.meta).await?;
+        let wanted = match (wanted, on_host) {
+            (Some(wanted), Some(host))
+                if TenantId::parse(&wanted).is_none_or(|wanted| wanted != host) =>
+            {
+                return Err(ApiError::Coded {
+                    status: axum::http::StatusCode::FORBIDDEN,
+                    code: "tenant_host_mismatch",
+                    message: "this address belongs to another organization; sign in there, or at the platform's own address".into(),
+                });
+            }
+            (wanted, host) => wanted.or_else(|| host.map(|h| h.to_string())),
+        };
         let state_for_check = Arc::clone(&state);
         // Unknown users are checked against a dummy hash so that both
         // failures take the same time.

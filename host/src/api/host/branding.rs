@@ -1,7 +1,8 @@
 //! `/tenant/branding`: how the organization presents itself in the email
 //! its plugins send (display name, logo, colours) and where its own
-//! notifications go (`contact_email`). One row in the tenant's `branding`
-//! table, which plugins may declare in `read-tables`.
+//! notifications go (`contact_email`), and the words it uses for things
+//! (`terminology`, e.g. "branch" for "store"). One row in the tenant's
+//! `branding` table, which plugins may declare in `read-tables`.
 
 use std::sync::Arc;
 
@@ -28,10 +29,101 @@ const FIELDS: [&str; 5] = [
     "contact_email",
 ];
 
+/// The words an organization may rename, and the default of each.
+pub const TERMS: &[(&str, &str)] = &[
+    ("store", "store"),
+    ("stores", "stores"),
+    ("customer", "customer"),
+    ("customers", "customers"),
+    ("payment", "payment"),
+    ("payments", "payments"),
+    ("payout", "payout"),
+    ("payouts", "payouts"),
+    ("invoice", "invoice"),
+    ("invoices", "invoices"),
+    ("member", "member"),
+    ("members", "members"),
+];
+/// Longest replacement word, in characters.
+const MAX_TERM_CHARS: usize = 30;
+
+/// The schema of `terminology`.
+fn terminology_schema(nullable: bool) -> Value {
+    let properties: serde_json::Map<String, Value> = TERMS
+        .iter()
+        .map(|(term, default)| {
+            let schema = json!({"type": "string", "minLength": 1, "maxLength": MAX_TERM_CHARS,
+                                "description": format!("Default: \"{default}\".")});
+            ((*term).to_string(), schema)
+        })
+        .collect();
+    let ty = if nullable {
+        json!(["object", "null"])
+    } else {
+        json!("object")
+    };
+    json!({"type": ty, "additionalProperties": false, "properties": properties,
+           "description": "Words the organization uses instead of the defaults, e.g. {\"store\": \"branch\", \"stores\": \"branches\"}: email templates (`term.store`) and the dashboard show them."})
+}
+
+/// Checks `terminology`: known words only, each replaced by 1 to 30
+/// characters without control characters. Answers the object to store
+/// (`None` when empty).
+fn terminology(value: Option<&Value>) -> Result<Option<String>, ApiError> {
+    let object = match value {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Object(object)) => object,
+        Some(_) => {
+            return Err(ApiError::Validation(
+                "`terminology` must be an object of words".into(),
+            ));
+        }
+    };
+    let mut checked = serde_json::Map::new();
+    for (term, word) in object {
+        if !TERMS.iter().any(|(known, _)| known == term) {
+            let known: Vec<&str> = TERMS.iter().map(|(t, _)| *t).collect();
+            return Err(ApiError::Validation(format!(
+                "`terminology.{term}` is not a word that can be renamed; they are {}",
+                known.join(", ")
+            )));
+        }
+        let word = word.as_str().map(str::trim).unwrap_or("");
+        let count = word.chars().count();
+        if count == 0 || count > MAX_TERM_CHARS || word.chars().any(char::is_control) {
+            return Err(ApiError::Validation(format!(
+                "`terminology.{term}` must be 1 to {MAX_TERM_CHARS} characters without control characters"
+            )));
+        }
+        checked.insert(term.clone(), json!(word));
+    }
+    Ok((!checked.is_empty()).then(|| Value::Object(checked).to_string()))
+}
+
+/// The stored terminology as an object (`{}` when none).
+fn stored_terminology(text: Option<String>) -> Value {
+    text.and_then(|t| serde_json::from_str::<Value>(&t).ok())
+        .filter(Value::is_object)
+        .unwrap_or_else(|| json!({}))
+}
+
+/// Every word with the organization's replacement or its default.
+pub fn effective_terminology(stored: &Value) -> Value {
+    let words: serde_json::Map<String, Value> = TERMS
+        .iter()
+        .map(|(term, default)| {
+            let word = stored.get(*term).and_then(Value::as_str).unwrap_or(default);
+            ((*term).to_string(), json!(word))
+        })
+        .collect();
+    Value::Object(words)
+}
+
 /// The input schema of `PUT /tenant/branding`.
 pub fn input_schema() -> Value {
     let text = |description: &str| json!({"type": ["string", "null"], "description": description});
     json!({"type": "object", "properties": {
+        "terminology": terminology_schema(true),
         "display_name": text("The name email shows (1 to 120 characters); default: the organization's name."),
         "logo_url": text("An http(s) URL of the logo shown at the top of email (at most 500 characters)."),
         "primary_colour": text("`#RRGGBB`, e.g. `#0A7E3C`."),
@@ -45,7 +137,8 @@ pub fn output_schema() -> Value {
     let text = json!({"type": ["string", "null"]});
     json!({"type": "object", "properties": {
         "display_name": text, "logo_url": text, "primary_colour": text,
-        "secondary_colour": text, "contact_email": text, "updated_at": text
+        "secondary_colour": text, "contact_email": text, "updated_at": text,
+        "terminology": terminology_schema(false)
     }})
 }
 
@@ -116,10 +209,12 @@ fn field(call: &HostCall, name: &str) -> Result<Option<String>, ApiError> {
     Ok(Some(checked))
 }
 
-fn read(conn: &rusqlite::Connection) -> Result<Value, ApiError> {
+/// The branding row (every field null and `terminology` `{}` until set).
+pub fn read(conn: &rusqlite::Connection) -> Result<Value, ApiError> {
     let row = conn
         .query_row(
-            "SELECT display_name, logo_url, primary_colour, secondary_colour, contact_email, updated_at
+            "SELECT display_name, logo_url, primary_colour, secondary_colour, contact_email, updated_at,
+                    terminology
                FROM branding WHERE id = 1",
             [],
             |row| {
@@ -130,6 +225,7 @@ fn read(conn: &rusqlite::Connection) -> Result<Value, ApiError> {
                     "secondary_colour": row.get::<_, Option<String>>(3)?,
                     "contact_email": row.get::<_, Option<String>>(4)?,
                     "updated_at": row.get::<_, Option<String>>(5)?,
+                    "terminology": stored_terminology(row.get::<_, Option<String>>(6)?),
                 }))
             },
         )
@@ -139,6 +235,7 @@ fn read(conn: &rusqlite::Connection) -> Result<Value, ApiError> {
         for name in FIELDS.iter().chain(["updated_at"].iter()) {
             empty.insert((*name).to_string(), Value::Null);
         }
+        empty.insert("terminology".into(), json!({}));
         Value::Object(empty)
     }))
 }
@@ -166,20 +263,21 @@ pub fn put(state: Arc<AppState>, call: HostCall) -> HostFuture {
         for name in FIELDS {
             values.push(field(&call, name)?);
         }
+        let terms = terminology(call.input.get("terminology"))?;
         let entry = call.audit.clone();
         let audited = Arc::clone(&call.audited);
         blocking(move || {
             audited_write(&state, tenant, entry, &audited, |tx, _| {
                 tx.execute(
                     "INSERT INTO branding (id, display_name, logo_url, primary_colour, secondary_colour,
-                                           contact_email, updated_at, updated_by)
-                     VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                                           contact_email, updated_at, updated_by, terminology)
+                     VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
                      ON CONFLICT (id) DO UPDATE SET
                         display_name = excluded.display_name, logo_url = excluded.logo_url,
                         primary_colour = excluded.primary_colour,
                         secondary_colour = excluded.secondary_colour,
                         contact_email = excluded.contact_email, updated_at = excluded.updated_at,
-                        updated_by = excluded.updated_by",
+                        updated_by = excluded.updated_by, terminology = excluded.terminology",
                     params![
                         values[0],
                         values[1],
@@ -187,7 +285,8 @@ pub fn put(state: Arc<AppState>, call: HostCall) -> HostFuture {
                         values[3],
                         values[4],
                         now_rfc3339(),
-                        principal.user_id.to_string()
+                        principal.user_id.to_string(),
+                        terms
                     ],
                 )?;
                 read(tx)
@@ -214,5 +313,20 @@ mod tests {
         assert!(logo_url(&format!("https://example.com/{}", "a".repeat(600))).is_err());
         assert!(display_name(&"x".repeat(121)).is_err());
         assert!(display_name("Duka La Mama").is_ok());
+    }
+
+    #[test]
+    fn terminology_takes_known_words_only() {
+        let stored = terminology(Some(&json!({"store": " branch ", "stores": "branches"})))
+            .expect("valid")
+            .expect("some");
+        let effective = effective_terminology(&stored_terminology(Some(stored)));
+        assert_eq!(effective["store"], "branch");
+        assert_eq!(effective["payment"], "payment");
+        assert!(terminology(Some(&json!({"shop": "duka"}))).is_err());
+        assert!(terminology(Some(&json!({"store": ""}))).is_err());
+        assert!(terminology(Some(&json!({"store": "a\u{7}b"}))).is_err());
+        assert!(terminology(Some(&json!({"store": "x".repeat(31)}))).is_err());
+        assert_eq!(terminology(Some(&json!({}))).ok(), Some(None));
     }
 }

@@ -9,10 +9,13 @@ mod audit;
 mod auth;
 mod billing;
 mod branding;
+mod domains;
+mod features;
 mod hooks;
 mod keys;
 mod onboarding;
 mod people;
+mod settings;
 mod stores;
 pub mod support;
 
@@ -151,7 +154,7 @@ pub fn operations() -> Vec<Operation> {
                 Post,
                 "/auth/login",
                 None,
-                "Log in with email and password; `tenant_id` picks the organization (default: the oldest).",
+                "Log in with email and password; `tenant_id` picks the organization (default: the one whose custom domain this request was sent to, else the oldest; on a custom domain another `tenant_id` is refused with 403 `tenant_host_mismatch`).",
                 object(
                     &["email", "password"],
                     json!({"email": str_, "password": str_, "tenant_id": str_}),
@@ -977,6 +980,155 @@ pub fn operations() -> Vec<Operation> {
             SuperAdmin,
             audit::admin_verify,
             "admin",
+        ),
+        // Settings, feature flags and custom domains (settings.rs,
+        // features.rs, domains.rs).
+        op(
+            host_op(
+                "tenant.settings.get",
+                Get,
+                "/tenant/settings",
+                Some("tenant.read"),
+                "The organization's settings (currency display, time zone, locale, payment defaults), every key with its effective value: the one set, else its default.",
+                any_object(),
+                settings::output_schema(),
+                200,
+                READ,
+            ),
+            Tenant,
+            settings::get,
+            "tenant",
+        ),
+        op(
+            host_op(
+                "tenant.settings.update",
+                Patch,
+                "/tenant/settings",
+                Some("settings.manage"),
+                "Change some settings at once: each key given is set, `null` resets it to its default. An unknown key or a wrong value is refused (422 naming it) and nothing is written.",
+                settings::input_schema(),
+                settings::output_schema(),
+                200,
+                UPDATE,
+            ),
+            Tenant,
+            settings::patch,
+            "tenant",
+        ),
+        op(
+            host_op(
+                "tenant.features",
+                Get,
+                "/tenant/features",
+                None,
+                "The features this organization may use: its plan's, with any the platform operator turned on or off for it.",
+                any_object(),
+                features::output_schema(),
+                200,
+                READ,
+            ),
+            Tenant,
+            features::tenant_get,
+            "tenant",
+        ),
+        op(
+            host_op(
+                "admin.tenants.features.get",
+                Get,
+                "/admin/tenants/{id}/features",
+                None,
+                "An organization's features: its plan's, the overrides set for it, and the effective ones (super-admin).",
+                id_input(),
+                features::output_schema(),
+                200,
+                READ,
+            ),
+            SuperAdmin,
+            features::admin_get,
+            "admin",
+        ),
+        op(
+            host_op(
+                "admin.tenants.features.set",
+                Put,
+                "/admin/tenants/{id}/features",
+                None,
+                "Turn features on (`true`) or off (`false`) for one organization over its plan, or remove an override (`null`); in force at once (super-admin).",
+                features::put_schema(),
+                features::output_schema(),
+                200,
+                UPDATE,
+            ),
+            SuperAdmin,
+            features::admin_put,
+            "admin",
+        ),
+        op(
+            host_op(
+                "tenant.domain.get",
+                Get,
+                "/tenant/domain",
+                Some("tenant.read"),
+                "The hostname this organization claimed for its public pages and login, if any.",
+                any_object(),
+                domains::domain_schema(),
+                200,
+                READ,
+            ),
+            Tenant,
+            domains::get,
+            "tenant",
+        ),
+        op(
+            host_op(
+                "tenant.domain.set",
+                Put,
+                "/tenant/domain",
+                Some("settings.manage"),
+                "Claim a hostname (e.g. pay.example.com, pointed at this server): requests sent to it resolve to this organization for its public page and login. Replaces the one held; 409 `domain_taken` if another organization holds it.",
+                object(
+                    &["hostname"],
+                    json!({"hostname": {"type": "string", "description": "A DNS name: not an IP address, not localhost, not the platform's own host."}}),
+                ),
+                domains::domain_schema(),
+                200,
+                UPDATE,
+            ),
+            Tenant,
+            domains::put,
+            "tenant",
+        ),
+        op(
+            host_op(
+                "tenant.domain.delete",
+                Delete,
+                "/tenant/domain",
+                Some("settings.manage"),
+                "Give up the organization's hostname.",
+                any_object(),
+                any_object(),
+                200,
+                DELETE,
+            ),
+            Tenant,
+            domains::delete,
+            "tenant",
+        ),
+        op(
+            host_op(
+                "public.tenant",
+                Get,
+                "/public/tenant",
+                None,
+                "No credential: the public face (name, display name, logo, colours, terminology) of the organization whose claimed hostname this request was sent to (`Host`); 404 `unknown_host` otherwise.",
+                any_object(),
+                domains::public_schema(),
+                200,
+                READ,
+            ),
+            Public,
+            domains::public,
+            "tenant",
         ),
         // Alerts about tenants' abnormal behaviour (host/src/api/host/alerts.rs).
         op(

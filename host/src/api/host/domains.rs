@@ -1,0 +1,144 @@
+//! Custom domains: `/tenant/domain` claims, shows and releases the
+//! organization's hostname; `/public/tenant` answers the public face
+//! (name, branding, terminology) of the organization whose hostname the
+//! request was sent to. Login uses the same lookup ([`host_tenant`]).
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use super::branding;
+use crate::api::operation::{HostCall, HostFuture, RequestMeta};
+use crate::app::AppState;
+use crate::control::Claim;
+use crate::error::{ApiError, blocking};
+use crate::ids::TenantId;
+
+/// The output schema of `/tenant/domain`.
+pub fn domain_schema() -> Value {
+    json!({"type": "object", "properties": {
+        "hostname": {"type": ["string", "null"]},
+        "created_at": {"type": ["string", "null"]}
+    }})
+}
+
+/// The output schema of `GET /public/tenant`.
+pub fn public_schema() -> Value {
+    let text = json!({"type": ["string", "null"]});
+    json!({"type": "object", "properties": {
+        "tenant": {"type": "object", "properties": {"id": {"type": "string"}, "name": {"type": "string"}, "slug": {"type": "string"}}},
+        "hostname": {"type": "string"},
+        "branding": {"type": "object", "properties": {
+            "display_name": text, "logo_url": text, "primary_colour": text, "secondary_colour": text,
+            "terminology": {"type": "object", "description": "Every renameable word with the organization's word or the default."}
+        }}
+    }})
+}
+
+/// The tenant whose claimed hostname the request was sent to, if any.
+pub async fn host_tenant(
+    state: &Arc<AppState>,
+    meta: &RequestMeta,
+) -> Result<Option<TenantId>, ApiError> {
+    let Some(host) = meta.host.clone() else {
+        return Ok(None);
+    };
+    let state = Arc::clone(state);
+    blocking(move || Ok(state.hostnames.resolve(&state.control, &host)?)).await
+}
+
+fn domain_json(held: Option<(String, String)>) -> Value {
+    match held {
+        Some((hostname, created_at)) => json!({"hostname": hostname, "created_at": created_at}),
+        None => json!({"hostname": null, "created_at": null}),
+    }
+}
+
+/// `GET /tenant/domain`: the organization's hostname, if it claimed one.
+pub fn get(state: Arc<AppState>, call: HostCall) -> HostFuture {
+    Box::pin(async move {
+        let tenant = call.principal()?.tenant()?;
+        blocking(move || Ok(domain_json(state.control.hostname_of(tenant)?))).await
+    })
+}
+
+/// `PUT /tenant/domain` `{hostname}`: claims a hostname (replacing the one
+/// held); 409 `domain_taken` when another organization holds it.
+pub fn put(state: Arc<AppState>, call: HostCall) -> HostFuture {
+    Box::pin(async move {
+        let tenant = call.principal()?.tenant()?;
+        let platform = state
+            .runtime
+            .services()
+            .get("public-url")
+            .and_then(|url| crate::hostnames::of_url(&url));
+        let hostname =
+            crate::hostnames::validate(&call.str_field("hostname")?, platform.as_deref())
+                .map_err(ApiError::Validation)?;
+        blocking(move || {
+            let claim = state.control.claim_hostname(tenant, &hostname)?;
+            match claim {
+                Claim::Taken => Err(ApiError::Coded {
+                    status: axum::http::StatusCode::CONFLICT,
+                    code: "domain_taken",
+                    message: format!("`{hostname}` is already claimed by another organization"),
+                }),
+                Claim::Claimed { previous } => {
+                    state.hostnames.forget(&hostname);
+                    if let Some(previous) = previous {
+                        state.hostnames.forget(&previous);
+                    }
+                    Ok(domain_json(state.control.hostname_of(tenant)?))
+                }
+            }
+        })
+        .await
+    })
+}
+
+/// `DELETE /tenant/domain`: gives the hostname up.
+pub fn delete(state: Arc<AppState>, call: HostCall) -> HostFuture {
+    Box::pin(async move {
+        let tenant = call.principal()?.tenant()?;
+        blocking(move || {
+            let released = state.control.release_hostname(tenant)?;
+            if let Some(hostname) = &released {
+                state.hostnames.forget(hostname);
+            }
+            Ok(json!({"released": released}))
+        })
+        .await
+    })
+}
+
+/// `GET /public/tenant` (no credential): the public face of the
+/// organization whose hostname the request's `Host` is; 404 `unknown_host`
+/// when no organization claimed it.
+pub fn public(state: Arc<AppState>, call: HostCall) -> HostFuture {
+    Box::pin(async move {
+        let unknown = || ApiError::Coded {
+            status: axum::http::StatusCode::NOT_FOUND,
+            code: "unknown_host",
+            message: "no organization is served at this address".into(),
+        };
+        let tenant = host_tenant(&state, &call.meta).await?.ok_or_else(unknown)?;
+        let hostname = call.meta.host.clone().unwrap_or_default();
+        blocking(move || {
+            let record = state.control.tenant(tenant)?.ok_or_else(unknown)?;
+            let db = state.tenancy.get(tenant)?;
+            let row = branding::read(&*db.conn()?)?;
+            Ok(json!({
+                "tenant": {"id": record.id, "name": record.name, "slug": record.slug},
+                "hostname": hostname,
+                "branding": {
+                    "display_name": row["display_name"].as_str().unwrap_or(&record.name),
+                    "logo_url": row["logo_url"],
+                    "primary_colour": row["primary_colour"],
+                    "secondary_colour": row["secondary_colour"],
+                    "terminology": branding::effective_terminology(&row["terminology"]),
+                },
+            }))
+        })
+        .await
+    })
+}
