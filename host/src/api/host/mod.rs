@@ -8,6 +8,7 @@ mod audit;
 mod auth;
 mod billing;
 mod branding;
+mod export;
 mod hooks;
 mod keys;
 mod onboarding;
@@ -79,6 +80,11 @@ pub fn permissions() -> Vec<PermissionSpec> {
             ADMINS,
         ),
         define("audit.read", "See, export and verify the audit log", ADMINS),
+        define(
+            "tenant.export",
+            "Download the organization's whole database (secrets removed)",
+            ADMINS,
+        ),
     ]
 }
 
@@ -976,6 +982,27 @@ pub fn operations() -> Vec<Operation> {
             SuperAdmin,
             audit::admin_verify,
             "admin",
+        ),
+        // The tenant's data as one SQLite file (host/src/api/host/export.rs).
+        op(
+            {
+                let mut spec = host_op(
+                    "tenant.export",
+                    Get,
+                    "/tenant/export",
+                    Some("tenant.export"),
+                    "Download the organization's database: a consistent SQLite snapshot taken while it keeps working, with secrets, tokens and password material removed (application/vnd.sqlite3; tables in docs/DATA.md).",
+                    any_object(),
+                    export::output_schema(),
+                    200,
+                    READ,
+                );
+                spec.feature = Some("data_export".into());
+                spec
+            },
+            Tenant,
+            export::export,
+            "tenant",
         ),
     ]
 }
