@@ -5,6 +5,7 @@
 mod audit;
 mod auth;
 mod billing;
+mod data;
 mod email;
 mod errors;
 mod events;

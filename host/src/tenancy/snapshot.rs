@@ -360,6 +360,17 @@ fn finish_export(
             }
         }
     }
+    // The subscription in the file (the billing plugin's) is the plan's
+    // source of truth; control.db's copy may lag behind it.
+    let plan = if table_exists(&tx, "billing_subscription")? {
+        tx.query_row("SELECT plan_id FROM billing_subscription", [], |row| {
+            row.get::<_, String>(0)
+        })
+        .optional()?
+    } else {
+        None
+    }
+    .unwrap_or_else(|| info.plan.clone());
     tx.execute(
         "INSERT INTO malipo_export (format, tenant_id, name, slug, plan, status, exported_at, malipo_version, host_schema_version, secrets)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
@@ -368,7 +379,7 @@ fn finish_export(
             info.tenant_id.to_string(),
             info.name,
             info.slug,
-            info.plan,
+            plan,
             info.status,
             crate::time_util::now_rfc3339(),
             env!("CARGO_PKG_VERSION"),
