@@ -8,9 +8,7 @@ use std::io::{BufRead, IsTerminal};
 use anyhow::Context;
 use clap::Parser;
 use malipo::app::Application;
-use malipo::cli::{
-    BootstrapArgs, Cli, Command, McpArgs, MpesaCommand, ServeArgs, TenantCommand,
-};
+use malipo::cli::{BootstrapArgs, Cli, Command, McpArgs, MpesaCommand, ServeArgs, TenantCommand};
 use malipo::config::Config;
 use malipo::control::{ControlDb, PlatformAuditEntry, UserRecord};
 use malipo::ids::{TenantId, UserId};

@@ -197,13 +197,18 @@ async fn an_export_opens_in_sqlite3_with_the_data_and_no_secrets_while_writes_go
     assert_eq!(sqlite3(&file, "PRAGMA integrity_check"), "ok");
     assert_eq!(sqlite3(&file, "PRAGMA journal_mode"), "delete");
     assert_eq!(
-        sqlite3(&file, "SELECT tenant_id || '|' || plan || '|' || secrets FROM malipo_export"),
+        sqlite3(
+            &file,
+            "SELECT tenant_id || '|' || plan || '|' || secrets FROM malipo_export"
+        ),
         format!("{}|premium|removed", owner.tenant_id)
     );
     assert_eq!(
         sqlite3(
             &file,
-            &format!("SELECT status || '|' || amount FROM mpesa_transactions WHERE id = '{payment}'")
+            &format!(
+                "SELECT status || '|' || amount FROM mpesa_transactions WHERE id = '{payment}'"
+            )
         ),
         "completed|75"
     );
@@ -242,7 +247,11 @@ async fn an_export_opens_in_sqlite3_with_the_data_and_no_secrets_while_writes_go
         .get("/api/v1/audit?operation=tenant.export", &owner.auth())
         .await;
     assert_eq!(status, 200, "{audit}");
-    assert_eq!(audit["entries"].as_array().map(Vec::len), Some(1), "{audit}");
+    assert_eq!(
+        audit["entries"].as_array().map(Vec::len),
+        Some(1),
+        "{audit}"
+    );
 
     // The feature is Premium's: a Standard tenant is refused.
     let standard = register_on(&app, "Standard Shop", "standard").await;
@@ -298,7 +307,11 @@ async fn backup_then_wipe_then_restore_answers_the_same() {
     app.configure_mpesa(&owner).await;
     completed_payment(&app, &owner, 42).await;
     let (status, body) = app
-        .post("/api/v1/stores", &owner.auth(), json!({"name": "Westlands"}))
+        .post(
+            "/api/v1/stores",
+            &owner.auth(),
+            json!({"name": "Westlands"}),
+        )
         .await;
     assert_eq!(status, 201, "{body}");
     let other = app.register("Second Shop").await;
@@ -334,7 +347,11 @@ async fn backup_then_wipe_then_restore_answers_the_same() {
     // A second restore would overwrite control.db: refused without --force.
     let output = malipo(&dir, &["restore", "--from", to]);
     assert!(!output.status.success());
-    assert!(text(&output.stderr).contains("--force"), "{}", text(&output.stderr));
+    assert!(
+        text(&output.stderr).contains("--force"),
+        "{}",
+        text(&output.stderr)
+    );
 
     let app = TestApp::start(&dir, &options()).await;
     assert_eq!(answers(&app, &owner.auth()).await, before);
@@ -354,7 +371,9 @@ async fn backup_then_wipe_then_restore_answers_the_same() {
 
     // A damaged generation is refused before anything is written.
     let newest = kept.last().expect("newest").clone();
-    let victim = newest.join("tenants").join(format!("{}.db", owner.tenant_id));
+    let victim = newest
+        .join("tenants")
+        .join(format!("{}.db", owner.tenant_id));
     let mut damaged = std::fs::read(&victim).expect("read");
     let last = damaged.len() - 1;
     damaged[last] ^= 0xff;
@@ -362,7 +381,12 @@ async fn backup_then_wipe_then_restore_answers_the_same() {
     app.stop();
     let output = malipo(
         &dir,
-        &["restore", "--from", newest.to_str().expect("utf-8"), "--force"],
+        &[
+            "restore",
+            "--from",
+            newest.to_str().expect("utf-8"),
+            "--force",
+        ],
     );
     assert!(!output.status.success());
     assert!(
@@ -454,7 +478,12 @@ async fn a_cli_export_imports_as_a_new_tenant_and_a_newer_schema_is_refused() {
     );
     let output = malipo(
         &dir,
-        &["tenant", "import", future.to_str().expect("utf-8"), "--as-new"],
+        &[
+            "tenant",
+            "import",
+            future.to_str().expect("utf-8"),
+            "--as-new",
+        ],
     );
     assert!(!output.status.success());
     let said = text(&output.stderr);
@@ -462,7 +491,10 @@ async fn a_cli_export_imports_as_a_new_tenant_and_a_newer_schema_is_refused() {
         said.contains("host schema is at version 999") && said.contains("newer than this binary's"),
         "{said}"
     );
-    assert_eq!(sqlite3(&control, "SELECT count(*) FROM tenants"), tenants_before);
+    assert_eq!(
+        sqlite3(&control, "SELECT count(*) FROM tenants"),
+        tenants_before
+    );
     assert_eq!(
         std::fs::read_dir(dir.join("tenants")).expect("dir").count(),
         files_before

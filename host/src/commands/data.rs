@@ -91,8 +91,8 @@ pub fn export(config: &Config, args: TenantExportArgs) -> anyhow::Result<()> {
 /// `malipo tenant import FILE [--as-new] [--name NAME] [--owner-email EMAIL]`.
 pub fn import(config: Config, args: TenantImportArgs) -> anyhow::Result<()> {
     // What the file is, before anything is built or written.
-    let file = snapshot::inspect(&args.file)
-        .with_context(|| format!("read {}", args.file.display()))?;
+    let file =
+        snapshot::inspect(&args.file).with_context(|| format!("read {}", args.file.display()))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -200,7 +200,9 @@ async fn import_file(
         let conn = db.conn()?;
         let members = conn
             .prepare("SELECT user_id, status FROM members")?
-            .query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)))?
+            .query_map([], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+            })?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(members
             .into_iter()

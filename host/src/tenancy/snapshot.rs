@@ -152,7 +152,10 @@ pub const SCRUB_RULES: &[ScrubRule] = &[
 const FREE_TEXT: &[(&str, &[&str])] = &[
     ("outbox", &["payload"]),
     ("event_deliveries", &["last_error"]),
-    ("notifications_emails", &["subject", "text", "html", "last_error"]),
+    (
+        "notifications_emails",
+        &["subject", "text", "html", "last_error"],
+    ),
     ("notifications_deliveries", &["body", "last_error"]),
     ("notifications_inbox", &["body", "data"]),
 ];

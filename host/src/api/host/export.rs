@@ -65,7 +65,8 @@ pub fn export(state: Arc<AppState>, call: HostCall) -> HostFuture {
         .await?;
         let (slug, export) = export;
         let mut entry = call.audit.clone();
-        entry.detail = Some(json!({"bytes": export.bytes, "scrubbed": export.scrubbed}).to_string());
+        entry.detail =
+            Some(json!({"bytes": export.bytes, "scrubbed": export.scrubbed}).to_string());
         crate::api::dispatch::record(&state, Some(&principal), entry).await;
         crate::audit::heads::after_commit(&state, Some(tenant)).await;
         let date = crate::time_util::now_rfc3339()

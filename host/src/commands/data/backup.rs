@@ -47,8 +47,7 @@ struct Manifest {
 }
 
 fn sha256_of(path: &Path) -> anyhow::Result<(u64, String)> {
-    let mut file =
-        std::fs::File::open(path).with_context(|| format!("read {}", path.display()))?;
+    let mut file = std::fs::File::open(path).with_context(|| format!("read {}", path.display()))?;
     let mut hasher = Sha256::new();
     let bytes = std::io::copy(&mut file, &mut hasher)?;
     Ok((bytes, hex::encode(hasher.finalize())))
@@ -95,8 +94,7 @@ fn utc_stamp() -> anyhow::Result<String> {
 pub fn backup(config: &Config, args: BackupArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.keep >= 1, "--keep must be at least 1");
     let control = super::open_control(config)?;
-    std::fs::create_dir_all(&args.to)
-        .with_context(|| format!("create {}", args.to.display()))?;
+    std::fs::create_dir_all(&args.to).with_context(|| format!("create {}", args.to.display()))?;
     let name = format!("{PREFIX}{}", utc_stamp()?);
     let done = args.to.join(&name);
     anyhow::ensure!(
@@ -231,8 +229,8 @@ pub fn restore(config: &Config, args: RestoreArgs) -> anyhow::Result<()> {
             .pop()
             .with_context(|| format!("no complete backup generation in {}", args.from.display()))?
     };
-    let text = std::fs::read_to_string(generation.join("manifest.json"))
-        .context("read manifest.json")?;
+    let text =
+        std::fs::read_to_string(generation.join("manifest.json")).context("read manifest.json")?;
     let manifest: Manifest = serde_json::from_str(&text).context("parse manifest.json")?;
     anyhow::ensure!(
         manifest.format <= MANIFEST_FORMAT,
