@@ -17,7 +17,7 @@ pub const CONTENT_TYPE: &str = "application/vnd.sqlite3";
 
 /// The output schema: a binary SQLite file.
 pub fn output_schema() -> Value {
-    json!({"type": "string", "format": "binary",
+    json!({"type": "string", "format": "binary", "contentMediaType": CONTENT_TYPE,
            "description": "A SQLite 3 database (application/vnd.sqlite3); its tables are documented in docs/DATA.md."})
 }
 
