@@ -1,5 +1,6 @@
 //! The command line: `malipo serve`, `malipo mcp`, `malipo bootstrap`,
-//! `malipo migrate`, `malipo mpesa reconcile`, `malipo config show`.
+//! `malipo migrate`, `malipo mpesa reconcile`, `malipo config show`,
+//! `malipo tenant export|import`, `malipo backup`, `malipo restore`.
 //! Every flag has an environment variable; flags win over the environment.
 
 use std::net::SocketAddr;
@@ -49,6 +50,16 @@ pub enum Command {
     /// the API key in MALIPO_API_KEY (give it `mcp.use` and only what the
     /// assistant needs). Uses the same data directory as `serve`.
     Mcp(McpArgs),
+    /// One organization (tenant).
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// Copy control.db and every tenant file, consistently, into a new
+    /// generation `DIR/malipo-backup-<UTC time>/` while the server may run;
+    /// keep the newest `--keep` generations.
+    Backup(BackupArgs),
+    /// Put a backup generation back as the data directory (stop the server
+    /// first). Refuses to overwrite an existing control.db without --force.
+    Restore(RestoreArgs),
     /// The configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -64,6 +75,75 @@ pub enum ConfigCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// `malipo tenant …`.
+#[derive(Debug, Subcommand)]
+pub enum TenantCommand {
+    /// Write the tenant's database to FILE: a consistent SQLite snapshot
+    /// with secrets and one-time tokens removed (see docs/DATA.md).
+    Export(TenantExportArgs),
+    /// Make an exported file a tenant again: the same tenant id (refused if
+    /// it exists) or a new one with --as-new. Refuses a file whose schema is
+    /// newer than this binary's.
+    Import(TenantImportArgs),
+}
+
+/// Flags of `malipo tenant export`.
+#[derive(Debug, Args)]
+pub struct TenantExportArgs {
+    /// The tenant's id.
+    pub id: String,
+    /// The file to write (must not exist).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Keep the sealed secrets (M-Pesa credentials, webhook secrets): only
+    /// usable by an installation with the same master key.
+    #[arg(long)]
+    pub full: bool,
+}
+
+/// Flags of `malipo tenant import`.
+#[derive(Debug, Args)]
+pub struct TenantImportArgs {
+    /// The exported file.
+    pub file: PathBuf,
+    /// Import as a new tenant with a fresh id instead of the file's.
+    #[arg(long)]
+    pub as_new: bool,
+    /// The organization's name (default: the exported name).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// An existing account to make the tenant's Owner.
+    #[arg(long)]
+    pub owner_email: Option<String>,
+}
+
+/// Flags of `malipo backup`.
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// The directory holding the backup generations.
+    #[arg(long, env = "MALIPO_BACKUP_DIR")]
+    pub to: PathBuf,
+    /// How many generations to keep (older ones are removed).
+    #[arg(long, env = "MALIPO_BACKUP_KEEP", default_value_t = 7)]
+    pub keep: usize,
+    /// Leave master.key and jwt.key out of the backup (keep them elsewhere;
+    /// without the master key restored M-Pesa credentials cannot be read).
+    #[arg(long)]
+    pub no_keys: bool,
+}
+
+/// Flags of `malipo restore`.
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// A generation directory, or a directory of generations (the newest
+    /// complete one is used).
+    #[arg(long)]
+    pub from: PathBuf,
+    /// Overwrite the data directory's control.db and tenant files.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// Flags of `malipo mcp`.

@@ -8,7 +8,9 @@ use std::io::{BufRead, IsTerminal};
 use anyhow::Context;
 use clap::{CommandFactory, FromArgMatches};
 use malipo::app::Application;
-use malipo::cli::{BootstrapArgs, Cli, Command, ConfigCommand, McpArgs, MpesaCommand, ServeArgs};
+use malipo::cli::{
+    BootstrapArgs, Cli, Command, ConfigCommand, McpArgs, MpesaCommand, ServeArgs, TenantCommand,
+};
 use malipo::config::Config;
 use malipo::control::{ControlDb, PlatformAuditEntry, UserRecord};
 use malipo::ids::{TenantId, UserId};
@@ -51,6 +53,10 @@ fn main() -> anyhow::Result<()> {
         }) => reconcile(config, daraja_emulator_url),
         Command::Mcp(args) => mcp_stdio(config, args),
         Command::Config(ConfigCommand::Show { json }) => commands::config::show(&flags, json),
+        Command::Tenant(TenantCommand::Export(args)) => commands::data::export(&config, args),
+        Command::Tenant(TenantCommand::Import(args)) => commands::data::import(config, args),
+        Command::Backup(args) => commands::data::backup(&config, args),
+        Command::Restore(args) => commands::data::restore(&config, args),
     }
 }
 

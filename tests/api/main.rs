@@ -7,6 +7,7 @@ mod audit;
 mod auth;
 mod billing;
 mod configuration;
+mod data;
 mod email;
 mod errors;
 mod events;

@@ -14,7 +14,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
-use super::operation::{Access, HostCall, Operation, RawBody, RequestMeta, Target};
+use super::operation::{Access, FileBody, HostCall, Operation, RawBody, RequestMeta, Target};
 use super::{approvals, authz, guardrails, input};
 use crate::app::AppState;
 use crate::audit::{self, AuditEntry};
@@ -118,6 +118,9 @@ pub async fn serve(state: Arc<AppState>, op: Arc<Operation>, request: Request) -
             let status = StatusCode::from_u16(op.spec.success_status).unwrap_or(StatusCode::OK);
             if let (Target::Host(_), Some(raw)) = (&op.target, RawBody::from_value(&value)) {
                 return raw.into_response(status);
+            }
+            if let (Target::Host(_), Some(file)) = (&op.target, FileBody::from_value(&value)) {
+                return file.into_response(status).await;
             }
             (status, axum::Json(value)).into_response()
         }

@@ -29,6 +29,14 @@ pub fn document(operations: &[std::sync::Arc<Operation>]) -> Value {
             "description": "The store this request acts in; must be one the caller may use.",
             "schema": {"type": "string"}}),
         );
+        // A file answer names its media type in the schema (`contentMediaType`).
+        let media = op
+            .spec
+            .output_schema
+            .get("contentMediaType")
+            .and_then(|m| m.as_str())
+            .unwrap_or("application/json")
+            .to_string();
         let mut entry = json!({
             "operationId": op.spec.name,
             "summary": op.spec.summary,
@@ -38,7 +46,7 @@ pub fn document(operations: &[std::sync::Arc<Operation>]) -> Value {
             "responses": {
                 op.spec.success_status.to_string(): {
                     "description": "Success",
-                    "content": {"application/json": {"schema": op.spec.output_schema}}
+                    "content": {media: {"schema": op.spec.output_schema}}
                 },
                 "400": error_response("Malformed request"),
                 "401": error_response("Missing or invalid credentials"),

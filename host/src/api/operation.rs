@@ -258,3 +258,105 @@ impl RawBody {
         response
     }
 }
+
+/// A host handler's answer that is a file on disk (e.g. a tenant export),
+/// streamed by the REST layer without loading it into memory. Like
+/// [`RawBody`] it travels as one JSON key that only host handlers' answers
+/// are searched for. With `delete` set, the file is unlinked once opened:
+/// its space is freed when the stream ends, however it ends.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FileBody {
+    /// The file.
+    pub path: std::path::PathBuf,
+    /// The `Content-Type`, e.g. `application/vnd.sqlite3`.
+    pub content_type: String,
+    /// Extra response headers (e.g. `content-disposition`).
+    pub headers: Vec<(String, String)>,
+    /// Remove the file once it is opened for sending.
+    pub delete: bool,
+}
+
+/// The one key of the JSON object that carries a [`FileBody`].
+const FILE_BODY_KEY: &str = "$malipo_file_body";
+
+impl FileBody {
+    /// The JSON a host handler answers to have this file sent.
+    pub fn into_value(self) -> Value {
+        let headers: serde_json::Map<String, Value> = self
+            .headers
+            .into_iter()
+            .map(|(name, value)| (name, Value::String(value)))
+            .collect();
+        serde_json::json!({FILE_BODY_KEY: {
+            "path": self.path.to_string_lossy(),
+            "content_type": self.content_type,
+            "headers": headers,
+            "delete": self.delete,
+        }})
+    }
+
+    /// The file a host handler's answer names, if it is one.
+    pub fn from_value(value: &Value) -> Option<Self> {
+        let fields = value.as_object().filter(|o| o.len() == 1)?;
+        let file = fields.get(FILE_BODY_KEY)?;
+        Some(Self {
+            path: std::path::PathBuf::from(file.get("path")?.as_str()?),
+            content_type: file.get("content_type")?.as_str()?.to_string(),
+            headers: file
+                .get("headers")
+                .and_then(Value::as_object)
+                .map(|headers| {
+                    headers
+                        .iter()
+                        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            delete: file.get("delete").and_then(Value::as_bool).unwrap_or(false),
+        })
+    }
+
+    /// The streamed HTTP response (headers that are not valid HTTP are left
+    /// out); a file that cannot be opened is a 500.
+    pub async fn into_response(self, status: axum::http::StatusCode) -> axum::response::Response {
+        use axum::http::{HeaderName, HeaderValue, header};
+        use axum::response::IntoResponse;
+        let file = match tokio::fs::File::open(&self.path).await {
+            Ok(file) => file,
+            Err(error) => {
+                return ApiError::Unexpected(anyhow::anyhow!(
+                    "open {}: {error}",
+                    self.path.display()
+                ))
+                .into_response();
+            }
+        };
+        let length = file.metadata().await.ok().map(|m| m.len());
+        if self.delete
+            && let Err(error) = tokio::fs::remove_file(&self.path).await
+        {
+            tracing::warn!(%error, path = %self.path.display(), "could not remove a streamed file");
+        }
+        let body = axum::body::Body::from_stream(tokio_util::io::ReaderStream::with_capacity(
+            file,
+            64 * 1024,
+        ));
+        let mut response = (status, body).into_response();
+        let headers = response.headers_mut();
+        if let Ok(value) = HeaderValue::from_str(&self.content_type) {
+            headers.insert(header::CONTENT_TYPE, value);
+        }
+        if let Some(length) = length {
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+        }
+        for (name, value) in self.headers {
+            if let (Ok(name), Ok(value)) = (
+                HeaderName::from_bytes(name.as_bytes()),
+                HeaderValue::from_str(&value),
+            ) {
+                headers.insert(name, value);
+            }
+        }
+        response
+    }
+}

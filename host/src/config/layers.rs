@@ -294,6 +294,16 @@ pub const SETTINGS: &[Setting] = &[
         "5xx answers in the window that raise an alert (0 = never)",
     ),
     knob(
+        "MALIPO_BACKUP_DIR",
+        None,
+        "`malipo backup --to`: the directory of backup generations",
+    ),
+    knob(
+        "MALIPO_BACKUP_KEEP",
+        Some("7"),
+        "`malipo backup --keep`: generations kept",
+    ),
+    knob(
         "MALIPO_SHUTDOWN_GRACE_SECS",
         Some("30"),
         "how long shutdown waits for in-flight requests and the outbox",

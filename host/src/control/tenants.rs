@@ -330,3 +330,32 @@ impl ControlDb {
         Ok(rows)
     }
 }
+
+impl ControlDb {
+    /// Records a tenant whose file is being imported (`malipo tenant
+    /// import`): its id is the file's (or a fresh one), its slug is made
+    /// from its name as for any tenant; no member is added. `Ok(None)` when
+    /// the id is taken.
+    pub fn insert_imported_tenant(
+        &self,
+        id: TenantId,
+        name: &str,
+        plan: &str,
+    ) -> Result<Option<TenantRecord>, ControlError> {
+        let now = now_rfc3339();
+        let tenant = TenantRecord {
+            id,
+            name: name.to_string(),
+            slug: slug_for(name, id),
+            status: "active".into(),
+            plan: plan.to_string(),
+            created_at: now.clone(),
+        };
+        let inserted = self.conn()?.execute(
+            "INSERT INTO tenants (id, name, slug, status, plan, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)
+             ON CONFLICT DO NOTHING",
+            params![id.to_string(), tenant.name, tenant.slug, tenant.status, tenant.plan, now],
+        )?;
+        Ok((inserted == 1).then_some(tenant))
+    }
+}

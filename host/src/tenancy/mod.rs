@@ -9,6 +9,7 @@
 //! Replacing files with a replicated engine would change this module only.
 
 pub mod authorizer;
+pub mod snapshot;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -145,7 +146,7 @@ impl Tenancy {
 
     /// The file of a tenant: built only from a parsed [`TenantId`].
     pub fn path_of(&self, id: TenantId) -> PathBuf {
-        self.dir.join(format!("{id}.db"))
+        snapshot::tenant_file(&self.dir, id)
     }
 
     /// Creates the tenant's file, migrated, and answers it open.

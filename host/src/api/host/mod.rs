@@ -10,6 +10,7 @@ mod auth;
 mod billing;
 mod branding;
 mod domains;
+mod export;
 mod features;
 mod hooks;
 mod keys;
@@ -83,6 +84,11 @@ pub fn permissions() -> Vec<PermissionSpec> {
             ADMINS,
         ),
         define("audit.read", "See, export and verify the audit log", ADMINS),
+        define(
+            "tenant.export",
+            "Download the organization's whole database (secrets removed)",
+            ADMINS,
+        ),
     ]
 }
 
@@ -1162,6 +1168,27 @@ pub fn operations() -> Vec<Operation> {
             SuperAdmin,
             alerts::acknowledge,
             "admin",
+        ),
+        // The tenant's data as one SQLite file (host/src/api/host/export.rs).
+        op(
+            {
+                let mut spec = host_op(
+                    "tenant.export",
+                    Get,
+                    "/tenant/export",
+                    Some("tenant.export"),
+                    "Download the organization's database: a consistent SQLite snapshot taken while it keeps working, with secrets, tokens and password material removed (application/vnd.sqlite3; tables in docs/DATA.md).",
+                    any_object(),
+                    export::output_schema(),
+                    200,
+                    READ,
+                );
+                spec.feature = Some("data_export".into());
+                spec
+            },
+            Tenant,
+            export::export,
+            "tenant",
         ),
     ]
 }
