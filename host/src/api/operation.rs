@@ -200,17 +200,35 @@ pub struct RawBody {
     pub headers: Vec<(String, String)>,
 }
 
+/// Response headers as the JSON object a [`RawBody`] or [`FileBody`] carries.
+fn headers_to_json(headers: Vec<(String, String)>) -> serde_json::Map<String, Value> {
+    headers
+        .into_iter()
+        .map(|(name, value)| (name, Value::String(value)))
+        .collect()
+}
+
+/// The headers a [`RawBody`] or [`FileBody`] carried (`headers` of `carrier`).
+fn headers_from_json(carrier: &Value) -> Vec<(String, String)> {
+    carrier
+        .get("headers")
+        .and_then(Value::as_object)
+        .map(|headers| {
+            headers
+                .iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// The one key of the JSON object that carries a [`RawBody`].
 const RAW_BODY_KEY: &str = "$malipo_raw_body";
 
 impl RawBody {
     /// The JSON a host handler answers to have this body sent.
     pub fn into_value(self) -> Value {
-        let headers: serde_json::Map<String, Value> = self
-            .headers
-            .into_iter()
-            .map(|(name, value)| (name, Value::String(value)))
-            .collect();
+        let headers = headers_to_json(self.headers);
         serde_json::json!({RAW_BODY_KEY: {
             "content_type": self.content_type,
             "body": self.body,
@@ -225,16 +243,7 @@ impl RawBody {
         Some(Self {
             content_type: raw.get("content_type")?.as_str()?.to_string(),
             body: raw.get("body")?.as_str()?.to_string(),
-            headers: raw
-                .get("headers")
-                .and_then(Value::as_object)
-                .map(|headers| {
-                    headers
-                        .iter()
-                        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
-                        .collect()
-                })
-                .unwrap_or_default(),
+            headers: headers_from_json(raw),
         })
     }
 
@@ -282,11 +291,7 @@ const FILE_BODY_KEY: &str = "$malipo_file_body";
 impl FileBody {
     /// The JSON a host handler answers to have this file sent.
     pub fn into_value(self) -> Value {
-        let headers: serde_json::Map<String, Value> = self
-            .headers
-            .into_iter()
-            .map(|(name, value)| (name, Value::String(value)))
-            .collect();
+        let headers = headers_to_json(self.headers);
         serde_json::json!({FILE_BODY_KEY: {
             "path": self.path.to_string_lossy(),
             "content_type": self.content_type,
@@ -302,16 +307,7 @@ impl FileBody {
         Some(Self {
             path: std::path::PathBuf::from(file.get("path")?.as_str()?),
             content_type: file.get("content_type")?.as_str()?.to_string(),
-            headers: file
-                .get("headers")
-                .and_then(Value::as_object)
-                .map(|headers| {
-                    headers
-                        .iter()
-                        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
-                        .collect()
-                })
-                .unwrap_or_default(),
+            headers: headers_from_json(file),
             delete: file.get("delete").and_then(Value::as_bool).unwrap_or(false),
         })
     }

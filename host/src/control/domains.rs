@@ -59,17 +59,7 @@ impl ControlDb {
         if holder.is_some_and(|holder| holder != tenant.to_string()) {
             return Ok(Claim::Taken);
         }
-        let previous: Option<String> = tx
-            .query_row(
-                "SELECT hostname FROM tenant_domains WHERE tenant_id = ?1",
-                [tenant.to_string()],
-                |row| row.get(0),
-            )
-            .optional()?;
-        tx.execute(
-            "DELETE FROM tenant_domains WHERE tenant_id = ?1",
-            [tenant.to_string()],
-        )?;
+        let previous = take_hostname(&tx, tenant)?;
         tx.execute(
             "INSERT INTO tenant_domains (hostname, tenant_id, created_at) VALUES (?1, ?2, ?3)",
             params![hostname, tenant.to_string(), now_rfc3339()],
@@ -84,18 +74,27 @@ impl ControlDb {
     pub fn release_hostname(&self, tenant: TenantId) -> Result<Option<String>, ControlError> {
         let mut conn = self.conn()?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let held: Option<String> = tx
-            .query_row(
-                "SELECT hostname FROM tenant_domains WHERE tenant_id = ?1",
-                [tenant.to_string()],
-                |row| row.get(0),
-            )
-            .optional()?;
-        tx.execute(
-            "DELETE FROM tenant_domains WHERE tenant_id = ?1",
-            [tenant.to_string()],
-        )?;
+        let held = take_hostname(&tx, tenant)?;
         tx.commit()?;
         Ok(held)
     }
+}
+
+/// Removes the tenant's hostname inside `tx`; answers the one it held.
+fn take_hostname(
+    tx: &rusqlite::Transaction<'_>,
+    tenant: TenantId,
+) -> Result<Option<String>, ControlError> {
+    let held: Option<String> = tx
+        .query_row(
+            "SELECT hostname FROM tenant_domains WHERE tenant_id = ?1",
+            [tenant.to_string()],
+            |row| row.get(0),
+        )
+        .optional()?;
+    tx.execute(
+        "DELETE FROM tenant_domains WHERE tenant_id = ?1",
+        [tenant.to_string()],
+    )?;
+    Ok(held)
 }
