@@ -11,7 +11,7 @@ use malipo::app::Application;
 use malipo::cli::{BootstrapArgs, Cli, Command, McpArgs, MpesaCommand, ServeArgs};
 use malipo::config::Config;
 use malipo::control::{ControlDb, PlatformAuditEntry, UserRecord};
-use malipo::ids::{TenantId, UserId};
+use malipo::ids::UserId;
 
 fn main() -> anyhow::Result<()> {
     let logs = tracing_subscriber::fmt()
@@ -37,7 +37,9 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve(config, args),
         Command::Bootstrap(args) => bootstrap(&config, args),
-        Command::Migrate => migrate(config),
+        Command::Migrate(args) => commands::operator::migrate(config, args),
+        Command::Tenant(command) => commands::operator::tenant(config, command),
+        Command::User(command) => commands::operator::user(config, command),
         Command::Mpesa(MpesaCommand::Reconcile {
             daraja_emulator_url,
         }) => reconcile(config, daraja_emulator_url),
@@ -199,31 +201,5 @@ fn bootstrap(config: &Config, args: BootstrapArgs) -> anyhow::Result<()> {
         ..Default::default()
     })?;
     println!("created platform super-admin {email}");
-    Ok(())
-}
-
-fn migrate(config: Config) -> anyhow::Result<()> {
-    let tenants_dir = config.tenants_dir();
-    let state = malipo::app::build_state(config)?;
-    let mut migrated = 0usize;
-    let mut failed = 0usize;
-    for entry in std::fs::read_dir(&tenants_dir)?.filter_map(Result::ok) {
-        let name = entry.file_name().to_string_lossy().to_string();
-        let Some(id) = name.strip_suffix(".db").and_then(TenantId::parse) else {
-            continue;
-        };
-        match state.tenancy.get(id) {
-            Ok(_) => migrated += 1,
-            Err(error) => {
-                failed += 1;
-                eprintln!("tenant {id}: {error}");
-            }
-        }
-        state.tenancy.close(id);
-    }
-    println!("migrated control.db and {migrated} tenant file(s); {failed} failed");
-    if failed > 0 {
-        anyhow::bail!("{failed} tenant file(s) failed to migrate");
-    }
     Ok(())
 }

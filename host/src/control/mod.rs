@@ -6,6 +6,7 @@
 //! [`crate::error::blocking`].
 
 mod api_keys;
+mod deletion;
 mod inbox;
 mod invitations;
 mod mail;
@@ -16,6 +17,7 @@ mod tenants;
 mod users;
 
 pub use api_keys::{ApiKeyRecord, KeyGuardrails, NewApiKey};
+pub use deletion::{Cancellation, PurgedRows, StatusChange};
 pub use inbox::InboxItem;
 pub use invitations::Invitation;
 pub use mail::OutgoingMail;
