@@ -67,9 +67,9 @@ fn run(config: Config, args: &MigrateArgs, out: Out) -> anyhow::Result<()> {
         text
     });
     if failed > 0 {
-        return Err(Failure::new(
+        return Err(Failure::answered(
             "migration_failed",
-            format!("{failed} tenant file(s) failed to migrate; see above"),
+            format!("{failed} tenant file(s) failed to migrate"),
         ));
     }
     Ok(())

@@ -11,6 +11,9 @@ pub struct Failure {
     pub code: &'static str,
     /// What went wrong, for a person.
     pub message: String,
+    /// The command already printed its one JSON document (e.g. a summary
+    /// that lists what failed): no error document follows it.
+    pub answered: bool,
 }
 
 impl Failure {
@@ -19,6 +22,17 @@ impl Failure {
         anyhow::Error::new(Self {
             code,
             message: message.into(),
+            answered: false,
+        })
+    }
+
+    /// A failure reported in the document the command printed already:
+    /// only the exit status and stderr say it again.
+    pub fn answered(code: &'static str, message: impl Into<String>) -> anyhow::Error {
+        anyhow::Error::new(Self {
+            code,
+            message: message.into(),
+            answered: true,
         })
     }
 }
@@ -60,12 +74,14 @@ pub struct Out {
 
 impl Out {
     /// Runs a command; on failure with `--json`, prints the error document
-    /// on stdout too (the message reaches stderr through `main`'s error).
+    /// on stdout too, unless the command answered already (the message
+    /// reaches stderr through `main`'s error).
     pub fn run(json: bool, work: impl FnOnce(Out) -> anyhow::Result<()>) -> anyhow::Result<()> {
         let out = Out { json };
         let result = work(out);
         if let Err(error) = &result
             && json
+            && !error.downcast_ref::<Failure>().is_some_and(|f| f.answered)
         {
             println!(
                 "{}",

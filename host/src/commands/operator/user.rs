@@ -208,7 +208,7 @@ fn assign_role(
     drop(control);
     crate::with_state(config, |state| async move {
         let meta = cli_meta();
-        let role_id = role_named(&state, tenant, &role, &meta).await?;
+        let (role_id, role) = role_named(&state, tenant, &role, &meta).await?;
         let membership = join(&state, tenant, &user, &role, &meta).await?;
         let granted = call_plugin(
             &state,
@@ -270,7 +270,7 @@ async fn role_named(
     tenant: TenantId,
     name: &str,
     meta: &malipo::api::operation::RequestMeta,
-) -> anyhow::Result<String> {
+) -> anyhow::Result<(String, String)> {
     let roles = call_plugin(
         state,
         tenant,
@@ -284,16 +284,13 @@ async fn role_named(
     )
     .await?;
     let roles = roles["roles"].as_array().cloned().unwrap_or_default();
-    if let Some(id) = roles
-        .iter()
-        .find(|r| {
-            r["name"]
-                .as_str()
-                .is_some_and(|n| n.eq_ignore_ascii_case(name))
-        })
-        .and_then(|r| r["id"].as_str())
-    {
-        return Ok(id.to_string());
+    let found = roles.iter().find_map(|r| {
+        let (id, role) = (r["id"].as_str()?, r["name"].as_str()?);
+        role.eq_ignore_ascii_case(name)
+            .then(|| (id.to_string(), role.to_string()))
+    });
+    if let Some(found) = found {
+        return Ok(found);
     }
     let names: Vec<&str> = roles.iter().filter_map(|r| r["name"].as_str()).collect();
     Err(Failure::new(
