@@ -204,11 +204,12 @@ pub fn purge(state: &AppState, id: TenantId, actor: &Actor) -> Result<PurgedRows
     Ok(purged)
 }
 
+/// One tenant a sweep tried to purge, and how it went.
+pub type SweptTenant = (TenantId, Result<PurgedRows, DeletionError>);
+
 /// Purges every tenant whose deletion is due; answers what was purged and
 /// what failed (tried again at the next sweep).
-pub fn sweep(
-    state: &AppState,
-) -> Result<Vec<(TenantId, Result<PurgedRows, DeletionError>)>, DeletionError> {
+pub fn sweep(state: &AppState) -> Result<Vec<SweptTenant>, DeletionError> {
     let due = state
         .control
         .tenants_due_for_deletion(&crate::time_util::now_rfc3339())?;

@@ -18,7 +18,7 @@ pub struct Failure {
 
 impl Failure {
     /// A failure with this code and message.
-    pub fn new(code: &'static str, message: impl Into<String>) -> anyhow::Error {
+    pub fn error(code: &'static str, message: impl Into<String>) -> anyhow::Error {
         anyhow::Error::new(Self {
             code,
             message: message.into(),

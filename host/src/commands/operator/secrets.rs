@@ -19,7 +19,7 @@ pub fn password(variable: &str, email: &str) -> anyhow::Result<String> {
         }
     };
     if let Some(reason) = malipo::auth::password::policy_violation(&password) {
-        return Err(Failure::new(
+        return Err(Failure::error(
             "validation_failed",
             format!("{reason} (password from {variable} or standard input)"),
         ));

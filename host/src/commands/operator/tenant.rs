@@ -38,7 +38,7 @@ pub fn tenant(config: Config, command: TenantCommand) -> anyhow::Result<()> {
 /// A tenant id given on the command line.
 pub fn parse_id(text: &str) -> anyhow::Result<TenantId> {
     TenantId::parse(text.trim()).ok_or_else(|| {
-        Failure::new(
+        Failure::error(
             "validation_failed",
             format!("`{text}` is not a tenant id (a UUID; see `malipo tenant list`)"),
         )
@@ -51,7 +51,7 @@ fn open_control(config: &Config) -> anyhow::Result<ControlDb> {
 }
 
 fn not_found(id: TenantId) -> anyhow::Error {
-    Failure::new("not_found", format!("no tenant {id}"))
+    Failure::error("not_found", format!("no tenant {id}"))
 }
 
 /// One line about a tenant, for people.
@@ -184,7 +184,7 @@ fn set_status(config: &Config, args: &TenantIdArgs, status: &str, out: Out) -> a
         StatusChange::Changed(tenant) => tenant,
         StatusChange::NoSuchTenant => return Err(not_found(id)),
         StatusChange::PendingDeletion(tenant) => {
-            return Err(Failure::new(
+            return Err(Failure::error(
                 "conflict",
                 format!(
                     "tenant {id} is scheduled for deletion at {}; cancel the deletion first (`malipo tenant cancel-deletion {id}`)",

@@ -60,7 +60,7 @@ fn create(
     )?;
     let control = open_control(config)?;
     if control.user_by_email(&email)?.is_some() {
-        return Err(Failure::new(
+        return Err(Failure::error(
             "conflict",
             format!("an account with the email {email} exists already"),
         ));
@@ -76,7 +76,7 @@ fn create(
         created_at: malipo::time_util::now_rfc3339(),
     };
     if !control.create_user(&user)? {
-        return Err(Failure::new(
+        return Err(Failure::error(
             "conflict",
             format!("an account with the email {email} exists already"),
         ));
@@ -115,7 +115,7 @@ fn list(config: &Config, tenant: Option<&str>, out: Out) -> anyhow::Result<()> {
         Some(tenant) => {
             let id = parse_id(tenant)?;
             if control.tenant(id)?.is_none() {
-                return Err(Failure::new("not_found", format!("no tenant {id}")));
+                return Err(Failure::error("not_found", format!("no tenant {id}")));
             }
             let members = control.members_of(id)?;
             let document = members
@@ -192,15 +192,15 @@ fn assign_role(
     let control = open_control(&config)?;
     let record = control
         .tenant(tenant)?
-        .ok_or_else(|| Failure::new("not_found", format!("no tenant {tenant}")))?;
+        .ok_or_else(|| Failure::error("not_found", format!("no tenant {tenant}")))?;
     if record.pending_deletion() {
-        return Err(Failure::new(
+        return Err(Failure::error(
             "conflict",
             format!("tenant {tenant} is scheduled for deletion"),
         ));
     }
     let user = control.user_by_email(&email)?.ok_or_else(|| {
-        Failure::new(
+        Failure::error(
             "not_found",
             format!("no user with the email {email} (create one with `malipo user create`)"),
         )
@@ -260,7 +260,7 @@ fn authorizer(state: &AppState) -> anyhow::Result<String> {
         .runtime
         .authorizer_plugin()
         .map(|p| p.manifest.name.clone())
-        .ok_or_else(|| Failure::new("unavailable", "no authorization plugin is loaded"))
+        .ok_or_else(|| Failure::error("unavailable", "no authorization plugin is loaded"))
 }
 
 /// The id of the tenant's role named `name` (case-insensitive); an unknown
@@ -293,7 +293,7 @@ async fn role_named(
         return Ok(found);
     }
     let names: Vec<&str> = roles.iter().filter_map(|r| r["name"].as_str()).collect();
-    Err(Failure::new(
+    Err(Failure::error(
         "not_found",
         format!(
             "tenant {tenant} has no role named `{name}`; its roles are: {}",
