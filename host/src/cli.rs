@@ -1,6 +1,7 @@
 //! The command line: `malipo serve`, `malipo mcp`, `malipo bootstrap`,
 //! `malipo migrate`, `malipo mpesa reconcile`, `malipo config show`,
-//! `malipo tenant export|import`, `malipo backup`, `malipo restore`.
+//! `malipo tenant export|import`, `malipo backup`, `malipo restore`, and the
+//! operator's `malipo tenant …` and `malipo user …`.
 //! Every flag has an environment variable; flags win over the environment.
 
 use std::net::SocketAddr;
@@ -42,7 +43,21 @@ pub enum Command {
     /// MALIPO_BOOTSTRAP_PASSWORD or standard input); refuses if one exists.
     Bootstrap(BootstrapArgs),
     /// Migrate control.db and every tenant file to this binary's schema.
-    Migrate,
+    ///
+    /// Every `<data-dir>/tenants/<tenant-id>.db` is brought to the host's
+    /// newest schema and given every plugin's tables. A file that fails is
+    /// reported (tenant id and reason) and the others carry on; the exit
+    /// status is non-zero if any failed. A progress bar is drawn on stderr
+    /// when it is a terminal; the summary goes to stdout.
+    #[command(after_help = "Examples:\n  malipo migrate\n  malipo migrate --json --jobs 4")]
+    Migrate(MigrateArgs),
+    /// Manage organizations (tenants): create, list, suspend, reactivate,
+    /// delete, export, import.
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// Manage user accounts: create, list, assign a role in an organization.
+    #[command(subcommand)]
+    User(UserCommand),
     /// M-Pesa operations.
     #[command(subcommand)]
     Mpesa(MpesaCommand),
@@ -50,9 +65,6 @@ pub enum Command {
     /// the API key in MALIPO_API_KEY (give it `mcp.use` and only what the
     /// assistant needs). Uses the same data directory as `serve`.
     Mcp(McpArgs),
-    /// One organization (tenant).
-    #[command(subcommand)]
-    Tenant(TenantCommand),
     /// Copy control.db and every tenant file, consistently, into a new
     /// generation `DIR/malipo-backup-<UTC time>/` while the server may run;
     /// keep the newest `--keep` generations.
@@ -75,18 +87,6 @@ pub enum ConfigCommand {
         #[arg(long)]
         json: bool,
     },
-}
-
-/// `malipo tenant …`.
-#[derive(Debug, Subcommand)]
-pub enum TenantCommand {
-    /// Write the tenant's database to FILE: a consistent SQLite snapshot
-    /// with secrets and one-time tokens removed (see docs/DATA.md).
-    Export(TenantExportArgs),
-    /// Make an exported file a tenant again: the same tenant id (refused if
-    /// it exists) or a new one with --as-new. Refuses a file whose schema is
-    /// newer than this binary's.
-    Import(TenantImportArgs),
 }
 
 /// Flags of `malipo tenant export`.
@@ -201,4 +201,175 @@ pub struct BootstrapArgs {
     /// The super-admin's full name.
     #[arg(long, default_value = "Platform Admin")]
     pub full_name: String,
+}
+
+/// Flags of `malipo migrate`.
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// Print one JSON summary object on stdout instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Tenant files migrated at once (default: the number of CPUs, at most 8).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub jobs: Option<u16>,
+}
+
+/// Which tenants `malipo tenant list` shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum TenantStatusFilter {
+    /// Active, not scheduled for deletion.
+    Active,
+    /// Suspended, not scheduled for deletion.
+    Suspended,
+    /// Scheduled for deletion (suspended until purged).
+    PendingDeletion,
+}
+
+/// `malipo tenant …`: the operator's tenant commands. Each mutating command
+/// writes the platform audit (channel `cli`).
+#[derive(Debug, Subcommand)]
+pub enum TenantCommand {
+    /// Create an organization exactly as registration does: its file, its
+    /// owner (created if the email has no account; password from
+    /// MALIPO_OWNER_PASSWORD or standard input) as Owner, a default store
+    /// and a subscription to the plan (or the default plan's trial).
+    #[command(
+        after_help = "Examples:\n  MALIPO_OWNER_PASSWORD='a long passphrase' malipo tenant create --name 'Duka Ltd' --owner-email owner@duka.example\n  malipo tenant create --name 'Duka Ltd' --owner-email owner@duka.example --plan standard --json"
+    )]
+    Create(TenantCreateArgs),
+    /// List organizations with their status, plan and scheduled deletion.
+    #[command(
+        after_help = "Examples:\n  malipo tenant list\n  malipo tenant list --status suspended --json"
+    )]
+    List {
+        /// Only the tenants in this state.
+        #[arg(long, value_enum)]
+        status: Option<TenantStatusFilter>,
+        /// Print one JSON array on stdout instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Suspend an organization: its members' logins and requests are
+    /// refused (`tenant_suspended`) until it is reactivated.
+    #[command(after_help = "Example:\n  malipo tenant suspend 0b5e…-tenant-id --json")]
+    Suspend(TenantIdArgs),
+    /// Reactivate a suspended organization.
+    #[command(after_help = "Example:\n  malipo tenant reactivate 0b5e…-tenant-id")]
+    Reactivate(TenantIdArgs),
+    /// Delete an organization: it is suspended at once and purged (its file
+    /// and every control.db row about it) after the grace period
+    /// (MALIPO_TENANT_DELETION_GRACE_SECS, default 30 days), by a running
+    /// server's sweeper; `--now` purges it at once.
+    #[command(
+        after_help = "Examples:\n  malipo tenant delete 0b5e…-tenant-id\n  malipo tenant delete 0b5e…-tenant-id --now --json"
+    )]
+    Delete {
+        /// The tenant's id.
+        id: String,
+        /// Purge at once instead of after the grace period.
+        #[arg(long)]
+        now: bool,
+        /// Print one JSON object on stdout instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Cancel an organization's scheduled deletion during its grace period:
+    /// it gets its earlier status back.
+    #[command(after_help = "Example:\n  malipo tenant cancel-deletion 0b5e…-tenant-id")]
+    CancelDeletion(TenantIdArgs),
+    /// Write the tenant's database to FILE: a consistent SQLite snapshot
+    /// with secrets and one-time tokens removed (see docs/DATA.md).
+    Export(TenantExportArgs),
+    /// Make an exported file a tenant again: the same tenant id (refused if
+    /// it exists) or a new one with --as-new. Refuses a file whose schema is
+    /// newer than this binary's.
+    Import(TenantImportArgs),
+}
+
+/// Flags of `malipo tenant create`.
+#[derive(Debug, Args)]
+pub struct TenantCreateArgs {
+    /// The organization's name.
+    #[arg(long)]
+    pub name: String,
+    /// The owner's email; an existing account becomes the owner as it is.
+    #[arg(long)]
+    pub owner_email: String,
+    /// The owner's full name, for a new account (default: the organization's name).
+    #[arg(long)]
+    pub owner_name: Option<String>,
+    /// The plan to subscribe to (e.g. free, standard, premium; default: the
+    /// platform's default plan).
+    #[arg(long)]
+    pub plan: Option<String>,
+    /// Print one JSON object on stdout instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A tenant id and `--json`.
+#[derive(Debug, Args)]
+pub struct TenantIdArgs {
+    /// The tenant's id.
+    pub id: String,
+    /// Print one JSON object on stdout instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `malipo user …`: the operator's user commands. Each mutating command
+/// writes the platform audit (channel `cli`).
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user account (password from MALIPO_USER_PASSWORD or standard
+    /// input; the password policy applies).
+    #[command(
+        after_help = "Examples:\n  MALIPO_USER_PASSWORD='a long passphrase' malipo user create --email ann@duka.example --full-name 'Ann W'\n  malipo user create --email ops@platform.example --super-admin --json < password.txt"
+    )]
+    Create {
+        /// The user's email address.
+        #[arg(long)]
+        email: String,
+        /// The user's full name (default: the part of the email before `@`).
+        #[arg(long)]
+        full_name: Option<String>,
+        /// Make the user a platform super-admin.
+        #[arg(long)]
+        super_admin: bool,
+        /// Print one JSON object on stdout instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List user accounts with their memberships, or an organization's members.
+    #[command(
+        after_help = "Examples:\n  malipo user list\n  malipo user list --tenant 0b5e…-tenant-id --json"
+    )]
+    List {
+        /// Only the members of this tenant (with their membership status).
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Print one JSON array on stdout instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Give a user a role in an organization, making them a member first if
+    /// they are not (as the REST people and role endpoints do). The role is
+    /// named as in `GET /roles` (e.g. Owner, Admin, Manager, Member).
+    #[command(
+        after_help = "Example:\n  malipo user assign-role --email ann@duka.example --tenant 0b5e…-tenant-id --role Manager --json"
+    )]
+    AssignRole {
+        /// The user's email address.
+        #[arg(long)]
+        email: String,
+        /// The tenant's id.
+        #[arg(long)]
+        tenant: String,
+        /// The role's name.
+        #[arg(long)]
+        role: String,
+        /// Print one JSON object on stdout instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }

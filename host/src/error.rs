@@ -32,6 +32,10 @@ pub enum ApiError {
     /// The tenant is suspended (403).
     #[error("{0}")]
     TenantSuspended(String),
+    /// The tenant's deletion is scheduled: it is suspended until it is
+    /// purged, unless a super-admin cancels the deletion (403).
+    #[error("{0}")]
+    TenantPendingDeletion(String),
     /// Missing, or belonging to someone else: the answer is the same (404).
     #[error("{0}")]
     NotFound(String),
@@ -108,9 +112,10 @@ impl ApiError {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            Self::Forbidden(_) | Self::TenantSuspended(_) | Self::LimitExceeded(_) => {
-                StatusCode::FORBIDDEN
-            }
+            Self::Forbidden(_)
+            | Self::TenantSuspended(_)
+            | Self::TenantPendingDeletion(_)
+            | Self::LimitExceeded(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict(_) => StatusCode::CONFLICT,
@@ -132,6 +137,7 @@ impl ApiError {
             Self::Unauthorized(_) => "unauthorized",
             Self::Forbidden(_) => "forbidden",
             Self::TenantSuspended(_) => "tenant_suspended",
+            Self::TenantPendingDeletion(_) => "tenant_pending_deletion",
             Self::LimitExceeded(_) => "limit_exceeded",
             Self::NotFound(_) => "not_found",
             Self::MethodNotAllowed(_) => "method_not_allowed",

@@ -12,6 +12,8 @@
 //!   plugins, instance reuse, limits.
 //! - [`auth`]: passwords, access tokens, and the principal a request carries.
 //! - [`api`]: operations (host and plugin) and the HTTP surface built from them.
+//! - [`tenant_deletion`]: deleting a tenant after a grace period (schedule,
+//!   cancel, purge, the sweeper).
 //! - [`events`]: the outbox dispatcher: delivers plugin events to subscribers.
 //! - [`app`]: wiring: state, router, server start and stop.
 #![forbid(unsafe_code)]
@@ -38,4 +40,5 @@ pub mod ops;
 pub mod plugins;
 pub mod settings;
 pub mod tenancy;
+pub mod tenant_deletion;
 pub mod time_util;

@@ -8,12 +8,10 @@ use std::io::{BufRead, IsTerminal};
 use anyhow::Context;
 use clap::{CommandFactory, FromArgMatches};
 use malipo::app::Application;
-use malipo::cli::{
-    BootstrapArgs, Cli, Command, ConfigCommand, McpArgs, MpesaCommand, ServeArgs, TenantCommand,
-};
+use malipo::cli::{BootstrapArgs, Cli, Command, ConfigCommand, McpArgs, MpesaCommand, ServeArgs};
 use malipo::config::Config;
 use malipo::control::{ControlDb, PlatformAuditEntry, UserRecord};
-use malipo::ids::{TenantId, UserId};
+use malipo::ids::UserId;
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
@@ -47,14 +45,14 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve(config, args),
         Command::Bootstrap(args) => bootstrap(&config, args),
-        Command::Migrate => migrate(config),
+        Command::Migrate(args) => commands::operator::migrate(config, args),
+        Command::Tenant(command) => commands::operator::tenant(config, command),
+        Command::User(command) => commands::operator::user(config, command),
         Command::Mpesa(MpesaCommand::Reconcile {
             daraja_emulator_url,
         }) => reconcile(config, daraja_emulator_url),
         Command::Mcp(args) => mcp_stdio(config, args),
         Command::Config(ConfigCommand::Show { json }) => commands::config::show(&flags, json),
-        Command::Tenant(TenantCommand::Export(args)) => commands::data::export(&config, args),
-        Command::Tenant(TenantCommand::Import(args)) => commands::data::import(config, args),
         Command::Backup(args) => commands::data::backup(&config, args),
         Command::Restore(args) => commands::data::restore(&config, args),
     }
@@ -238,31 +236,5 @@ fn bootstrap(config: &Config, args: BootstrapArgs) -> anyhow::Result<()> {
         ..Default::default()
     })?;
     println!("created platform super-admin {email}");
-    Ok(())
-}
-
-fn migrate(config: Config) -> anyhow::Result<()> {
-    let tenants_dir = config.tenants_dir();
-    let state = malipo::app::build_state(config)?;
-    let mut migrated = 0usize;
-    let mut failed = 0usize;
-    for entry in std::fs::read_dir(&tenants_dir)?.filter_map(Result::ok) {
-        let name = entry.file_name().to_string_lossy().to_string();
-        let Some(id) = name.strip_suffix(".db").and_then(TenantId::parse) else {
-            continue;
-        };
-        match state.tenancy.get(id) {
-            Ok(_) => migrated += 1,
-            Err(error) => {
-                failed += 1;
-                eprintln!("tenant {id}: {error}");
-            }
-        }
-        state.tenancy.close(id);
-    }
-    println!("migrated control.db and {migrated} tenant file(s); {failed} failed");
-    if failed > 0 {
-        anyhow::bail!("{failed} tenant file(s) failed to migrate");
-    }
     Ok(())
 }

@@ -327,6 +327,15 @@ pub async fn worker(state: Arc<AppState>) {
     }
 }
 
+/// Forgets everything counted for a tenant (it was deleted): its pending
+/// counts would otherwise be flushed into a file that no longer exists.
+pub fn forget_tenant(state: &AppState, tenant: TenantId) {
+    state.meter.take(tenant);
+    if let Ok(mut months) = state.meter.months.lock() {
+        months.remove(&tenant);
+    }
+}
+
 /// Forgets the month totals of every tenant (the business clock moved).
 pub fn forget_months(state: &AppState) {
     if let Ok(mut months) = state.meter.months.lock() {

@@ -177,6 +177,12 @@ pub async fn authenticate(
             if !standing.member_active() {
                 return Err(ApiError::unauthenticated());
             }
+            if standing.tenant_pending_deletion {
+                return Err(ApiError::TenantPendingDeletion(
+                    "this organization is scheduled for deletion; contact the platform operator"
+                        .into(),
+                ));
+            }
             if !standing.admits() {
                 return Err(ApiError::TenantSuspended(
                     "this organization is suspended; contact the platform operator".into(),

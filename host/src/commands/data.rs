@@ -241,11 +241,7 @@ async fn import_file(
             Ok(())
         })
         .await??;
-        let meta = malipo::api::operation::RequestMeta {
-            request_id: uuid::Uuid::new_v4().to_string(),
-            channel: "cli".into(),
-            ..Default::default()
-        };
+        let meta = crate::commands::operator::cli_meta();
         malipo::api::host::support::rbac(
             state,
             id,

@@ -304,6 +304,24 @@ pub const SETTINGS: &[Setting] = &[
         "`malipo backup --keep`: generations kept",
     ),
     knob(
+        "MALIPO_TENANT_DELETION_GRACE_SECS",
+        Some("2592000"),
+        "how long a deleted organization waits before it is purged",
+    ),
+    knob(
+        "MALIPO_TENANT_DELETION_SWEEP_SECS",
+        Some("60"),
+        "how often due deletions are purged",
+    ),
+    secret(
+        "MALIPO_OWNER_PASSWORD",
+        "password of a new owner for `malipo tenant create` (default: read stdin)",
+    ),
+    secret(
+        "MALIPO_USER_PASSWORD",
+        "password for `malipo user create` (default: read stdin)",
+    ),
+    knob(
         "MALIPO_SHUTDOWN_GRACE_SECS",
         Some("30"),
         "how long shutdown waits for in-flight requests and the outbox",

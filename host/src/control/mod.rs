@@ -8,6 +8,7 @@
 
 mod alerts;
 mod api_keys;
+mod deletion;
 mod domains;
 mod features;
 mod inbox;
@@ -21,6 +22,7 @@ mod users;
 
 pub use alerts::{AlertRecord, NewAlert};
 pub use api_keys::{ApiKeyRecord, KeyGuardrails, NewApiKey};
+pub use deletion::{Cancellation, PurgedRows, StatusChange};
 pub use domains::Claim;
 pub use inbox::InboxItem;
 pub use invitations::Invitation;

@@ -23,9 +23,17 @@ pub struct TenantRecord {
     pub plan: String,
     /// RFC 3339.
     pub created_at: String,
+    /// When the tenant is to be purged (RFC 3339), if its deletion is
+    /// scheduled; it is suspended until then.
+    pub deletion_due_at: Option<String>,
 }
 
 impl TenantRecord {
+    /// Whether the tenant's deletion is scheduled.
+    pub fn pending_deletion(&self) -> bool {
+        self.deletion_due_at.is_some()
+    }
+
     /// The tenant as shown to clients.
     pub fn public_json(&self) -> serde_json::Value {
         serde_json::json!({
@@ -35,6 +43,7 @@ impl TenantRecord {
             "status": self.status,
             "plan": self.plan,
             "created_at": self.created_at,
+            "deletion_due_at": self.deletion_due_at,
         })
     }
 }
@@ -50,9 +59,9 @@ pub struct Membership {
     pub created_at: String,
 }
 
-const TENANT_COLUMNS: &str = "id, name, slug, status, plan, created_at";
+pub(super) const TENANT_COLUMNS: &str = "id, name, slug, status, plan, created_at, deletion_due_at";
 
-fn tenant_from_row(row: &Row<'_>) -> rusqlite::Result<TenantRecord> {
+pub(super) fn tenant_from_row(row: &Row<'_>) -> rusqlite::Result<TenantRecord> {
     let id: String = row.get(0)?;
     Ok(TenantRecord {
         id: TenantId::parse(&id).ok_or_else(|| {
@@ -67,6 +76,7 @@ fn tenant_from_row(row: &Row<'_>) -> rusqlite::Result<TenantRecord> {
         status: row.get(3)?,
         plan: row.get(4)?,
         created_at: row.get(5)?,
+        deletion_due_at: row.get(6)?,
     })
 }
 
@@ -105,6 +115,8 @@ pub struct Standing {
     pub membership_status: String,
     /// `active` or `disabled`.
     pub user_status: String,
+    /// The tenant's deletion is scheduled (it is suspended until purged).
+    pub tenant_pending_deletion: bool,
 }
 
 impl Standing {
@@ -155,6 +167,7 @@ impl ControlDb {
             status: "active".into(),
             plan: "free".into(),
             created_at: now.clone(),
+            deletion_due_at: None,
         };
         tx.execute(
             "INSERT INTO tenants (id, name, slug, status, plan, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
@@ -245,7 +258,7 @@ impl ControlDb {
         Ok(self
             .conn()?
             .query_row(
-                "SELECT t.status, m.status, u.status
+                "SELECT t.status, m.status, u.status, t.deletion_due_at IS NOT NULL
                    FROM memberships m
                    JOIN tenants t ON t.id = m.tenant_id
                    JOIN users u ON u.id = m.user_id
@@ -256,6 +269,7 @@ impl ControlDb {
                         tenant_status: row.get(0)?,
                         membership_status: row.get(1)?,
                         user_status: row.get(2)?,
+                        tenant_pending_deletion: row.get(3)?,
                     })
                 },
             )
@@ -350,6 +364,7 @@ impl ControlDb {
             status: "active".into(),
             plan: plan.to_string(),
             created_at: now.clone(),
+            deletion_due_at: None,
         };
         let inserted = self.conn()?.execute(
             "INSERT INTO tenants (id, name, slug, status, plan, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)

@@ -112,6 +112,18 @@ impl ControlDb {
             .optional()?)
     }
 
+    /// Every user, oldest first.
+    pub fn users(&self) -> Result<Vec<UserRecord>, ControlError> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {USER_COLUMNS} FROM users ORDER BY created_at, email"
+        ))?;
+        let rows = stmt
+            .query_map([], user_from_row)?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
     /// Creates a user; `Ok(false)` when the email is taken.
     pub fn create_user(&self, user: &UserRecord) -> Result<bool, ControlError> {
         let conn = self.conn()?;

@@ -213,6 +213,25 @@ impl Tenancy {
         open.len()
     }
 
+    /// Migrates one tenant file offline (`malipo migrate`): one connection,
+    /// host tables then each plugin's, closed again; the file is not kept
+    /// open and the open hook does not run (the next open runs it when it is
+    /// needed). Never creates a file.
+    pub fn migrate_file(&self, id: TenantId) -> Result<(), TenancyError> {
+        let path = self.path_of(id);
+        if !path.is_file() {
+            return Err(TenancyError::NoSuchTenant(id));
+        }
+        let mut conn = rusqlite::Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        configure_connection(&mut conn)?;
+        migrate(&mut conn, &self.plugin_migrations)?;
+        conn.close().map_err(|(_, error)| error)?;
+        Ok(())
+    }
+
     /// Whether a tenant's database is open now (no file is opened to answer).
     pub fn is_open(&self, id: TenantId) -> bool {
         self.open.contains_key(&id)

@@ -7,7 +7,7 @@ use serde_json::json;
 use super::support::{email, hash_password, name, new_password, provision_tenant};
 use crate::api::operation::{HostCall, HostFuture};
 use crate::app::AppState;
-use crate::control::{PlatformAuditEntry, UserRecord};
+use crate::control::{PlatformAuditEntry, StatusChange, UserRecord};
 use crate::error::{ApiError, blocking};
 use crate::ids::{TenantId, UserId};
 use crate::time_util::now_rfc3339;
@@ -119,8 +119,15 @@ pub fn update_tenant(state: Arc<AppState>, call: HostCall) -> HostFuture {
         }
         let meta = call.meta.clone();
         let tenant = blocking(move || {
-            if !state.control.set_tenant_status(id, &status)? {
-                return Err(ApiError::not_found("tenant"));
+            match state.control.change_tenant_status(id, &status)? {
+                StatusChange::Changed(_) => {}
+                StatusChange::NoSuchTenant => return Err(ApiError::not_found("tenant")),
+                StatusChange::PendingDeletion(tenant) => {
+                    return Err(ApiError::Conflict(format!(
+                        "this organization is scheduled for deletion at {}; cancel the deletion first",
+                        tenant.deletion_due_at.unwrap_or_default()
+                    )));
+                }
             }
             state.control.platform_audit(&PlatformAuditEntry {
                 actor_id: Some(actor.to_string()),
@@ -145,5 +152,56 @@ pub fn update_tenant(state: Arc<AppState>, call: HostCall) -> HostFuture {
         .await?
         .ok_or_else(|| ApiError::not_found("tenant"))?;
         Ok(tenant.public_json())
+    })
+}
+
+fn tenant_id(call: &HostCall) -> Result<TenantId, ApiError> {
+    TenantId::parse(&call.str_field("id")?).ok_or_else(|| ApiError::not_found("tenant"))
+}
+
+fn actor(call: &HostCall) -> Result<crate::tenant_deletion::Actor, ApiError> {
+    Ok(crate::tenant_deletion::Actor {
+        user_id: Some(call.principal()?.user_id),
+        meta: call.meta.clone(),
+    })
+}
+
+/// `DELETE /admin/tenants/{id}`: schedules the organization's deletion after
+/// the grace period (`MALIPO_TENANT_DELETION_GRACE_SECS`); it is suspended at
+/// once. With no grace period it is purged before the answer.
+pub fn delete_tenant(state: Arc<AppState>, call: HostCall) -> HostFuture {
+    Box::pin(async move {
+        let id = tenant_id(&call)?;
+        let actor = actor(&call)?;
+        blocking(move || {
+            let grace = crate::tenant_deletion::grace_secs()?;
+            let tenant = crate::tenant_deletion::schedule(&state, id, grace, &actor)?;
+            let deleted = if grace == 0 {
+                Some(crate::tenant_deletion::purge(&state, id, &actor)?)
+            } else {
+                None
+            };
+            Ok(json!({
+                "tenant": tenant.public_json(),
+                "deletion_due_at": tenant.deletion_due_at,
+                "deleted": deleted.is_some(),
+                "control_rows_deleted": deleted.map(|rows| rows.tables),
+            }))
+        })
+        .await
+    })
+}
+
+/// `POST /admin/tenants/{id}/cancel-deletion`: gives a tenant whose deletion
+/// is scheduled its earlier status back.
+pub fn cancel_deletion(state: Arc<AppState>, call: HostCall) -> HostFuture {
+    Box::pin(async move {
+        let id = tenant_id(&call)?;
+        let actor = actor(&call)?;
+        blocking(move || {
+            let tenant = crate::tenant_deletion::cancel(&state, id, &actor)?;
+            Ok(tenant.public_json())
+        })
+        .await
     })
 }

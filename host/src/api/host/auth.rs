@@ -134,15 +134,21 @@ async fn choose_tenant(
             .map(|m| m.tenant_id)
             .collect();
         let mut suspended = false;
+        let mut pending_deletion = false;
         for id in candidates {
             if let Some(tenant) = state.control.tenant(id)? {
-                if tenant.status == "active" {
+                if tenant.status == "active" && !tenant.pending_deletion() {
                     return Ok(Some(tenant));
                 }
                 suspended = true;
+                pending_deletion |= tenant.pending_deletion();
             }
         }
-        if suspended {
+        if pending_deletion {
+            Err(ApiError::TenantPendingDeletion(
+                "this organization is scheduled for deletion; contact the platform operator".into(),
+            ))
+        } else if suspended {
             Err(ApiError::TenantSuspended(
                 "this organization is suspended; contact the platform operator".into(),
             ))

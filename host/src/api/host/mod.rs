@@ -1190,5 +1190,41 @@ pub fn operations() -> Vec<Operation> {
             export::export,
             "tenant",
         ),
+        // Deleting a tenant after a grace period (host/src/tenant_deletion.rs).
+        op(
+            host_op(
+                "admin.tenants.delete",
+                Delete,
+                "/admin/tenants/{id}",
+                None,
+                "Schedule an organization's deletion after the grace period (MALIPO_TENANT_DELETION_GRACE_SECS, default 30 days): it is suspended at once, then its file and every platform row about it are removed (super-admin).",
+                id_input(),
+                object(
+                    &["tenant", "deletion_due_at", "deleted"],
+                    json!({"tenant": any_object(), "deletion_due_at": str_, "deleted": {"type": "boolean"}}),
+                ),
+                200,
+                DELETE,
+            ),
+            SuperAdmin,
+            admin::delete_tenant,
+            "admin",
+        ),
+        op(
+            host_op(
+                "admin.tenants.cancel-deletion",
+                Post,
+                "/admin/tenants/{id}/cancel-deletion",
+                None,
+                "Cancel an organization's scheduled deletion during its grace period: it gets its earlier status back (super-admin).",
+                id_input(),
+                any_object(),
+                200,
+                UPDATE,
+            ),
+            SuperAdmin,
+            admin::cancel_deletion,
+            "admin",
+        ),
     ]
 }
