@@ -67,13 +67,13 @@ pub const REGISTRY: &[Setting] = &[
         key: "payments.account_reference",
         kind: Kind::Text { min: 1, max: 12 },
         default: r#""Malipo""#,
-        description: "The `AccountReference` (1 to 12 characters, Daraja's limit) the dashboard proposes for an STK push; the customer sees it.",
+        description: "The `AccountReference` (1 to 12 characters, Daraja's limit) an STK push uses when the request gives none; the customer sees it.",
     },
     Setting {
         key: "payments.transaction_desc",
         kind: Kind::Text { min: 1, max: 13 },
         default: r#""Payment""#,
-        description: "The `TransactionDesc` (1 to 13 characters, Daraja's limit) the dashboard proposes for an STK push.",
+        description: "The `TransactionDesc` (1 to 13 characters, Daraja's limit) an STK push uses when the request gives none.",
     },
     Setting {
         key: "payments.receipt_emails",

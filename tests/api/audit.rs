@@ -410,7 +410,8 @@ async fn rows_written_before_the_chain_are_chained_in_id_order() {
     }
     let before = all_entries(&app, &owner.auth(), "limit=500").await;
     let file = app.tenant_file(&owner.tenant_id);
-    // Back to the schema before the chain: no seq, no hashes, no heads.
+    // Back to the schema before the chain (V6, and V7 after it): no seq,
+    // no hashes, no heads.
     let (app, auth) = edit_offline(app, &owner, |dir| {
         sql(
             &file,
@@ -419,7 +420,9 @@ async fn rows_written_before_the_chain_are_chained_in_id_order() {
              ALTER TABLE audit_log DROP COLUMN prev_hash;
              ALTER TABLE audit_log DROP COLUMN hash;
              DELETE FROM host_meta WHERE key LIKE 'audit_%';
-             DELETE FROM refinery_schema_history WHERE version = 6;",
+             DROP TABLE settings;
+             ALTER TABLE branding DROP COLUMN terminology;
+             DELETE FROM refinery_schema_history WHERE version >= 6;",
         );
         sql(&dir.join("control.db"), "DELETE FROM tenant_audit_heads");
     })

@@ -495,3 +495,59 @@ async fn a_custom_host_name_resolves_its_tenant_for_login_and_public_pages_only(
     let (status, body) = public_on(&app, "pay.beta.test").await;
     assert_eq!(status, 404, "the name B held before is free: {body}");
 }
+
+/// Pushes a payment without a reference or description; answers the
+/// pending transaction.
+async fn push_without_reference(app: &TestApp, who: &Session) -> Value {
+    let (status, body) = app
+        .post(
+            "/api/v1/mpesa/stk-push",
+            &who.auth(),
+            json!({"phone_number": "254708374149", "amount": 10}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    body["transaction"].clone()
+}
+
+#[tokio::test]
+async fn an_stk_push_without_a_reference_takes_the_organization_s_defaults() {
+    let app = TestApp::spawn_with(Options::daraja_sim()).await;
+    let owner = app.register("Defaults Duka").await;
+    let other = app.register("Other Duka").await;
+    app.configure_mpesa(&owner).await;
+    app.configure_mpesa(&other).await;
+
+    let plain = push_without_reference(&app, &owner).await;
+    assert_eq!(
+        (&plain["account_reference"], &plain["description"]),
+        (&json!("Malipo"), &json!("Payment")),
+        "{plain}"
+    );
+    let (status, body) = patch_settings(
+        &app,
+        &owner,
+        json!({"payments.account_reference": "DUKA-42", "payments.transaction_desc": "Duka sale"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let set = push_without_reference(&app, &owner).await;
+    assert_eq!(
+        (&set["account_reference"], &set["description"]),
+        (&json!("DUKA-42"), &json!("Duka sale")),
+        "{set}"
+    );
+    // A request's own values still win, and another tenant keeps the defaults.
+    let (status, body) = app
+        .post(
+            "/api/v1/mpesa/stk-push",
+            &owner.auth(),
+            json!({"phone_number": "254708374149", "amount": 10,
+                   "account_reference": "INV-7", "description": "Invoice 7"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["transaction"]["account_reference"], "INV-7", "{body}");
+    let theirs = push_without_reference(&app, &other).await;
+    assert_eq!(theirs["account_reference"], "Malipo", "{theirs}");
+}

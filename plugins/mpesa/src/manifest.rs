@@ -38,7 +38,7 @@ pub fn manifest() -> Manifest {
             permission("reports.read", "See payment reports.", &["Owner", "Admin", "Manager"]),
         ],
         subscriptions: Vec::new(),
-        read_tables: vec!["stores".to_owned()],
+        read_tables: vec!["stores".to_owned(), "settings".to_owned()],
         secrets: crate::credentials::SECRET_NAMES
             .iter()
             .chain([&crate::credentials::OAUTH_TOKEN])
@@ -536,12 +536,12 @@ fn payment_operations() -> Vec<Op> {
                 json!({
                     "phone_number": phone("The phone to prompt and charge."),
                     "amount": amount(1, 250_000, "Amount to collect."),
-                    "account_reference": { "type": "string", "minLength": 1, "maxLength": 12, "description": "Shown to the customer and in their SMS; 1 to 12 characters." },
-                    "description": { "type": "string", "minLength": 1, "maxLength": 13, "description": "TransactionDesc; 1 to 13 characters." },
+                    "account_reference": { "type": "string", "minLength": 1, "maxLength": 12, "description": "Shown to the customer and in their SMS; 1 to 12 characters. Default: the organization's `payments.account_reference` setting." },
+                    "description": { "type": "string", "minLength": 1, "maxLength": 13, "description": "TransactionDesc; 1 to 13 characters. Default: the organization's `payments.transaction_desc` setting." },
                     "store_id": store_param("Store the payment is for (must exist); defaults to the X-Store-ID store."),
                     "idempotency_key": idempotency_key()
                 }),
-                &["phone_number", "amount", "account_reference", "description"],
+                &["phone_number", "amount"],
             ),
             output: transaction_answer(),
             status: 201,

@@ -16,13 +16,38 @@ pub const GIVE_UP_MS: i64 = DAY_MS;
 /// Pending payments one reconciliation run queries at most.
 const RECONCILE_BATCH: usize = 100;
 
+/// `AccountReference` when neither the request nor the organization's
+/// `payments.account_reference` setting gives one (the host's default in
+/// `host/src/settings.rs`).
+const DEFAULT_ACCOUNT_REFERENCE: &str = "Malipo";
+/// `TransactionDesc` likewise (`payments.transaction_desc`).
+const DEFAULT_TRANSACTION_DESC: &str = "Payment";
+
+/// A text setting of the organization (`settings` table, JSON values), or
+/// `default` when it is not set.
+fn setting_text(db: &dyn malipo_plugin_sdk::Db, key: &str, default: &str) -> Result<String> {
+    let rows = db.query("SELECT value FROM settings WHERE key = ?1", &[Sql::from(key)])?;
+    Ok(rows
+        .first()
+        .and_then(|row| row.text("value"))
+        .and_then(|value| serde_json::from_str::<String>(value).ok())
+        .unwrap_or_else(|| default.to_owned()))
+}
+
 /// `mpesa.stk-push`: asks the customer's phone to pay.
 pub fn push(env: &dyn Env, input: &Input) -> Result<Value> {
     let (db, ctx) = (env.db(), env.ctx());
     let phone = validate::phone_field(input.get("phone_number"), "phone_number")?;
     let amount = validate::amount_field(input.get("amount"), "amount", 1, 250_000)?;
-    let account_reference = validate::text_field(input, "account_reference", 1, 12)?;
-    let description = validate::text_field(input, "description", 1, 13)?;
+    let account_reference = match validate::opt_text_field(input, "account_reference", 1, 12)? {
+        Some(text) => text.to_owned(),
+        None => setting_text(db, "payments.account_reference", DEFAULT_ACCOUNT_REFERENCE)?,
+    };
+    let description = match validate::opt_text_field(input, "description", 1, 13)? {
+        Some(text) => text.to_owned(),
+        None => setting_text(db, "payments.transaction_desc", DEFAULT_TRANSACTION_DESC)?,
+    };
+    let (account_reference, description) = (account_reference.as_str(), description.as_str());
     let store_id = transactions::resolve_store(db, ctx, input)?;
     let request = json!({
         "phone_number": phone,
