@@ -39,13 +39,18 @@ pub fn push(env: &dyn Env, input: &Input) -> Result<Value> {
     let (db, ctx) = (env.db(), env.ctx());
     let phone = validate::phone_field(input.get("phone_number"), "phone_number")?;
     let amount = validate::amount_field(input.get("amount"), "amount", 1, 250_000)?;
-    let account_reference = match validate::opt_text_field(input, "account_reference", 1, 12)? {
-        Some(text) => text.to_owned(),
-        None => setting_text(db, "payments.account_reference", DEFAULT_ACCOUNT_REFERENCE)?,
+    // Left out (or null): the organization's default; given: checked (a
+    // blank one is refused, not defaulted).
+    let given = |field: &str| input.get(field).is_some_and(|v| !v.is_null());
+    let account_reference = if given("account_reference") {
+        validate::text_field(input, "account_reference", 1, 12)?.to_owned()
+    } else {
+        setting_text(db, "payments.account_reference", DEFAULT_ACCOUNT_REFERENCE)?
     };
-    let description = match validate::opt_text_field(input, "description", 1, 13)? {
-        Some(text) => text.to_owned(),
-        None => setting_text(db, "payments.transaction_desc", DEFAULT_TRANSACTION_DESC)?,
+    let description = if given("description") {
+        validate::text_field(input, "description", 1, 13)?.to_owned()
+    } else {
+        setting_text(db, "payments.transaction_desc", DEFAULT_TRANSACTION_DESC)?
     };
     let (account_reference, description) = (account_reference.as_str(), description.as_str());
     let store_id = transactions::resolve_store(db, ctx, input)?;
