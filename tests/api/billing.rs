@@ -101,6 +101,13 @@ async fn a_trial_ends_with_an_invoice_paid_by_stk_push_and_the_tenant_becomes_ac
     let admin = app.super_admin().await;
     let platform = platform(&app, &admin).await;
     let shop = app.register("Trial Shop").await;
+    // control.db mirrors the plan registration started (tenant lists show it).
+    let (status, tenant) = app.get("/api/v1/tenant", &shop.auth()).await;
+    assert_eq!(
+        (status, &tenant["plan"]),
+        (200, &json!("standard")),
+        "{tenant}"
+    );
 
     let sub = subscription(&app, &shop).await;
     assert_eq!(

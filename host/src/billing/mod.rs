@@ -375,7 +375,22 @@ pub async fn entitlements(
     .await?;
     let state_for_db = Arc::clone(state);
     let overrides = blocking(move || Ok(state_for_db.control.feature_overrides(tenant)?)).await?;
-    Ok(state.billing.remember(tenant, &answer, overrides))
+    let remembered = state.billing.remember(tenant, &answer, overrides);
+    if let Some(entitlements) = &remembered {
+        mirror_plan(state, tenant, &entitlements.plan.id).await;
+    }
+    Ok(remembered)
+}
+
+/// Keeps `control.db`'s `tenants.plan` (what tenant lists and
+/// `GET /tenant` show) equal to the plan billing answered; a no-op when it
+/// already is. A failure is logged: the plugin's answer stays the truth.
+async fn mirror_plan(state: &Arc<AppState>, tenant: TenantId, plan: &str) {
+    let (state, plan) = (Arc::clone(state), plan.to_string());
+    let mirrored = blocking(move || Ok(state.control.mirror_tenant_plan(tenant, &plan)?)).await;
+    if let Err(error) = mirrored {
+        tracing::warn!(%tenant, ?error, "tenant plan not mirrored into control.db");
+    }
 }
 
 /// Things a plan counts, by the operation that adds one: the limit and
@@ -471,5 +486,6 @@ pub async fn start_subscription(
         None,
     )
     .await?;
+    mirror_plan(state, tenant, &plan).await;
     Ok(())
 }
