@@ -200,6 +200,27 @@ pub struct RawBody {
     pub headers: Vec<(String, String)>,
 }
 
+/// Sets the content type and the extra headers of a [`RawBody`] or
+/// [`FileBody`] answer (headers that are not valid HTTP are left out).
+fn set_headers(
+    headers: &mut axum::http::HeaderMap,
+    content_type: &str,
+    extra: Vec<(String, String)>,
+) {
+    use axum::http::{HeaderName, HeaderValue, header};
+    if let Ok(value) = HeaderValue::from_str(content_type) {
+        headers.insert(header::CONTENT_TYPE, value);
+    }
+    for (name, value) in extra {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(&value),
+        ) {
+            headers.insert(name, value);
+        }
+    }
+}
+
 /// Response headers as the JSON object a [`RawBody`] or [`FileBody`] carries.
 fn headers_to_json(headers: Vec<(String, String)>) -> serde_json::Map<String, Value> {
     headers
@@ -249,21 +270,9 @@ impl RawBody {
 
     /// The HTTP response (headers that are not valid HTTP are left out).
     pub fn into_response(self, status: axum::http::StatusCode) -> axum::response::Response {
-        use axum::http::{HeaderName, HeaderValue, header};
         use axum::response::IntoResponse;
         let mut response = (status, self.body).into_response();
-        let headers = response.headers_mut();
-        if let Ok(value) = HeaderValue::from_str(&self.content_type) {
-            headers.insert(header::CONTENT_TYPE, value);
-        }
-        for (name, value) in self.headers {
-            if let (Ok(name), Ok(value)) = (
-                HeaderName::from_bytes(name.as_bytes()),
-                HeaderValue::from_str(&value),
-            ) {
-                headers.insert(name, value);
-            }
-        }
+        set_headers(response.headers_mut(), &self.content_type, self.headers);
         response
     }
 }
@@ -315,7 +324,7 @@ impl FileBody {
     /// The streamed HTTP response (headers that are not valid HTTP are left
     /// out); a file that cannot be opened is a 500.
     pub async fn into_response(self, status: axum::http::StatusCode) -> axum::response::Response {
-        use axum::http::{HeaderName, HeaderValue, header};
+        use axum::http::{HeaderValue, header};
         use axum::response::IntoResponse;
         let file = match tokio::fs::File::open(&self.path).await {
             Ok(file) => file,
@@ -339,20 +348,10 @@ impl FileBody {
         ));
         let mut response = (status, body).into_response();
         let headers = response.headers_mut();
-        if let Ok(value) = HeaderValue::from_str(&self.content_type) {
-            headers.insert(header::CONTENT_TYPE, value);
-        }
         if let Some(length) = length {
             headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
         }
-        for (name, value) in self.headers {
-            if let (Ok(name), Ok(value)) = (
-                HeaderName::from_bytes(name.as_bytes()),
-                HeaderValue::from_str(&value),
-            ) {
-                headers.insert(name, value);
-            }
-        }
+        set_headers(headers, &self.content_type, self.headers);
         response
     }
 }

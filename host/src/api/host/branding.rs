@@ -9,7 +9,7 @@ use std::sync::Arc;
 use rusqlite::{OptionalExtension, params};
 use serde_json::{Value, json};
 
-use super::support::{audited_write, email};
+use super::support::{audited_write, email, tenant_read};
 use crate::api::operation::{HostCall, HostFuture};
 use crate::app::AppState;
 use crate::error::{ApiError, blocking};
@@ -242,15 +242,7 @@ pub fn read(conn: &rusqlite::Connection) -> Result<Value, ApiError> {
 
 /// `GET /tenant/branding`: the branding, every field null until set.
 pub fn get(state: Arc<AppState>, call: HostCall) -> HostFuture {
-    Box::pin(async move {
-        let tenant = call.principal()?.tenant()?;
-        blocking(move || {
-            let db = state.tenancy.get(tenant)?;
-            let conn = db.conn()?;
-            read(&conn)
-        })
-        .await
-    })
+    Box::pin(async move { tenant_read(state, &call, read).await })
 }
 
 /// `PUT /tenant/branding`: replaces the branding (a field left out or

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 
-use super::support::audited_write;
+use super::support::{audited_write, tenant_read};
 use crate::api::operation::{HostCall, HostFuture};
 use crate::app::AppState;
 use crate::error::{ApiError, blocking};
@@ -50,15 +50,7 @@ fn read(conn: &rusqlite::Connection) -> Result<Value, ApiError> {
 
 /// `GET /tenant/settings`: every key with its effective value.
 pub fn get(state: Arc<AppState>, call: HostCall) -> HostFuture {
-    Box::pin(async move {
-        let tenant = call.principal()?.tenant()?;
-        blocking(move || {
-            let db = state.tenancy.get(tenant)?;
-            let conn = db.conn()?;
-            read(&conn)
-        })
-        .await
-    })
+    Box::pin(async move { tenant_read(state, &call, read).await })
 }
 
 /// `PATCH /tenant/settings`: checks every key first (an unknown key or a

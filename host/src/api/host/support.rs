@@ -293,6 +293,22 @@ pub fn audited_write<T>(
     Ok(value)
 }
 
+/// Answers `read` on a connection to the calling tenant's file, on a
+/// blocking thread: the reading twin of [`audited_write`].
+pub async fn tenant_read(
+    state: Arc<AppState>,
+    call: &crate::api::operation::HostCall,
+    read: fn(&rusqlite::Connection) -> Result<Value, ApiError>,
+) -> Result<Value, ApiError> {
+    let tenant = call.principal()?.tenant()?;
+    blocking(move || {
+        let db = state.tenancy.get(tenant)?;
+        let conn = db.conn()?;
+        read(&conn)
+    })
+    .await
+}
+
 /// `<public-url>/<page>?token=<token>`: the link an email carries.
 pub fn public_link(state: &AppState, page: &str, token: &str) -> String {
     let base = state
