@@ -231,12 +231,24 @@ impl ControlDb {
     }
 
     /// Mirrors the plan a tenant's subscription is on (the billing plugin
-    /// owns the subscription; this copy serves platform listings).
+    /// owns the subscription; this copy serves platform listings). Reads
+    /// first: called on every entitlement cache miss, it takes control.db's
+    /// write lock only when the plan really changed.
     pub fn mirror_tenant_plan(&self, id: TenantId, plan: &str) -> Result<(), ControlError> {
-        self.conn()?.execute(
-            "UPDATE tenants SET plan = ?2, updated_at = ?3 WHERE id = ?1 AND plan <> ?2",
-            params![id.to_string(), plan, now_rfc3339()],
-        )?;
+        let conn = self.conn()?;
+        let current: Option<String> = conn
+            .query_row(
+                "SELECT plan FROM tenants WHERE id = ?1",
+                [id.to_string()],
+                |row| row.get(0),
+            )
+            .optional()?;
+        if current.is_some_and(|current| current != plan) {
+            conn.execute(
+                "UPDATE tenants SET plan = ?2, updated_at = ?3 WHERE id = ?1 AND plan <> ?2",
+                params![id.to_string(), plan, now_rfc3339()],
+            )?;
+        }
         Ok(())
     }
 
