@@ -3,8 +3,6 @@
 
 mod commands;
 
-use std::io::{BufRead, IsTerminal};
-
 use anyhow::Context;
 use clap::{CommandFactory, FromArgMatches};
 use malipo::app::Application;
@@ -198,20 +196,7 @@ async fn shutdown_signal() {
 
 fn bootstrap(config: &Config, args: BootstrapArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)?;
-    let password = match malipo::config::var("MALIPO_BOOTSTRAP_PASSWORD") {
-        Ok(password) => password,
-        Err(_) => {
-            if std::io::stdin().is_terminal() {
-                eprintln!("password for {}: ", args.email);
-            }
-            let mut line = String::new();
-            std::io::stdin().lock().read_line(&mut line)?;
-            line.trim_end_matches(['\r', '\n']).to_string()
-        }
-    };
-    if let Some(reason) = malipo::auth::password::policy_violation(&password) {
-        anyhow::bail!("{reason}");
-    }
+    let password = commands::operator::password("MALIPO_BOOTSTRAP_PASSWORD", &args.email)?;
     let email = args.email.trim().to_lowercase();
     anyhow::ensure!(email.contains('@'), "--email must be an email address");
     let control = ControlDb::open(&config.control_db_path()).context("open control.db")?;

@@ -14,6 +14,7 @@ mod tenant;
 mod user;
 
 pub use migrate::migrate;
+pub use secrets::password;
 pub use tenant::tenant;
 pub use user::user;
 
