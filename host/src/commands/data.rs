@@ -93,11 +93,7 @@ pub fn import(config: Config, args: TenantImportArgs) -> anyhow::Result<()> {
     // What the file is, before anything is built or written.
     let file =
         snapshot::inspect(&args.file).with_context(|| format!("read {}", args.file.display()))?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async move {
-        let state = tokio::task::spawn_blocking(move || malipo::app::build_state(config)).await??;
+    crate::with_state(config, |state| async move {
         if let Some(error) = snapshot::newer_schema(&file.versions, &state.tenancy.known_versions())
         {
             anyhow::bail!("refusing to import {}: {error}", args.file.display());
@@ -110,7 +106,9 @@ pub fn import(config: Config, args: TenantImportArgs) -> anyhow::Result<()> {
                 .as_ref()
                 .map(|export| export.tenant_id.clone())
                 .context("the file does not name its tenant (no malipo_export table); import it with --as-new")?;
-            TenantId::parse(&named).with_context(|| format!("the file names tenant `{named}`, which is not a tenant id"))?
+            TenantId::parse(&named).with_context(|| {
+                format!("the file names tenant `{named}`, which is not a tenant id")
+            })?
         };
         anyhow::ensure!(
             state.control.tenant(id)?.is_none() && !state.tenancy.path_of(id).exists(),
@@ -118,7 +116,10 @@ pub fn import(config: Config, args: TenantImportArgs) -> anyhow::Result<()> {
         );
         if let Some(email) = &args.owner_email {
             anyhow::ensure!(
-                state.control.user_by_email(&email.trim().to_lowercase())?.is_some(),
+                state
+                    .control
+                    .user_by_email(&email.trim().to_lowercase())?
+                    .is_some(),
                 "no account with the email {email}; create it first"
             );
         }
@@ -143,9 +144,7 @@ pub fn import(config: Config, args: TenantImportArgs) -> anyhow::Result<()> {
             return Err(error);
         }
         let (members, owner_added) = imported?;
-        if let Err(error) =
-            malipo::audit::heads::publish(&state.control, &state.tenancy, id)
-        {
+        if let Err(error) = malipo::audit::heads::publish(&state.control, &state.tenancy, id) {
             eprintln!("warning: could not record the tenant's audit head: {error}");
         }
         state.control.platform_audit(&PlatformAuditEntry {
