@@ -372,6 +372,7 @@ impl Application {
         tokio::spawn(crate::callbacks::worker(Arc::clone(&self.state)));
         tokio::spawn(crate::jobs::scheduler(Arc::clone(&self.state)));
         tokio::spawn(crate::events::worker(Arc::clone(&self.state)));
+        tokio::spawn(crate::host_mail::worker(Arc::clone(&self.state)));
         tokio::spawn(crate::metering::worker(Arc::clone(&self.state)));
         tokio::spawn(crate::tenant_deletion::worker(Arc::clone(&self.state)));
         let router = router(Arc::clone(&self.state), self.mode);

@@ -4,10 +4,12 @@
 //! Certificates: Safaricom's sandbox certificate is embedded; production's
 //! comes from `MALIPO_DARAJA_PRODUCTION_CERT` (a PEM file); a `custom`
 //! Daraja-compatible server (such as the built-in emulator) publishes its own
-//! at `<base-url>/simulator/certificate`, fetched once and cached.
+//! at `<base-url>/simulator/certificate`, fetched once and cached, through
+//! the one outbound client (`crate::outbound`): only a host the operator
+//! allows (`MALIPO_OUTBOUND_ALLOW`, or the built-in emulator) is reached.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -20,9 +22,9 @@ use x509_cert::der::{DecodePem, Encode};
 const SANDBOX_CERT: &str = include_str!("../certs/daraja-sandbox.cer");
 
 /// Certificates by environment, and the credential computation.
-#[derive(Default)]
 pub struct DarajaCerts {
     custom: Mutex<HashMap<String, RsaPublicKey>>,
+    outbound: Arc<crate::outbound::Outbound>,
 }
 
 fn public_key(pem: &str) -> Result<RsaPublicKey, String> {
@@ -37,6 +39,14 @@ fn public_key(pem: &str) -> Result<RsaPublicKey, String> {
 }
 
 impl DarajaCerts {
+    /// Certificates fetched through `outbound`.
+    pub fn new(outbound: Arc<crate::outbound::Outbound>) -> Self {
+        Self {
+            custom: Mutex::new(HashMap::new()),
+            outbound,
+        }
+    }
+
     fn key_for(&self, environment: &str, base_url: Option<&str>) -> Result<RsaPublicKey, String> {
         match environment {
             "sandbox" if base_url.is_none() => public_key(SANDBOX_CERT),
@@ -54,14 +64,22 @@ impl DarajaCerts {
                 if let Some(key) = self.custom.lock().ok().and_then(|m| m.get(base).cloned()) {
                     return Ok(key);
                 }
-                let pem = ureq::AgentBuilder::new()
+                let reach = crate::outbound::Reach::OperatorOnly;
+                let (target, request) = self
+                    .outbound
+                    .request("GET", &format!("{base}/simulator/certificate"), reach)
+                    .map_err(|e| e.to_string())?;
+                let pem = request
                     .timeout(Duration::from_secs(10))
-                    .build()
-                    .get(&format!("{base}/simulator/certificate"))
                     .call()
-                    .map_err(|e| format!("fetch the certificate of {base}: {e}"))?
+                    .map_err(|e| {
+                        let why = crate::outbound::Outbound::describe(&e, &target.host, reach);
+                        format!("fetch the certificate of the Daraja server: {why}")
+                    })?
                     .into_string()
-                    .map_err(|e| format!("read the certificate of {base}: {e}"))?;
+                    .map_err(|_| {
+                        "read the certificate of the Daraja server: not text".to_string()
+                    })?;
                 let key = public_key(&pem)?;
                 if let Ok(mut cache) = self.custom.lock() {
                     cache.insert(base.to_string(), key.clone());
@@ -93,7 +111,7 @@ mod tests {
 
     #[test]
     fn the_embedded_sandbox_certificate_encrypts_a_credential() {
-        let certs = DarajaCerts::default();
+        let certs = DarajaCerts::new(Arc::new(crate::outbound::Outbound::new(&[])));
         let credential = certs
             .security_credential("sandbox", None, "Safaricom999!*!")
             .expect("credential");

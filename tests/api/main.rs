@@ -2,6 +2,7 @@
 //! data directory, real SQLite files and real compiled `.wasm` plugins,
 //! driven over real HTTP.
 
+mod account_takeover;
 mod alerts;
 mod audit;
 mod auth;
@@ -24,4 +25,6 @@ mod operator;
 mod sandbox;
 mod settings;
 mod shutdown;
+mod ssrf;
+mod strict_input;
 mod webhooks;

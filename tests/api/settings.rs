@@ -286,16 +286,19 @@ async fn a_receipt_uses_the_organization_s_words() {
     assert!(!text.contains("Store:"), "{text}");
 }
 
-/// The invitation email queued in one tenant's file (a person invited
-/// into two organizations has one in each).
+/// The invitation email queued for one organization (a person invited
+/// into two organizations has one for each). Invitations are the host's
+/// own mail: they wait in control.db, never in the tenant's file.
 async fn invitation_in(app: &TestApp, tenant: &str, email: &str) -> String {
     for _ in 0..200 {
-        let conn = rusqlite::Connection::open(app.tenant_file(tenant)).expect("open tenant file");
+        let conn =
+            rusqlite::Connection::open(app.data_dir.join("control.db")).expect("open control.db");
         conn.busy_timeout(Duration::from_secs(5)).expect("busy");
         let text: Option<String> = conn
             .query_row(
-                "SELECT text FROM notifications_emails WHERE recipient = ?1 AND template = 'invitation'",
-                [email],
+                "SELECT body FROM mail_outbox WHERE recipient = ?1 AND kind = 'invitation' AND tenant_id = ?2
+                  ORDER BY id DESC LIMIT 1",
+                [email, tenant],
                 |row| row.get(0),
             )
             .ok();

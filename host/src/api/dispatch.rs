@@ -32,7 +32,9 @@ pub async fn serve(state: Arc<AppState>, op: Arc<Operation>, request: Request) -
         ip: parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| addr.ip().to_string()),
+            .map(|ConnectInfo(addr)| {
+                client_ip(addr.ip(), &parts.headers, &state.config.trusted_proxies).to_string()
+            }),
         user_agent: parts
             .headers
             .get(axum::http::header::USER_AGENT)
@@ -126,6 +128,41 @@ pub async fn serve(state: Arc<AppState>, op: Arc<Operation>, request: Request) -
         }
         Err(error) => error.into_response(),
     }
+}
+
+/// The client's address: the peer, unless the peer is a trusted reverse
+/// proxy (`MALIPO_TRUSTED_PROXIES`); then the right-most address of
+/// `X-Forwarded-For` that is not itself a trusted proxy. A header from
+/// anyone else is ignored, so a client cannot choose the address its login
+/// attempts are counted against.
+pub fn client_ip(
+    peer: std::net::IpAddr,
+    headers: &axum::http::HeaderMap,
+    trusted: &[ipnet::IpNet],
+) -> std::net::IpAddr {
+    let is_trusted = |ip: &std::net::IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let mut client = peer;
+    let hops = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(str::trim)
+        .collect::<Vec<_>>();
+    for hop in hops.into_iter().rev() {
+        let Ok(ip) = hop.parse::<std::net::IpAddr>() else {
+            // A hop that is not an address ends what can be believed.
+            break;
+        };
+        client = ip;
+        if !is_trusted(&ip) {
+            break;
+        }
+    }
+    client
 }
 
 /// One call of an operation, from whichever channel it came through.
@@ -244,6 +281,26 @@ async fn execute_inner(
     result
 }
 
+/// Input fields the host adds whatever the operation's schema declares:
+/// its path parameters, `idempotency_key` (from the `Idempotency-Key`
+/// header) and, on money operations, MCP's `dry_run`.
+fn host_fields(op: &Operation) -> Vec<&str> {
+    let mut fields: Vec<&str> = op
+        .spec
+        .path
+        .as_deref()
+        .unwrap_or("")
+        .split('/')
+        .filter_map(|segment| segment.strip_prefix('{')?.strip_suffix('}'))
+        .map(|name| name.trim_start_matches('*'))
+        .collect();
+    fields.push("idempotency_key");
+    if op.spec.money.is_some() {
+        fields.push(approvals::DRY_RUN);
+    }
+    fields
+}
+
 /// Writes an audit row in a transaction of its own.
 pub async fn record(state: &Arc<AppState>, principal: Option<&Principal>, entry: AuditEntry) {
     let Some(tenant) = principal.and_then(|p| p.tenant_id) else {
@@ -307,7 +364,7 @@ async fn run(
     if let Some(entitlements) = &entitlements {
         billing::admit(entitlements, op, &meta.channel)?;
     }
-    input::check(&op.spec.input_schema, &input)?;
+    input::check(&op.spec.input_schema, &input, &host_fields(op))?;
     if let (Some(tenant), Some(entitlements)) = (tenant, &entitlements)
         && !billing::exempt(op)
     {
@@ -568,5 +625,28 @@ pub fn plugin_error(error: PluginCallError) -> ApiError {
             error.to_string(),
         ),
         E::Host(message) => ApiError::Unexpected(anyhow::anyhow!(message)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::client_ip;
+
+    #[test]
+    fn forwarded_for_counts_only_from_a_trusted_proxy() {
+        let trusted = crate::config::trusted_proxies("10.0.0.0/8, 192.168.1.1");
+        let mut headers = axum::http::HeaderMap::new();
+        headers.insert(
+            "x-forwarded-for",
+            "1.1.1.1, 203.0.113.9, 10.0.0.7".parse().expect("header"),
+        );
+        let proxy = "10.0.0.2".parse().expect("ip");
+        let stranger = "198.51.100.4".parse().expect("ip");
+        assert_eq!(
+            client_ip(proxy, &headers, &trusted).to_string(),
+            "203.0.113.9"
+        );
+        assert_eq!(client_ip(stranger, &headers, &trusted), stranger);
+        assert_eq!(client_ip(proxy, &headers, &[]), proxy);
     }
 }

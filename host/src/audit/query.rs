@@ -77,7 +77,7 @@ fn bad(name: &str, what: &str) -> FilterError {
 /// `end_of_day`, the next midnight).
 fn instant(text: &str, name: &str, end_of_day: bool) -> Result<OffsetDateTime, FilterError> {
     if let Some(at) = parse_rfc3339(text) {
-        return Ok(at.to_offset(UtcOffset::UTC));
+        return in_range(at, name).map(|at| at.to_offset(UtcOffset::UTC));
     }
     let date = || -> Option<Date> {
         let mut parts = text.split('-');
@@ -89,12 +89,34 @@ fn instant(text: &str, name: &str, end_of_day: bool) -> Result<OffsetDateTime, F
         Date::from_calendar_date(y.parse().ok()?, month, d.parse().ok()?).ok()
     };
     let date = date().ok_or_else(|| bad(name, "an RFC 3339 time or a YYYY-MM-DD date"))?;
-    let start = date.with_time(Time::MIDNIGHT).assume_utc();
-    Ok(if end_of_day {
-        start + time::Duration::days(1)
-    } else {
+    let start = in_range(date.with_time(Time::MIDNIGHT).assume_utc(), name)?;
+    if end_of_day {
         start
-    })
+            .checked_add(time::Duration::days(1))
+            .ok_or_else(|| out_of_range(name))
+    } else {
+        Ok(start)
+    }
+}
+
+/// The window a date from a request must fall in; anything outside is
+/// refused (422) instead of overflowing the date arithmetic.
+const EARLIEST_YEAR: i32 = 1970;
+const LATEST_YEAR: i32 = 9998;
+
+fn out_of_range(name: &str) -> FilterError {
+    bad(
+        name,
+        &format!("between {EARLIEST_YEAR}-01-01 and {LATEST_YEAR}-12-31"),
+    )
+}
+
+fn in_range(at: OffsetDateTime, name: &str) -> Result<OffsetDateTime, FilterError> {
+    if (EARLIEST_YEAR..=LATEST_YEAR).contains(&at.to_offset(UtcOffset::UTC).year()) {
+        Ok(at)
+    } else {
+        Err(out_of_range(name))
+    }
 }
 
 /// The cursor of the page after the row with this seq.
@@ -123,9 +145,11 @@ impl Filters {
             .transpose()?;
         let to = match string(input, "to")? {
             // An RFC 3339 `to` includes its second; a date, its whole day.
-            Some(t) if parse_rfc3339(&t).is_some() => {
-                Some(instant(&t, "to", false)? + time::Duration::seconds(1))
-            }
+            Some(t) if parse_rfc3339(&t).is_some() => Some(
+                instant(&t, "to", false)?
+                    .checked_add(time::Duration::seconds(1))
+                    .ok_or_else(|| out_of_range("to"))?,
+            ),
             Some(t) => Some(instant(&t, "to", true)?),
             None => None,
         };

@@ -197,7 +197,12 @@ pub const SETTINGS: &[Setting] = &[
     knob(
         "MALIPO_OUTBOUND_ALLOW",
         None,
-        "extra hosts plugins may reach, comma-separated",
+        "hosts (`name` or `name:port`, comma-separated; `*` any) outbound requests may reach besides public addresses; loopback/private only when listed",
+    ),
+    knob(
+        "MALIPO_TRUSTED_PROXIES",
+        None,
+        "reverse proxies (IPs/CIDRs, comma-separated) whose X-Forwarded-For names the client; default none",
     ),
     knob(
         "MALIPO_CALLBACK_ALLOW_IPS",

@@ -36,6 +36,35 @@ pub struct Config {
     pub plugin_limits: PluginLimits,
     /// The MCP endpoint's settings.
     pub mcp: McpConfig,
+    /// Reverse proxies whose `X-Forwarded-For` is believed
+    /// (`MALIPO_TRUSTED_PROXIES`: comma-separated IPs or CIDRs; default none,
+    /// so the header is ignored and the peer address is the client).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+}
+
+/// Reads `MALIPO_TRUSTED_PROXIES`: IPs (`10.0.0.5`) and CIDRs
+/// (`10.0.0.0/8`, `fd00::/8`). An entry that is neither is logged and
+/// ignored (it trusts nothing).
+pub fn trusted_proxies(list: &str) -> Vec<ipnet::IpNet> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|entry| !entry.is_empty())
+        .filter_map(|entry| {
+            let parsed = entry.parse::<ipnet::IpNet>().ok().or_else(|| {
+                entry
+                    .parse::<std::net::IpAddr>()
+                    .ok()
+                    .map(ipnet::IpNet::from)
+            });
+            if parsed.is_none() {
+                tracing::error!(
+                    entry,
+                    "MALIPO_TRUSTED_PROXIES: not an IP address or CIDR; ignored"
+                );
+            }
+            parsed
+        })
+        .collect()
 }
 
 /// Settings of `/mcp`.
@@ -136,6 +165,9 @@ impl Config {
             auth_rate_per_minute: env_number("MALIPO_AUTH_RATE_PER_MINUTE", 60),
             tenant_rate_per_minute: env_number("MALIPO_TENANT_RATE_PER_MINUTE", 6000),
             mcp: McpConfig::from_env(),
+            trusted_proxies: var("MALIPO_TRUSTED_PROXIES")
+                .map(|list| trusted_proxies(&list))
+                .unwrap_or_default(),
             plugin_limits: PluginLimits {
                 memory_bytes: env_number::<usize>("MALIPO_PLUGIN_MEMORY_MB", 64) * 1024 * 1024,
                 deadline: Duration::from_millis(env_number("MALIPO_PLUGIN_DEADLINE_MS", 2000)),

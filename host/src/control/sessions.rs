@@ -177,7 +177,7 @@ impl ControlDb {
     }
 
     /// Spends a reset token and sets the new password hash, revoking every
-    /// session of the user. Answers the user, or `None` for a bad token.
+    /// session (refresh token) of the user and every other reset token. Answers the user, or `None` for a bad token.
     pub fn consume_password_reset(
         &self,
         raw: &str,
@@ -204,6 +204,11 @@ impl ControlDb {
         )?;
         tx.execute(
             "UPDATE sessions SET revoked_at = ?2, revoked_reason = 'password_reset' WHERE user_id = ?1 AND revoked_at IS NULL",
+            params![user.to_string(), now],
+        )?;
+        // Every other outstanding reset token of the user ends with it.
+        tx.execute(
+            "UPDATE password_resets SET used_at = ?2 WHERE user_id = ?1 AND used_at IS NULL",
             params![user.to_string(), now],
         )?;
         tx.commit()?;

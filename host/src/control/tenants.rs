@@ -336,7 +336,23 @@ impl ControlDb {
         Ok(changed == 1)
     }
 
-    /// The members of a tenant with their membership status.
+    /// Sets (or, with `None`, clears) the organization's own name for a
+    /// member; the user's global `full_name` is not touched.
+    pub fn set_display_name(
+        &self,
+        user: UserId,
+        tenant: TenantId,
+        name: Option<&str>,
+    ) -> Result<bool, ControlError> {
+        let changed = self.conn()?.execute(
+            "UPDATE memberships SET display_name = ?3 WHERE user_id = ?1 AND tenant_id = ?2",
+            params![user.to_string(), tenant.to_string(), name],
+        )?;
+        Ok(changed == 1)
+    }
+
+    /// The members of a tenant with their membership status (and the
+    /// organization's own name for them, where it gave one).
     pub fn members_of(&self, tenant: TenantId) -> Result<Vec<(UserRecord, String)>, ControlError> {
         let conn = self.conn()?;
         let columns: String = USER_COLUMNS
@@ -345,12 +361,17 @@ impl ControlDb {
             .collect::<Vec<_>>()
             .join(", ");
         let mut stmt = conn.prepare(&format!(
-            "SELECT {columns}, m.status FROM memberships m JOIN users u ON u.id = m.user_id
+            "SELECT {columns}, m.status, m.display_name FROM memberships m JOIN users u ON u.id = m.user_id
               WHERE m.tenant_id = ?1 ORDER BY m.created_at, u.id"
         ))?;
         let rows = stmt
             .query_map([tenant.to_string()], |row| {
-                Ok((user_from_row(row)?, row.get::<_, String>(7)?))
+                let mut user = user_from_row(row)?;
+                // The organization's own name for the member, if it gave one.
+                if let Some(name) = row.get::<_, Option<String>>(8)? {
+                    user.full_name = name;
+                }
+                Ok((user, row.get::<_, String>(7)?))
             })?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)

@@ -105,7 +105,10 @@ async fn authenticate(
         ip: request
             .extensions()
             .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| addr.ip().to_string()),
+            .map(|ConnectInfo(addr)| {
+                crate::api::dispatch::client_ip(addr.ip(), &headers, &state.config.trusted_proxies)
+                    .to_string()
+            }),
         user_agent: headers
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())

@@ -18,7 +18,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use super::bindings::{
     config, daraja, events, log, mail, outbound_http, progress, secrets, tenant_db,
 };
-use super::services::{HostServices, url_host};
+use super::services::HostServices;
 use crate::tenancy::TenantConn;
 use crate::tenancy::authorizer::PluginAccess;
 
@@ -391,47 +391,76 @@ impl config::Host for HostState {
 /// private and link-local addresses only where the operator allows them.
 pub const PUBLIC_HOSTS: &str = "public";
 
+/// The plugin's side of the outbound policy: the URL's form, and whether
+/// its manifest declares the host (`*`: any host the operator allows;
+/// `public`: also any public address). The address side is
+/// `crate::outbound`'s, applied when the request connects.
+fn outbound_policy(
+    call: &ActiveCall,
+    url: &str,
+) -> Result<(crate::outbound::Target, crate::outbound::Reach), String> {
+    let target = crate::outbound::parse(url).map_err(|e| e.to_string())?;
+    let (host, port) = (&target.host, target.port);
+    let public_declared = call.outbound_hosts.iter().any(|h| h == PUBLIC_HOSTS);
+    let declared = call
+        .outbound_hosts
+        .iter()
+        .any(|h| h == "*" || h == host || port.is_some_and(|p| *h == format!("{host}:{p}")));
+    if public_declared {
+        Ok((target, crate::outbound::Reach::Public))
+    } else if declared {
+        Ok((target, crate::outbound::Reach::OperatorOnly))
+    } else {
+        Err(format!(
+            "host `{host}` is not declared in the plugin's manifest"
+        ))
+    }
+}
+
 /// Longest wait on one outbound request.
 const MAX_OUTBOUND_TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest outbound response body read.
 const MAX_OUTBOUND_BODY: u64 = 1024 * 1024;
 
 impl outbound_http::Host for HostState {
+    fn check(&mut self, url: String) -> Result<(), String> {
+        let call = self.call.as_ref().ok_or(NO_CALL)?;
+        let (target, reach) = outbound_policy(call, &url)?;
+        call.services
+            .outbound
+            .check(target.url.as_str(), reach)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
     fn send(&mut self, request: outbound_http::Request) -> Result<outbound_http::Response, String> {
         let call = self.call.as_mut().ok_or(NO_CALL)?;
-        let (_, host, port) =
-            url_host(&request.url).ok_or("only absolute http(s) URLs without credentials")?;
-        let declared = call
-            .outbound_hosts
-            .iter()
-            .any(|h| h == "*" || *h == host || port.is_some_and(|p| *h == format!("{host}:{p}")));
-        let operator_allows = call.services.operator_allows(&host, port);
-        let public_declared = call.outbound_hosts.iter().any(|h| h == PUBLIC_HOSTS);
-        let allowed = (declared && operator_allows)
-            || (public_declared
-                && (operator_allows || crate::plugins::services::resolves_public(&host, port)));
-        if !allowed {
-            // `/metrics` (crate::ops::metrics): Daraja outcomes, by host.
-            let outcome = crate::ops::metrics::Outbound::Refused;
-            crate::ops::metrics::outbound(&self.plugin, &call.services, &host, port, outcome);
-            return Err(if public_declared {
-                format!(
-                    "host `{host}` is on a loopback, private or unresolvable address; nothing is sent \
-                     there unless the operator allows it (MALIPO_OUTBOUND_ALLOW)"
-                )
-            } else if !declared {
-                format!("host `{host}` is not declared in the plugin's manifest")
-            } else {
-                format!("host `{host}` is not allowed by the operator (MALIPO_OUTBOUND_ALLOW)")
-            });
-        }
+        let (target, reach) = match outbound_policy(call, &request.url) {
+            Ok(found) => found,
+            Err(error) => {
+                // `/metrics` (crate::ops::metrics): refusals, by host.
+                if let Ok(parsed) = crate::outbound::parse(&request.url) {
+                    let outcome = crate::ops::metrics::Outbound::Refused;
+                    crate::ops::metrics::outbound(
+                        &self.plugin,
+                        &call.services,
+                        &parsed.host,
+                        parsed.port,
+                        outcome,
+                    );
+                }
+                return Err(error);
+            }
+        };
+        let (host, port) = (target.host.clone(), target.port);
         let timeout =
             Duration::from_millis(u64::from(request.timeout_ms.max(1))).min(MAX_OUTBOUND_TIMEOUT);
-        let mut outgoing = call
+        let (_, outgoing) = call
             .services
-            .http
-            .request(&request.method, &request.url)
-            .timeout(timeout);
+            .outbound
+            .request(&request.method, target.url.as_str(), reach)
+            .map_err(|e| e.to_string())?;
+        let mut outgoing = outgoing.timeout(timeout);
         for (name, value) in &request.headers {
             outgoing = outgoing.set(name, value);
         }
@@ -444,9 +473,15 @@ impl outbound_http::Host for HostState {
             Ok(response) | Err(ureq::Error::Status(_, response)) => response,
             Err(error) => {
                 call.add_io(waited.elapsed());
-                let outcome = crate::ops::metrics::Outbound::Failed;
+                let refused =
+                    matches!(&error, ureq::Error::Transport(t) if t.kind() == ureq::ErrorKind::Dns);
+                let outcome = if refused {
+                    crate::ops::metrics::Outbound::Refused
+                } else {
+                    crate::ops::metrics::Outbound::Failed
+                };
                 crate::ops::metrics::outbound(&self.plugin, &call.services, &host, port, outcome);
-                return Err(format!("request to {host} failed: {error}"));
+                return Err(crate::outbound::Outbound::describe(&error, &host, reach));
             }
         };
         let status = response.status();

@@ -76,7 +76,7 @@ const RECORD: Annotations = Annotations {
 };
 
 fn input(properties: Value, required: &[&str]) -> Value {
-    json!({ "type": "object", "properties": properties, "required": required, "additionalProperties": true })
+    json!({ "type": "object", "properties": properties, "required": required, "additionalProperties": false })
 }
 
 fn object(properties: Value, required: &[&str]) -> Value {

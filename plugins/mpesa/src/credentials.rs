@@ -260,6 +260,13 @@ pub fn put(env: &dyn Env, input: &Input) -> Result<Value> {
         }
         (_, None) => None,
     };
+    // The one outbound policy decides before anything is fetched from the
+    // URL (the certificate below): loopback and private addresses only
+    // when the operator lists them.
+    if let Some(url) = base_url.as_deref() {
+        env.check_url(url)
+            .map_err(|why| Error::validation(format!("`base_url` is refused: {why}")))?;
+    }
     let target = Target::resolve(env, environment, base_url.as_deref())?;
     let security_credential = target.security_credential(env, initiator_password)?;
     for (name, value) in [

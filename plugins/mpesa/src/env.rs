@@ -37,6 +37,13 @@ pub trait Env {
     fn config(&self, name: &str) -> Option<String>;
     /// Sends one HTTP request; `Err` when no answer came (refused, timed out, unreachable).
     fn http(&self, request: HttpRequest) -> std::result::Result<HttpResponse, String>;
+    /// Whether the host's outbound policy would let a request to `url`
+    /// through (nothing is sent); `Err` says why not, naming
+    /// `MALIPO_OUTBOUND_ALLOW`. Test environments allow everything.
+    fn check_url(&self, url: &str) -> std::result::Result<(), String> {
+        let _ = url;
+        Ok(())
+    }
     /// Encrypts the initiator password into a Daraja SecurityCredential.
     fn security_credential(
         &self,

@@ -122,6 +122,10 @@ impl Env for HostEnv {
         })
     }
 
+    fn check_url(&self, url: &str) -> Result<(), String> {
+        malipo::plugin::outbound_http::check(url)
+    }
+
     fn security_credential(
         &self,
         environment: &str,

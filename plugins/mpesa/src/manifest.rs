@@ -152,7 +152,7 @@ const APPLY: Annotations = Annotations {
 
 /// An input object: the host merges path, query and body fields into it.
 fn input(properties: Value, required: &[&str]) -> Value {
-    json!({ "type": "object", "properties": properties, "required": required, "additionalProperties": true })
+    json!({ "type": "object", "properties": properties, "required": required, "additionalProperties": false })
 }
 
 /// An input that names a transaction by `transaction_id` or `receipt`.

@@ -47,9 +47,9 @@ pub struct Outgoing<'a> {
 #[derive(Clone, Copy)]
 enum To {
     /// The organization: `branding.contact_email`, else its earliest active member.
+    /// (Mail to a person's own address with a token in it — password
+    /// resets, invitations — is the host's, never a template here.)
     Organization,
-    /// The `email` of the payload.
-    Payload,
 }
 
 /// A default template: name, the event it answers, who gets it, its three
@@ -195,40 +195,6 @@ pub fn templates() -> Vec<Template> {
             parts!("invoice_overdue"),
             INVOICE_FIELDS,
             invoice_sample,
-        ),
-        template(
-            "invitation",
-            "invitation.created",
-            To::Payload,
-            "Someone was invited to the organization (to the invited address).",
-            parts!("invitation"),
-            &[
-                "email",
-                "organization",
-                "role",
-                "invited_by",
-                "accept_url",
-                "token",
-                "expires_at",
-            ],
-            || {
-                json!({"email": "new.person@example.com", "organization": "Duka Ltd", "role": "Member",
-                       "invited_by": "Amina Owner", "accept_url": "https://pay.example.com/accept-invitation?token=mli_sample",
-                       "token": "mli_sample", "expires_at": "2026-01-08T10:00:00Z"})
-            },
-        ),
-        template(
-            "password_reset",
-            "password_reset.requested",
-            To::Payload,
-            "Someone asked to reset their password (to their address).",
-            parts!("password_reset"),
-            &["email", "full_name", "reset_url", "token", "expires_at"],
-            || {
-                json!({"email": "amina@example.com", "full_name": "Amina Owner",
-                       "reset_url": "https://pay.example.com/reset-password?token=mlp_reset_sample",
-                       "token": "mlp_reset_sample", "expires_at": "2026-01-01T11:00:00Z"})
-            },
         ),
         template(
             "usage_threshold",
@@ -558,7 +524,6 @@ pub fn enqueue(
     let branding = branding(db, data)?;
     let to = match template.to {
         To::Organization => organization_address(db, &branding)?,
-        To::Payload => data.get("email").and_then(Value::as_str).map(str::to_owned),
     };
     let Some(to) = to
         .map(|t| t.trim().to_lowercase())
@@ -810,32 +775,26 @@ mod tests {
     fn money_templates_use_the_organization_s_words() {
         let template = find("payment_receipt").expect("template");
         let rendered = render(&defaults(&template), &vars(&template)).expect("render");
-        assert!(rendered.subject.starts_with("Collection received"), "{}", rendered.subject);
-        assert!(rendered.text.contains("Branch: Westlands"), "{}", rendered.text);
         assert!(
-            rendered.html.unwrap_or_default().contains(">Branch</td><td>Westlands<"),
+            rendered.subject.starts_with("Collection received"),
+            "{}",
+            rendered.subject
+        );
+        assert!(
+            rendered.text.contains("Branch: Westlands"),
+            "{}",
+            rendered.text
+        );
+        assert!(
+            rendered
+                .html
+                .unwrap_or_default()
+                .contains(">Branch</td><td>Westlands<"),
             "html"
         );
         assert_eq!(terminology(None)["store"], "store");
         assert_eq!(capfirst("kCB branch".to_owned()), "KCB branch");
         assert_eq!(terminology(Some("not json"))["payout"], "payout");
-    }
-
-    #[test]
-    fn tokens_stand_on_their_own_line_in_the_text() {
-        for name in ["invitation", "password_reset"] {
-            let template = find(name).expect("template");
-            let rendered = render(&defaults(&template), &vars(&template)).expect("render");
-            let token = (template.sample)()["token"]
-                .as_str()
-                .unwrap_or("")
-                .to_owned();
-            assert!(
-                rendered.text.lines().any(|l| l.trim() == token),
-                "{}",
-                rendered.text
-            );
-        }
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! The `notifications` plugin: in-app notifications of payment, billing and
-//! usage events, email (receipts, invoices, invitations, password resets;
+//! usage events, email (receipts, payouts, invoices, usage, subscription;
 //! see [`emails`]), and outgoing webhooks, so a tenant's own shop or ERP
 //! learns that a payment completed. Endpoints subscribe to event names;
 //! `on-event` queues one message per endpoint and event, and the

@@ -24,10 +24,6 @@ pub const EVENTS: &[&str] = &[
     "subscription.changed",
 ];
 
-/// Events that only send email: they carry tokens, so no webhook ever
-/// gets them, not even one subscribed to "*".
-pub const EMAIL_ONLY_EVENTS: &[&str] = &["invitation.created", "password_reset.requested"];
-
 const READ: Annotations = Annotations {
     read_only: true,
     destructive: false,
@@ -276,8 +272,8 @@ pub fn manifest() -> Manifest {
                 HttpMethod::Get,
                 Some("/notification-templates"),
                 "List email templates",
-                "The email templates (receipts, payouts, invoices, usage, subscription, invitation, \
-                 password reset): the event each answers and whether this organization overrides it.",
+                "The email templates (receipts, payouts, invoices, usage, subscription; password-reset and \
+                 invitation emails are the platform's own): the event each answers and whether this organization overrides it.",
                 object(json!({}), &[]),
                 object(
                     json!({ "templates": { "type": "array", "items": template_schema(false) } }),
@@ -386,11 +382,9 @@ pub fn manifest() -> Manifest {
                     .collect(),
             },
         ],
-        subscriptions: EVENTS
-            .iter()
-            .chain(EMAIL_ONLY_EVENTS)
-            .map(|e| (*e).to_owned())
-            .collect(),
+        // Password resets and invitations are the host's own mail, sent from
+        // platform templates; their tokens never reach this plugin.
+        subscriptions: EVENTS.iter().map(|e| (*e).to_owned()).collect(),
         // Where the organization's email goes, how it looks, the store a
         // payment names, and whether receipts are wanted (`settings`).
         read_tables: vec![

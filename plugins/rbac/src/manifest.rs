@@ -115,7 +115,7 @@ const OVERWRITE: Annotations = Annotations {
 
 /// An input object: the host merges path, query and body fields into it.
 fn input(properties: Value, required: &[&str]) -> Value {
-    json!({ "type": "object", "properties": properties, "required": required, "additionalProperties": true })
+    json!({ "type": "object", "properties": properties, "required": required, "additionalProperties": false })
 }
 
 fn role_schema() -> Value {

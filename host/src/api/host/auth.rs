@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use super::support::{self, email, hash_password, issue_tokens, merged, name, new_password};
 use crate::api::operation::{HostCall, HostFuture};
 use crate::app::AppState;
-use crate::control::{OutgoingMail, RefreshOutcome, UserRecord};
+use crate::control::{RefreshOutcome, UserRecord};
 use crate::error::{ApiError, blocking};
 use crate::ids::{TenantId, UserId};
 use crate::time_util::now_rfc3339;
@@ -224,43 +224,38 @@ pub fn logout(state: Arc<AppState>, call: HostCall) -> HostFuture {
 
 /// `POST /auth/forgot-password`: always 202 at once; the work happens in
 /// the background, so neither the answer nor its timing says whether the
-/// account exists. The token is emailed (event `password_reset.requested`
-/// into the user's oldest organization; the control outbox for a user
-/// without one).
+/// account exists. The token is emailed by the host itself
+/// (`crate::host_mail`, platform template, branded like the user's oldest
+/// organization); it never enters a tenant's file.
 pub fn forgot_password(state: Arc<AppState>, call: HostCall) -> HostFuture {
     Box::pin(async move {
         let email = call.str_field("email")?.trim().to_lowercase();
         tokio::spawn(async move {
             let outcome = blocking(move || {
-                let Some(user) = state.control.user_by_email(&email)? else { return Ok(()) };
+                let Some(user) = state.control.user_by_email(&email)? else {
+                    return Ok(());
+                };
                 if user.status != "active" {
                     return Ok(());
                 }
                 let ttl = state.config.reset_token_ttl.as_secs() as i64;
                 let token = state.control.create_password_reset(user.id, ttl)?;
-                let payload = json!({
-                    "email": user.email,
-                    "full_name": user.full_name,
-                    "reset_url": support::public_link(&state, "reset-password", &token),
-                    "token": token,
-                    "expires_at": support::rfc3339_in(ttl),
-                });
-                // The reset email goes out through the notifications of the
-                // user's oldest organization; a user without one (a lone
-                // super-admin) gets the operator's outbox.
-                if support::emit_to_home_tenant(&state, user.id, "password_reset.requested", &payload)? {
-                    return Ok(());
-                }
-                state.control.queue_mail(&OutgoingMail {
-                    recipient: user.email.clone(),
-                    subject: "Reset your Malipo password".into(),
-                    body: format!(
-                        "Hello {},\n\nUse this token to choose a new password within the hour:\n\n{token}\n\n\
-                         If you did not ask for this, ignore this message.\n",
-                        user.full_name
-                    ),
-                    kind: "password_reset".into(),
-                })?;
+                // The host's own message from the platform's template: the
+                // user's oldest organization only lends its branding, and
+                // nothing of it (no event, no row) enters a tenant's file.
+                let home = support::home_tenant(&state, user.id)?;
+                let branding = home
+                    .map(|tenant| crate::host_mail::branding_of(&state, tenant))
+                    .unwrap_or_default();
+                let (mail, html) = crate::host_mail::password_reset(
+                    &user.email,
+                    &user.full_name,
+                    &support::public_link(&state, "reset-password", &token),
+                    &token,
+                    &support::rfc3339_in(ttl).unwrap_or_default(),
+                    &branding,
+                );
+                crate::host_mail::queue(&state, &mail, &html, home)?;
                 Ok(())
             })
             .await;

@@ -20,6 +20,9 @@ mod settings;
 mod stores;
 pub mod support;
 
+/// The organization's branding row (for the host's own mail).
+pub use branding::read as branding_row;
+
 use serde_json::{Value, json};
 
 use crate::api::operation::{

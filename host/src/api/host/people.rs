@@ -91,8 +91,17 @@ pub fn update(state: Arc<AppState>, call: HostCall) -> HostFuture {
                     .control
                     .set_membership_status(target, tenant, status)?;
             }
+            // A user's global name is theirs alone; an administrator's
+            // rename of someone else is this organization's name for them.
             if let Some(full_name) = &full_name {
-                state.control.set_full_name(target, full_name)?;
+                if target == principal.user_id {
+                    state.control.set_full_name(target, full_name)?;
+                    state.control.set_display_name(target, tenant, None)?;
+                } else {
+                    state
+                        .control
+                        .set_display_name(target, tenant, Some(full_name))?;
+                }
             }
             let db = state.tenancy.get(tenant)?;
             let mut conn = db.conn()?;
@@ -125,7 +134,8 @@ pub fn update(state: Arc<AppState>, call: HostCall) -> HostFuture {
 }
 
 /// `POST /invitations` `{email, role_id, store_id?}`: the token is emailed
-/// (event `invitation.created` into the organization), never answered.
+/// by the host (`crate::host_mail`), never answered and never written to
+/// the organization's file.
 pub fn invite(state: Arc<AppState>, call: HostCall) -> HostFuture {
     Box::pin(async move {
         let principal = call.principal()?.clone();
@@ -168,11 +178,6 @@ pub fn invite(state: Arc<AppState>, call: HostCall) -> HostFuture {
                 .map(crate::time_util::format_rfc3339),
         });
         blocking(move || {
-            let tenant_name = state
-                .control
-                .tenant(tenant)?
-                .map(|t| t.name)
-                .unwrap_or_default();
             let inviter = state
                 .control
                 .user(principal.user_id)?
@@ -181,23 +186,23 @@ pub fn invite(state: Arc<AppState>, call: HostCall) -> HostFuture {
             let token = state
                 .control
                 .create_invitation(&invitation, principal.user_id)?;
-            // The email goes out through the organization's notifications.
-            support::emit_to_tenant(
-                &state,
-                tenant,
-                "invitation.created",
-                &json!({
-                    "email": invitation.email,
-                    "organization": tenant_name,
-                    "role": role["role"]["name"],
-                    "invited_by": inviter,
-                    "accept_url": support::public_link(&state, "accept-invitation", &token),
-                    "token": token,
-                    "expires_at": time::OffsetDateTime::from_unix_timestamp(invitation.expires_at)
-                        .ok()
-                        .map(crate::time_util::format_rfc3339),
-                }),
-            )?;
+            // The host's own message from the platform's template, dressed
+            // in the organization's branding; the token never enters the
+            // organization's file (no event, no email row there).
+            let branding = crate::host_mail::branding_of(&state, tenant);
+            let (mail, html) = crate::host_mail::invitation(
+                &invitation.email,
+                &inviter,
+                role["role"]["name"].as_str().unwrap_or(""),
+                &support::public_link(&state, "accept-invitation", &token),
+                &token,
+                &time::OffsetDateTime::from_unix_timestamp(invitation.expires_at)
+                    .ok()
+                    .map(crate::time_util::format_rfc3339)
+                    .unwrap_or_default(),
+                &branding,
+            );
+            crate::host_mail::queue(&state, &mail, &html, Some(tenant))?;
             Ok(())
         })
         .await?;
@@ -274,6 +279,19 @@ pub fn accept(state: Arc<AppState>, call: HostCall) -> HostFuture {
         entry.actor_id = Some(user.id.to_string());
         let tenant_record = blocking(move || {
             let state = state_for_db;
+            // A member an administrator deactivated stays deactivated: an
+            // invitation (even one sent before) does not reactivate them.
+            let deactivated = state
+                .control
+                .memberships_of(joining.id)?
+                .iter()
+                .any(|m| m.tenant_id == tenant && m.status != "active");
+            if deactivated {
+                return Err(ApiError::Forbidden(
+                    "your membership of this organization was deactivated; only an administrator can reactivate it"
+                        .into(),
+                ));
+            }
             if !state.control.accept_invitation(&invitation_id)? {
                 return Err(ApiError::BadRequest("the invitation is invalid, expired or already used".into()));
             }

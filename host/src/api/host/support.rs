@@ -340,14 +340,9 @@ pub fn emit_to_tenant(
     Ok(())
 }
 
-/// Writes a host event into the user's oldest organization where they are
-/// an active member of an active organization; answers whether there was one.
-pub fn emit_to_home_tenant(
-    state: &AppState,
-    user: UserId,
-    name: &str,
-    payload: &Value,
-) -> Result<bool, ApiError> {
+/// The user's oldest organization where they are an active member of an
+/// active tenant (whose branding dresses the host's mail to them).
+pub fn home_tenant(state: &AppState, user: UserId) -> Result<Option<TenantId>, ApiError> {
     for membership in state.control.memberships_of(user)? {
         if membership.status != "active" {
             continue;
@@ -357,9 +352,8 @@ pub fn emit_to_home_tenant(
             .tenant(membership.tenant_id)?
             .is_some_and(|tenant| tenant.status == "active");
         if active {
-            emit_to_tenant(state, membership.tenant_id, name, payload)?;
-            return Ok(true);
+            return Ok(Some(membership.tenant_id));
         }
     }
-    Ok(false)
+    Ok(None)
 }
