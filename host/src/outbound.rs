@@ -39,15 +39,14 @@ pub enum OutboundError {
     Malformed,
     /// The policy refuses the host.
     #[error(
-        "host `{host}` is not allowed: only public addresses{extra} are reached, and a loopback, private or \
-         unresolvable host only when the operator lists it in MALIPO_OUTBOUND_ALLOW"
+        "host `{host}` is not allowed: {policy}; a loopback, private or unresolvable host is reached \
+         only when the operator lists it in MALIPO_OUTBOUND_ALLOW"
     )]
     NotAllowed {
         /// The host as the URL names it.
         host: String,
-        /// Text naming the narrower policy, when public addresses are not
-        /// open to this caller.
-        extra: &'static str,
+        /// What this caller may reach.
+        policy: &'static str,
     },
 }
 
@@ -124,6 +123,11 @@ impl Outbound {
     pub fn check(&self, url: &str, reach: Reach) -> Result<Target, OutboundError> {
         let target = parse(url)?;
         let port = target.url.port_or_known_default().unwrap_or(443);
+        // The operator's hosts are allowed whatever they resolve to (and
+        // need not resolve from here right now).
+        if operator_allows(&self.allowed, &target.host, Some(port)) {
+            return Ok(target);
+        }
         resolve_checked(&self.allowed, reach, &format!("{}:{port}", target.host))
             .map_err(|_| refused(&target.host, reach))?;
         Ok(target)
@@ -167,9 +171,11 @@ impl Outbound {
 fn refused(host: &str, reach: Reach) -> OutboundError {
     OutboundError::NotAllowed {
         host: host.to_string(),
-        extra: match reach {
-            Reach::Public => "",
-            Reach::OperatorOnly => " of hosts the operator allows",
+        policy: match reach {
+            Reach::Public => "only hosts on public addresses are reached",
+            Reach::OperatorOnly => {
+                "only Safaricom's hosts and hosts the operator allows are reached"
+            }
         },
     }
 }

@@ -22,7 +22,7 @@ async fn a_typo_on_a_money_call_is_refused_naming_the_field() {
         )
         .await;
     assert_eq!(status, 422, "{body}");
-    assert_eq!(code(&body), "validation_error", "{body}");
+    assert_eq!(code(&body), "validation_failed", "{body}");
     let message = body["error"]["message"].as_str().unwrap_or_default();
     assert!(message.contains("`acount_reference`"), "{body}");
     // Nothing went out.
@@ -103,7 +103,7 @@ async fn dates_out_of_range_are_refused_not_a_dropped_connection() {
             .get(&format!("/api/v1/audit?{query}"), &owner.auth())
             .await;
         assert_eq!(status, 422, "{query}: {body}");
-        assert_eq!(code(&body), "validation_error", "{query}: {body}");
+        assert_eq!(code(&body), "validation_failed", "{query}: {body}");
     }
     let (status, body) = app
         .get("/api/v1/audit?from=2026-01-01&to=2026-12-31", &owner.auth())
