@@ -136,14 +136,18 @@ async fn an_export_opens_in_sqlite3_with_the_data_and_no_secrets_while_writes_go
     let webhook_secret = webhook["secret"].as_str().expect("secret").to_string();
     let token = invitation_token(&app, &owner).await;
 
-    // The live file holds what the export must not: the invitation token in
-    // its queued email, and Daraja's OAuth token.
+    // The live file holds what the export must not: Daraja's OAuth token.
+    // (The invitation token never enters a tenant's file at all: invitation
+    // mail is the host's own, issue 12 §3.)
     let live = app.tenant_file(&owner.tenant_id);
     let queued = sqlite3(
         &live,
         &format!("SELECT count(*) FROM notifications_emails WHERE text LIKE '%{token}%'"),
     );
-    assert_eq!(queued, "1", "the invitation email carries the token");
+    assert_eq!(
+        queued, "0",
+        "the invitation token is not in the tenant file"
+    );
     // Daraja's OAuth token, if the plugin cached one.
     let oauth = sqlite3(&live, "SELECT access_token FROM mpesa_tokens LIMIT 1");
 

@@ -487,7 +487,7 @@ async fn a_payout_from_mcp_waits_for_a_person_and_runs_once() {
             call(
                 "mpesa_bulk_payment",
                 json!({"items": items, "command_id": "BusinessPayment",
-                                              "idempotency_key": "payout-1", "confirm": true})
+                                              "idempotency_key": "payout-1"})
             ),
         ]),
     ))

@@ -154,3 +154,37 @@ async fn forwarded_for_is_believed_only_from_a_trusted_proxy() {
     }
     assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
 }
+
+#[tokio::test]
+async fn an_injected_tenant_id_is_refused_not_ignored() {
+    let app = TestApp::spawn().await;
+    let alpha = app.register("Alpha Inject").await;
+    let beta = app.register("Beta Inject").await;
+    let (status, body) = app
+        .post(
+            "/api/v1/stores",
+            &alpha.auth(),
+            json!({"name": "Injected", "tenant_id": beta.tenant_id}),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("`tenant_id`")),
+        "{body}"
+    );
+    let (status, body) = app
+        .call(
+            Method::PATCH,
+            "/api/v1/tenant",
+            &alpha.auth(),
+            Some(json!({"name": "Renamed", "tenant_id": beta.tenant_id})),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    for who in [&alpha, &beta] {
+        let (_, stores) = app.get("/api/v1/stores", &who.auth()).await;
+        assert!(!stores.to_string().contains("Injected"), "{stores}");
+    }
+}

@@ -364,7 +364,6 @@ async fn run(
     if let Some(entitlements) = &entitlements {
         billing::admit(entitlements, op, &meta.channel)?;
     }
-    input::check(&op.spec.input_schema, &input, &host_fields(op))?;
     if let (Some(tenant), Some(entitlements)) = (tenant, &entitlements)
         && !billing::exempt(op)
     {
@@ -372,7 +371,10 @@ async fn run(
         metering::check_quotas(state, tenant, entitlements, &meta.channel, transaction).await?;
         billing::check_limits(state, tenant, entitlements, op).await?;
     }
+    // A call refused for its input is still a call made (and metered).
+    let checked = input::check(&op.spec.input_schema, &input, &host_fields(op));
     let Some(tenant) = tenant.filter(|_| state.billing.enforced) else {
+        checked?;
         return perform(state, op, principal, input, meta, tool, progress, audit).await;
     };
     if matches!(&op.target, Target::Plugin(plugin) if plugin == billing::USAGE_PLUGIN)
@@ -385,7 +387,10 @@ async fn run(
         .as_ref()
         .and_then(|p| p.store_id)
         .map(|s| s.to_string());
-    let result = perform(state, op, principal, input, meta, tool, progress, audit).await;
+    let result = match checked {
+        Ok(()) => perform(state, op, principal, input, meta, tool, progress, audit).await,
+        Err(error) => Err(error),
+    };
     state.meter.count(metering::Call {
         tenant,
         channel: &channel,
