@@ -99,6 +99,12 @@ impl PluginAccess {
             return Authorization::Allow;
         }
         let internal = |table: &str| table.starts_with("sqlite_");
+        // The schema table: SQLite reports a CREATE or DROP as a write to it.
+        // (An explicit write needs `PRAGMA writable_schema`, refused below.)
+        // Any other `sqlite_*` table (`sqlite_sequence`, `sqlite_stat1`) is
+        // the host's too and never written by a plugin.
+        let schema_table =
+            |table: &str| matches!(table, "sqlite_master" | "sqlite_schema" | "sqlite_temp_master");
         let writes_allowed = matches!(phase, Phase::Migration | Phase::Call { read_only: false });
         match ctx.action {
             AuthAction::Select | AuthAction::Function { .. } | AuthAction::Recursive => {
@@ -122,7 +128,7 @@ impl PluginAccess {
                         "write to `{table_name}` in an operation declared read-only"
                     ))
                 } else if self.owns(table_name)
-                    || (phase == Phase::Migration && internal(table_name))
+                    || (phase == Phase::Migration && schema_table(table_name))
                 {
                     Authorization::Allow
                 } else {

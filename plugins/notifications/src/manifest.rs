@@ -393,6 +393,7 @@ pub fn manifest() -> Manifest {
             .collect(),
         // Where the organization's email goes, how it looks, the store a
         // payment names, and whether receipts are wanted (`settings`).
+        emits: Vec::new(),
         read_tables: vec![
             "members".to_owned(),
             "branding".to_owned(),
