@@ -101,10 +101,17 @@ impl PluginAccess {
         let internal = |table: &str| table.starts_with("sqlite_");
         // The schema table: SQLite reports a CREATE or DROP as a write to it.
         // (An explicit write needs `PRAGMA writable_schema`, refused below.)
-        // Any other `sqlite_*` table (`sqlite_sequence`, `sqlite_stat1`) is
-        // the host's too and never written by a plugin.
-        let schema_table =
-            |table: &str| matches!(table, "sqlite_master" | "sqlite_schema" | "sqlite_temp_master");
+        // `sqlite_sequence` is written when a migration creates or drops an
+        // AUTOINCREMENT table; the host checks afterwards that no row of a
+        // table the plugin does not own changed
+        // (`crate::tenancy::check_plugin_schema`). Any other `sqlite_*`
+        // table (`sqlite_stat1`, …) is never written by a plugin.
+        let schema_table = |table: &str| {
+            matches!(
+                table,
+                "sqlite_master" | "sqlite_schema" | "sqlite_temp_master" | "sqlite_sequence"
+            )
+        };
         let writes_allowed = matches!(phase, Phase::Migration | Phase::Call { read_only: false });
         match ctx.action {
             AuthAction::Select | AuthAction::Function { .. } | AuthAction::Recursive => {

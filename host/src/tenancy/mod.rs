@@ -282,6 +282,15 @@ fn migrate(
     plugins: &[PluginMigrations],
 ) -> Result<(), TenancyError> {
     embedded::migrations::runner().run(conn)?;
+    migrate_plugins(conn, plugins)
+}
+
+/// Applies each plugin's migrations under its authorizer rules and checks
+/// what they left ([`check_plugin_schema`], `sqlite_sequence`).
+fn migrate_plugins(
+    conn: &mut rusqlite::Connection,
+    plugins: &[PluginMigrations],
+) -> Result<(), TenancyError> {
     for plugin in plugins {
         let migrations = plugin
             .migrations
@@ -291,6 +300,7 @@ fn migrate(
             })
             .collect::<Result<Vec<_>, _>>()?;
         let before = schema_objects(conn)?;
+        let seq_before = sequences(conn);
         let access = authorizer::PluginAccess::new(&plugin.plugin, &plugin.read_tables);
         authorizer::install(conn, &access, authorizer::Phase::Migration)?;
         let outcome = refinery::Runner::new(&migrations)
@@ -304,8 +314,30 @@ fn migrate(
             });
         }
         check_plugin_schema(conn, plugin, &before)?;
+        let prefix = format!("{}_", plugin.plugin);
+        let others = |rows: Vec<(String, i64)>| -> Vec<(String, i64)> {
+            rows.into_iter()
+                .filter(|(name, _)| !name.starts_with(&prefix))
+                .collect()
+        };
+        if others(sequences(conn)) != others(seq_before) {
+            return Err(TenancyError::PluginMigration {
+                plugin: plugin.plugin.clone(),
+                reason: "write to `sqlite_sequence` rows of tables the plugin does not own".into(),
+            });
+        }
     }
     Ok(())
+}
+
+/// The rows of `sqlite_sequence` (none before any AUTOINCREMENT table).
+fn sequences(conn: &rusqlite::Connection) -> Vec<(String, i64)> {
+    conn.prepare("SELECT name, seq FROM sqlite_sequence ORDER BY name")
+        .and_then(|mut stmt| {
+            stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+                .collect::<Result<_, _>>()
+        })
+        .unwrap_or_default()
 }
 
 /// `(type, name, tbl_name)` of every schema object.
@@ -437,7 +469,18 @@ fn check_under(
 pub fn validate_plugin_migrations(plugins: &[PluginMigrations]) -> Result<(), TenancyError> {
     let mut conn = rusqlite::Connection::open_in_memory()?;
     conn.execute_batch("PRAGMA foreign_keys = ON;")?;
-    migrate(&mut conn, plugins)
+    embedded::migrations::runner().run(&mut conn)?;
+    // Every host AUTOINCREMENT table gets its `sqlite_sequence` row, as in
+    // a tenant file in use, so that a plugin writing one is seen.
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS malipo_scratch_seq (id INTEGER PRIMARY KEY AUTOINCREMENT);
+         DROP TABLE malipo_scratch_seq;
+         INSERT INTO sqlite_sequence (name, seq)
+             SELECT name, 1 FROM sqlite_schema
+             WHERE type = 'table' AND sql LIKE '%AUTOINCREMENT%'
+               AND name NOT IN (SELECT name FROM sqlite_sequence);",
+    )?;
+    migrate_plugins(&mut conn, plugins)
 }
 
 /// The host's tenant tables and views: what the host's migrations create
@@ -529,5 +572,7 @@ mod tests {
              UPDATE sqlite_sequence SET seq = 9223372036854775807;",
         );
         assert!(error.contains("sqlite_sequence"), "{error}");
+        let error = refusal("INSERT INTO sqlite_stat1 VALUES ('stores', NULL, '1');");
+        assert!(error.contains("sqlite_stat1"), "{error}");
     }
 }
