@@ -331,3 +331,87 @@ async fn a_one_gigabyte_blob_fails_inside_the_call_and_host_memory_stays_low() {
     let (status, body) = app.get("/api/v1/stores", &owner.auth()).await;
     assert_eq!(status, 200, "{body}");
 }
+
+/// Turns the tenant's plugin secrets back into the layout written before
+/// secrets were kept per plugin (a bare name, sealed with `<tenant>/<name>`),
+/// as tenant migration V9 leaves an older file's rows: `plugin = ''`.
+fn to_legacy_layout(dir: &Path, tenant: &str) -> usize {
+    use aes_gcm::aead::{Aead, KeyInit, Payload};
+    use aes_gcm::{Aes256Gcm, Nonce};
+    let key = std::fs::read_to_string(dir.join("master.key")).expect("master key");
+    let key = hex::decode(key.trim()).expect("hex key");
+    let cipher = Aes256Gcm::new_from_slice(&key).expect("key");
+    let conn = rusqlite::Connection::open(dir.join("tenants").join(format!("{tenant}.db")))
+        .expect("open tenant file");
+    let rows: Vec<(String, String, Vec<u8>)> = conn
+        .prepare("SELECT plugin, name, value FROM secrets WHERE plugin <> ''")
+        .expect("prepare")
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    for (plugin, name, sealed) in &rows {
+        let (nonce, body) = sealed.split_at(12);
+        let aad = format!("{tenant}/{plugin}/{name}");
+        let plain = cipher
+            .decrypt(Nonce::from_slice(nonce), Payload { msg: body, aad: aad.as_bytes() })
+            .expect("a plugin secret opens with <tenant>/<plugin>/<name>");
+        let old_aad = format!("{tenant}/{name}");
+        let resealed = cipher
+            .encrypt(Nonce::from_slice(nonce), Payload { msg: &plain, aad: old_aad.as_bytes() })
+            .expect("seal");
+        let mut value = nonce.to_vec();
+        value.extend(resealed);
+        conn.execute(
+            "UPDATE secrets SET plugin = '', value = ?3 WHERE plugin = ?1 AND name = ?2",
+            rusqlite::params![plugin, name, value],
+        )
+        .expect("rewrite");
+    }
+    rows.len()
+}
+
+#[tokio::test]
+async fn secrets_written_before_they_were_per_plugin_still_pay_after_the_upgrade() {
+    let app = TestApp::spawn_with(Options::daraja_sim()).await;
+    let owner = app.register("Upgraded").await;
+    app.configure_mpesa(&owner).await;
+    let dir = app.data_dir.clone();
+    let (_, temp) = app.terminate();
+    let moved = to_legacy_layout(&dir, &owner.tenant_id);
+    assert!(moved >= 4, "mpesa's credentials were written per plugin: {moved}");
+
+    // A hostile plugin declaring the same names is installed too: it must
+    // not inherit them when the host moves them to their owner.
+    install(&dir, "malipo_test_thief.wasm");
+    let app = TestApp::start(&dir, &Options::daraja_sim()).await;
+    let auth = relogin(&app, &owner).await;
+    let (status, test) = app
+        .post("/api/v1/mpesa/credentials/test", &auth, json!({}))
+        .await;
+    assert_eq!(status, 200, "credentials test: {test}");
+    let (status, push) = app
+        .post(
+            "/api/v1/mpesa/stk-push",
+            &auth,
+            json!({"phone_number": "254712345678", "amount": 10, "account_reference": "A", "description": "B"}),
+        )
+        .await;
+    assert_eq!(status, 201, "mpesa still pays with its old secrets: {push}");
+    let (_, stolen) = app.post("/api/v1/thief/secrets", &auth, json!({})).await;
+    assert_eq!(
+        stolen["secrets"],
+        json!({"passkey": null, "consumer_secret": null, "initiator_password": null}),
+        "{stolen}"
+    );
+    let conn = rusqlite::Connection::open(app.tenant_file(&owner.tenant_id)).expect("open");
+    let legacy: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM secrets WHERE plugin = '' AND substr(name, 1, 2) <> '__'",
+            [],
+            |row| row.get(0),
+        )
+        .expect("count");
+    assert_eq!(legacy, 0, "every legacy secret moved to its plugin");
+    drop(temp);
+}
