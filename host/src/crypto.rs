@@ -137,7 +137,11 @@ mod tests {
         let mpesa = secret_box
             .seal("tenant-a", "mpesa/passkey", b"hunter2")
             .expect("seal");
-        assert!(secret_box.open("tenant-a", "thief/passkey", &mpesa).is_err());
+        assert!(
+            secret_box
+                .open("tenant-a", "thief/passkey", &mpesa)
+                .is_err()
+        );
         assert!(secret_box.open("tenant-a", "passkey", &mpesa).is_err());
     }
 }

@@ -84,7 +84,10 @@ fn tenant_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
 /// The peak resident memory (`VmHWM`, KiB) of the server on `dir`.
 fn peak_rss_kib(dir: &Path) -> u64 {
     let needle = dir.to_string_lossy().into_owned();
-    for entry in std::fs::read_dir("/proc").expect("/proc").filter_map(Result::ok) {
+    for entry in std::fs::read_dir("/proc")
+        .expect("/proc")
+        .filter_map(Result::ok)
+    {
         let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
             continue;
         };
@@ -139,9 +142,7 @@ async fn a_plugin_declaring_mpesas_secret_names_gets_its_own_secrets_never_mpesa
     assert_eq!(body["secrets"]["passkey"], "stolen", "{body}");
 
     // mpesa still has (and uses) its own credentials.
-    let (status, shown) = app
-        .get("/api/v1/mpesa/credentials", &owner.auth())
-        .await;
+    let (status, shown) = app.get("/api/v1/mpesa/credentials", &owner.auth()).await;
     assert_eq!(status, 200, "{shown}");
     assert_eq!(shown["configured"], true, "{shown}");
     let (status, test) = app
@@ -227,7 +228,11 @@ async fn a_migration_planting_a_foreign_key_and_trigger_on_host_tables_is_refuse
         .await;
     assert!(status < 300, "{body}");
     let (status, shown) = app.get("/api/v1/mpesa/credentials", &auth).await;
-    assert_eq!((status, &shown["configured"]), (200, &json!(true)), "{shown}");
+    assert_eq!(
+        (status, &shown["configured"]),
+        (200, &json!(true)),
+        "{shown}"
+    );
     drop(temp);
 }
 
@@ -297,7 +302,10 @@ async fn emitting_another_plugins_payment_event_is_refused_and_billing_settles_n
         .get(&format!("/api/v1/invoices/{invoice}"), &shop.auth())
         .await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body["status"], "open", "billing settled a forged payment: {body}");
+    assert_eq!(
+        body["status"], "open",
+        "billing settled a forged payment: {body}"
+    );
 }
 
 #[tokio::test]
@@ -354,11 +362,23 @@ fn to_legacy_layout(dir: &Path, tenant: &str) -> usize {
         let (nonce, body) = sealed.split_at(12);
         let aad = format!("{tenant}/{plugin}/{name}");
         let plain = cipher
-            .decrypt(Nonce::from_slice(nonce), Payload { msg: body, aad: aad.as_bytes() })
+            .decrypt(
+                Nonce::from_slice(nonce),
+                Payload {
+                    msg: body,
+                    aad: aad.as_bytes(),
+                },
+            )
             .expect("a plugin secret opens with <tenant>/<plugin>/<name>");
         let old_aad = format!("{tenant}/{name}");
         let resealed = cipher
-            .encrypt(Nonce::from_slice(nonce), Payload { msg: &plain, aad: old_aad.as_bytes() })
+            .encrypt(
+                Nonce::from_slice(nonce),
+                Payload {
+                    msg: &plain,
+                    aad: old_aad.as_bytes(),
+                },
+            )
             .expect("seal");
         let mut value = nonce.to_vec();
         value.extend(resealed);
@@ -379,7 +399,10 @@ async fn secrets_written_before_they_were_per_plugin_still_pay_after_the_upgrade
     let dir = app.data_dir.clone();
     let (_, temp) = app.terminate();
     let moved = to_legacy_layout(&dir, &owner.tenant_id);
-    assert!(moved >= 4, "mpesa's credentials were written per plugin: {moved}");
+    assert!(
+        moved >= 4,
+        "mpesa's credentials were written per plugin: {moved}"
+    );
 
     // A hostile plugin declaring the same names is installed too: it must
     // not inherit them when the host moves them to their owner.

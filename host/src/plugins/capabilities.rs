@@ -127,11 +127,19 @@ pub fn migrate_legacy_secrets(
     let tx = conn.unchecked_transaction().map_err(|e| e.to_string())?;
     for (name, sealed) in legacy {
         let Some(owner) = owners.get(&name) else {
-            tracing::warn!(tenant, secret = name, "a secret with no owning plugin is left unread");
+            tracing::warn!(
+                tenant,
+                secret = name,
+                "a secret with no owning plugin is left unread"
+            );
             continue;
         };
         let Ok(plain) = services.secrets.open(tenant, &name, &sealed) else {
-            tracing::warn!(tenant, secret = name, "a legacy secret does not decrypt; left as is");
+            tracing::warn!(
+                tenant,
+                secret = name,
+                "a legacy secret does not decrypt; left as is"
+            );
             continue;
         };
         let resealed = services

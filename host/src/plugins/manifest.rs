@@ -35,9 +35,7 @@ const ALWAYS_RESERVED: &[&str] = &["host", "sqlite", "refinery", "malipo"];
 /// host's migrations create, see [`crate::tenancy::host_tables`]).
 pub fn reserved_name_reason(name: &str, host_tables: &[String]) -> Option<String> {
     if ALWAYS_RESERVED.contains(&name) || name.starts_with("sqlite") {
-        return Some(format!(
-            "the plugin name `{name}` is reserved for the host"
-        ));
+        return Some(format!("the plugin name `{name}` is reserved for the host"));
     }
     let prefix = format!("{name}_");
     host_tables
@@ -524,11 +522,32 @@ mod tests {
                 );
             }
         }
-        for name in ["audit", "host", "store", "event", "refinery", "sqlite", "settings",
-                     "secrets", "outbox", "approvals", "members", "branding", "stores"] {
+        for name in [
+            "audit",
+            "host",
+            "store",
+            "event",
+            "refinery",
+            "sqlite",
+            "settings",
+            "secrets",
+            "outbox",
+            "approvals",
+            "members",
+            "branding",
+            "stores",
+        ] {
             assert!(reserved_name_reason(name, &tables).is_some(), "{name}");
         }
-        for name in ["mpesa", "billing", "rbac", "usage", "notifications", "sandbox", "thief"] {
+        for name in [
+            "mpesa",
+            "billing",
+            "rbac",
+            "usage",
+            "notifications",
+            "sandbox",
+            "thief",
+        ] {
             assert_eq!(reserved_name_reason(name, &tables), None, "{name}");
         }
     }

@@ -738,7 +738,10 @@ pub fn sql_limits(limits: &PluginLimits) -> Vec<(rusqlite::limits::Limit, i32)> 
         .max(limits.max_input_bytes)
         .clamp(1 << 20, 1 << 30);
     vec![
-        (Limit::SQLITE_LIMIT_LENGTH, i32::try_from(length).unwrap_or(1 << 30)),
+        (
+            Limit::SQLITE_LIMIT_LENGTH,
+            i32::try_from(length).unwrap_or(1 << 30),
+        ),
         (Limit::SQLITE_LIMIT_SQL_LENGTH, 1 << 20),
         (Limit::SQLITE_LIMIT_COLUMN, 500),
         (Limit::SQLITE_LIMIT_EXPR_DEPTH, 200),

@@ -490,9 +490,8 @@ pub fn validate_plugin_migrations(plugins: &[PluginMigrations]) -> Result<(), Te
 pub fn host_tables() -> Result<Vec<String>, TenancyError> {
     let mut conn = rusqlite::Connection::open_in_memory()?;
     embedded::migrations::runner().run(&mut conn)?;
-    let mut stmt = conn.prepare(
-        "SELECT name FROM sqlite_schema WHERE type IN ('table', 'view') ORDER BY name",
-    )?;
+    let mut stmt = conn
+        .prepare("SELECT name FROM sqlite_schema WHERE type IN ('table', 'view') ORDER BY name")?;
     let names = stmt
         .query_map([], |row| row.get(0))?
         .collect::<Result<_, _>>()?;
@@ -554,16 +553,17 @@ mod tests {
                     "CREATE TABLE probe_items (id INTEGER PRIMARY KEY, note TEXT);
                      CREATE TRIGGER probe_items_t {event} ON probe_items BEGIN {body} END;"
                 ));
-                assert!(error.contains("trigger `probe_items_t`"), "{event} {body}: {error}");
+                assert!(
+                    error.contains("trigger `probe_items_t`"),
+                    "{event} {body}: {error}"
+                );
             }
         }
     }
 
     #[test]
     fn a_trigger_on_a_host_table_a_view_over_one_and_sqlite_writes_are_refused() {
-        let error = refusal(
-            "CREATE TRIGGER probe_t AFTER DELETE ON stores BEGIN SELECT 1; END;",
-        );
+        let error = refusal("CREATE TRIGGER probe_t AFTER DELETE ON stores BEGIN SELECT 1; END;");
         assert!(error.contains("stores"), "{error}");
         let error = refusal("CREATE VIEW probe_v AS SELECT * FROM secrets;");
         assert!(error.contains("secrets"), "{error}");

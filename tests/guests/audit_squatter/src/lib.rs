@@ -31,7 +31,12 @@ impl Guest for Squatter {
                 output_schema: json!({"type": "object"}).to_string(),
                 success_status: 200,
                 mcp_tool: None,
-                annotations: Annotations { read_only: false, destructive: true, idempotent: false, open_world: false },
+                annotations: Annotations {
+                    read_only: false,
+                    destructive: true,
+                    idempotent: false,
+                    open_world: false,
+                },
                 money: None,
                 feature: None,
             }],
@@ -52,12 +57,19 @@ impl Guest for Squatter {
         }
     }
 
-    fn invoke(_ctx: CallContext, _operation: String, _input: String) -> Result<String, PluginError> {
+    fn invoke(
+        _ctx: CallContext,
+        _operation: String,
+        _input: String,
+    ) -> Result<String, PluginError> {
         let deleted = malipo::plugin::tenant_db::execute(
             "DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log ORDER BY id DESC LIMIT 2)",
             &[],
         )
-        .map_err(|message| PluginError { code: "bad_request".to_owned(), message })?;
+        .map_err(|message| PluginError {
+            code: "bad_request".to_owned(),
+            message,
+        })?;
         Ok(json!({ "deleted": deleted }).to_string())
     }
 

@@ -43,7 +43,12 @@ impl Guest for Planter {
                 output_schema: json!({"type": "object"}).to_string(),
                 success_status: 200,
                 mcp_tool: None,
-                annotations: Annotations { read_only: false, destructive: false, idempotent: false, open_world: false },
+                annotations: Annotations {
+                    read_only: false,
+                    destructive: false,
+                    idempotent: false,
+                    open_world: false,
+                },
                 money: None,
                 feature: None,
             }],
@@ -60,7 +65,11 @@ impl Guest for Planter {
             jobs: Vec::new(),
             callbacks: false,
             sends_mail: false,
-            migrations: vec![Migration { version: 1, name: "plant".to_owned(), sql: PLANT.to_owned() }],
+            migrations: vec![Migration {
+                version: 1,
+                name: "plant".to_owned(),
+                sql: PLANT.to_owned(),
+            }],
         }
     }
 
@@ -71,7 +80,10 @@ impl Guest for Planter {
             "INSERT INTO planter_links (store_id) VALUES (?1)",
             &[malipo::plugin::tenant_db::Value::Text(store)],
         )
-        .map_err(|message| PluginError { code: "bad_request".to_owned(), message })?;
+        .map_err(|message| PluginError {
+            code: "bad_request".to_owned(),
+            message,
+        })?;
         Ok(json!({ "linked": true }).to_string())
     }
 

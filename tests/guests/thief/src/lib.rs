@@ -30,14 +30,22 @@ fn op(name: &str, path: &str) -> Operation {
         output_schema: json!({"type": "object"}).to_string(),
         success_status: 200,
         mcp_tool: None,
-        annotations: Annotations { read_only: false, destructive: true, idempotent: false, open_world: false },
+        annotations: Annotations {
+            read_only: false,
+            destructive: true,
+            idempotent: false,
+            open_world: false,
+        },
         money: None,
         feature: None,
     }
 }
 
 fn failed(message: String) -> PluginError {
-    PluginError { code: "bad_request".to_owned(), message }
+    PluginError {
+        code: "bad_request".to_owned(),
+        message,
+    }
 }
 
 impl Guest for Thief {
@@ -75,7 +83,12 @@ impl Guest for Thief {
             "thief.secrets" => {
                 let found: serde_json::Map<String, Value> = STOLEN
                     .iter()
-                    .map(|name| ((*name).to_owned(), malipo::plugin::secrets::get(name).map_or(Value::Null, Value::from)))
+                    .map(|name| {
+                        (
+                            (*name).to_owned(),
+                            malipo::plugin::secrets::get(name).map_or(Value::Null, Value::from),
+                        )
+                    })
                     .collect();
                 Ok(json!({ "secrets": found }).to_string())
             }
