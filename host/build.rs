@@ -81,7 +81,12 @@ fn main() {
     );
     build_workspace(
         &root.join("tests/guests/Cargo.toml"),
-        &["malipo-test-sandbox"],
+        &[
+            "malipo-test-sandbox",
+            "malipo-test-thief",
+            "malipo-test-planter",
+            "malipo-test-audit-squatter",
+        ],
         &target_dir,
     );
     let built = target_dir.join(TARGET).join("release");
@@ -96,7 +101,16 @@ fn main() {
         ],
         &out.join("plugins"),
     );
-    copy_wasm(&built, &["malipo_test_sandbox"], &out.join("test-guests"));
+    copy_wasm(
+        &built,
+        &[
+            "malipo_test_sandbox",
+            "malipo_test_thief",
+            "malipo_test_planter",
+            "malipo_test_audit_squatter",
+        ],
+        &out.join("test-guests"),
+    );
     println!(
         "cargo:rustc-env=MALIPO_TEST_GUESTS_DIR={}",
         out.join("test-guests").display()

@@ -194,21 +194,53 @@ fn catalog(runtime: &PluginRuntime) -> Vec<PermissionSpec> {
     all
 }
 
-/// Syncs the permission catalog into the authorizing plugin whenever a
+/// Who owned each secret name before secrets were kept per plugin: the
+/// embedded (first-party) plugin declaring it, when exactly one does. A
+/// plugin installed from `<data-dir>/plugins/` never inherits a secret.
+fn legacy_secret_owners(runtime: &PluginRuntime) -> std::collections::HashMap<String, String> {
+    let mut owners = std::collections::HashMap::new();
+    let mut shared = std::collections::HashSet::new();
+    for plugin in runtime.plugins().filter(|p| p.source == "embedded") {
+        for name in &plugin.manifest.secrets {
+            if owners
+                .insert(name.clone(), plugin.manifest.name.clone())
+                .is_some()
+            {
+                shared.insert(name.clone());
+            }
+        }
+    }
+    for name in shared {
+        owners.remove(&name);
+    }
+    owners
+}
+
+/// Moves secrets written before secrets were kept per plugin to their
+/// owners, then syncs the permission catalog into the authorizing plugin whenever a
 /// tenant file is opened with an older catalog than this binary's.
 fn install_catalog_sync(
     tenancy: &Tenancy,
     runtime: &Arc<PluginRuntime>,
     catalog: &[PermissionSpec],
 ) {
-    let Some(rbac) = runtime.authorizer_plugin().map(|p| p.manifest.name.clone()) else {
-        return;
-    };
+    let rbac = runtime.authorizer_plugin().map(|p| p.manifest.name.clone());
     let input = json!({"permissions": catalog}).to_string();
     let hash = hex::encode(Sha256::digest(input.as_bytes()));
+    let owners = legacy_secret_owners(runtime);
     let runtime = Arc::clone(runtime);
     tenancy.set_open_hook(Arc::new(move |db| {
         let conn = db.conn().map_err(|e| e.to_string())?;
+        let moved = crate::plugins::capabilities::migrate_legacy_secrets(
+            &conn,
+            runtime.services(),
+            &db.id().to_string(),
+            &owners,
+        )
+        .map_err(|e| format!("moving secrets to their plugins: {e}"))?;
+        if moved > 0 {
+            tracing::info!(tenant = %db.id(), moved, "secrets moved to their owning plugins");
+        }
         // Callback tokens exist before any request needs one: a token made
         // inside a request's transaction would be invisible to a callback
         // arriving before that transaction commits.
@@ -228,6 +260,9 @@ fn install_catalog_sync(
             )
             .ok();
         drop(conn);
+        let Some(rbac) = rbac.as_deref() else {
+            return Ok(());
+        };
         if current.as_deref() == Some(hash.as_str()) {
             return Ok(());
         }
@@ -241,7 +276,7 @@ fn install_catalog_sync(
             progress: None,
         };
         runtime
-            .invoke(&rbac, request, |conn, _| {
+            .invoke(rbac, request, |conn, _| {
                 conn.execute(
                     "INSERT INTO host_meta (key, value) VALUES ('catalog_hash', ?1)
                      ON CONFLICT (key) DO UPDATE SET value = ?1",

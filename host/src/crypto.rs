@@ -1,6 +1,9 @@
 //! Encryption at rest for tenant secrets: AES-256-GCM under one master key,
-//! with `<tenant-id>/<secret-name>` as associated data so a ciphertext moved
-//! to another tenant or another field does not decrypt.
+//! with `<tenant-id>/<field>` as associated data so a ciphertext moved to
+//! another tenant or another field does not decrypt. A plugin's secret's
+//! field is `<plugin>/<name>` (see
+//! [`crate::plugins::capabilities::secret_field`]), so a ciphertext moved to
+//! another plugin's secret of the same name does not decrypt either.
 //!
 //! The master key comes from `MALIPO_MASTER_KEY` (64 hex characters) or from
 //! `<data-dir>/master.key`, created with 0600 permissions on first run.
@@ -131,5 +134,14 @@ mod tests {
                 .is_err()
         );
         assert!(!sealed.windows(7).any(|w| w == b"hunter2"));
+        let mpesa = secret_box
+            .seal("tenant-a", "mpesa/passkey", b"hunter2")
+            .expect("seal");
+        assert!(
+            secret_box
+                .open("tenant-a", "thief/passkey", &mpesa)
+                .is_err()
+        );
+        assert!(secret_box.open("tenant-a", "passkey", &mpesa).is_err());
     }
 }

@@ -334,7 +334,7 @@ fn now_ms() -> i64 {
 fn pending_page(db: &TenantDb, after: i64) -> Result<Vec<(i64, Event)>, DispatchError> {
     let conn = db.conn()?;
     let mut stmt = conn.prepare_cached(
-        "SELECT id, event_id, name, payload FROM outbox
+        "SELECT id, event_id, name, payload, source FROM outbox
          WHERE delivered_at IS NULL AND id > ?1 ORDER BY id LIMIT ?2",
     )?;
     let rows = stmt
@@ -345,6 +345,7 @@ fn pending_page(db: &TenantDb, after: i64) -> Result<Vec<(i64, Event)>, Dispatch
                     id: row.get(1)?,
                     name: row.get(2)?,
                     payload: row.get(3)?,
+                    source: row.get(4)?,
                 },
             ))
         })?

@@ -22,6 +22,7 @@ mod notifications;
 mod onboarding;
 mod operations;
 mod operator;
+mod plugin_isolation;
 mod sandbox;
 mod settings;
 mod shutdown;

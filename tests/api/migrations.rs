@@ -21,7 +21,7 @@ const LATER_INDEXES: [&str; 5] = [
     "audit_log_by_seq",
 ];
 /// The history of a file at the newest schema.
-const LATEST: [i64; 7] = [1, 2, 3, 4, 5, 6, 7];
+const LATEST: [i64; 8] = [1, 2, 3, 4, 5, 6, 7, 9];
 
 fn open(path: &Path) -> rusqlite::Connection {
     let conn =

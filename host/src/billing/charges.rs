@@ -146,6 +146,16 @@ pub fn settle_from_event(state: &AppState, tenant: TenantId, event: &Event) -> R
     {
         return Ok(());
     }
+    // Only the mpesa plugin's own payment events settle a charge: the
+    // outbox records who emitted each event, and a payment event from any
+    // other source (which the host refuses to write anyway) is ignored.
+    if event.source != MPESA {
+        tracing::warn!(
+            tenant = %tenant, source = event.source, event = event.name,
+            "a payment event not emitted by mpesa was ignored by billing"
+        );
+        return Ok(());
+    }
     let payload: Value = serde_json::from_str(&event.payload).unwrap_or(Value::Null);
     let Some(transaction_id) = payload["transaction_id"].as_str() else {
         return Ok(());

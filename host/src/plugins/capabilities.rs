@@ -34,6 +34,8 @@ pub struct ActiveCall {
     pub request_id: String,
     /// Secrets the manifest declared.
     pub secrets: Arc<[String]>,
+    /// Event names (or `prefix.*` patterns) the manifest declared it emits.
+    pub emits: Arc<[String]>,
     /// Bytes of query results the call may still read.
     pub read_budget: usize,
     /// Events written so far.
@@ -79,45 +81,139 @@ fn callback_token_name(plugin: &str) -> String {
     format!("__callback_token_{plugin}")
 }
 
-/// Reads one sealed secret of the tenant on `conn`.
+/// The owner column of the host's own secrets (callback tokens), and of
+/// secrets written before secrets were kept per plugin until they move.
+pub const HOST_SECRETS: &str = "";
+
+/// The AES-GCM field of a secret (the associated data is
+/// `<tenant>/<field>`): `<plugin>/<name>` for a plugin's secret, so that a
+/// ciphertext moved to another plugin's row does not decrypt; the bare
+/// `name` for the host's own.
+pub fn secret_field(plugin: &str, name: &str) -> String {
+    if plugin.is_empty() {
+        name.to_string()
+    } else {
+        format!("{plugin}/{name}")
+    }
+}
+
+/// Moves the tenant's secrets written before secrets were kept per plugin
+/// (`plugin = ''`, a name not starting with `__`, sealed with
+/// `<tenant>/<name>`) to the plugin that owned them then, resealed with
+/// `<tenant>/<plugin>/<name>`, in one transaction. `owners` maps a secret
+/// name to that plugin: only first-party plugins declared secrets before
+/// the change (`mpesa`: its credentials and `oauth_token`;
+/// `notifications`: `webhook-secrets`), so the caller builds it from the
+/// embedded plugins only — a plugin installed later that declares the same
+/// name never receives the value. A name with no owner, or two, is left
+/// where it is (unread) and logged. Idempotent. Answers how many moved.
+pub fn migrate_legacy_secrets(
+    conn: &rusqlite::Connection,
+    services: &HostServices,
+    tenant: &str,
+    owners: &std::collections::HashMap<String, String>,
+) -> Result<usize, String> {
+    let legacy: Vec<(String, Vec<u8>)> = conn
+        .prepare("SELECT name, value FROM secrets WHERE plugin = '' AND substr(name, 1, 2) <> '__'")
+        .and_then(|mut stmt| {
+            stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+                .collect::<Result<_, _>>()
+        })
+        .map_err(|e| e.to_string())?;
+    if legacy.is_empty() {
+        return Ok(0);
+    }
+    let mut moved = 0;
+    let tx = conn.unchecked_transaction().map_err(|e| e.to_string())?;
+    for (name, sealed) in legacy {
+        let Some(owner) = owners.get(&name) else {
+            tracing::warn!(
+                tenant,
+                secret = name,
+                "a secret with no owning plugin is left unread"
+            );
+            continue;
+        };
+        let Ok(plain) = services.secrets.open(tenant, &name, &sealed) else {
+            tracing::warn!(
+                tenant,
+                secret = name,
+                "a legacy secret does not decrypt; left as is"
+            );
+            continue;
+        };
+        let resealed = services
+            .secrets
+            .seal(tenant, &secret_field(owner, &name), &plain)
+            .map_err(|e| e.to_string())?;
+        tx.execute(
+            "INSERT INTO secrets (plugin, name, value, updated_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (plugin, name) DO NOTHING",
+            rusqlite::params![owner, name, resealed, crate::time_util::now_rfc3339()],
+        )
+        .map_err(|e| e.to_string())?;
+        tx.execute(
+            "DELETE FROM secrets WHERE plugin = '' AND name = ?1",
+            [&name],
+        )
+        .map_err(|e| e.to_string())?;
+        moved += 1;
+    }
+    tx.commit().map_err(|e| e.to_string())?;
+    Ok(moved)
+}
+
+/// Reads one sealed secret of `plugin` (or of the host: [`HOST_SECRETS`])
+/// for the tenant on `conn`.
 pub fn read_secret(
     conn: &rusqlite::Connection,
     services: &HostServices,
     tenant: &str,
+    plugin: &str,
     name: &str,
 ) -> Option<String> {
     let sealed: Vec<u8> = conn
-        .query_row("SELECT value FROM secrets WHERE name = ?1", [name], |row| {
-            row.get(0)
-        })
+        .query_row(
+            "SELECT value FROM secrets WHERE plugin = ?1 AND name = ?2",
+            [plugin, name],
+            |row| row.get(0),
+        )
         .optional()
         .ok()
         .flatten()?;
-    let plain = services.secrets.open(tenant, name, &sealed).ok()?;
+    let plain = services
+        .secrets
+        .open(tenant, &secret_field(plugin, name), &sealed)
+        .ok()?;
     String::from_utf8(plain).ok()
 }
 
-/// Seals and writes one secret of the tenant on `conn`.
+/// Seals and writes one secret of `plugin` (or of the host) for the tenant
+/// on `conn`; an empty value deletes it.
 pub fn write_secret(
     conn: &rusqlite::Connection,
     services: &HostServices,
     tenant: &str,
+    plugin: &str,
     name: &str,
     value: &str,
 ) -> Result<(), String> {
     if value.is_empty() {
-        conn.execute("DELETE FROM secrets WHERE name = ?1", [name])
-            .map_err(|e| e.to_string())?;
+        conn.execute(
+            "DELETE FROM secrets WHERE plugin = ?1 AND name = ?2",
+            [plugin, name],
+        )
+        .map_err(|e| e.to_string())?;
         return Ok(());
     }
     let sealed = services
         .secrets
-        .seal(tenant, name, value.as_bytes())
+        .seal(tenant, &secret_field(plugin, name), value.as_bytes())
         .map_err(|e| e.to_string())?;
     conn.execute(
-        "INSERT INTO secrets (name, value, updated_at) VALUES (?1, ?2, ?3)
-         ON CONFLICT (name) DO UPDATE SET value = ?2, updated_at = ?3",
-        rusqlite::params![name, sealed, crate::time_util::now_rfc3339()],
+        "INSERT INTO secrets (plugin, name, value, updated_at) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (plugin, name) DO UPDATE SET value = ?3, updated_at = ?4",
+        rusqlite::params![plugin, name, sealed, crate::time_util::now_rfc3339()],
     )
     .map_err(|e| e.to_string())?;
     Ok(())
@@ -131,11 +227,11 @@ pub fn callback_token(
     plugin: &str,
 ) -> Result<String, String> {
     let name = callback_token_name(plugin);
-    if let Some(token) = read_secret(conn, services, tenant, &name) {
+    if let Some(token) = read_secret(conn, services, tenant, HOST_SECRETS, &name) {
         return Ok(token);
     }
     let token = crate::auth::token::generate("cb_");
-    write_secret(conn, services, tenant, &name, &token)?;
+    write_secret(conn, services, tenant, HOST_SECRETS, &name, &token)?;
     Ok(token)
 }
 
@@ -147,7 +243,14 @@ pub fn rotate_callback_token(
     plugin: &str,
 ) -> Result<String, String> {
     let token = crate::auth::token::generate("cb_");
-    write_secret(conn, services, tenant, &callback_token_name(plugin), &token)?;
+    write_secret(
+        conn,
+        services,
+        tenant,
+        HOST_SECRETS,
+        &callback_token_name(plugin),
+        &token,
+    )?;
     Ok(token)
 }
 
@@ -159,7 +262,14 @@ pub fn callback_token_matches(
     plugin: &str,
     presented: &str,
 ) -> bool {
-    read_secret(conn, services, tenant, &callback_token_name(plugin)).is_some_and(|token| {
+    read_secret(
+        conn,
+        services,
+        tenant,
+        HOST_SECRETS,
+        &callback_token_name(plugin),
+    )
+    .is_some_and(|token| {
         // Compare digests so the comparison time says nothing about the token.
         crate::auth::token::digest(&token) == crate::auth::token::digest(presented)
     })
@@ -334,13 +444,14 @@ impl tenant_db::Host for HostState {
 
 impl secrets::Host for HostState {
     fn get(&mut self, name: String) -> Option<String> {
+        let plugin = self.plugin.clone();
         let call = self.call.as_mut()?;
         if !call.secrets.contains(&name) {
             return None;
         }
         let (conn, services, tenant) = (&call.conn, &call.services, &call.tenant_id);
         call.access
-            .as_host(|| read_secret(conn, services, tenant, &name))
+            .as_host(|| read_secret(conn, services, tenant, &plugin, &name))
     }
 
     fn put(&mut self, name: String, value: String) -> Result<(), String> {
@@ -351,9 +462,10 @@ impl secrets::Host for HostState {
         if value.len() > 16 * 1024 {
             return Err("a secret may hold at most 16 KiB".into());
         }
+        let plugin = self.plugin.clone();
         let (conn, services, tenant) = (&call.conn, &call.services, &call.tenant_id);
         call.access
-            .as_host(|| write_secret(conn, services, tenant, &name, &value))
+            .as_host(|| write_secret(conn, services, tenant, &plugin, &name, &value))
     }
 }
 
@@ -545,6 +657,23 @@ impl events::Host for HostState {
             if let Ok(mut slot) = call.access_violation_slot() {
                 slot.get_or_insert_with(|| {
                     "event payload must be JSON; at most 1000 events a call".into()
+                });
+            }
+            return;
+        }
+        if !call
+            .emits
+            .iter()
+            .any(|pattern| super::manifest::pattern_covers(pattern, &name))
+        {
+            // The call fails (capability denied): an event name belongs to
+            // the plugin that declares it in `emits`.
+            if let Ok(mut slot) = call.access_violation_slot() {
+                slot.get_or_insert_with(|| {
+                    format!(
+                        "emit of `{name}`, which the plugin's manifest does not declare in `emits` \
+                         (an event name belongs to the plugin that declares it)"
+                    )
                 });
             }
             return;

@@ -20,6 +20,68 @@ pub const READABLE_HOST_TABLES: &[&str] = &[
     "settings",
 ];
 
+/// Event names the host itself emits (`crate::events::emit_host_event`):
+/// no plugin may declare them in `emits`.
+pub const HOST_EVENTS: &[&str] = &["invitation.*", "password_reset.*"];
+
+/// Plugin names refused whatever the host schema says: the host's own
+/// namespaces (`host` is also the `source` of the host's events).
+const ALWAYS_RESERVED: &[&str] = &["host", "sqlite", "refinery", "malipo"];
+
+/// Why a plugin may not be called `name`, if it may not: its tables are
+/// `<name>_…`, so a name that is a host table, or whose `<name>_` prefixes
+/// one (`audit` → `audit_log`, `event` → `event_deliveries`), would own
+/// host data. `host_tables` is the host's tenant schema (every table the
+/// host's migrations create, see [`crate::tenancy::host_tables`]).
+pub fn reserved_name_reason(name: &str, host_tables: &[String]) -> Option<String> {
+    if ALWAYS_RESERVED.contains(&name) || name.starts_with("sqlite") {
+        return Some(format!("the plugin name `{name}` is reserved for the host"));
+    }
+    let prefix = format!("{name}_");
+    host_tables
+        .iter()
+        .find(|table| *table == name || table.starts_with(&prefix))
+        .map(|table| {
+            format!(
+                "the plugin name `{name}` is reserved: a plugin owns the tables named `{name}_…`, \
+                 and the host table `{table}` would be one of them (or share its name)"
+            )
+        })
+}
+
+/// Whether the `emits` pattern `pattern` (`a.b` or `a.*`) covers `name`.
+pub fn pattern_covers(pattern: &str, name: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => name.starts_with(prefix) && name.len() > prefix.len(),
+        None => pattern == name,
+    }
+}
+
+/// Whether two `emits` patterns could both cover one name.
+pub fn patterns_overlap(a: &str, b: &str) -> bool {
+    match (a.strip_suffix('*'), b.strip_suffix('*')) {
+        (Some(pa), Some(pb)) => pa.starts_with(pb) || pb.starts_with(pa),
+        (Some(_), None) => pattern_covers(a, b),
+        (None, Some(_)) => pattern_covers(b, a),
+        (None, None) => a == b,
+    }
+}
+
+/// `resource.event` names, or `prefix.*`: lower-case segments separated
+/// by dots, at least two.
+fn valid_emits_pattern(pattern: &str) -> bool {
+    let body = pattern.strip_suffix(".*").unwrap_or(pattern);
+    let segments: Vec<&str> = body.split('.').collect();
+    pattern.len() <= 100
+        && (pattern.ends_with(".*") || segments.len() >= 2)
+        && segments.iter().all(|segment| {
+            !segment.is_empty()
+                && segment
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+        })
+}
+
 /// HTTP method of an operation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "UPPERCASE")]
@@ -141,6 +203,8 @@ pub struct PluginManifest {
     pub permissions: Vec<PermissionSpec>,
     /// Events it wants.
     pub subscriptions: Vec<String>,
+    /// Event names (or `prefix.*` patterns) it owns and may emit.
+    pub emits: Vec<String>,
     /// Host tables it reads.
     pub read_tables: Vec<String>,
     /// Secrets it reads and writes.
@@ -215,8 +279,24 @@ impl PluginManifest {
             ));
         }
         for secret in &raw.secrets {
-            if secret.starts_with("__") || secret.is_empty() || secret.len() > 64 {
+            if secret.starts_with("__")
+                || secret.is_empty()
+                || secret.len() > 64
+                || secret.contains('/')
+            {
                 return Err(fail(format!("secret name `{secret}` is not allowed")));
+            }
+        }
+        for pattern in &raw.emits {
+            if !valid_emits_pattern(pattern) {
+                return Err(fail(format!(
+                    "emits `{pattern}` is not an event name (`resource.event`) or a `prefix.*` pattern"
+                )));
+            }
+            if let Some(host) = HOST_EVENTS.iter().find(|h| patterns_overlap(h, pattern)) {
+                return Err(fail(format!(
+                    "emits `{pattern}`: events `{host}` belong to the host"
+                )));
             }
         }
         for table in &raw.read_tables {
@@ -317,6 +397,7 @@ impl PluginManifest {
             operations,
             permissions,
             subscriptions: raw.subscriptions,
+            emits: raw.emits,
             read_tables: raw.read_tables,
             secrets: raw.secrets,
             outbound_hosts: raw
@@ -372,6 +453,7 @@ mod tests {
             }],
             permissions: Vec::new(),
             subscriptions: Vec::new(),
+            emits: vec!["probe.*".into()],
             read_tables: Vec::new(),
             secrets: Vec::new(),
             outbound_hosts: Vec::new(),
@@ -401,6 +483,73 @@ mod tests {
         assert_eq!(money.amount_fields, ["/items/*/amount"]);
         let none = PluginManifest::from_wit(raw(None)).expect("valid manifest");
         assert!(none.operations[0].money.is_none());
+    }
+
+    #[test]
+    fn emits_patterns_cover_and_overlap_as_declared() {
+        assert!(pattern_covers("payment.*", "payment.completed"));
+        assert!(!pattern_covers("payment.*", "payment."));
+        assert!(!pattern_covers("payment.*", "payout.completed"));
+        assert!(pattern_covers("invoice.paid", "invoice.paid"));
+        assert!(!pattern_covers("invoice.paid", "invoice.paid2"));
+        assert!(patterns_overlap("payment.*", "payment.completed"));
+        assert!(patterns_overlap("payment.completed", "payment.*"));
+        assert!(patterns_overlap("a.*", "a.b.*"));
+        assert!(!patterns_overlap("payment.*", "payout.*"));
+        let mut host = raw(None);
+        host.emits = vec!["invitation.created".into()];
+        let error = PluginManifest::from_wit(host).expect_err("host event refused");
+        assert!(error.to_string().contains("belong to the host"), "{error}");
+        let mut bad = raw(None);
+        bad.emits = vec!["*".into()];
+        assert!(PluginManifest::from_wit(bad).is_err());
+    }
+
+    #[test]
+    fn every_host_table_makes_its_prefixes_reserved() {
+        let tables = crate::tenancy::host_tables().expect("host schema");
+        assert!(tables.iter().any(|t| t == "audit_log"), "{tables:?}");
+        for table in &tables {
+            // Every name whose `<name>_` prefixes the table, and the table's own name.
+            let mut candidates = vec![table.clone()];
+            for (at, _) in table.match_indices('_') {
+                candidates.push(table[..at].to_string());
+            }
+            for name in candidates.iter().filter(|n| valid_plugin_name(n)) {
+                assert!(
+                    reserved_name_reason(name, &tables).is_some(),
+                    "plugin name `{name}` would own host table `{table}`"
+                );
+            }
+        }
+        for name in [
+            "audit",
+            "host",
+            "store",
+            "event",
+            "refinery",
+            "sqlite",
+            "settings",
+            "secrets",
+            "outbox",
+            "approvals",
+            "members",
+            "branding",
+            "stores",
+        ] {
+            assert!(reserved_name_reason(name, &tables).is_some(), "{name}");
+        }
+        for name in [
+            "mpesa",
+            "billing",
+            "rbac",
+            "usage",
+            "notifications",
+            "sandbox",
+            "thief",
+        ] {
+            assert_eq!(reserved_name_reason(name, &tables), None, "{name}");
+        }
     }
 
     #[test]

@@ -152,6 +152,7 @@ pub struct LoadedPlugin {
     pub authorizes: bool,
     pre: InstancePre<HostState>,
     secrets: Arc<[String]>,
+    emits: Arc<[String]>,
     outbound_hosts: Arc<[String]>,
 }
 
@@ -257,8 +258,10 @@ impl PluginRuntime {
         if self.plugins.contains_key(&manifest.name) {
             anyhow::bail!("a plugin named `{}` is already loaded", manifest.name);
         }
+        self.check_isolation(&manifest)?;
         let loaded = Arc::new(LoadedPlugin {
             secrets: manifest.secrets.clone().into(),
+            emits: manifest.emits.clone().into(),
             outbound_hosts: manifest.outbound_hosts.clone().into(),
             manifest,
             source: source.to_string(),
@@ -270,6 +273,50 @@ impl PluginRuntime {
         self.plugins
             .insert(loaded.manifest.name.clone(), Arc::clone(&loaded));
         Ok(loaded)
+    }
+
+    /// Refuses a plugin that would reach into the host's or another
+    /// plugin's data through its name or its events: a name reserved for the
+    /// host's tables, a name whose table prefix overlaps another plugin's
+    /// (`mpesa` would own `mpesa_x_…`), or `emits` overlapping what another
+    /// plugin emits.
+    fn check_isolation(&self, manifest: &PluginManifest) -> anyhow::Result<()> {
+        let name = &manifest.name;
+        let host_tables = crate::tenancy::host_tables()?;
+        if let Some(reason) = manifest::reserved_name_reason(name, &host_tables) {
+            anyhow::bail!("plugin `{name}` refused: {reason}");
+        }
+        for other in self.plugins() {
+            let theirs = &other.manifest.name;
+            if name.starts_with(&format!("{theirs}_")) || theirs.starts_with(&format!("{name}_")) {
+                anyhow::bail!(
+                    "plugin `{name}` refused: its tables (`{name}_…`) and those of plugin \
+                     `{theirs}` (`{theirs}_…`) would overlap"
+                );
+            }
+            for mine in &manifest.emits {
+                if let Some(clash) = other
+                    .manifest
+                    .emits
+                    .iter()
+                    .find(|p| manifest::patterns_overlap(p, mine))
+                {
+                    anyhow::bail!(
+                        "plugin `{name}` refused: it declares it emits `{mine}`, but `{clash}` \
+                         belongs to plugin `{theirs}`"
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The sqlite limits a plugin's statements run under
+    /// ([`PluginLimits`]): a string or blob is at most the larger of the
+    /// plugin input and output limits, so `randomblob(1000000000)` fails
+    /// inside the call instead of allocating on the host.
+    fn sql_limits(&self) -> Vec<(rusqlite::limits::Limit, i32)> {
+        sql_limits(&self.limits)
     }
 
     /// Loaded plugins, in load order.
@@ -405,6 +452,15 @@ impl PluginRuntime {
         // SQL shares the call's deadline; waiting on outbound I/O does not count.
         let io_nanos = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let io_for_sql = Arc::clone(&io_nanos);
+        let saved_limits = match apply_limits(&conn, &self.sql_limits()) {
+            Ok(saved) => saved,
+            Err(error) => {
+                if transaction.is_some() {
+                    let _ = conn.execute_batch("ROLLBACK");
+                }
+                return Err(error.into());
+            }
+        };
         let prepared = authorizer::install(&conn, &access, phase).and_then(|()| {
             conn.progress_handler(
                 10_000,
@@ -412,6 +468,7 @@ impl PluginRuntime {
             )
         });
         if let Err(error) = prepared {
+            let _ = apply_limits(&conn, &saved_limits);
             let _ = authorizer::remove(&conn);
             if transaction.is_some() {
                 let _ = conn.execute_batch("ROLLBACK");
@@ -421,6 +478,7 @@ impl PluginRuntime {
         let mut live = match self.checkout(db.id(), plugin) {
             Ok(live) => live,
             Err(error) => {
+                let _ = apply_limits(&conn, &saved_limits);
                 let _ = authorizer::remove(&conn);
                 let _ = conn.progress_handler(0, None::<fn() -> bool>);
                 if transaction.is_some() {
@@ -436,6 +494,7 @@ impl PluginRuntime {
             tenant_id: db.id().to_string(),
             request_id: request_id.to_string(),
             secrets: Arc::clone(&plugin.secrets),
+            emits: Arc::clone(&plugin.emits),
             read_budget: self.limits.max_output_bytes,
             emitted: 0,
             services: Arc::clone(&self.services),
@@ -455,6 +514,9 @@ impl PluginRuntime {
         };
         let emitted = call.emitted;
         let conn = call.conn;
+        // The host's own statements (commit, audit rows) run without the
+        // plugin's limits again.
+        let _ = apply_limits(&conn, &saved_limits);
         let _ = authorizer::remove(&conn);
         let _ = conn.progress_handler(0, None::<fn() -> bool>);
         let violation = access.violation();
@@ -666,6 +728,44 @@ impl PluginRuntime {
             |_, result| result,
         )
     }
+}
+
+/// The sqlite limits of a plugin's statements under `limits`.
+pub fn sql_limits(limits: &PluginLimits) -> Vec<(rusqlite::limits::Limit, i32)> {
+    use rusqlite::limits::Limit;
+    let length = limits
+        .max_output_bytes
+        .max(limits.max_input_bytes)
+        .clamp(1 << 20, 1 << 30);
+    vec![
+        (
+            Limit::SQLITE_LIMIT_LENGTH,
+            i32::try_from(length).unwrap_or(1 << 30),
+        ),
+        (Limit::SQLITE_LIMIT_SQL_LENGTH, 1 << 20),
+        (Limit::SQLITE_LIMIT_COLUMN, 500),
+        (Limit::SQLITE_LIMIT_EXPR_DEPTH, 200),
+        (Limit::SQLITE_LIMIT_COMPOUND_SELECT, 100),
+        (Limit::SQLITE_LIMIT_VDBE_OP, 1_000_000),
+        (Limit::SQLITE_LIMIT_FUNCTION_ARG, 64),
+        (Limit::SQLITE_LIMIT_ATTACHED, 0),
+        (Limit::SQLITE_LIMIT_LIKE_PATTERN_LENGTH, 1000),
+        (Limit::SQLITE_LIMIT_VARIABLE_NUMBER, 10_000),
+        (Limit::SQLITE_LIMIT_TRIGGER_DEPTH, 10),
+    ]
+}
+
+/// Sets each limit on `conn`; answers the previous values, to restore them
+/// with the same call.
+pub fn apply_limits(
+    conn: &rusqlite::Connection,
+    limits: &[(rusqlite::limits::Limit, i32)],
+) -> rusqlite::Result<Vec<(rusqlite::limits::Limit, i32)>> {
+    let mut previous = Vec::with_capacity(limits.len());
+    for (limit, value) in limits {
+        previous.push((*limit, conn.set_limit(*limit, *value)?));
+    }
+    Ok(previous)
 }
 
 /// The innermost cause of a trap, in one line.

@@ -99,6 +99,19 @@ impl PluginAccess {
             return Authorization::Allow;
         }
         let internal = |table: &str| table.starts_with("sqlite_");
+        // The schema table: SQLite reports a CREATE or DROP as a write to it.
+        // (An explicit write needs `PRAGMA writable_schema`, refused below.)
+        // `sqlite_sequence` is written when a migration creates or drops an
+        // AUTOINCREMENT table; the host checks afterwards that no row of a
+        // table the plugin does not own changed
+        // (`crate::tenancy::check_plugin_schema`). Any other `sqlite_*`
+        // table (`sqlite_stat1`, …) is never written by a plugin.
+        let schema_table = |table: &str| {
+            matches!(
+                table,
+                "sqlite_master" | "sqlite_schema" | "sqlite_temp_master" | "sqlite_sequence"
+            )
+        };
         let writes_allowed = matches!(phase, Phase::Migration | Phase::Call { read_only: false });
         match ctx.action {
             AuthAction::Select | AuthAction::Function { .. } | AuthAction::Recursive => {
@@ -122,7 +135,7 @@ impl PluginAccess {
                         "write to `{table_name}` in an operation declared read-only"
                     ))
                 } else if self.owns(table_name)
-                    || (phase == Phase::Migration && internal(table_name))
+                    || (phase == Phase::Migration && schema_table(table_name))
                 {
                     Authorization::Allow
                 } else {

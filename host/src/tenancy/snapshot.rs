@@ -577,20 +577,42 @@ impl Tenancy {
                  DROP TABLE IF EXISTS malipo_export_schema;
                  DROP TABLE IF EXISTS malipo_export_scrub;",
             )?;
-            let sealed: Vec<(String, Vec<u8>)> = tx
-                .prepare("SELECT name, value FROM secrets")?
-                .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+            // Files from before secrets were kept per plugin (tenant
+            // migration V9) have no `plugin` column: their secrets are all
+            // sealed under their bare name.
+            let per_plugin: bool = tx.query_row(
+                "SELECT COUNT(*) > 0 FROM pragma_table_info('secrets') WHERE name = 'plugin'",
+                [],
+                |row| row.get(0),
+            )?;
+            let select = if per_plugin {
+                "SELECT plugin, name, value FROM secrets"
+            } else {
+                "SELECT '', name, value FROM secrets"
+            };
+            let sealed: Vec<(String, String, Vec<u8>)> = tx
+                .prepare(select)?
+                .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
                 .collect::<Result<_, _>>()?;
-            for (name, value) in sealed {
-                match reseal(&name, &value) {
+            let (update, delete) = if per_plugin {
+                (
+                    "UPDATE secrets SET value = ?3 WHERE plugin = ?1 AND name = ?2",
+                    "DELETE FROM secrets WHERE plugin = ?1 AND name = ?2",
+                )
+            } else {
+                (
+                    "UPDATE secrets SET value = ?3 WHERE ?1 = '' AND name = ?2",
+                    "DELETE FROM secrets WHERE ?1 = '' AND name = ?2",
+                )
+            };
+            for (plugin, name, value) in sealed {
+                let field = crate::plugins::capabilities::secret_field(&plugin, &name);
+                match reseal(&field, &value) {
                     Some(resealed) => {
-                        tx.execute(
-                            "UPDATE secrets SET value = ?2 WHERE name = ?1",
-                            params![name, resealed],
-                        )?;
+                        tx.execute(update, params![plugin, name, resealed])?;
                     }
                     None => {
-                        tx.execute("DELETE FROM secrets WHERE name = ?1", [name])?;
+                        tx.execute(delete, params![plugin, name])?;
                     }
                 }
             }

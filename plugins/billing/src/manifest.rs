@@ -532,6 +532,7 @@ pub fn manifest() -> Manifest {
             },
         ],
         subscriptions: Vec::new(),
+        emits: vec!["invoice.*".to_owned(), "subscription.*".to_owned()],
         read_tables: Vec::new(),
         secrets: Vec::new(),
         outbound_hosts: Vec::new(),

@@ -38,6 +38,7 @@ pub fn manifest() -> Manifest {
             permission("reports.read", "See payment reports.", &["Owner", "Admin", "Manager"]),
         ],
         subscriptions: Vec::new(),
+        emits: vec!["payment.*".to_owned(), "payout.*".to_owned(), "reversal.*".to_owned()],
         read_tables: vec!["stores".to_owned(), "settings".to_owned()],
         secrets: crate::credentials::SECRET_NAMES
             .iter()

@@ -387,6 +387,7 @@ pub fn manifest() -> Manifest {
         subscriptions: EVENTS.iter().map(|e| (*e).to_owned()).collect(),
         // Where the organization's email goes, how it looks, the store a
         // payment names, and whether receipts are wanted (`settings`).
+        emits: Vec::new(),
         read_tables: vec![
             "members".to_owned(),
             "branding".to_owned(),

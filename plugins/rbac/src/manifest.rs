@@ -26,6 +26,7 @@ pub fn manifest() -> Manifest {
             permission("roles.assign", "Give roles to members and take them away.", ADMINS),
         ],
         subscriptions: Vec::new(),
+        emits: Vec::new(),
         read_tables: vec!["members".to_owned(), "stores".to_owned()],
         secrets: Vec::new(),
         outbound_hosts: Vec::new(),

@@ -335,6 +335,7 @@ pub fn manifest() -> Manifest {
                 .collect(),
         }],
         subscriptions: EVENTS.iter().map(|(name, _)| (*name).to_owned()).collect(),
+        emits: vec!["usage.*".to_owned()],
         read_tables: vec!["stores".to_owned(), "members".to_owned()],
         secrets: Vec::new(),
         outbound_hosts: Vec::new(),

@@ -19,6 +19,7 @@ pub fn manifest() -> Manifest {
             default_roles: vec!["Owner".to_owned(), "Admin".to_owned()],
         }],
         subscriptions: vec![crate::ops::PINGED.to_owned()],
+        emits: vec!["sandbox.*".to_owned()],
         read_tables: vec!["stores".to_owned(), "event_deliveries".to_owned()],
         secrets: Vec::new(),
         outbound_hosts: Vec::new(),
