@@ -49,6 +49,9 @@ pub struct Filters {
     limit: i64,
     /// JSON or CSV.
     pub format: Format,
+    /// Only rows of these stores (`None`: every row): a store-limited
+    /// caller's scope.
+    stores: Option<Vec<String>>,
 }
 
 /// One page of rows.
@@ -186,7 +189,22 @@ impl Filters {
             before,
             limit,
             format,
+            stores: None,
         })
+    }
+
+    /// Confines the listing to `stores` (a store-limited caller's); a
+    /// `store_id` filter outside them is refused.
+    pub fn confine(&mut self, stores: Vec<String>) -> Result<(), FilterError> {
+        if let Some((_, wanted)) = self.exact.iter().find(|(name, _)| *name == "store_id")
+            && !stores.contains(wanted)
+        {
+            return Err(FilterError(
+                "`store_id` names a store you may not use".into(),
+            ));
+        }
+        self.stores = Some(stores);
+        Ok(())
     }
 }
 
@@ -226,6 +244,17 @@ pub fn page(conn: &Connection, chain: &Chain, filters: &Filters) -> rusqlite::Re
     }
     if let Some(before) = filters.before {
         clause("seq < ?", SqlValue::Integer(before));
+    }
+    if let Some(stores) = &filters.stores {
+        if stores.is_empty() {
+            sql.push_str(" AND 0");
+        } else {
+            sql.push_str(&format!(
+                " AND store_id IN ({})",
+                vec!["?"; stores.len()].join(", ")
+            ));
+            args.extend(stores.iter().cloned().map(SqlValue::Text));
+        }
     }
     sql.push_str(" ORDER BY seq DESC LIMIT ?");
     args.push(SqlValue::Integer(filters.limit + 1));

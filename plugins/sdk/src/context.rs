@@ -13,6 +13,9 @@ pub struct Context {
     pub channel: String,
     /// Milliseconds since the Unix epoch, from the host clock.
     pub now_ms: u64,
+    /// The stores the caller may see and act in; `None`: every store.
+    /// Computed by the host from the caller's store assignments.
+    pub allowed_stores: Option<Vec<String>>,
 }
 
 impl Context {
@@ -24,5 +27,97 @@ impl Context {
     /// True for calls the host makes on its own behalf (no user).
     pub fn is_system(&self) -> bool {
         self.user_id.is_none()
+    }
+
+    /// The stores the caller is confined to: the `X-Store-ID` store if one
+    /// was named, else the host's `allowed_stores`. `None`: no confinement.
+    pub fn store_scope(&self) -> Option<Vec<String>> {
+        match (&self.store_id, &self.allowed_stores) {
+            (Some(store), _) => Some(vec![store.clone()]),
+            (None, Some(list)) => Some(list.clone()),
+            (None, None) => None,
+        }
+    }
+
+    /// May the caller see or act on an object of `store` (`None`: an object
+    /// of no store, which only unconfined callers see)?
+    pub fn may_see_store(&self, store: Option<&str>) -> bool {
+        match self.store_scope() {
+            None => true,
+            Some(list) => store.is_some_and(|s| list.iter().any(|a| a == s)),
+        }
+    }
+
+    /// A SQL condition confining `column` (or a SQL expression) to the
+    /// caller's stores, with its parameters appended to `params` (numbered
+    /// `?n` after those already there); `None` when the caller is not
+    /// confined. An empty scope matches nothing.
+    pub fn store_condition(&self, column: &str, params: &mut Vec<crate::Sql>) -> Option<String> {
+        let list = self.store_scope()?;
+        if list.is_empty() {
+            return Some("0".to_owned());
+        }
+        let mut marks = Vec::with_capacity(list.len());
+        for store in list {
+            params.push(crate::Sql::Text(store));
+            marks.push(format!("?{}", params.len()));
+        }
+        Some(format!("{column} IN ({})", marks.join(", ")))
+    }
+
+    /// Refuses a `store_id` from the input that names a store outside the
+    /// caller's scope (`forbidden`, naming the stores they may use).
+    pub fn check_store(&self, wanted: &str) -> crate::Result<()> {
+        match self.store_scope() {
+            Some(list) if !list.iter().any(|s| s == wanted) => {
+                Err(crate::Error::forbidden(format!(
+                    "`store_id` names a store you may not use; you may use: {}.",
+                    if list.is_empty() {
+                        "no store".to_owned()
+                    } else {
+                        list.join(", ")
+                    }
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx(store: Option<&str>, allowed: Option<&[&str]>) -> Context {
+        Context {
+            tenant_id: "t".into(),
+            user_id: Some("u".into()),
+            store_id: store.map(str::to_owned),
+            request_id: "r".into(),
+            channel: "rest".into(),
+            now_ms: 0,
+            allowed_stores: allowed.map(|l| l.iter().map(|s| (*s).to_owned()).collect()),
+        }
+    }
+
+    #[test]
+    fn scope_follows_header_then_allowed_stores() {
+        assert_eq!(ctx(None, None).store_scope(), None);
+        assert!(ctx(None, None).may_see_store(None));
+        let limited = ctx(None, Some(&["a", "b"]));
+        assert!(limited.may_see_store(Some("b")));
+        assert!(!limited.may_see_store(Some("c")));
+        assert!(!limited.may_see_store(None));
+        assert!(limited.check_store("c").is_err());
+        let mut params = vec![crate::Sql::Integer(1)];
+        assert_eq!(
+            limited.store_condition("store_id", &mut params).as_deref(),
+            Some("store_id IN (?2, ?3)")
+        );
+        assert_eq!(
+            ctx(None, Some(&[])).store_condition("x", &mut Vec::new()).as_deref(),
+            Some("0")
+        );
+        assert!(!ctx(Some("a"), None).may_see_store(Some("b")));
     }
 }

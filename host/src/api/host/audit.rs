@@ -51,6 +51,15 @@ pub fn verify_output() -> Value {
     }})
 }
 
+/// The stores a caller is confined to: the `X-Store-ID` store, else the
+/// stores they may use; `None` for a caller who may see every store.
+pub fn scope(principal: &crate::auth::Principal) -> Option<Vec<String>> {
+    match (principal.store_id, principal.allowed_store_ids()) {
+        (Some(store), _) => Some(vec![store.to_string()]),
+        (None, stores) => stores,
+    }
+}
+
 fn filters(call: &HostCall, chain: &Chain) -> Result<Filters, ApiError> {
     Filters::parse(&call.input, chain).map_err(|e| ApiError::Validation(e.to_string()))
 }
@@ -73,8 +82,15 @@ fn answer(chain: &Chain, format: Format, page: Page) -> Value {
 /// `GET /audit`: the tenant's audit log, newest first.
 pub fn list(state: Arc<AppState>, call: HostCall) -> HostFuture {
     Box::pin(async move {
-        let tenant = call.principal()?.tenant()?;
-        let filters = filters(&call, &TENANT)?;
+        let principal = call.principal()?;
+        let tenant = principal.tenant()?;
+        let mut filters = filters(&call, &TENANT)?;
+        // A store-limited caller reads only their stores' rows.
+        if let Some(stores) = scope(principal) {
+            filters
+                .confine(stores)
+                .map_err(|e| ApiError::Forbidden(e.to_string()))?;
+        }
         let format = filters.format;
         let page = blocking(move || {
             let db = state.tenancy.get(tenant)?;
