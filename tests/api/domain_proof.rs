@@ -104,7 +104,8 @@ async fn an_unverified_domain_routes_nothing_until_its_challenge_answers() {
     assert_eq!(login["tenant"]["id"], json!(alpha.tenant_id), "{login}");
 
     // Verifying without serving the token (or serving another) fails.
-    let verify = || app.post("/api/v1/tenant/domain/verify", &mallory.auth(), json!({}));
+    let mallory_auth = mallory.auth();
+    let verify = || app.post("/api/v1/tenant/domain/verify", &mallory_auth, json!({}));
     let (status, body) = verify().await;
     assert_eq!((status, code(&body)), (422, "domain_unverified"), "{body}");
     served
