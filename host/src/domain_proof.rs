@@ -72,7 +72,11 @@ pub fn fetch_token(hostname: &str) -> Result<String, ProofError> {
     if let Some(addr) = override_addr()? {
         builder = builder.resolver(move |_: &str| Ok(vec![addr]));
     }
-    let response = builder.build().get(&url).call().map_err(|_| unreachable())?;
+    let response = builder
+        .build()
+        .get(&url)
+        .call()
+        .map_err(|_| unreachable())?;
     if response.status() != 200 {
         return Err(unreachable());
     }

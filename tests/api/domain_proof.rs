@@ -38,14 +38,16 @@ async fn challenge_server() -> (String, Served) {
                     })
                     .map(|h| h.trim().to_lowercase())
                     .unwrap_or_default();
-                let right_path = request.starts_with("GET /.well-known/malipo-domain-verification ");
+                let right_path =
+                    request.starts_with("GET /.well-known/malipo-domain-verification ");
                 let body = answers.lock().ok().and_then(|a| a.get(&host).cloned());
                 let response = match (right_path, body) {
                     (true, Some(body)) => format!(
                         "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
                         body.len()
                     ),
-                    _ => "HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n".into(),
+                    _ => "HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                        .into(),
                 };
                 let _ = socket.write_all(response.as_bytes()).await;
             });
@@ -54,7 +56,13 @@ async fn challenge_server() -> (String, Served) {
     (addr, served)
 }
 
-async fn on_host(app: &TestApp, method: Method, path: &str, host: &str, body: Option<Value>) -> (u16, Value) {
+async fn on_host(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    host: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
     app.call_with(method, path, &Auth::None, body, &[("Host", host)])
         .await
 }
@@ -62,10 +70,9 @@ async fn on_host(app: &TestApp, method: Method, path: &str, host: &str, body: Op
 #[tokio::test]
 async fn an_unverified_domain_routes_nothing_until_its_challenge_answers() {
     let (addr, served) = challenge_server().await;
-    let app = TestApp::spawn_with(
-        Options::default().with_env("MALIPO_DOMAIN_CHALLENGE_ADDR", &addr),
-    )
-    .await;
+    let app =
+        TestApp::spawn_with(Options::default().with_env("MALIPO_DOMAIN_CHALLENGE_ADDR", &addr))
+            .await;
     let alpha = app.register("Alpha Proof").await;
     let mallory = app.register("Mallory Proof").await;
 
@@ -90,7 +97,14 @@ async fn an_unverified_domain_routes_nothing_until_its_challenge_answers() {
     );
 
     // Unverified: no public page, and a login there is not bound to Mallory.
-    let (status, body) = on_host(&app, Method::GET, "/api/v1/public/tenant", "pay.alpha-proof.test", None).await;
+    let (status, body) = on_host(
+        &app,
+        Method::GET,
+        "/api/v1/public/tenant",
+        "pay.alpha-proof.test",
+        None,
+    )
+    .await;
     assert_eq!((status, code(&body)), (404, "unknown_host"), "{body}");
     let (status, login) = on_host(
         &app,
@@ -114,7 +128,10 @@ async fn an_unverified_domain_routes_nothing_until_its_challenge_answers() {
         .insert("pay.alpha-proof.test".into(), "something else".into());
     let (status, body) = verify().await;
     assert_eq!((status, code(&body)), (422, "domain_unverified"), "{body}");
-    assert!(!body.to_string().contains("something else"), "never echoes: {body}");
+    assert!(
+        !body.to_string().contains("something else"),
+        "never echoes: {body}"
+    );
 
     // Serving the token proves control: now the name routes.
     served
@@ -124,7 +141,14 @@ async fn an_unverified_domain_routes_nothing_until_its_challenge_answers() {
     let (status, body) = verify().await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["verified"], true, "{body}");
-    let (status, face) = on_host(&app, Method::GET, "/api/v1/public/tenant", "pay.alpha-proof.test", None).await;
+    let (status, face) = on_host(
+        &app,
+        Method::GET,
+        "/api/v1/public/tenant",
+        "pay.alpha-proof.test",
+        None,
+    )
+    .await;
     assert_eq!(status, 200, "{face}");
     assert_eq!(face["tenant"]["id"], json!(mallory.tenant_id), "{face}");
     let (status, body) = on_host(
@@ -135,5 +159,8 @@ async fn an_unverified_domain_routes_nothing_until_its_challenge_answers() {
         Some(json!({"email": alpha.email, "password": crate::helpers::PASSWORD})),
     )
     .await;
-    assert_eq!(status, 403, "a verified name binds its organization: {body}");
+    assert_eq!(
+        status, 403,
+        "a verified name binds its organization: {body}"
+    );
 }

@@ -52,12 +52,23 @@ async fn a_keys_payout_over_rest_waits_for_a_persons_approval() {
     let (status, answer) = app.post("/api/v1/mpesa/b2c/bulk", &bot, payout()).await;
     assert_eq!(status, 202, "{answer}");
     assert_eq!(answer["status"], "pending_approval", "{answer}");
-    let approval = answer["approval_id"].as_str().expect("approval id").to_string();
-    assert_eq!(b2c_count(&app, &owner).await, 0, "nothing moved before approval");
+    let approval = answer["approval_id"]
+        .as_str()
+        .expect("approval id")
+        .to_string();
+    assert_eq!(
+        b2c_count(&app, &owner).await,
+        0,
+        "nothing moved before approval"
+    );
 
     // The key cannot approve its own request; a person can, once.
     let (status, body) = app
-        .post(&format!("/api/v1/approvals/{approval}/approve"), &bot, json!({}))
+        .post(
+            &format!("/api/v1/approvals/{approval}/approve"),
+            &bot,
+            json!({}),
+        )
         .await;
     assert_eq!(status, 403, "{body}");
     let (status, body) = app

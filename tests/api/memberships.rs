@@ -80,31 +80,55 @@ async fn login_and_me_list_every_membership_with_roles_and_stores() {
     let (status, login) = app.login(&person.email, PASSWORD).await;
     assert_eq!(status, 200, "{login}");
     let ids = tenant_ids(&login["memberships"]);
-    assert!(ids.contains(&alpha.tenant_id) && ids.contains(&beta.tenant_id), "{login}");
+    assert!(
+        ids.contains(&alpha.tenant_id) && ids.contains(&beta.tenant_id),
+        "{login}"
+    );
     let in_alpha = login["memberships"]
         .as_array()
-        .and_then(|m| m.iter().find(|m| m["tenant"]["id"] == alpha.tenant_id.as_str()))
+        .and_then(|m| {
+            m.iter()
+                .find(|m| m["tenant"]["id"] == alpha.tenant_id.as_str())
+        })
         .cloned()
         .expect("alpha membership");
     assert!(in_alpha["tenant"]["name"].is_string(), "{in_alpha}");
-    assert!(in_alpha["roles"].to_string().contains("Member"), "{in_alpha}");
+    assert!(
+        in_alpha["roles"].to_string().contains("Member"),
+        "{in_alpha}"
+    );
     assert_eq!(in_alpha["all_stores"], false, "{in_alpha}");
-    assert!(in_alpha["stores"].to_string().contains(&alpha_store), "{in_alpha}");
+    assert!(
+        in_alpha["stores"].to_string().contains(&alpha_store),
+        "{in_alpha}"
+    );
     let in_beta = login["memberships"]
         .as_array()
-        .and_then(|m| m.iter().find(|m| m["tenant"]["id"] == beta.tenant_id.as_str()))
+        .and_then(|m| {
+            m.iter()
+                .find(|m| m["tenant"]["id"] == beta.tenant_id.as_str())
+        })
         .cloned()
         .expect("beta membership");
-    assert!(in_beta["roles"].to_string().contains("Manager"), "{in_beta}");
+    assert!(
+        in_beta["roles"].to_string().contains("Manager"),
+        "{in_beta}"
+    );
     assert_eq!(in_beta["all_stores"], true, "{in_beta}");
-    assert!(in_beta["stores"].to_string().contains(&beta_store), "{in_beta}");
+    assert!(
+        in_beta["stores"].to_string().contains(&beta_store),
+        "{in_beta}"
+    );
 
     // /me: the same memberships, and the stores usable here.
     let session = Auth::Bearer(login["access_token"].as_str().expect("token").to_string());
     let (status, me) = app.get("/api/v1/me", &session).await;
     assert_eq!(status, 200, "{me}");
     let ids = tenant_ids(&me["memberships"]);
-    assert!(ids.contains(&alpha.tenant_id) && ids.contains(&beta.tenant_id), "{me}");
+    assert!(
+        ids.contains(&alpha.tenant_id) && ids.contains(&beta.tenant_id),
+        "{me}"
+    );
     let here: Vec<&str> = me["stores"]
         .as_array()
         .map(|s| s.iter().filter_map(|s| s["id"].as_str()).collect())

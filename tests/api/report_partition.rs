@@ -54,8 +54,16 @@ async fn reports_separate_money_in_and_out_and_partition_the_counts() {
         .unwrap_or(0);
     assert_eq!(sum, 10, "each transaction in exactly one column: {report}");
     // Payments in (completed, and later reversed), payouts and reversals out.
-    assert_eq!(totals["money_in"], json!({"count": 7, "amount": 670}), "{report}");
-    assert_eq!(totals["money_out"], json!({"count": 3, "amount": 370}), "{report}");
+    assert_eq!(
+        totals["money_in"],
+        json!({"count": 7, "amount": 670}),
+        "{report}"
+    );
+    assert_eq!(
+        totals["money_out"],
+        json!({"count": 3, "amount": 370}),
+        "{report}"
+    );
     assert_eq!(totals["net_amount"], 300, "{report}");
     // Every group is a partition too.
     for group in report["groups"].as_array().cloned().unwrap_or_default() {

@@ -77,7 +77,8 @@ async fn wait_for<F: Fn(&Value) -> bool>(app: &TestApp, path: &str, auth: &Auth,
 
 fn insert_approval(app: &TestApp, tenant: &str, store: &str, requested_by: &str) -> String {
     let conn = rusqlite::Connection::open(app.tenant_file(tenant)).expect("open tenant file");
-    conn.busy_timeout(Duration::from_secs(5)).expect("busy timeout");
+    conn.busy_timeout(Duration::from_secs(5))
+        .expect("busy timeout");
     let id = uuid::Uuid::new_v4().to_string();
     conn.execute(
         "INSERT INTO approvals (id, operation, tool, input, amount, summary, status, requested_by, channel,
@@ -142,10 +143,15 @@ async fn world() -> World {
         Some(json!({"user_id": cashier.user_id})),
     )
     .await;
-    let payments = [pay(&app, &owner, &first, 11).await, pay(&app, &owner, &second, 22).await];
+    let payments = [
+        pay(&app, &owner, &first, 11).await,
+        pay(&app, &owner, &second, 22).await,
+    ];
     // Both payments settle, notify, and queue their webhook messages.
     wait_for(&app, "/api/v1/notifications", &owner.auth(), |body| {
-        body["notifications"].as_array().is_some_and(|n| n.len() >= 2)
+        body["notifications"]
+            .as_array()
+            .is_some_and(|n| n.len() >= 2)
     })
     .await;
     wait_for(
@@ -183,18 +189,27 @@ async fn a_store_limited_member_sees_only_their_store_without_the_header() {
     assert!(all.to_string().contains(other_payment), "{all}");
     let (status, listed) = app.get("/api/v1/mpesa/transactions", &cashier).await;
     assert_eq!(status, 200, "{listed}");
-    let listed = listed["transactions"].as_array().cloned().unwrap_or_default();
+    let listed = listed["transactions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     assert_eq!(listed.len(), 1, "{listed:?}");
     assert_eq!(listed[0]["store_id"], json!(mine), "{listed:?}");
 
     // Another store's transaction is a 404, not a 403.
     let (status, body) = app
-        .get(&format!("/api/v1/mpesa/transactions/{other_payment}"), &cashier)
+        .get(
+            &format!("/api/v1/mpesa/transactions/{other_payment}"),
+            &cashier,
+        )
         .await;
     assert_eq!(status, 404, "{body}");
     // A store_id filter naming another store is refused.
     let (status, body) = app
-        .get(&format!("/api/v1/mpesa/transactions?store_id={theirs}"), &cashier)
+        .get(
+            &format!("/api/v1/mpesa/transactions?store_id={theirs}"),
+            &cashier,
+        )
         .await;
     assert_eq!(status, 403, "{body}");
 
@@ -207,7 +222,9 @@ async fn a_store_limited_member_sees_only_their_store_without_the_header() {
     assert_eq!(inbox["unread_count"], 1, "{inbox}");
 
     // Reports count the cashier's store only.
-    let (status, report) = app.get("/api/v1/mpesa/reports?group_by=store", &cashier).await;
+    let (status, report) = app
+        .get("/api/v1/mpesa/reports?group_by=store", &cashier)
+        .await;
     assert_eq!(status, 200, "{report}");
     assert_eq!(report["totals"]["count"], 1, "{report}");
     assert!(!report.to_string().contains(theirs.as_str()), "{report}");
@@ -230,8 +247,14 @@ async fn a_store_limited_member_sees_only_their_store_without_the_header() {
     // Approvals: listed and read for the cashier's store only.
     let (status, approvals) = app.get("/api/v1/approvals", &cashier).await;
     assert_eq!(status, 200, "{approvals}");
-    assert!(approvals.to_string().contains(&w.approvals[0]), "{approvals}");
-    assert!(!approvals.to_string().contains(&w.approvals[1]), "{approvals}");
+    assert!(
+        approvals.to_string().contains(&w.approvals[0]),
+        "{approvals}"
+    );
+    assert!(
+        !approvals.to_string().contains(&w.approvals[1]),
+        "{approvals}"
+    );
     let (status, body) = app
         .get(&format!("/api/v1/approvals/{}", w.approvals[1]), &cashier)
         .await;
@@ -239,7 +262,10 @@ async fn a_store_limited_member_sees_only_their_store_without_the_header() {
 
     // Webhook deliveries: only messages about the cashier's store.
     let (status, deliveries) = app
-        .get(&format!("/api/v1/webhooks/{}/deliveries", w.webhook), &cashier)
+        .get(
+            &format!("/api/v1/webhooks/{}/deliveries", w.webhook),
+            &cashier,
+        )
         .await;
     assert_eq!(status, 200, "{deliveries}");
     assert_eq!(
@@ -266,7 +292,11 @@ async fn a_store_limited_member_cannot_act_in_another_store() {
         .await;
     assert_eq!(status, 403, "{body}");
     let (_, all) = app.get("/api/v1/mpesa/transactions", &w.owner.auth()).await;
-    assert_eq!(all["transactions"].as_array().map(Vec::len), Some(2), "{all}");
+    assert_eq!(
+        all["transactions"].as_array().map(Vec::len),
+        Some(2),
+        "{all}"
+    );
 
     // Without the header, the cashier's payment lands in their store.
     let (status, body) = app
@@ -290,7 +320,10 @@ async fn a_store_limited_member_cannot_act_in_another_store() {
         .await;
     assert_eq!(status, 404, "{body}");
     let (_, approval) = app
-        .get(&format!("/api/v1/approvals/{}", w.approvals[1]), &w.owner.auth())
+        .get(
+            &format!("/api/v1/approvals/{}", w.approvals[1]),
+            &w.owner.auth(),
+        )
         .await;
     assert_eq!(approval["approval"]["status"], "pending", "{approval}");
 
@@ -370,7 +403,10 @@ async fn a_wrong_or_missing_store_header_names_the_usable_stores() {
     assert_eq!(status, 403, "{body}");
     let message = body["error"]["message"].as_str().unwrap_or_default();
     assert!(message.contains("X-Store-ID"), "{body}");
-    assert!(message.contains(mine.as_str()) && message.contains(theirs.as_str()), "{body}");
+    assert!(
+        message.contains(mine.as_str()) && message.contains(theirs.as_str()),
+        "{body}"
+    );
     // With the header, it works, confined to that store.
     let (status, body) = app
         .call_with(

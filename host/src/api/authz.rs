@@ -145,10 +145,17 @@ async fn stores_and_memberships(
             "SELECT id, name FROM stores WHERE status = 'active' ORDER BY created_at, id",
         )?;
         let stores = active
-            .query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)))?
+            .query_map([], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+            })?
             .collect::<Result<Vec<_>, _>>()?
             .into_iter()
-            .filter_map(|(id, name)| Some(UsableStore { id: StoreId::parse(&id)?, name }))
+            .filter_map(|(id, name)| {
+                Some(UsableStore {
+                    id: StoreId::parse(&id)?,
+                    name,
+                })
+            })
             .collect();
         let mut member =
             conn.prepare_cached("SELECT store_id FROM store_members WHERE user_id = ?1")?;

@@ -115,8 +115,7 @@ pub async fn serve(state: Arc<AppState>, op: Arc<Operation>, request: Request) -
     };
     match execute(&state, &op, call).await {
         Ok(value) => {
-            let mut status =
-                StatusCode::from_u16(op.spec.success_status).unwrap_or(StatusCode::OK);
+            let mut status = StatusCode::from_u16(op.spec.success_status).unwrap_or(StatusCode::OK);
             // Money out that waits for a person's approval moved nothing
             // yet: 202, with the approval.
             if approvals::is_pending_answer(&op, &value) {

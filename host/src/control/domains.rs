@@ -101,7 +101,10 @@ impl ControlDb {
         }
         let previous = take_hostname(&tx, tenant)?;
         // A new claim starts unverified, with a fresh token to publish.
-        let token = format!("malipo-domain-verification={}", uuid::Uuid::new_v4().simple());
+        let token = format!(
+            "malipo-domain-verification={}",
+            uuid::Uuid::new_v4().simple()
+        );
         tx.execute(
             "INSERT INTO tenant_domains (hostname, tenant_id, created_at, verification_token) VALUES (?1, ?2, ?3, ?4)",
             params![hostname, tenant.to_string(), now_rfc3339(), token],

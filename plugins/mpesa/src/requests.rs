@@ -31,8 +31,7 @@ fn load(env: &dyn Env, kind: &str, id: &str) -> Result<Value> {
     )?;
     let row = table.first().filter(|row| {
         // A status query about a store's payment is visible in that store only.
-        kind == "balance"
-            || env.ctx().may_see_store(row.text("store_id"))
+        kind == "balance" || env.ctx().may_see_store(row.text("store_id"))
     });
     let what = if kind == "balance" {
         "balance query"

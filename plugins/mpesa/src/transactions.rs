@@ -311,7 +311,11 @@ pub fn resolve_store(db: &dyn Db, ctx: &Context, input: &Input) -> Result<Option
             (None, None) => Ok(None),
             (None, Some(stores)) => Err(Error::forbidden(format!(
                 "You may act only in some stores: name one with the X-Store-ID header (or `store_id`); you may use: {}.",
-                if stores.is_empty() { "no store".to_owned() } else { stores.join(", ") }
+                if stores.is_empty() {
+                    "no store".to_owned()
+                } else {
+                    stores.join(", ")
+                }
             ))),
         };
     };

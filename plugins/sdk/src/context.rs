@@ -115,7 +115,9 @@ mod tests {
             Some("store_id IN (?2, ?3)")
         );
         assert_eq!(
-            ctx(None, Some(&[])).store_condition("x", &mut Vec::new()).as_deref(),
+            ctx(None, Some(&[]))
+                .store_condition("x", &mut Vec::new())
+                .as_deref(),
             Some("0")
         );
         assert!(!ctx(Some("a"), None).may_see_store(Some("b")));

@@ -33,10 +33,7 @@ fn scope(ctx: &Context) -> (String, Vec<Sql>) {
         None => (String::new(), Vec::new()),
         Some(stores) if stores.is_empty() => (" AND 0".to_owned(), Vec::new()),
         Some(stores) => (
-            format!(
-                " AND store_id IN ({})",
-                vec!["?"; stores.len()].join(", ")
-            ),
+            format!(" AND store_id IN ({})", vec!["?"; stores.len()].join(", ")),
             stores.into_iter().map(Sql::from).collect(),
         ),
     }

@@ -18,7 +18,11 @@ use crate::ids::{StoreId, TenantId};
 
 /// An approval the caller may see: another store's (or, for a
 /// store-limited caller, one of no store) is a 404.
-async fn load(state: &Arc<AppState>, principal: &Principal, id: String) -> Result<Approval, ApiError> {
+async fn load(
+    state: &Arc<AppState>,
+    principal: &Principal,
+    id: String,
+) -> Result<Approval, ApiError> {
     let tenant = principal.tenant()?;
     let state = Arc::clone(state);
     let approval = blocking(move || {

@@ -66,7 +66,9 @@ fn domain_json(held: Option<HeldDomain>) -> Value {
                 "token": held.token,
             },
         }),
-        None => json!({"hostname": null, "created_at": null, "verified": false, "verified_at": null, "verification": null}),
+        None => {
+            json!({"hostname": null, "created_at": null, "verified": false, "verified_at": null, "verification": null})
+        }
     }
 }
 

@@ -135,7 +135,10 @@ async fn within_limits(
             "a key cannot make a key beyond its own limits: {what}"
         ))
     };
-    if let Credential::ApiKey { guardrails: own, .. } = &principal.credential {
+    if let Credential::ApiKey {
+        guardrails: own, ..
+    } = &principal.credential
+    {
         match (&own.allowed_tools, &new.allowed_tools) {
             (Some(mine), Some(theirs)) => {
                 let extra: Vec<&String> = theirs.iter().filter(|t| !mine.contains(t)).collect();

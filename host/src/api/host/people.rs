@@ -136,7 +136,8 @@ pub fn invite(state: Arc<AppState>, call: HostCall) -> HostFuture {
         if let Some(store) = &store_id {
             let store = StoreId::parse(store).ok_or_else(|| ApiError::not_found("store"))?;
             if !principal.may_see_store(Some(&store.to_string()))
-                || !crate::api::authz::may_use_store(&state, tenant, principal.user_id, store).await?
+                || !crate::api::authz::may_use_store(&state, tenant, principal.user_id, store)
+                    .await?
             {
                 return Err(ApiError::not_found("store"));
             }
