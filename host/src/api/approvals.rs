@@ -299,12 +299,12 @@ pub fn load(conn: &rusqlite::Connection, id: &str) -> Result<Option<Approval>, A
 }
 
 /// The tenant's approvals, newest first, optionally of one status, and
-/// only of `stores` when given (a store-limited caller's scope: intents of
-/// no store are not theirs).
+/// only of `stores` when given (a store-limited caller's scope), plus
+/// those of no store when its flag is set.
 pub fn list(
     conn: &rusqlite::Connection,
     status: Option<&str>,
-    stores: Option<&[String]>,
+    stores: Option<(&[String], bool)>,
     limit: i64,
 ) -> Result<Vec<Approval>, ApiError> {
     let mut args: Vec<rusqlite::types::Value> = vec![
@@ -315,7 +315,7 @@ pub fn list(
     ];
     let scope = match stores {
         None => String::new(),
-        Some(stores) => {
+        Some((stores, unassigned)) => {
             let marks: Vec<String> = stores
                 .iter()
                 .map(|store| {
@@ -323,10 +323,15 @@ pub fn list(
                     format!("?{}", args.len())
                 })
                 .collect();
-            if marks.is_empty() {
-                " AND 0".to_string()
+            let within = if marks.is_empty() {
+                "0".to_string()
             } else {
-                format!(" AND store_id IN ({})", marks.join(", "))
+                format!("store_id IN ({})", marks.join(", "))
+            };
+            if unassigned {
+                format!(" AND (store_id IS NULL OR {within})")
+            } else {
+                format!(" AND {within}")
             }
         }
     };

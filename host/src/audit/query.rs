@@ -49,9 +49,9 @@ pub struct Filters {
     limit: i64,
     /// JSON or CSV.
     pub format: Format,
-    /// Only rows of these stores (`None`: every row): a store-limited
-    /// caller's scope.
-    stores: Option<Vec<String>>,
+    /// Only rows of these stores (`None`: every row), and of no store when
+    /// the flag is set: a store-limited caller's scope.
+    stores: Option<(Vec<String>, bool)>,
 }
 
 /// One page of rows.
@@ -193,9 +193,10 @@ impl Filters {
         })
     }
 
-    /// Confines the listing to `stores` (a store-limited caller's); a
-    /// `store_id` filter outside them is refused.
-    pub fn confine(&mut self, stores: Vec<String>) -> Result<(), FilterError> {
+    /// Confines the listing to `stores` (a store-limited caller's), and to
+    /// rows of no store when `unassigned`; a `store_id` filter outside them
+    /// is refused.
+    pub fn confine(&mut self, stores: Vec<String>, unassigned: bool) -> Result<(), FilterError> {
         if let Some((_, wanted)) = self.exact.iter().find(|(name, _)| *name == "store_id")
             && !stores.contains(wanted)
         {
@@ -203,7 +204,7 @@ impl Filters {
                 "`store_id` names a store you may not use".into(),
             ));
         }
-        self.stores = Some(stores);
+        self.stores = Some((stores, unassigned));
         Ok(())
     }
 }
@@ -245,16 +246,18 @@ pub fn page(conn: &Connection, chain: &Chain, filters: &Filters) -> rusqlite::Re
     if let Some(before) = filters.before {
         clause("seq < ?", SqlValue::Integer(before));
     }
-    if let Some(stores) = &filters.stores {
-        if stores.is_empty() {
-            sql.push_str(" AND 0");
+    if let Some((stores, unassigned)) = &filters.stores {
+        let within = if stores.is_empty() {
+            "0".to_string()
         } else {
-            sql.push_str(&format!(
-                " AND store_id IN ({})",
-                vec!["?"; stores.len()].join(", ")
-            ));
-            args.extend(stores.iter().cloned().map(SqlValue::Text));
+            format!("store_id IN ({})", vec!["?"; stores.len()].join(", "))
+        };
+        if *unassigned {
+            sql.push_str(&format!(" AND (store_id IS NULL OR {within})"));
+        } else {
+            sql.push_str(&format!(" AND {within}"));
         }
+        args.extend(stores.iter().cloned().map(SqlValue::Text));
     }
     sql.push_str(" ORDER BY seq DESC LIMIT ?");
     args.push(SqlValue::Integer(filters.limit + 1));

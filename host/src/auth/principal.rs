@@ -73,13 +73,16 @@ impl Principal {
             .map(|list| list.iter().map(|s| s.id.to_string()).collect())
     }
 
-    /// May the caller see or act on an object of `store` (`None`: of no
-    /// store, which only unconfined callers see)?
+    /// May the caller see or act on an object of `store`? With
+    /// `X-Store-ID`, only that store's; otherwise their stores' and those
+    /// of no store (`None`: the tenant's own), never another store's.
     pub fn may_see_store(&self, store: Option<&str>) -> bool {
         match (&self.store_id, &self.allowed_stores) {
             (Some(mine), _) => store == Some(mine.to_string().as_str()),
             (None, None) => true,
-            (None, Some(list)) => store.is_some_and(|s| list.iter().any(|u| u.id.to_string() == s)),
+            (None, Some(list)) => {
+                store.is_none_or(|s| list.iter().any(|u| u.id.to_string() == s))
+            }
         }
     }
 

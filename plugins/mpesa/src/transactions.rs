@@ -302,22 +302,10 @@ pub fn caller_store(ctx: &Context) -> Option<&str> {
 
 /// The store a new transaction belongs to: `store_id` from the input
 /// (which must exist, and be the caller's store if `X-Store-ID` named one,
-/// and one of the stores the caller may use), else the caller's store. A
-/// caller confined to several stores must name one.
+/// and one of the stores the caller may use), else the caller's store.
 pub fn resolve_store(db: &dyn Db, ctx: &Context, input: &Input) -> Result<Option<String>> {
     let Some(given) = validate::opt_id(input, "store_id")? else {
-        return match (&ctx.store_id, ctx.store_scope()) {
-            (Some(store), _) => Ok(Some(store.clone())),
-            (None, None) => Ok(None),
-            (None, Some(stores)) => Err(Error::forbidden(format!(
-                "You may act only in some stores: name one with the X-Store-ID header (or `store_id`); you may use: {}.",
-                if stores.is_empty() {
-                    "no store".to_owned()
-                } else {
-                    stores.join(", ")
-                }
-            ))),
-        };
+        return Ok(ctx.store_id.clone());
     };
     if let Some(mine) = caller_store(ctx)
         && mine != given

@@ -39,30 +39,43 @@ impl Context {
         }
     }
 
-    /// May the caller see or act on an object of `store` (`None`: an object
-    /// of no store, which only unconfined callers see)?
+    /// May the caller see or act on an object of `store`? With
+    /// `X-Store-ID`, only that store's objects; otherwise objects of the
+    /// caller's stores and objects of no store (`None`: the tenant's own),
+    /// never another store's.
     pub fn may_see_store(&self, store: Option<&str>) -> bool {
-        match self.store_scope() {
-            None => true,
-            Some(list) => store.is_some_and(|s| list.iter().any(|a| a == s)),
+        match (&self.store_id, &self.allowed_stores) {
+            (Some(mine), _) => store == Some(mine.as_str()),
+            (None, None) => true,
+            (None, Some(list)) => store.is_none_or(|s| list.iter().any(|a| a == s)),
         }
     }
 
-    /// A SQL condition confining `column` (or a SQL expression) to the
-    /// caller's stores, with its parameters appended to `params` (numbered
-    /// `?n` after those already there); `None` when the caller is not
-    /// confined. An empty scope matches nothing.
+    /// A SQL condition confining `column` (or a SQL expression) to what
+    /// [`Self::may_see_store`] allows, with its parameters appended to
+    /// `params` (numbered `?n` after those already there); `None` when the
+    /// caller is not confined.
     pub fn store_condition(&self, column: &str, params: &mut Vec<crate::Sql>) -> Option<String> {
-        let list = self.store_scope()?;
-        if list.is_empty() {
-            return Some("0".to_owned());
-        }
+        let (list, with_unassigned) = match (&self.store_id, &self.allowed_stores) {
+            (Some(mine), _) => (vec![mine.clone()], false),
+            (None, Some(list)) => (list.clone(), true),
+            (None, None) => return None,
+        };
         let mut marks = Vec::with_capacity(list.len());
         for store in list {
             params.push(crate::Sql::Text(store));
             marks.push(format!("?{}", params.len()));
         }
-        Some(format!("{column} IN ({})", marks.join(", ")))
+        let within = if marks.is_empty() {
+            "0".to_owned()
+        } else {
+            format!("{column} IN ({})", marks.join(", "))
+        };
+        Some(if with_unassigned {
+            format!("({column} IS NULL OR {within})")
+        } else {
+            within
+        })
     }
 
     /// Refuses a `store_id` from the input that names a store outside the
@@ -107,19 +120,26 @@ mod tests {
         let limited = ctx(None, Some(&["a", "b"]));
         assert!(limited.may_see_store(Some("b")));
         assert!(!limited.may_see_store(Some("c")));
-        assert!(!limited.may_see_store(None));
+        assert!(limited.may_see_store(None));
         assert!(limited.check_store("c").is_err());
         let mut params = vec![crate::Sql::Integer(1)];
         assert_eq!(
             limited.store_condition("store_id", &mut params).as_deref(),
-            Some("store_id IN (?2, ?3)")
+            Some("(store_id IS NULL OR store_id IN (?2, ?3))")
         );
         assert_eq!(
             ctx(None, Some(&[]))
                 .store_condition("x", &mut Vec::new())
                 .as_deref(),
-            Some("0")
+            Some("(x IS NULL OR 0)")
+        );
+        assert_eq!(
+            ctx(Some("a"), Some(&["a"]))
+                .store_condition("x", &mut Vec::new())
+                .as_deref(),
+            Some("x IN (?1)")
         );
         assert!(!ctx(Some("a"), None).may_see_store(Some("b")));
+        assert!(!ctx(Some("a"), None).may_see_store(None));
     }
 }

@@ -52,7 +52,12 @@ pub fn list(state: Arc<AppState>, call: HostCall) -> HostFuture {
             .clamp(1, 200);
         let rows = blocking(move || {
             let db = state.tenancy.get(tenant)?;
-            approvals::list(&*db.conn()?, status.as_deref(), stores.as_deref(), limit)
+            approvals::list(
+                &*db.conn()?,
+                status.as_deref(),
+                stores.as_ref().map(|(list, unassigned)| (list.as_slice(), *unassigned)),
+                limit,
+            )
         })
         .await?;
         Ok(json!({"approvals": rows.iter().map(Approval::public_json).collect::<Vec<_>>()}))

@@ -51,12 +51,15 @@ pub fn verify_output() -> Value {
     }})
 }
 
-/// The stores a caller is confined to: the `X-Store-ID` store, else the
-/// stores they may use; `None` for a caller who may see every store.
-pub fn scope(principal: &crate::auth::Principal) -> Option<Vec<String>> {
+/// The stores a caller is confined to, and whether rows of no store (the
+/// tenant's own) are theirs too: with `X-Store-ID`, that store only;
+/// otherwise the stores they may use, plus rows of no store. `None` for a
+/// caller who may see every store.
+pub fn scope(principal: &crate::auth::Principal) -> Option<(Vec<String>, bool)> {
     match (principal.store_id, principal.allowed_store_ids()) {
-        (Some(store), _) => Some(vec![store.to_string()]),
-        (None, stores) => stores,
+        (Some(store), _) => Some((vec![store.to_string()], false)),
+        (None, Some(stores)) => Some((stores, true)),
+        (None, None) => None,
     }
 }
 
@@ -86,9 +89,9 @@ pub fn list(state: Arc<AppState>, call: HostCall) -> HostFuture {
         let tenant = principal.tenant()?;
         let mut filters = filters(&call, &TENANT)?;
         // A store-limited caller reads only their stores' rows.
-        if let Some(stores) = scope(principal) {
+        if let Some((stores, unassigned)) = scope(principal) {
             filters
-                .confine(stores)
+                .confine(stores, unassigned)
                 .map_err(|e| ApiError::Forbidden(e.to_string()))?;
         }
         let format = filters.format;
