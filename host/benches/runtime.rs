@@ -29,6 +29,7 @@ fn ctx(tenant: TenantId) -> CallContext {
         request_id: "bench".into(),
         channel: "system".into(),
         now_ms: 0,
+        allowed_stores: None,
     }
 }
 

@@ -24,15 +24,32 @@ use crate::time_util::now_rfc3339;
 /// The argument that asks what a call would do without doing it.
 pub const DRY_RUN: &str = "dry_run";
 
-/// Whether a call of `op` through `channel` waits for a person's approval:
-/// money going out, asked for by an AI assistant.
-pub fn required(op: &Operation, channel: &str) -> bool {
-    channel == "mcp"
-        && op
-            .spec
-            .money
-            .as_ref()
-            .is_some_and(|m| m.direction == MoneyDirection::Outgoing)
+/// Whether a call of `op` through `channel` by `principal` waits for a
+/// person's approval: money going out, asked for by an AI assistant (MCP,
+/// always), or with an API key whose `approval_required` is set (on any
+/// channel; the default for a key holding a money-out permission).
+pub fn required(op: &Operation, channel: &str, principal: Option<&Principal>) -> bool {
+    let outgoing = op
+        .spec
+        .money
+        .as_ref()
+        .is_some_and(|m| m.direction == MoneyDirection::Outgoing);
+    let key_requires = matches!(
+        principal.map(|p| &p.credential),
+        Some(Credential::ApiKey { guardrails, .. }) if guardrails.approval_required
+    );
+    outgoing && (channel == "mcp" || key_requires)
+}
+
+/// Is `value` the answer of a gated call of `op` that recorded an approval
+/// request (REST answers it 202)?
+pub fn is_pending_answer(op: &Operation, value: &Value) -> bool {
+    op.spec
+        .money
+        .as_ref()
+        .is_some_and(|m| m.direction == MoneyDirection::Outgoing)
+        && value.get("status").and_then(Value::as_str) == Some("pending_approval")
+        && value.get("approval_id").is_some_and(Value::is_string)
 }
 
 /// What an intent says it will do, for the person approving it.
@@ -281,18 +298,49 @@ pub fn load(conn: &rusqlite::Connection, id: &str) -> Result<Option<Approval>, A
         .optional()?)
 }
 
-/// The tenant's approvals, newest first, optionally of one status.
+/// The tenant's approvals, newest first, optionally of one status, and
+/// only of `stores` when given (a store-limited caller's scope), plus
+/// those of no store when its flag is set.
 pub fn list(
     conn: &rusqlite::Connection,
     status: Option<&str>,
+    stores: Option<(&[String], bool)>,
     limit: i64,
 ) -> Result<Vec<Approval>, ApiError> {
+    let mut args: Vec<rusqlite::types::Value> = vec![
+        status.map_or(rusqlite::types::Value::Null, |s| {
+            rusqlite::types::Value::Text(s.to_string())
+        }),
+        rusqlite::types::Value::Integer(limit),
+    ];
+    let scope = match stores {
+        None => String::new(),
+        Some((stores, unassigned)) => {
+            let marks: Vec<String> = stores
+                .iter()
+                .map(|store| {
+                    args.push(rusqlite::types::Value::Text(store.clone()));
+                    format!("?{}", args.len())
+                })
+                .collect();
+            let within = if marks.is_empty() {
+                "0".to_string()
+            } else {
+                format!("store_id IN ({})", marks.join(", "))
+            };
+            if unassigned {
+                format!(" AND (store_id IS NULL OR {within})")
+            } else {
+                format!(" AND {within}")
+            }
+        }
+    };
     let mut stmt = conn.prepare(&format!(
-        "SELECT {COLUMNS} FROM approvals WHERE (?1 IS NULL OR status = ?1)
+        "SELECT {COLUMNS} FROM approvals WHERE (?1 IS NULL OR status = ?1){scope}
           ORDER BY created_at DESC, id DESC LIMIT ?2"
     ))?;
     let rows = stmt
-        .query_map(params![status, limit], from_row)?
+        .query_map(rusqlite::params_from_iter(args), from_row)?
         .collect::<Result<Vec<_>, _>>()?;
     Ok(rows)
 }

@@ -94,12 +94,167 @@ pub async fn require(
     )
     .await?
     {
-        Ok(())
-    } else {
-        Err(ApiError::Forbidden(format!(
-            "you do not have the `{permission}` permission here"
-        )))
+        return Ok(());
     }
+    // A permission held only in some stores needs `X-Store-ID`: say so,
+    // and name the stores the caller may use.
+    match (&principal.store_id, &principal.allowed_stores) {
+        (None, Some(stores)) if !stores.is_empty() => Err(ApiError::Forbidden(format!(
+            "you do not have the `{permission}` permission without a store: no X-Store-ID header was sent; \
+             send X-Store-ID with one of the stores you may use: {}",
+            names(stores)
+        ))),
+        _ => Err(ApiError::Forbidden(format!(
+            "you do not have the `{permission}` permission here"
+        ))),
+    }
+}
+
+/// A store the caller may use, as named in answers and messages.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UsableStore {
+    /// Its id.
+    pub id: StoreId,
+    /// Its name.
+    pub name: String,
+}
+
+/// `Main (id), Branch (id)`, or `none` for an empty list.
+pub fn names(stores: &[UsableStore]) -> String {
+    if stores.is_empty() {
+        return "none".into();
+    }
+    stores
+        .iter()
+        .map(|s| format!("{} ({})", s.name, s.id))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The active stores of a tenant (oldest first), and those `user` was added to.
+async fn stores_and_memberships(
+    state: &Arc<AppState>,
+    tenant: TenantId,
+    user: UserId,
+) -> Result<(Vec<UsableStore>, Vec<StoreId>), ApiError> {
+    let state = Arc::clone(state);
+    blocking(move || {
+        let db = state.tenancy.get(tenant)?;
+        let conn = db.conn()?;
+        let mut active = conn.prepare_cached(
+            "SELECT id, name FROM stores WHERE status = 'active' ORDER BY created_at, id",
+        )?;
+        let stores = active
+            .query_map([], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+            })?
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .filter_map(|(id, name)| {
+                Some(UsableStore {
+                    id: StoreId::parse(&id)?,
+                    name,
+                })
+            })
+            .collect();
+        let mut member =
+            conn.prepare_cached("SELECT store_id FROM store_members WHERE user_id = ?1")?;
+        let mine = member
+            .query_map([user.to_string()], |row| row.get::<_, String>(0))?
+            .collect::<Result<Vec<_>, _>>()?
+            .iter()
+            .filter_map(|id| StoreId::parse(id))
+            .collect();
+        Ok((stores, mine))
+    })
+    .await
+}
+
+/// The active stores `user` may use in `tenant`: every one for holders of
+/// `stores.access_all` (then `all` is true), else those they were added to.
+pub async fn usable_stores(
+    state: &Arc<AppState>,
+    tenant: TenantId,
+    user: UserId,
+) -> Result<(bool, Vec<UsableStore>), ApiError> {
+    let all = permitted(state, tenant, user, ACCESS_ALL_STORES, None).await?;
+    let (stores, mine) = stores_and_memberships(state, tenant, user).await?;
+    Ok((
+        all,
+        stores
+            .into_iter()
+            .filter(|s| all || mine.contains(&s.id))
+            .collect(),
+    ))
+}
+
+/// The stores a principal may see and act in: `None` for holders of
+/// `stores.access_all` (every store), else the active stores they were
+/// added to. An API key is further confined to its own `store_ids`.
+pub async fn scope_of(
+    state: &Arc<AppState>,
+    tenant: TenantId,
+    principal: &Principal,
+) -> Result<Option<Vec<UsableStore>>, ApiError> {
+    let all = permitted(state, tenant, principal.user_id, ACCESS_ALL_STORES, None).await?;
+    let key_stores = match &principal.credential {
+        Credential::ApiKey { guardrails, .. } => guardrails.store_ids.clone(),
+        Credential::Session { .. } => None,
+    };
+    if all && key_stores.is_none() {
+        return Ok(None);
+    }
+    let (stores, mine) = stores_and_memberships(state, tenant, principal.user_id).await?;
+    Ok(Some(
+        stores
+            .into_iter()
+            .filter(|s| all || mine.contains(&s.id))
+            .filter(|s| {
+                key_stores
+                    .as_ref()
+                    .is_none_or(|k| k.iter().any(|id| *id == s.id.to_string()))
+            })
+            .collect(),
+    ))
+}
+
+/// Fills in the principal's store scope, once per request, and checks
+/// `X-Store-ID` against it. Without the header, a caller who may use
+/// exactly one store acts in it. A refused header says which stores the
+/// caller may use.
+pub async fn confine(
+    state: &Arc<AppState>,
+    tenant: TenantId,
+    principal: &mut Principal,
+    header: Option<StoreId>,
+) -> Result<(), ApiError> {
+    let scope = scope_of(state, tenant, principal).await?;
+    match (header, &scope) {
+        (Some(store), Some(stores)) => {
+            if !stores.iter().any(|s| s.id == store) {
+                return Err(ApiError::Forbidden(format!(
+                    "X-Store-ID names a store you may not use; the stores you may use are: {}",
+                    names(stores)
+                )));
+            }
+            principal.store_id = Some(store);
+        }
+        (Some(store), None) => {
+            if !may_use_store(state, tenant, principal.user_id, store).await? {
+                return Err(ApiError::Forbidden(
+                    "X-Store-ID names a store you may not use: it is not an active store of this organization"
+                        .into(),
+                ));
+            }
+            principal.store_id = Some(store);
+        }
+        (None, Some(stores)) if stores.len() == 1 => {
+            principal.store_id = stores.first().map(|s| s.id);
+        }
+        (None, _) => {}
+    }
+    principal.allowed_stores = scope;
+    Ok(())
 }
 
 /// May `user` use `store`: it exists in this tenant, is active, and the

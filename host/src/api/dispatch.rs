@@ -117,7 +117,12 @@ pub async fn serve(state: Arc<AppState>, op: Arc<Operation>, request: Request) -
     };
     match execute(&state, &op, call).await {
         Ok(value) => {
-            let status = StatusCode::from_u16(op.spec.success_status).unwrap_or(StatusCode::OK);
+            let mut status = StatusCode::from_u16(op.spec.success_status).unwrap_or(StatusCode::OK);
+            // Money out that waits for a person's approval moved nothing
+            // yet: 202, with the approval.
+            if approvals::is_pending_answer(&op, &value) {
+                status = StatusCode::ACCEPTED;
+            }
             if let (Target::Host(_), Some(raw)) = (&op.target, RawBody::from_value(&value)) {
                 return raw.into_response(status);
             }
@@ -355,8 +360,19 @@ async fn run(
         let per_minute = entitlements.as_ref().and_then(|e| e.requests_per_minute());
         state.tenant_limiter.check(tenant, per_minute)?;
     }
-    if let (Some(tool), Some(principal)) = (&tool, &principal) {
-        guardrails::check_tool(principal, tool)?;
+    // A key's tool allow-list holds on every channel: a REST call of an
+    // operation that is an MCP tool is checked under that tool's name.
+    if let Some(principal) = &principal {
+        let name = tool.clone().or_else(|| {
+            state
+                .mcp_tools
+                .get(&crate::mcp::tools::tool_name(op))
+                .filter(|listed| Arc::ptr_eq(listed, op))
+                .map(|_| crate::mcp::tools::tool_name(op))
+        });
+        if let Some(name) = name {
+            guardrails::check_tool(principal, &name)?;
+        }
     }
     if let (Some(permission), Some(principal)) = (&op.spec.permission, &principal) {
         authz::require(state, principal, permission).await?;
@@ -446,7 +462,8 @@ async fn perform(
         }
         Target::Plugin(plugin) => {
             let principal = principal.ok_or_else(ApiError::unauthenticated)?;
-            if approvals::required(op, &meta.channel) {
+            guardrails::check_role_operation(state, &principal, op, &input, &meta).await?;
+            if approvals::required(op, &meta.channel, Some(&principal)) {
                 let dry_run = input
                     .as_object_mut()
                     .and_then(|fields| fields.remove(approvals::DRY_RUN))
@@ -512,6 +529,9 @@ pub async fn invoke_plugin(
         request_id: meta.request_id.clone(),
         channel: meta.channel.clone(),
         now_ms: crate::time_util::business_now_ms(),
+        // The caller's stores, computed once when the request was
+        // authenticated (`authz::confine`); every plugin filters by them.
+        allowed_stores: principal.allowed_store_ids(),
     };
     let output = call_plugin(
         state,

@@ -166,6 +166,90 @@ pub async fn reserve(
     Ok(commit.then_some(reservation))
 }
 
+/// The permissions a role grants, or `None` for the Owner role (which
+/// holds everything).
+fn role_grants(role: &Value) -> Option<Vec<String>> {
+    if role["is_system"] == Value::Bool(true) && role["name"] == "Owner" {
+        return None;
+    }
+    Some(
+        role["permissions"]
+            .as_array()
+            .map(|list| {
+                list.iter()
+                    .filter_map(|p| p.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default(),
+    )
+}
+
+/// Refuses a grant made with an API key that would hand out more than the
+/// key itself holds: the role's permissions are checked against the key's
+/// permissions, not its maker's. `role` is the granted role (as the rbac
+/// plugin answers it); only a person may grant the Owner role.
+pub fn check_key_grant(principal: &Principal, role: &Value) -> Result<(), ApiError> {
+    let Credential::ApiKey { permissions, .. } = &principal.credential else {
+        return Ok(());
+    };
+    let Some(grants) = role_grants(role) else {
+        return Err(ApiError::Forbidden(
+            "an API key cannot grant the Owner role; a signed-in Owner must".into(),
+        ));
+    };
+    let beyond: Vec<&String> = grants.iter().filter(|p| !permissions.contains(p)).collect();
+    if beyond.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(format!(
+            "this API key cannot grant permissions it does not hold itself: {beyond:?}"
+        )))
+    }
+}
+
+/// The grant checks of role operations called with an API key (REST or
+/// MCP): assigning a role, or giving a role permissions, never hands out
+/// more than the key's own permissions.
+pub async fn check_role_operation(
+    state: &Arc<AppState>,
+    principal: &Principal,
+    op: &Operation,
+    input: &Value,
+    meta: &super::operation::RequestMeta,
+) -> Result<(), ApiError> {
+    if !matches!(principal.credential, Credential::ApiKey { .. }) {
+        return Ok(());
+    }
+    let is_authorizer = matches!(&op.target, super::operation::Target::Plugin(plugin)
+        if state.runtime.authorizer_plugin().is_some_and(|p| &p.manifest.name == plugin));
+    if !is_authorizer {
+        return Ok(());
+    }
+    match op.spec.name.as_str() {
+        "user-roles.assign" => {
+            let Some(role_id) = input.get("role_id").and_then(Value::as_str) else {
+                return Ok(());
+            };
+            let tenant = principal.tenant()?;
+            let role = super::host::support::rbac(
+                state,
+                tenant,
+                None,
+                "roles.get",
+                serde_json::json!({"id": role_id}),
+                meta,
+            )
+            .await?;
+            check_key_grant(principal, &role)
+        }
+        "roles.create" | "roles.update" | "roles.set-permissions" => {
+            let role = serde_json::json!({"permissions": input.get("permissions").cloned().unwrap_or(Value::Null)});
+            check_key_grant(principal, &role)
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Gives a reserved amount back.
 pub async fn release(state: &Arc<AppState>, reservation: Reservation) {
     let state = Arc::clone(state);

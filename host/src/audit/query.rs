@@ -49,6 +49,9 @@ pub struct Filters {
     limit: i64,
     /// JSON or CSV.
     pub format: Format,
+    /// Only rows of these stores (`None`: every row), and of no store when
+    /// the flag is set: a store-limited caller's scope.
+    stores: Option<(Vec<String>, bool)>,
 }
 
 /// One page of rows.
@@ -210,7 +213,23 @@ impl Filters {
             before,
             limit,
             format,
+            stores: None,
         })
+    }
+
+    /// Confines the listing to `stores` (a store-limited caller's), and to
+    /// rows of no store when `unassigned`; a `store_id` filter outside them
+    /// is refused.
+    pub fn confine(&mut self, stores: Vec<String>, unassigned: bool) -> Result<(), FilterError> {
+        if let Some((_, wanted)) = self.exact.iter().find(|(name, _)| *name == "store_id")
+            && !stores.contains(wanted)
+        {
+            return Err(FilterError(
+                "`store_id` names a store you may not use".into(),
+            ));
+        }
+        self.stores = Some((stores, unassigned));
+        Ok(())
     }
 }
 
@@ -250,6 +269,19 @@ pub fn page(conn: &Connection, chain: &Chain, filters: &Filters) -> rusqlite::Re
     }
     if let Some(before) = filters.before {
         clause("seq < ?", SqlValue::Integer(before));
+    }
+    if let Some((stores, unassigned)) = &filters.stores {
+        let within = if stores.is_empty() {
+            "0".to_string()
+        } else {
+            format!("store_id IN ({})", vec!["?"; stores.len()].join(", "))
+        };
+        if *unassigned {
+            sql.push_str(&format!(" AND (store_id IS NULL OR {within})"));
+        } else {
+            sql.push_str(&format!(" AND {within}"));
+        }
+        args.extend(stores.iter().cloned().map(SqlValue::Text));
     }
     sql.push_str(" ORDER BY seq DESC LIMIT ?");
     args.push(SqlValue::Integer(filters.limit + 1));

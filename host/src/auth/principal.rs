@@ -39,8 +39,12 @@ pub struct Principal {
     /// the user as an active member.
     pub tenant_id: Option<TenantId>,
     /// The store of `X-Store-ID`, checked to belong to the tenant and be
-    /// usable by the user.
+    /// usable by the user; without the header, the caller's only store
+    /// when they may use exactly one.
     pub store_id: Option<StoreId>,
+    /// The stores the caller may see and act in (`None`: every store),
+    /// computed once per request by [`crate::api::authz::scope_of`].
+    pub allowed_stores: Option<Vec<crate::api::authz::UsableStore>>,
     /// Session or key.
     pub credential: Credential,
     /// Platform operator.
@@ -59,6 +63,26 @@ impl Principal {
         match self.credential {
             Credential::Session { .. } => "user",
             Credential::ApiKey { .. } => "api_key",
+        }
+    }
+
+    /// The ids of [`Self::allowed_stores`], as plugins receive them.
+    pub fn allowed_store_ids(&self) -> Option<Vec<String>> {
+        self.allowed_stores
+            .as_ref()
+            .map(|list| list.iter().map(|s| s.id.to_string()).collect())
+    }
+
+    /// May the caller see or act on an object of `store`? With
+    /// `X-Store-ID`, only that store's; otherwise their stores' and those
+    /// of no store (`None`: the tenant's own), never another store's.
+    pub fn may_see_store(&self, store: Option<&str>) -> bool {
+        match (&self.store_id, &self.allowed_stores) {
+            (Some(mine), _) => store == Some(mine.to_string().as_str()),
+            (None, None) => true,
+            (None, Some(list)) => {
+                store.is_none_or(|s| list.iter().any(|u| u.id.to_string() == s))
+            }
         }
     }
 
@@ -145,6 +169,7 @@ pub async fn authenticate(
                     user_id,
                     tenant_id,
                     store_id: None,
+                    allowed_stores: None,
                     credential: Credential::Session {
                         session_id: claims.sid,
                     },
@@ -160,6 +185,7 @@ pub async fn authenticate(
                     user_id: key.user_id,
                     tenant_id: Some(key.tenant_id),
                     store_id: None,
+                    allowed_stores: None,
                     credential: Credential::ApiKey {
                         id: key.id,
                         permissions: key.permissions,
@@ -196,13 +222,8 @@ pub async fn authenticate(
         Ok(principal)
     })
     .await?;
-    if let (Some(store), Some(tenant)) = (store_header, principal.tenant_id) {
-        if !crate::api::authz::may_use_store(state, tenant, principal.user_id, store).await? {
-            return Err(ApiError::Forbidden(
-                "X-Store-ID names a store you may not use".into(),
-            ));
-        }
-        principal.store_id = Some(store);
+    if let Some(tenant) = principal.tenant_id {
+        crate::api::authz::confine(state, tenant, &mut principal, store_header).await?;
     } else if store_header.is_some() {
         return Err(ApiError::Forbidden(
             "X-Store-ID needs a tenant credential".into(),

@@ -43,6 +43,11 @@ pub struct KeyGuardrails {
     pub max_amount_per_call: Option<i64>,
     /// Largest total the key's calls may move in one UTC day.
     pub max_amount_per_day: Option<i64>,
+    /// Stores the key may use (within its maker's); `None`: its maker's.
+    pub store_ids: Option<Vec<String>>,
+    /// Money the key sends out waits for a person's approval, on REST and
+    /// MCP alike. Keys made before the flag existed: required.
+    pub approval_required: bool,
 }
 
 impl ApiKeyRecord {
@@ -61,6 +66,8 @@ impl ApiKeyRecord {
             "allowed_tools": self.guardrails.allowed_tools,
             "max_amount_per_call": self.guardrails.max_amount_per_call,
             "max_amount_per_day": self.guardrails.max_amount_per_day,
+            "store_ids": self.guardrails.store_ids,
+            "approval_required": self.guardrails.approval_required,
         })
     }
 }
@@ -83,13 +90,15 @@ pub struct NewApiKey {
 }
 
 const KEY_COLUMNS: &str = "id, tenant_id, user_id, name, prefix, permissions, created_at, expires_at, last_used_at, \
-     allowed_tools, max_amount_per_call, max_amount_per_day";
+     allowed_tools, max_amount_per_call, max_amount_per_day, store_ids, approval_required";
 
 fn key_from_row(row: &Row<'_>) -> rusqlite::Result<Option<ApiKeyRecord>> {
     let tenant: String = row.get(1)?;
     let user: String = row.get(2)?;
     let permissions: String = row.get(5)?;
     let allowed_tools: Option<String> = row.get(9)?;
+    let store_ids: Option<String> = row.get(12)?;
+    let approval_required: Option<bool> = row.get(13)?;
     let (Some(tenant_id), Some(user_id)) = (TenantId::parse(&tenant), UserId::parse(&user)) else {
         return Ok(None);
     };
@@ -107,6 +116,8 @@ fn key_from_row(row: &Row<'_>) -> rusqlite::Result<Option<ApiKeyRecord>> {
             allowed_tools: allowed_tools.and_then(|text| serde_json::from_str(&text).ok()),
             max_amount_per_call: row.get(10)?,
             max_amount_per_day: row.get(11)?,
+            store_ids: store_ids.and_then(|text| serde_json::from_str(&text).ok()),
+            approval_required: approval_required.unwrap_or(true),
         },
     }))
 }
@@ -132,10 +143,16 @@ impl ControlDb {
             .allowed_tools
             .as_ref()
             .map(|tools| serde_json::to_string(tools).unwrap_or_else(|_| "[]".into()));
+        let store_ids = record
+            .guardrails
+            .store_ids
+            .as_ref()
+            .map(|stores| serde_json::to_string(stores).unwrap_or_else(|_| "[]".into()));
         self.conn()?.execute(
             "INSERT INTO api_keys (id, tenant_id, user_id, name, prefix, key_hash, permissions, created_at, expires_at,
-                                   allowed_tools, max_amount_per_call, max_amount_per_day)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                                   allowed_tools, max_amount_per_call, max_amount_per_day, store_ids,
+                                   approval_required)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
             params![
                 record.id,
                 record.tenant_id.to_string(),
@@ -149,6 +166,8 @@ impl ControlDb {
                 allowed_tools,
                 record.guardrails.max_amount_per_call,
                 record.guardrails.max_amount_per_day,
+                store_ids,
+                record.guardrails.approval_required,
             ],
         )?;
         Ok((record, secret))

@@ -1,5 +1,6 @@
-//! Custom domains (control migration V6): the hostname a tenant claims, and
-//! which tenant a hostname belongs to.
+//! Custom domains (control migrations V6, V12): the hostname a tenant
+//! claims, its proof of control, and which tenant a verified hostname
+//! belongs to. An unverified claim routes nothing.
 
 use rusqlite::{OptionalExtension, params};
 
@@ -19,13 +20,27 @@ pub enum Claim {
     Taken,
 }
 
+/// A tenant's claimed hostname.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeldDomain {
+    /// The name.
+    pub hostname: String,
+    /// RFC 3339.
+    pub created_at: String,
+    /// What the challenge must answer (none for claims made before V12:
+    /// claim again to get one).
+    pub token: Option<String>,
+    /// RFC 3339, once control was proved.
+    pub verified_at: Option<String>,
+}
+
 impl ControlDb {
-    /// The tenant a hostname belongs to (case-insensitive).
+    /// The tenant a verified hostname belongs to (case-insensitive).
     pub fn tenant_of_hostname(&self, hostname: &str) -> Result<Option<TenantId>, ControlError> {
         let id: Option<String> = self
             .conn()?
             .query_row(
-                "SELECT tenant_id FROM tenant_domains WHERE hostname = ?1",
+                "SELECT tenant_id FROM tenant_domains WHERE hostname = ?1 AND verified_at IS NOT NULL",
                 [hostname],
                 |row| row.get(0),
             )
@@ -33,16 +48,38 @@ impl ControlDb {
         Ok(id.as_deref().and_then(TenantId::parse))
     }
 
-    /// The tenant's hostname and when it was claimed.
-    pub fn hostname_of(&self, tenant: TenantId) -> Result<Option<(String, String)>, ControlError> {
+    /// The tenant's hostname, when it was claimed, and its proof.
+    pub fn hostname_of(&self, tenant: TenantId) -> Result<Option<HeldDomain>, ControlError> {
         Ok(self
             .conn()?
             .query_row(
-                "SELECT hostname, created_at FROM tenant_domains WHERE tenant_id = ?1",
+                "SELECT hostname, created_at, verification_token, verified_at FROM tenant_domains WHERE tenant_id = ?1",
                 [tenant.to_string()],
-                |row| Ok((row.get(0)?, row.get(1)?)),
+                |row| {
+                    Ok(HeldDomain {
+                        hostname: row.get(0)?,
+                        created_at: row.get(1)?,
+                        token: row.get(2)?,
+                        verified_at: row.get(3)?,
+                    })
+                },
             )
             .optional()?)
+    }
+
+    /// Records that the tenant proved control of `hostname`; false when it
+    /// no longer holds that name.
+    pub fn mark_hostname_verified(
+        &self,
+        tenant: TenantId,
+        hostname: &str,
+    ) -> Result<bool, ControlError> {
+        let changed = self.conn()?.execute(
+            "UPDATE tenant_domains SET verified_at = COALESCE(verified_at, ?3)
+              WHERE tenant_id = ?1 AND hostname = ?2",
+            params![tenant.to_string(), hostname, now_rfc3339()],
+        )?;
+        Ok(changed == 1)
     }
 
     /// Claims `hostname` for the tenant, replacing the one it held.
@@ -56,13 +93,21 @@ impl ControlDb {
                 |row| row.get(0),
             )
             .optional()?;
-        if holder.is_some_and(|holder| holder != tenant.to_string()) {
-            return Ok(Claim::Taken);
+        match holder {
+            Some(holder) if holder != tenant.to_string() => return Ok(Claim::Taken),
+            // Claimed again: its token and proof stay.
+            Some(_) => return Ok(Claim::Claimed { previous: None }),
+            None => {}
         }
         let previous = take_hostname(&tx, tenant)?;
+        // A new claim starts unverified, with a fresh token to publish.
+        let token = format!(
+            "malipo-domain-verification={}",
+            uuid::Uuid::new_v4().simple()
+        );
         tx.execute(
-            "INSERT INTO tenant_domains (hostname, tenant_id, created_at) VALUES (?1, ?2, ?3)",
-            params![hostname, tenant.to_string(), now_rfc3339()],
+            "INSERT INTO tenant_domains (hostname, tenant_id, created_at, verification_token) VALUES (?1, ?2, ?3, ?4)",
+            params![hostname, tenant.to_string(), now_rfc3339(), token],
         )?;
         tx.commit()?;
         Ok(Claim::Claimed {

@@ -23,7 +23,7 @@ mod users;
 pub use alerts::{AlertRecord, NewAlert};
 pub use api_keys::{ApiKeyRecord, KeyGuardrails, NewApiKey};
 pub use deletion::{Cancellation, PurgedRows, StatusChange};
-pub use domains::Claim;
+pub use domains::{Claim, HeldDomain};
 pub use inbox::InboxItem;
 pub use invitations::Invitation;
 pub use mail::OutgoingMail;

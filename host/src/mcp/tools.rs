@@ -20,7 +20,7 @@ pub struct ToolCatalog {
 
 /// The tool name of an operation: its declared one, else its name with
 /// `.` and `-` turned into `_`.
-fn tool_name(op: &Operation) -> String {
+pub(crate) fn tool_name(op: &Operation) -> String {
     op.spec
         .mcp_tool
         .clone()
@@ -59,7 +59,7 @@ fn describe(op: &Operation, gated: bool) -> String {
 }
 
 fn tool_of(op: &Operation) -> Tool {
-    let gated = approvals::required(op, "mcp");
+    let gated = approvals::required(op, "mcp", None);
     let mut input = as_object(&op.spec.input_schema).unwrap_or_else(|| {
         let mut map = JsonObject::new();
         map.insert("type".into(), json!("object"));

@@ -137,6 +137,7 @@ pub fn host_context(
         request_id,
         channel: channel.into(),
         now_ms: crate::time_util::business_now_ms(),
+        allowed_stores: None,
     }
 }
 

@@ -161,6 +161,7 @@ impl Harness {
             request_id: "r1".to_owned(),
             channel: "rest".to_owned(),
             now_ms: u64::try_from(self.now.get()).unwrap_or(0),
+            allowed_stores: None,
         };
         let input = Input::parse(&input.to_string())?;
         crate::dispatch(self, &ctx, operation, &input)

@@ -208,9 +208,7 @@ fn batch_json(env: &dyn Env, id: &str) -> Result<Value> {
     let Some(row) = table.first() else {
         return Err(Error::not_found(format!("No B2C batch `{id}`.")));
     };
-    if let Some(store) = transactions::caller_store(env.ctx())
-        && row.text("store_id") != Some(store)
-    {
+    if !env.ctx().may_see_store(row.text("store_id")) {
         return Err(Error::not_found(format!("No B2C batch `{id}`.")));
     }
     let items = transactions::select(

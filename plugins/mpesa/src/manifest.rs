@@ -387,10 +387,25 @@ fn totals_schema() -> Value {
     let int = json!({ "type": "integer", "minimum": 0 });
     object(
         json!({
-            "count": int, "completed": int, "failed": int, "cancelled": int, "timeout": int,
+            "count": int, "completed": int, "cancelled": int, "timeout": int,
             "pending": int, "reversed": int,
-            "amount_completed": { "type": "integer", "description": "Shillings of transactions now completed." },
-            "success_rate": { "type": "number", "minimum": 0, "maximum": 1, "description": "completed / count (0 when count is 0)." }
+            "failed": { "type": "integer", "minimum": 0, "description": "Failed, cancelled and timed out together (a roll-up; `by_status` has each)." },
+            "amount_completed": { "type": "integer", "description": "Shillings of transactions now completed, money in and out added together (kept for compatibility; use `money_in` and `money_out`)." },
+            "success_rate": { "type": "number", "minimum": 0, "maximum": 1, "description": "completed / count (0 when count is 0)." },
+            "by_status": object(json!({
+                "pending": int, "completed": int,
+                "failed": { "type": "integer", "minimum": 0, "description": "Failed only (not cancelled, not timed out)." },
+                "cancelled": int, "timeout": int, "reversed": int
+            }), &["pending", "completed", "failed", "cancelled", "timeout", "reversed"]),
+            "money_in": object(json!({
+                "count": { "type": "integer", "minimum": 0, "description": "Payments (STK push and C2B), any status." },
+                "amount": { "type": "integer", "minimum": 0, "description": "Shillings received: completed payments, and payments later reversed (the reversal is money out)." }
+            }), &["count", "amount"]),
+            "money_out": object(json!({
+                "count": { "type": "integer", "minimum": 0, "description": "Payouts (B2C) and reversals, any status." },
+                "amount": { "type": "integer", "minimum": 0, "description": "Shillings sent out: completed payouts and reversals." }
+            }), &["count", "amount"]),
+            "net_amount": { "type": "integer", "description": "money_in.amount - money_out.amount." }
         }),
         &[
             "count",
@@ -398,6 +413,10 @@ fn totals_schema() -> Value {
             "failed",
             "amount_completed",
             "success_rate",
+            "by_status",
+            "money_in",
+            "money_out",
+            "net_amount",
         ],
     )
 }
@@ -731,7 +750,9 @@ fn payment_operations() -> Vec<Op> {
             summary: "Payment report",
             description: "Totals of M-Pesa transactions created in a date range: count, completed, failed \
                           (cancelled and timed out included), pending, reversed, the amount completed and the \
-                          success rate — overall and per day (UTC), store or kind.",
+                          success rate — overall and per day (UTC), store or kind. `by_status` partitions the \
+                          count (each transaction in exactly one status: they sum to `count`); `money_in` \
+                          (payments) and `money_out` (payouts and reversals) are never added together.",
             input: input(
                 json!({
                     "from": date_bound("Created at or after"),

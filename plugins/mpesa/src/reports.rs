@@ -24,7 +24,14 @@ const AGGREGATES: &str = "COUNT(*) AS count, \
      COALESCE(SUM(status = 'timeout'), 0) AS timed_out, \
      COALESCE(SUM(status = 'pending'), 0) AS pending, \
      COALESCE(SUM(status = 'reversed'), 0) AS reversed, \
-     COALESCE(SUM(CASE WHEN status = 'completed' THEN amount ELSE 0 END), 0) AS amount_completed";
+     COALESCE(SUM(CASE WHEN status = 'completed' THEN amount ELSE 0 END), 0) AS amount_completed, \
+     COALESCE(SUM(status = 'failed'), 0) AS failed_only, \
+     COALESCE(SUM(kind IN ('stk', 'c2b')), 0) AS count_in, \
+     COALESCE(SUM(kind IN ('b2c', 'reversal')), 0) AS count_out, \
+     COALESCE(SUM(CASE WHEN kind IN ('stk', 'c2b') AND status IN ('completed', 'reversed') \
+                       THEN amount ELSE 0 END), 0) AS amount_in, \
+     COALESCE(SUM(CASE WHEN kind IN ('b2c', 'reversal') AND status = 'completed' \
+                       THEN amount ELSE 0 END), 0) AS amount_out";
 
 /// The aggregates of one group (or of all), summable across months.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -37,6 +44,11 @@ struct Counts {
     pending: i64,
     reversed: i64,
     amount_completed: i64,
+    failed_only: i64,
+    count_in: i64,
+    count_out: i64,
+    amount_in: i64,
+    amount_out: i64,
 }
 
 impl Counts {
@@ -51,6 +63,11 @@ impl Counts {
             pending: int("pending"),
             reversed: int("reversed"),
             amount_completed: int("amount_completed"),
+            failed_only: int("failed_only"),
+            count_in: int("count_in"),
+            count_out: int("count_out"),
+            amount_in: int("amount_in"),
+            amount_out: int("amount_out"),
         }
     }
 
@@ -63,6 +80,11 @@ impl Counts {
         self.pending = self.pending.saturating_add(other.pending);
         self.reversed = self.reversed.saturating_add(other.reversed);
         self.amount_completed = self.amount_completed.saturating_add(other.amount_completed);
+        self.failed_only = self.failed_only.saturating_add(other.failed_only);
+        self.count_in = self.count_in.saturating_add(other.count_in);
+        self.count_out = self.count_out.saturating_add(other.count_out);
+        self.amount_in = self.amount_in.saturating_add(other.amount_in);
+        self.amount_out = self.amount_out.saturating_add(other.amount_out);
     }
 
     fn to_json(self) -> Value {
@@ -83,6 +105,27 @@ impl Counts {
             "reversed": self.reversed,
             "amount_completed": self.amount_completed,
             "success_rate": rate,
+            // Each transaction in exactly one status: these sum to `count`
+            // (`failed` above also counts cancelled and timed out).
+            "by_status": {
+                "pending": self.pending,
+                "completed": self.completed,
+                "failed": self.failed_only,
+                "cancelled": self.cancelled,
+                "timeout": self.timed_out,
+                "reversed": self.reversed,
+            },
+            // Money in (payments: STK and C2B) and out (payouts and
+            // reversals), never added together.
+            "money_in": {
+                "count": self.count_in,
+                "amount": self.amount_in,
+            },
+            "money_out": {
+                "count": self.count_out,
+                "amount": self.amount_out,
+            },
+            "net_amount": self.amount_in.saturating_sub(self.amount_out),
         })
     }
 }
@@ -166,7 +209,10 @@ fn chunks(
 
 /// `mpesa.reports`: counts (all, completed, failed — cancelled and timed
 /// out included —, pending, reversed), the amount completed and the
-/// success rate (completed / all), in total and per group. Days are UTC.
+/// success rate (completed / all), in total and per group; `by_status`
+/// partitions the count (each transaction in exactly one status) and
+/// `money_in` / `money_out` keep payments and payouts (with reversals)
+/// apart. Days are UTC. Confined to the caller's stores.
 pub fn report(env: &dyn Env, input: &Input) -> Result<Value> {
     let (db, ctx) = (env.db(), env.ctx());
     let group_by = match input.opt_trimmed("group_by")? {

@@ -26,7 +26,10 @@ const DEFAULT_TRANSACTION_DESC: &str = "Payment";
 /// A text setting of the organization (`settings` table, JSON values), or
 /// `default` when it is not set.
 fn setting_text(db: &dyn malipo_plugin_sdk::Db, key: &str, default: &str) -> Result<String> {
-    let rows = db.query("SELECT value FROM settings WHERE key = ?1", &[Sql::from(key)])?;
+    let rows = db.query(
+        "SELECT value FROM settings WHERE key = ?1",
+        &[Sql::from(key)],
+    )?;
     Ok(rows
         .first()
         .and_then(|row| row.text("value"))

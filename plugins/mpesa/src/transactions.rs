@@ -295,14 +295,14 @@ pub fn emit(env: &dyn Env, txn: &Txn) {
     env.emit(name, &payload);
 }
 
-/// The store a caller is confined to: the one named by `X-Store-ID`.
+/// The store named by `X-Store-ID` (or the caller's only store).
 pub fn caller_store(ctx: &Context) -> Option<&str> {
     ctx.store_id.as_deref()
 }
 
 /// The store a new transaction belongs to: `store_id` from the input
-/// (which must exist, and be the caller's store if `X-Store-ID` named one),
-/// else the caller's store.
+/// (which must exist, and be the caller's store if `X-Store-ID` named one,
+/// and one of the stores the caller may use), else the caller's store.
 pub fn resolve_store(db: &dyn Db, ctx: &Context, input: &Input) -> Result<Option<String>> {
     let Some(given) = validate::opt_id(input, "store_id")? else {
         return Ok(ctx.store_id.clone());
@@ -314,6 +314,7 @@ pub fn resolve_store(db: &dyn Db, ctx: &Context, input: &Input) -> Result<Option
             "`store_id` must be the store named by the X-Store-ID header.",
         ));
     }
+    ctx.check_store(given)?;
     if !db.exists("SELECT 1 FROM stores WHERE id = ?1", &[Sql::from(given)])? {
         return Err(Error::not_found(format!(
             "No store `{given}` in this tenant."
@@ -324,8 +325,7 @@ pub fn resolve_store(db: &dyn Db, ctx: &Context, input: &Input) -> Result<Option
 
 /// Finds a transaction the caller may see (404 otherwise).
 pub fn visible(db: &dyn Db, ctx: &Context, id: &str) -> Result<Txn> {
-    let txn = find(db, id)?
-        .filter(|t| caller_store(ctx).is_none_or(|store| t.store_id.as_deref() == Some(store)));
+    let txn = find(db, id)?.filter(|t| ctx.may_see_store(t.store_id.as_deref()));
     txn.ok_or_else(|| Error::not_found(format!("No M-Pesa transaction `{id}`.")))
 }
 
@@ -419,18 +419,25 @@ impl Filter {
         Ok((from, to))
     }
 
-    /// Confines to the caller's store, and checks a `store_id` filter against it.
+    /// Confines to the caller's stores (the `X-Store-ID` store, else the
+    /// stores the host allows), and checks a `store_id` filter against them.
     pub fn store(&mut self, ctx: &Context, input: &Input) -> Result<()> {
         let wanted = validate::opt_id(input, "store_id")?;
         match (caller_store(ctx), wanted) {
             (Some(mine), Some(other)) if mine != other => Err(Error::forbidden(
                 "`store_id` must be the store named by the X-Store-ID header.",
             )),
-            (Some(store), _) | (None, Some(store)) => {
+            (_, Some(store)) => {
+                ctx.check_store(store)?;
                 self.push("store_id", "=", Sql::from(store));
                 Ok(())
             }
-            (None, None) => Ok(()),
+            (_, None) => {
+                if let Some(condition) = ctx.store_condition("store_id", &mut self.params) {
+                    self.clauses.push(condition);
+                }
+                Ok(())
+            }
         }
     }
 

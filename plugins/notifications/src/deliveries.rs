@@ -164,13 +164,27 @@ pub fn deliver_due(host: &dyn Host, ctx: &Context) -> Result<Value> {
     Ok(json!({ "delivered": delivered, "failed": failed }))
 }
 
-/// `GET /webhooks/{id}/deliveries`: the endpoint's messages, newest first.
-pub fn list(db: &dyn Db, input: &Input) -> Result<Value> {
+/// The condition confining deliveries to the caller's stores: a
+/// store-limited caller sees only messages about one of their stores (the
+/// event's `store_id`); `1` for a caller who may see every store.
+fn in_scope(ctx: &Context, params: &mut Vec<Sql>) -> String {
+    ctx.store_condition("json_extract(body, '$.data.store_id')", params)
+        .unwrap_or_else(|| "1".to_owned())
+}
+
+/// `GET /webhooks/{id}/deliveries`: the endpoint's messages, newest first
+/// (only those about the caller's stores for a store-limited caller).
+pub fn list(db: &dyn Db, ctx: &Context, input: &Input) -> Result<Value> {
     let id = input.req_str("id")?;
+    let mut params = vec![Sql::Text(id.to_owned())];
+    let scope = in_scope(ctx, &mut params);
     let rows = db.query(
-        "SELECT id, event_id, event_name, status, attempts, last_status, last_error, created_at, delivered_at
-           FROM notifications_deliveries WHERE webhook_id = ?1 ORDER BY created_at DESC, id DESC LIMIT 100",
-        &[Sql::Text(id.to_owned())],
+        &format!(
+            "SELECT id, event_id, event_name, status, attempts, last_status, last_error, created_at, delivered_at
+               FROM notifications_deliveries WHERE webhook_id = ?1 AND {scope}
+              ORDER BY created_at DESC, id DESC LIMIT 100"
+        ),
+        &params,
     )?;
     Ok(json!({ "deliveries": rows.to_json() }))
 }
@@ -181,14 +195,18 @@ pub fn list(db: &dyn Db, input: &Input) -> Result<Value> {
 pub fn retry(db: &dyn Db, ctx: &Context, input: &Input) -> Result<Value> {
     let endpoint = input.req_str("id")?;
     let message = input.req_str("delivery_id")?;
+    let mut params = vec![
+        Sql::Text(message.to_owned()),
+        Sql::Text(endpoint.to_owned()),
+        Sql::Integer(i64::try_from(ctx.now_ms).unwrap_or(i64::MAX)),
+    ];
+    let scope = in_scope(ctx, &mut params);
     let changed = db.execute(
-        "UPDATE notifications_deliveries SET status = 'pending', next_attempt_ms = ?3
-          WHERE id = ?1 AND webhook_id = ?2",
-        &[
-            Sql::Text(message.to_owned()),
-            Sql::Text(endpoint.to_owned()),
-            Sql::Integer(i64::try_from(ctx.now_ms).unwrap_or(i64::MAX)),
-        ],
+        &format!(
+            "UPDATE notifications_deliveries SET status = 'pending', next_attempt_ms = ?3
+              WHERE id = ?1 AND webhook_id = ?2 AND {scope}"
+        ),
+        &params,
     )?;
     if changed == 0 {
         return Err(Error::not_found(

@@ -129,30 +129,47 @@ fn caller(ctx: &Context) -> Result<&str> {
         .ok_or_else(|| Error::forbidden("Notifications belong to people; this call has no user."))
 }
 
+/// The condition confining notifications (`n`) to the caller's stores: a
+/// store-limited caller sees only those naming one of their stores (the
+/// event's `store_id`); `1` for a caller who may see every store.
+fn in_scope(ctx: &Context, params: &mut Vec<Sql>) -> String {
+    ctx.store_condition("json_extract(n.data, '$.store_id')", params)
+        .unwrap_or_else(|| "1".to_owned())
+}
+
 /// `GET /notifications?unread=true&limit=`: newest first, with the caller's
-/// unread count.
+/// unread count; only the caller's stores' for a store-limited caller.
 pub fn list(db: &dyn Db, ctx: &Context, input: &Input) -> Result<Value> {
     let user = caller(ctx)?.to_owned();
     let unread_only = matches!(input.get("unread"), Some(Value::Bool(true)))
         || input.get("unread").and_then(Value::as_str) == Some("true");
     let limit = input.opt_u64("limit")?.unwrap_or(50).clamp(1, 200);
+    let mut params = vec![
+        Sql::Text(user.clone()),
+        Sql::Integer(i64::from(unread_only)),
+        Sql::Integer(i64::try_from(limit).unwrap_or(50)),
+    ];
+    let scope = in_scope(ctx, &mut params);
     let rows = db.query(
-        "SELECT n.id, n.kind, n.title, n.body, n.data, n.created_at, r.read_at
-           FROM notifications_inbox n
-           LEFT JOIN notifications_reads r ON r.notification_id = n.id AND r.user_id = ?1
-          WHERE (?2 = 0 OR r.read_at IS NULL)
-          ORDER BY n.created_at DESC, n.id DESC LIMIT ?3",
-        &[
-            Sql::Text(user.clone()),
-            Sql::Integer(i64::from(unread_only)),
-            Sql::Integer(i64::try_from(limit).unwrap_or(50)),
-        ],
+        &format!(
+            "SELECT n.id, n.kind, n.title, n.body, n.data, n.created_at, r.read_at
+               FROM notifications_inbox n
+               LEFT JOIN notifications_reads r ON r.notification_id = n.id AND r.user_id = ?1
+              WHERE (?2 = 0 OR r.read_at IS NULL) AND {scope}
+              ORDER BY n.created_at DESC, n.id DESC LIMIT ?3"
+        ),
+        &params,
     )?;
+    let mut params = vec![Sql::Text(user)];
+    let scope = in_scope(ctx, &mut params);
     let unread = db
         .query(
-            "SELECT COUNT(*) AS n FROM notifications_inbox n
-              WHERE NOT EXISTS (SELECT 1 FROM notifications_reads r WHERE r.notification_id = n.id AND r.user_id = ?1)",
-            &[Sql::Text(user)],
+            &format!(
+                "SELECT COUNT(*) AS n FROM notifications_inbox n
+                  WHERE NOT EXISTS (SELECT 1 FROM notifications_reads r WHERE r.notification_id = n.id AND r.user_id = ?1)
+                    AND {scope}"
+            ),
+            &params,
         )?
         .first()
         .and_then(|row| row.int("n"))
@@ -180,9 +197,11 @@ pub fn list(db: &dyn Db, ctx: &Context, input: &Input) -> Result<Value> {
 pub fn mark_read(db: &dyn Db, ctx: &Context, input: &Input) -> Result<Value> {
     let user = caller(ctx)?;
     let id = input.req_str("id")?;
+    let mut params = vec![Sql::Text(id.to_owned())];
+    let scope = in_scope(ctx, &mut params);
     let exists = db.query(
-        "SELECT id FROM notifications_inbox WHERE id = ?1",
-        &[Sql::Text(id.to_owned())],
+        &format!("SELECT n.id FROM notifications_inbox n WHERE n.id = ?1 AND {scope}"),
+        &params,
     )?;
     if exists.is_empty() {
         return Err(Error::not_found("No notification with that id."));

@@ -148,7 +148,7 @@ fn dispatch(
         "webhooks.create" => webhooks::create(host, ctx, input),
         "webhooks.list" => webhooks::list(host.db()),
         "webhooks.delete" => webhooks::delete(host, ctx, input),
-        "webhooks.deliveries" => deliveries::list(host.db(), input),
+        "webhooks.deliveries" => deliveries::list(host.db(), ctx, input),
         "webhooks.deliveries.retry" => deliveries::retry(host.db(), ctx, input),
         "webhooks.deliver" => deliveries::deliver_due(host, ctx),
         "notifications.list" => inbox::list(host.db(), ctx, input),

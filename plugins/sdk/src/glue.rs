@@ -82,6 +82,7 @@ macro_rules! bindings_glue {
                 request_id: ctx.request_id,
                 channel: ctx.channel,
                 now_ms: ctx.now_ms,
+                allowed_stores: ctx.allowed_stores,
             }
         }
 

@@ -253,6 +253,10 @@ fn get() -> Operation {
                         "payments": { "type": "integer", "minimum": 0, "description": "Completed payments." },
                         "payment_amount_kes": { "type": "integer", "minimum": 0 }
                     }), &["store_id", "store_name", "calls", "transactions", "payments", "payment_amount_kes"])
+                },
+                "store_ids": {
+                    "type": "array", "items": { "type": "string" },
+                    "description": "Present for a caller limited to some stores: every number above covers these stores only."
                 }
             }),
             &[

@@ -24,6 +24,28 @@ fn range(period: Month) -> [Sql; 2] {
     ]
 }
 
+/// ` AND store_id IN (?, …)` confining a query to the caller's stores
+/// (with its parameters, to append after the query's others), or nothing
+/// for a caller who may see every store. Rows of no store (`''`) are the
+/// tenant's, seen only by such callers.
+fn scope(ctx: &Context) -> (String, Vec<Sql>) {
+    match ctx.store_scope() {
+        None => (String::new(), Vec::new()),
+        Some(stores) if stores.is_empty() => (" AND 0".to_owned(), Vec::new()),
+        Some(stores) => (
+            format!(" AND store_id IN ({})", vec!["?"; stores.len()].join(", ")),
+            stores.into_iter().map(Sql::from).collect(),
+        ),
+    }
+}
+
+/// The query parameters of a month, then of the caller's scope.
+fn scoped(period: Month, extra: &[Sql]) -> Vec<Sql> {
+    let mut params = range(period).to_vec();
+    params.extend_from_slice(extra);
+    params
+}
+
 /// `usage.totals`: the quota totals of a month (default the current one).
 pub fn totals(db: &dyn Db, ctx: &Context, input: &Input) -> Result<Value> {
     let period = Month::from_input(input.opt_str("period")?, ctx.now_ms)?;
@@ -38,8 +60,8 @@ pub fn totals(db: &dyn Db, ctx: &Context, input: &Input) -> Result<Value> {
 /// `usage.summary`: a month at a glance, for the platform's cross-tenant view.
 pub fn summary(db: &dyn Db, ctx: &Context, input: &Input) -> Result<Value> {
     let period = Month::from_input(input.opt_str("period")?, ctx.now_ms)?;
-    let calls = call_totals(db, period)?;
-    let money = money_totals(db, period)?;
+    let calls = call_totals(db, ctx, period)?;
+    let money = money_totals(db, ctx, period)?;
     Ok(json!({
         "period": period.to_text(),
         "api_calls": calls.api_calls,
@@ -59,10 +81,14 @@ pub fn current(host: &dyn Host, ctx: &Context) -> Result<Value> {
     let db = host.db();
     let period = Month::from_ms(ctx.now_ms);
     let plan = Plan::from_entitlements(host.config("entitlements").as_deref());
-    let calls = call_totals(db, period)?;
-    let money = money_totals(db, period)?;
+    let calls = call_totals(db, ctx, period)?;
+    let money = money_totals(db, ctx, period)?;
+    let stores = match ctx.store_scope() {
+        None => active_stores(db)?,
+        Some(_) => i64::try_from(by_store(db, ctx, period, true)?.len()).unwrap_or(i64::MAX),
+    };
     let metric = |used: i64, limit: Option<u64>| json!({ "used": used, "limit": limit, "percent": percent(used, limit) });
-    Ok(json!({
+    let mut answer = json!({
         "period": period.to_text(),
         "period_start": period.first_day().to_text(),
         "period_end": period.last_day().to_text(),
@@ -70,15 +96,21 @@ pub fn current(host: &dyn Host, ctx: &Context) -> Result<Value> {
         "metrics": {
             "api_calls": metric(calls.api_calls, plan.api_calls_per_month),
             "transactions": metric(calls.transactions, plan.transactions_per_month),
-            "stores": metric(active_stores(db)?, plan.max_stores),
+            "stores": metric(stores, plan.max_stores),
             "users": metric(active_members(db)?, plan.max_users),
         },
         "by_channel": calls.by_channel,
         "payments": money.json("payment"),
         "payouts": money.json("payout"),
         "reversals": money.json("reversal"),
-        "by_store": by_store(db, period)?,
-    }))
+        "by_store": by_store(db, ctx, period, false)?,
+    });
+    // A store-limited caller's numbers cover their own stores only, and
+    // say which.
+    if let Some(stores) = ctx.store_scope() {
+        answer["store_ids"] = json!(stores);
+    }
+    Ok(answer)
 }
 
 /// A month's calls.
@@ -90,11 +122,14 @@ struct CallTotals {
     by_channel: Map<String, Value>,
 }
 
-fn call_totals(db: &dyn Db, period: Month) -> Result<CallTotals> {
+fn call_totals(db: &dyn Db, ctx: &Context, period: Month) -> Result<CallTotals> {
+    let (condition, extra) = scope(ctx);
     let table = db.query(
-        "SELECT channel, SUM(calls) AS calls, SUM(errors) AS errors, SUM(transactions) AS transactions \
-         FROM usage_daily WHERE day >= ? AND day <= ? GROUP BY channel ORDER BY channel",
-        &range(period),
+        &format!(
+            "SELECT channel, SUM(calls) AS calls, SUM(errors) AS errors, SUM(transactions) AS transactions \
+             FROM usage_daily WHERE day >= ? AND day <= ?{condition} GROUP BY channel ORDER BY channel"
+        ),
+        &scoped(period, &extra),
     )?;
     let mut totals = CallTotals {
         api_calls: 0,
@@ -130,11 +165,14 @@ impl MoneyTotals {
     }
 }
 
-fn money_totals(db: &dyn Db, period: Month) -> Result<MoneyTotals> {
+fn money_totals(db: &dyn Db, ctx: &Context, period: Month) -> Result<MoneyTotals> {
+    let (condition, extra) = scope(ctx);
     let table = db.query(
-        "SELECT kind, SUM(count) AS count, SUM(amount_kes) AS amount_kes \
-         FROM usage_money_daily WHERE day >= ? AND day <= ? GROUP BY kind",
-        &range(period),
+        &format!(
+            "SELECT kind, SUM(count) AS count, SUM(amount_kes) AS amount_kes \
+             FROM usage_money_daily WHERE day >= ? AND day <= ?{condition} GROUP BY kind"
+        ),
+        &scoped(period, &extra),
     )?;
     table
         .iter()
@@ -178,12 +216,21 @@ fn store<'a>(
     })
 }
 
-/// Every active store, and any other store with usage in the month, by name.
-fn by_store(db: &dyn Db, period: Month) -> Result<Vec<Value>> {
+/// Every active store, and any other store with usage in the month, by
+/// name (only the caller's stores for a store-limited caller; only the
+/// active ones when `active_only`).
+fn by_store(db: &dyn Db, ctx: &Context, period: Month, active_only: bool) -> Result<Vec<Value>> {
     let mut stores: BTreeMap<String, StoreUsage> = BTreeMap::new();
     let mut names: BTreeMap<String, Option<String>> = BTreeMap::new();
-    for row in db.query("SELECT id, name, status FROM stores", &[])?.iter() {
-        let id = row.req_text("id")?.to_owned();
+    let (condition, extra) = scope(ctx);
+    for row in db
+        .query(
+            &format!("SELECT id AS store_id, name, status FROM stores WHERE 1{condition}"),
+            &extra,
+        )?
+        .iter()
+    {
+        let id = row.req_text("store_id")?.to_owned();
         let name = row.text("name").map(str::to_owned);
         // Archived stores are listed only if they were used in the month.
         if row.text("status") == Some("active") {
@@ -195,13 +242,18 @@ fn by_store(db: &dyn Db, period: Month) -> Result<Vec<Value>> {
         }
         names.insert(id, name);
     }
+    if active_only {
+        return Ok(stores.keys().map(|id| json!(id)).collect());
+    }
     for row in db
         .query(
-            "SELECT store_id, \
-                    SUM(CASE WHEN channel IN ('rest', 'mcp') THEN calls ELSE 0 END) AS calls, \
-                    SUM(transactions) AS transactions \
-             FROM usage_daily WHERE day >= ? AND day <= ? AND store_id <> '' GROUP BY store_id",
-            &range(period),
+            &format!(
+                "SELECT store_id, \
+                        SUM(CASE WHEN channel IN ('rest', 'mcp') THEN calls ELSE 0 END) AS calls, \
+                        SUM(transactions) AS transactions \
+                 FROM usage_daily WHERE day >= ? AND day <= ? AND store_id <> ''{condition} GROUP BY store_id"
+            ),
+            &scoped(period, &extra),
         )?
         .iter()
     {
@@ -211,10 +263,12 @@ fn by_store(db: &dyn Db, period: Month) -> Result<Vec<Value>> {
     }
     for row in db
         .query(
-            "SELECT store_id, SUM(count) AS payments, SUM(amount_kes) AS amount_kes \
-             FROM usage_money_daily \
-             WHERE day >= ? AND day <= ? AND store_id <> '' AND kind = 'payment' GROUP BY store_id",
-            &range(period),
+            &format!(
+                "SELECT store_id, SUM(count) AS payments, SUM(amount_kes) AS amount_kes \
+                 FROM usage_money_daily \
+                 WHERE day >= ? AND day <= ? AND store_id <> '' AND kind = 'payment'{condition} GROUP BY store_id"
+            ),
+            &scoped(period, &extra),
         )?
         .iter()
     {
@@ -327,8 +381,13 @@ pub fn history(db: &dyn Db, ctx: &Context, input: &Input) -> Result<Value> {
     let prefix = Sql::Integer(query.group_by.prefix());
     let from = Sql::from(query.from.to_text());
     let to = Sql::from(query.to.to_text());
+    let (condition, extra) = scope(ctx);
+    let mut params = vec![prefix.clone(), from.clone(), to.clone()];
+    params.extend_from_slice(&extra);
+    params.extend([prefix, from, to]);
+    params.extend_from_slice(&extra);
     let table = db.query(
-        "SELECT period, \
+        &format!("SELECT period, \
                 SUM(rest_calls + mcp_calls) AS api_calls, SUM(rest_calls) AS rest_calls, \
                 SUM(mcp_calls) AS mcp_calls, SUM(errors) AS errors, SUM(transactions) AS transactions, \
                 SUM(payments) AS payments, SUM(payment_amount_kes) AS payment_amount_kes, \
@@ -339,16 +398,16 @@ pub fn history(db: &dyn Db, ctx: &Context, input: &Input) -> Result<Value> {
                   CASE WHEN channel = 'mcp' THEN calls ELSE 0 END AS mcp_calls, \
                   errors, transactions, \
                   0 AS payments, 0 AS payment_amount_kes, 0 AS payouts, 0 AS payout_amount_kes \
-           FROM usage_daily WHERE day >= ? AND day <= ? \
+           FROM usage_daily WHERE day >= ? AND day <= ?{condition} \
            UNION ALL \
            SELECT substr(day, 1, ?) AS period, 0, 0, 0, 0, \
                   CASE WHEN kind = 'payment' THEN count ELSE 0 END, \
                   CASE WHEN kind = 'payment' THEN amount_kes ELSE 0 END, \
                   CASE WHEN kind = 'payout' THEN count ELSE 0 END, \
                   CASE WHEN kind = 'payout' THEN amount_kes ELSE 0 END \
-           FROM usage_money_daily WHERE day >= ? AND day <= ? AND kind IN ('payment', 'payout') \
-         ) GROUP BY period ORDER BY period",
-        &[prefix.clone(), from.clone(), to.clone(), prefix, from, to],
+           FROM usage_money_daily WHERE day >= ? AND day <= ?{condition} AND kind IN ('payment', 'payout') \
+         ) GROUP BY period ORDER BY period"),
+        &params,
     )?;
     Ok(json!({
         "group_by": query.group_by.name(),

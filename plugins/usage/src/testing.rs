@@ -236,6 +236,7 @@ pub fn ctx(now_ms: u64) -> Context {
         request_id: "req".to_owned(),
         channel: "system".to_owned(),
         now_ms,
+        allowed_stores: None,
     }
 }
 

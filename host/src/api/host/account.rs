@@ -55,12 +55,28 @@ pub fn me(state: Arc<AppState>, call: HostCall) -> HostFuture {
                     .collect::<Vec<_>>()
             );
         }
+        // The stores usable with this credential here (the values
+        // X-Store-ID accepts), and every organization of the user.
+        let stores = match (principal.tenant_id, &principal.allowed_stores) {
+            (Some(_), Some(stores)) => super::memberships::stores_json(stores),
+            (Some(tenant), None) => super::memberships::stores_json(
+                &crate::api::authz::usable_stores(&state, tenant, principal.user_id)
+                    .await?
+                    .1,
+            ),
+            (None, _) => json!([]),
+        };
+        let memberships =
+            super::memberships::of_user(&state, principal.user_id, &call.meta).await?;
         Ok(json!({
             "user": user.public_json(),
             "tenant": tenant.map(|t| t.public_json()),
             "store_id": principal.store_id,
             "roles": access["roles"],
             "permissions": permissions,
+            "all_stores": principal.tenant_id.is_some() && principal.allowed_stores.is_none(),
+            "stores": stores,
+            "memberships": memberships,
         }))
     })
 }

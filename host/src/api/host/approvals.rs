@@ -16,19 +16,33 @@ use crate::auth::{Credential, Principal};
 use crate::error::{ApiError, blocking};
 use crate::ids::{StoreId, TenantId};
 
-async fn load(state: &Arc<AppState>, tenant: TenantId, id: String) -> Result<Approval, ApiError> {
+/// An approval the caller may see: another store's (or, for a
+/// store-limited caller, one of no store) is a 404.
+async fn load(
+    state: &Arc<AppState>,
+    principal: &Principal,
+    id: String,
+) -> Result<Approval, ApiError> {
+    let tenant = principal.tenant()?;
     let state = Arc::clone(state);
-    blocking(move || {
+    let approval = blocking(move || {
         let db = state.tenancy.get(tenant)?;
         approvals::load(&*db.conn()?, &id)?.ok_or_else(|| ApiError::not_found("approval"))
     })
-    .await
+    .await?;
+    if principal.may_see_store(approval.store_id.as_deref()) {
+        Ok(approval)
+    } else {
+        Err(ApiError::not_found("approval"))
+    }
 }
 
 /// `GET /approvals?status=`.
 pub fn list(state: Arc<AppState>, call: HostCall) -> HostFuture {
     Box::pin(async move {
-        let tenant = call.principal()?.tenant()?;
+        let principal = call.principal()?;
+        let tenant = principal.tenant()?;
+        let stores = crate::api::host::audit::scope(principal);
         let status = call.opt_str_field("status")?;
         let limit = call
             .input
@@ -38,7 +52,12 @@ pub fn list(state: Arc<AppState>, call: HostCall) -> HostFuture {
             .clamp(1, 200);
         let rows = blocking(move || {
             let db = state.tenancy.get(tenant)?;
-            approvals::list(&*db.conn()?, status.as_deref(), limit)
+            approvals::list(
+                &*db.conn()?,
+                status.as_deref(),
+                stores.as_ref().map(|(list, unassigned)| (list.as_slice(), *unassigned)),
+                limit,
+            )
         })
         .await?;
         Ok(json!({"approvals": rows.iter().map(Approval::public_json).collect::<Vec<_>>()}))
@@ -48,8 +67,7 @@ pub fn list(state: Arc<AppState>, call: HostCall) -> HostFuture {
 /// `GET /approvals/{id}`.
 pub fn get(state: Arc<AppState>, call: HostCall) -> HostFuture {
     Box::pin(async move {
-        let tenant = call.principal()?.tenant()?;
-        let approval = load(&state, tenant, call.str_field("id")?).await?;
+        let approval = load(&state, call.principal()?, call.str_field("id")?).await?;
         Ok(json!({"approval": approval.public_json()}))
     })
 }
@@ -85,7 +103,9 @@ async fn to_decide(
     let principal = call.principal()?.clone();
     person(&principal)?;
     let tenant = principal.tenant()?;
-    let approval = load(state, tenant, call.str_field("id")?).await?;
+    // The approver must be able to use the approval's store (an intent of
+    // no store needs an approver who may use every store).
+    let approval = load(state, &principal, call.str_field("id")?).await?;
     Ok((principal, tenant, approval))
 }
 
@@ -153,7 +173,7 @@ pub fn approve(state: Arc<AppState>, call: HostCall) -> HostFuture {
         let recorded = outcome.clone();
         blocking(move || approvals::finish(&state_for_finish, tenant, &finish_id, &recorded))
             .await?;
-        let approval = load(&state, tenant, id).await?;
+        let approval = load(&state, &principal, id).await?;
         Ok(json!({"approval": approval.public_json()}))
     })
 }
@@ -167,7 +187,7 @@ pub fn reject(state: Arc<AppState>, call: HostCall) -> HostFuture {
         if let Some(reservation) = approval.reservation() {
             guardrails::release(&state, reservation).await;
         }
-        let approval = load(&state, tenant, id).await?;
+        let approval = load(&state, &principal, id).await?;
         Ok(json!({"approval": approval.public_json()}))
     })
 }

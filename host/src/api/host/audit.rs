@@ -51,6 +51,18 @@ pub fn verify_output() -> Value {
     }})
 }
 
+/// The stores a caller is confined to, and whether rows of no store (the
+/// tenant's own) are theirs too: with `X-Store-ID`, that store only;
+/// otherwise the stores they may use, plus rows of no store. `None` for a
+/// caller who may see every store.
+pub fn scope(principal: &crate::auth::Principal) -> Option<(Vec<String>, bool)> {
+    match (principal.store_id, principal.allowed_store_ids()) {
+        (Some(store), _) => Some((vec![store.to_string()], false)),
+        (None, Some(stores)) => Some((stores, true)),
+        (None, None) => None,
+    }
+}
+
 fn filters(call: &HostCall, chain: &Chain) -> Result<Filters, ApiError> {
     Filters::parse(&call.input, chain).map_err(|e| ApiError::Validation(e.to_string()))
 }
@@ -73,8 +85,15 @@ fn answer(chain: &Chain, format: Format, page: Page) -> Value {
 /// `GET /audit`: the tenant's audit log, newest first.
 pub fn list(state: Arc<AppState>, call: HostCall) -> HostFuture {
     Box::pin(async move {
-        let tenant = call.principal()?.tenant()?;
-        let filters = filters(&call, &TENANT)?;
+        let principal = call.principal()?;
+        let tenant = principal.tenant()?;
+        let mut filters = filters(&call, &TENANT)?;
+        // A store-limited caller reads only their stores' rows.
+        if let Some((stores, unassigned)) = scope(principal) {
+            filters
+                .confine(stores, unassigned)
+                .map_err(|e| ApiError::Forbidden(e.to_string()))?;
+        }
         let format = filters.format;
         let page = blocking(move || {
             let db = state.tenancy.get(tenant)?;

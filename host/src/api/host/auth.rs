@@ -104,8 +104,15 @@ pub fn login(state: Arc<AppState>, call: HostCall) -> HostFuture {
         let user = user.ok_or_else(bad_login)?;
         let tenant = choose_tenant(&state, &user, wanted.as_deref()).await?;
         let tokens = issue_tokens(&state, user.id, tenant.as_ref().map(|t| t.id)).await?;
+        // Every organization of the user, so that one signed in to the
+        // oldest can find (and log in with `tenant_id` to) the others.
+        let memberships = super::memberships::of_user(&state, user.id, &call.meta).await?;
         Ok(merged(
-            json!({"user": user.public_json(), "tenant": tenant.map(|t| t.public_json())}),
+            json!({
+                "user": user.public_json(),
+                "tenant": tenant.map(|t| t.public_json()),
+                "memberships": memberships,
+            }),
             tokens,
         ))
     })
@@ -294,6 +301,7 @@ pub fn token_schema() -> Value {
         "properties": {
             "user": {"type": "object"},
             "tenant": {"type": ["object", "null"]},
+            "memberships": super::memberships::schema(),
             "access_token": {"type": "string"},
             "refresh_token": {"type": "string"},
             "token_type": {"type": "string", "enum": ["Bearer"]},

@@ -1,7 +1,9 @@
 //! Custom domains: `/tenant/domain` claims, shows and releases the
-//! organization's hostname; `/public/tenant` answers the public face
-//! (name, branding, terminology) of the organization whose hostname the
-//! request was sent to. Login uses the same lookup ([`host_tenant`]).
+//! organization's hostname, and `/tenant/domain/verify` proves control of
+//! it ([`crate::domain_proof`]); `/public/tenant` answers the public face
+//! (name, branding, terminology) of the organization whose verified
+//! hostname the request was sent to. Login uses the same lookup
+//! ([`host_tenant`]): an unverified claim routes nothing.
 
 use std::sync::Arc;
 
@@ -10,7 +12,7 @@ use serde_json::{Value, json};
 use super::branding;
 use crate::api::operation::{HostCall, HostFuture, RequestMeta};
 use crate::app::AppState;
-use crate::control::Claim;
+use crate::control::{Claim, HeldDomain};
 use crate::error::{ApiError, blocking};
 use crate::ids::TenantId;
 
@@ -18,7 +20,11 @@ use crate::ids::TenantId;
 pub fn domain_schema() -> Value {
     json!({"type": "object", "properties": {
         "hostname": {"type": ["string", "null"]},
-        "created_at": {"type": ["string", "null"]}
+        "created_at": {"type": ["string", "null"]},
+        "verified": {"type": "boolean", "description": "Control of the hostname was proved; only then does it route logins and public pages."},
+        "verified_at": {"type": ["string", "null"]},
+        "verification": {"type": ["object", "null"], "description": "How to prove control: serve `token` as the whole body of `url` (HTTP, port 80), then POST /tenant/domain/verify.",
+            "properties": {"method": {"type": "string", "enum": ["http"]}, "url": {"type": "string"}, "token": {"type": ["string", "null"]}}}
     }})
 }
 
@@ -47,11 +53,68 @@ pub async fn host_tenant(
     blocking(move || Ok(state.hostnames.resolve(&state.control, &host)?)).await
 }
 
-fn domain_json(held: Option<(String, String)>) -> Value {
+fn domain_json(held: Option<HeldDomain>) -> Value {
     match held {
-        Some((hostname, created_at)) => json!({"hostname": hostname, "created_at": created_at}),
-        None => json!({"hostname": null, "created_at": null}),
+        Some(held) => json!({
+            "hostname": held.hostname,
+            "created_at": held.created_at,
+            "verified": held.verified_at.is_some(),
+            "verified_at": held.verified_at,
+            "verification": {
+                "method": "http",
+                "url": crate::domain_proof::challenge_url(&held.hostname),
+                "token": held.token,
+            },
+        }),
+        None => {
+            json!({"hostname": null, "created_at": null, "verified": false, "verified_at": null, "verification": null})
+        }
     }
+}
+
+/// `POST /tenant/domain/verify`: fetches the claimed hostname's challenge
+/// and, when it answers the token, marks the name verified (from then on
+/// it routes logins and public pages). 422 `domain_unverified` otherwise.
+pub fn verify(state: Arc<AppState>, call: HostCall) -> HostFuture {
+    Box::pin(async move {
+        let tenant = call.principal()?.tenant()?;
+        let state_for_read = Arc::clone(&state);
+        let held = blocking(move || Ok(state_for_read.control.hostname_of(tenant)?))
+            .await?
+            .ok_or_else(|| ApiError::not_found("claimed hostname"))?;
+        if held.verified_at.is_none() {
+            let token = held.token.clone().ok_or_else(|| ApiError::Coded {
+                status: axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+                code: "domain_unverified",
+                message: "this claim has no verification token; claim the hostname again (PUT /tenant/domain)".into(),
+            })?;
+            let hostname = held.hostname.clone();
+            let proved =
+                tokio::task::spawn_blocking(move || crate::domain_proof::prove(&hostname, &token))
+                    .await
+                    .map_err(|e| ApiError::Unexpected(anyhow::anyhow!("domain proof: {e}")))?;
+            proved.map_err(|error| ApiError::Coded {
+                    status: axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+                    code: "domain_unverified",
+                    message: format!(
+                        "control of `{}` is not proved: {error}; serve the token as the whole body of {}",
+                        held.hostname,
+                        crate::domain_proof::challenge_url(&held.hostname)
+                    ),
+                })?;
+        }
+        let hostname = held.hostname.clone();
+        blocking(move || {
+            if !state.control.mark_hostname_verified(tenant, &hostname)? {
+                return Err(ApiError::Conflict(
+                    "the claimed hostname changed while it was being verified".into(),
+                ));
+            }
+            state.hostnames.forget(&hostname);
+            Ok(domain_json(state.control.hostname_of(tenant)?))
+        })
+        .await
+    })
 }
 
 /// `GET /tenant/domain`: the organization's hostname, if it claimed one.

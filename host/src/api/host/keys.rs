@@ -86,7 +86,10 @@ pub fn create(state: Arc<AppState>, call: HostCall) -> HostFuture {
                 "you cannot give a key permissions you do not hold: {beyond:?}"
             )));
         }
-        let guardrails = guardrails(&state, &call)?;
+        let money_out = money_out_permissions(&state);
+        let holds_money_out = permissions.iter().any(|p| money_out.contains(p));
+        let guardrails = guardrails(&state, &call, holds_money_out)?;
+        let guardrails = within_limits(&state, tenant, &principal, guardrails).await?;
         let new = NewApiKey {
             tenant_id: tenant,
             user_id: principal.user_id,
@@ -102,9 +105,117 @@ pub fn create(state: Arc<AppState>, call: HostCall) -> HostFuture {
     })
 }
 
-/// The optional `allowed_tools`, `max_amount_per_call` and
-/// `max_amount_per_day` of a new key, checked.
-fn guardrails(state: &AppState, call: &HostCall) -> Result<KeyGuardrails, ApiError> {
+/// The permissions of operations that send money out (payouts, reversals).
+fn money_out_permissions(state: &AppState) -> Vec<String> {
+    state
+        .operations
+        .iter()
+        .filter(|op| {
+            op.spec
+                .money
+                .as_ref()
+                .is_some_and(|m| m.direction == crate::plugins::manifest::MoneyDirection::Outgoing)
+        })
+        .filter_map(|op| op.spec.permission.clone())
+        .collect()
+}
+
+/// A new key's limits, checked against its maker's: a key making a key
+/// gives it nothing beyond its own tool allow-list, amount caps, stores
+/// and approval requirement (absent fields are inherited from it), and the
+/// stores of any key are among those its maker may use.
+async fn within_limits(
+    state: &Arc<AppState>,
+    tenant: crate::ids::TenantId,
+    principal: &crate::auth::Principal,
+    mut new: KeyGuardrails,
+) -> Result<KeyGuardrails, ApiError> {
+    let beyond = |what: &str| {
+        ApiError::Forbidden(format!(
+            "a key cannot make a key beyond its own limits: {what}"
+        ))
+    };
+    if let Credential::ApiKey {
+        guardrails: own, ..
+    } = &principal.credential
+    {
+        match (&own.allowed_tools, &new.allowed_tools) {
+            (Some(mine), Some(theirs)) => {
+                let extra: Vec<&String> = theirs.iter().filter(|t| !mine.contains(t)).collect();
+                if !extra.is_empty() {
+                    return Err(beyond(&format!("tools not on its allow-list: {extra:?}")));
+                }
+            }
+            (Some(mine), None) => new.allowed_tools = Some(mine.clone()),
+            (None, _) => {}
+        }
+        for (name, mine, theirs) in [
+            (
+                "max_amount_per_call",
+                own.max_amount_per_call,
+                &mut new.max_amount_per_call,
+            ),
+            (
+                "max_amount_per_day",
+                own.max_amount_per_day,
+                &mut new.max_amount_per_day,
+            ),
+        ] {
+            match (mine, *theirs) {
+                (Some(cap), Some(asked)) if asked > cap => {
+                    return Err(beyond(&format!("`{name}` over its own KES {cap}")));
+                }
+                (Some(cap), None) => *theirs = Some(cap),
+                _ => {}
+            }
+        }
+        if own.approval_required && !new.approval_required {
+            return Err(beyond(
+                "its money out waits for approval, so the new key's must too (`approval_required`)",
+            ));
+        }
+    }
+    // Stores: among those the maker (or making key) may use.
+    let usable = principal.allowed_store_ids();
+    match (&usable, &new.store_ids) {
+        (Some(usable), Some(asked)) => {
+            let extra: Vec<&String> = asked.iter().filter(|s| !usable.contains(s)).collect();
+            if !extra.is_empty() {
+                return Err(ApiError::Forbidden(format!(
+                    "`store_ids` names stores you may not use: {extra:?}"
+                )));
+            }
+        }
+        (Some(usable), None) => {
+            if matches!(principal.credential, Credential::ApiKey { .. }) {
+                new.store_ids = Some(usable.clone());
+            }
+        }
+        (None, Some(asked)) => {
+            for store in asked {
+                let id = crate::ids::StoreId::parse(store).ok_or_else(|| {
+                    ApiError::Validation(format!("`store_ids`: `{store}` is not a store id"))
+                })?;
+                if !crate::api::authz::may_use_store(state, tenant, principal.user_id, id).await? {
+                    return Err(ApiError::Validation(format!(
+                        "`store_ids`: no active store `{store}`"
+                    )));
+                }
+            }
+        }
+        (None, None) => {}
+    }
+    Ok(new)
+}
+
+/// The optional `allowed_tools`, `max_amount_per_call`,
+/// `max_amount_per_day`, `store_ids` and `approval_required` of a new key,
+/// checked. `approval_required` defaults to `holds_money_out`.
+fn guardrails(
+    state: &AppState,
+    call: &HostCall,
+    holds_money_out: bool,
+) -> Result<KeyGuardrails, ApiError> {
     let allowed_tools = match call.input.get("allowed_tools") {
         None | Some(serde_json::Value::Null) => None,
         Some(serde_json::Value::Array(items)) => {
@@ -143,10 +254,38 @@ fn guardrails(state: &AppState, call: &HostCall) -> Result<KeyGuardrails, ApiErr
             },
         }
     };
+    let store_ids = match call.input.get("store_ids") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::Array(items)) => Some(
+            items
+                .iter()
+                .map(|s| s.as_str().map(str::to_string))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| {
+                    ApiError::Validation("`store_ids` must be a list of store ids".into())
+                })?,
+        ),
+        Some(_) => {
+            return Err(ApiError::Validation(
+                "`store_ids` must be a list of store ids".into(),
+            ));
+        }
+    };
+    let approval_required = match call.input.get("approval_required") {
+        None | Some(serde_json::Value::Null) => holds_money_out,
+        Some(serde_json::Value::Bool(flag)) => *flag,
+        Some(_) => {
+            return Err(ApiError::Validation(
+                "`approval_required` must be true or false".into(),
+            ));
+        }
+    };
     Ok(KeyGuardrails {
         allowed_tools,
         max_amount_per_call: cap("max_amount_per_call")?,
         max_amount_per_day: cap("max_amount_per_day")?,
+        store_ids,
+        approval_required,
     })
 }
 

@@ -14,6 +14,7 @@ mod export;
 mod features;
 mod hooks;
 mod keys;
+mod memberships;
 mod onboarding;
 mod people;
 mod settings;
@@ -249,9 +250,20 @@ pub fn operations() -> Vec<Operation> {
                 Get,
                 "/me",
                 None,
-                "The caller: user, tenant, roles and effective permissions.",
+                "The caller: user, tenant, roles and effective permissions; `stores` (the stores usable here: \
+                 the values X-Store-ID accepts), `all_stores` (true for every store), and `memberships` (every \
+                 organization of the user, with roles and usable stores).",
                 any_object(),
-                any_object(),
+                json!({"type": "object", "properties": {
+                    "user": {"type": "object"},
+                    "tenant": {"type": ["object", "null"]},
+                    "store_id": {"type": ["string", "null"]},
+                    "roles": {"type": "array"},
+                    "permissions": {"type": "array", "items": {"type": "string"}},
+                    "all_stores": {"type": "boolean"},
+                    "stores": {"type": "array", "items": {"type": "object", "properties": {"id": {"type": "string"}, "name": {"type": "string"}}}},
+                    "memberships": memberships::schema()
+                }}),
                 200,
                 READ,
             ),
@@ -519,7 +531,11 @@ pub fn operations() -> Vec<Operation> {
                 Some("api_keys.manage"),
                 "Create an API key holding some of the caller's permissions; the secret is shown once as `key`. \
                  For an AI assistant, limit it further: `allowed_tools` (MCP tool names it may call), \
-                 `max_amount_per_call` and `max_amount_per_day` (whole KES moved by money-moving operations).",
+                 `max_amount_per_call` and `max_amount_per_day` (whole KES moved by money-moving operations), \
+                 `store_ids` (the stores it may use, among the caller's) and `approval_required` (money it sends \
+                 out waits for a person's approval, on REST and MCP alike; default true for a key holding a \
+                 money-out permission). These limits hold on every channel; a key making a key cannot give it \
+                 more than its own permissions and limits.",
                 object(
                     &["name", "permissions"],
                     json!({
@@ -528,7 +544,9 @@ pub fn operations() -> Vec<Operation> {
                         "expires_at": str_,
                         "allowed_tools": {"type": ["array", "null"], "items": str_},
                         "max_amount_per_call": {"type": ["integer", "null"], "minimum": 1},
-                        "max_amount_per_day": {"type": ["integer", "null"], "minimum": 1}
+                        "max_amount_per_day": {"type": ["integer", "null"], "minimum": 1},
+                        "store_ids": {"type": ["array", "null"], "items": str_},
+                        "approval_required": {"type": ["boolean", "null"]}
                     }),
                 ),
                 any_object(),
@@ -1094,7 +1112,7 @@ pub fn operations() -> Vec<Operation> {
                 Put,
                 "/tenant/domain",
                 Some("settings.manage"),
-                "Claim a hostname (e.g. pay.example.com, pointed at this server): requests sent to it resolve to this organization for its public page and login. Replaces the one held; 409 `domain_taken` if another organization holds it.",
+                "Claim a hostname (e.g. pay.example.com, pointed at this server): once control is proved (POST /tenant/domain/verify), requests sent to it resolve to this organization for its public page and login. Replaces the one held; 409 `domain_taken` if another organization holds it.",
                 object(
                     &["hostname"],
                     json!({"hostname": {"type": "string", "description": "A DNS name: not an IP address, not localhost, not the platform's own host."}}),
@@ -1121,6 +1139,25 @@ pub fn operations() -> Vec<Operation> {
             ),
             Tenant,
             domains::delete,
+            "tenant",
+        ),
+        op(
+            host_op(
+                "tenant.domain.verify",
+                Post,
+                "/tenant/domain/verify",
+                Some("settings.manage"),
+                "Prove control of the claimed hostname: serve the `verification.token` of GET /tenant/domain as the \
+                 whole body of http://<hostname>/.well-known/malipo-domain-verification, then call this. Until it \
+                 succeeds the hostname routes no login and no public page. 422 `domain_unverified` when the \
+                 challenge does not answer the token.",
+                any_object(),
+                domains::domain_schema(),
+                200,
+                UPDATE,
+            ),
+            Tenant,
+            domains::verify,
             "tenant",
         ),
         op(

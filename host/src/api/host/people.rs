@@ -145,7 +145,10 @@ pub fn invite(state: Arc<AppState>, call: HostCall) -> HostFuture {
         let store_id = call.opt_str_field("store_id")?;
         if let Some(store) = &store_id {
             let store = StoreId::parse(store).ok_or_else(|| ApiError::not_found("store"))?;
-            if !crate::api::authz::may_use_store(&state, tenant, principal.user_id, store).await? {
+            if !principal.may_see_store(Some(&store.to_string()))
+                || !crate::api::authz::may_use_store(&state, tenant, principal.user_id, store)
+                    .await?
+            {
                 return Err(ApiError::not_found("store"));
             }
         }
@@ -159,6 +162,8 @@ pub fn invite(state: Arc<AppState>, call: HostCall) -> HostFuture {
             &call.meta,
         )
         .await?;
+        // With an API key, the key's permissions bound what it hands out.
+        crate::api::guardrails::check_key_grant(&principal, &role["role"])?;
         let invitation = Invitation {
             id: uuid::Uuid::new_v4().to_string(),
             tenant_id: tenant,
