@@ -16,6 +16,7 @@ mod isolation;
 mod lifecycle;
 mod mcp;
 mod migrations;
+mod money_exactly_once;
 mod mpesa;
 mod notifications;
 mod onboarding;
