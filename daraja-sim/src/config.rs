@@ -124,6 +124,15 @@ pub struct Faults {
     pub spike_arrest: Option<u32>,
     /// STK-query answer shape while a push is pending.
     pub query_pending_shape: QueryPendingShape,
+    /// Every Daraja request is processed, then its synchronous answer waits
+    /// this long (a slow Daraja; the work is done even if the caller gives up).
+    pub response_delay_ms: Option<u64>,
+    /// The next N Daraja requests answer HTTP 500 `500.001.1001` without being
+    /// processed (counted from the `PUT` that sets it).
+    pub http_500_burst: Option<u32>,
+    /// Every Daraja request answers `500.003.03 Error Occurred: Quota Violation`
+    /// without being processed.
+    pub quota_violation: bool,
 }
 
 /// What to do with a 12+ character `AccountReference` on STK push.

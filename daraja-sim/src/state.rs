@@ -286,6 +286,8 @@ pub(crate) struct Inner {
     pub callbacks: Vec<CallbackRecord>,
     pub query_count: u64,
     pub spike: VecDeque<Instant>,
+    /// Requests of the `http_500_burst` fault still to fail.
+    pub burst_left: u32,
 }
 
 impl Inner {
@@ -556,6 +558,7 @@ impl Handle {
         if inner.faults.flaky_query != faults.flaky_query {
             inner.query_count = 0;
         }
+        inner.burst_left = faults.http_500_burst.unwrap_or(0);
         inner.faults = faults;
     }
 

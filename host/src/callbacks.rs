@@ -184,6 +184,12 @@ pub async fn deliver_due(state: &Arc<AppState>) -> Result<usize, ApiError> {
                 let backoff = 200i64.saturating_mul(1 << item.attempts.min(8)).min(30_000);
                 Err((message, Some(backoff)))
             }
+            // A busy or locked tenant database is contention, not a refusal:
+            // retried with backoff for as long as it lasts, never dropped.
+            Err(error) if is_contention(&error.to_string()) => {
+                let backoff = 200i64.saturating_mul(1 << item.attempts.min(8)).min(30_000);
+                Err((error.to_string(), Some(backoff)))
+            }
             Err(error) => Err((error.to_string(), None)),
         };
         let state_for_db = Arc::clone(state);
@@ -191,4 +197,22 @@ pub async fn deliver_due(state: &Arc<AppState>) -> Result<usize, ApiError> {
         blocking(move || Ok(state_for_db.control.inbox_settle(id, settled)?)).await?;
     }
     Ok(applied)
+}
+
+/// Whether an error says the tenant's database was busy or locked.
+fn is_contention(message: &str) -> bool {
+    let message = message.to_ascii_lowercase();
+    ["database is locked", "database table is locked", "database is busy", "sqlite_busy"]
+        .iter()
+        .any(|needle| message.contains(needle))
+}
+
+#[cfg(test)]
+mod contention_tests {
+    #[test]
+    fn busy_and_locked_databases_are_contention() {
+        assert!(super::is_contention("plugin host: database is locked"));
+        assert!(super::is_contention("mpesa: Database is busy"));
+        assert!(!super::is_contention("No STK payment matches this callback"));
+    }
 }

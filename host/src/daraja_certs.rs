@@ -90,6 +90,18 @@ impl DarajaCerts {
         }
     }
 
+    /// Whether [`Self::security_credential`] would fetch a certificate over
+    /// the network (a custom base URL whose certificate is not cached yet).
+    pub fn needs_fetch(&self, environment: &str, base_url: Option<&str>) -> bool {
+        match (environment, base_url) {
+            ("sandbox" | "custom", Some(base)) => !self
+                .custom
+                .lock()
+                .is_ok_and(|m| m.contains_key(base.trim_end_matches('/'))),
+            _ => false,
+        }
+    }
+
     /// The SecurityCredential for `password` in `environment`.
     pub fn security_credential(
         &self,

@@ -7,6 +7,13 @@
 //! work is — and every `MALIPO_JOB_SWEEP_SECS` (default 3600) for every
 //! active tenant, so that ten thousand idle tenants are not reopened twice a
 //! minute. `malipo mpesa reconcile` always sweeps every tenant.
+//!
+//! Tenants are served concurrently (`MALIPO_JOB_CONCURRENCY`, default 8),
+//! each within a time budget (`MALIPO_JOB_TENANT_BUDGET_SECS`, default 60):
+//! a slow endpoint of one tenant holds up only that tenant. Outbound work of
+//! jobs (Daraja queries, webhook deliveries) runs outside the tenant's write
+//! transaction like every plugin I/O (docs/ARCHITECTURE.md, two-phase
+//! outbound).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -90,53 +97,99 @@ pub async fn run_once(
     }
     let state_for_db = Arc::clone(state);
     let tenants = blocking(move || Ok(scope.tenants(&state_for_db)?)).await?;
+    // Tenants are served concurrently, each within a time budget: one
+    // tenant's slow Daraja or webhook endpoint delays no other tenant's jobs.
+    let concurrency = env_secs("MALIPO_JOB_CONCURRENCY", 8).max(1) as usize;
+    let budget = Duration::from_secs(env_secs("MALIPO_JOB_TENANT_BUDGET_SECS", 60).max(1));
+    let permits = Arc::new(tokio::sync::Semaphore::new(concurrency));
+    let jobs = Arc::new(jobs);
+    let mut running = tokio::task::JoinSet::new();
     for tenant in tenants {
-        for (plugin, job) in &jobs {
-            let ctx = host_context(tenant, None, "job", format!("job-{}", uuid::Uuid::new_v4()));
-            let audit = AuditEntry {
-                actor_type: "system".into(),
-                channel: "job".into(),
-                operation: job.clone(),
-                outcome: "success".into(),
-                request_id: Some(ctx.request_id.clone()),
-                ..AuditEntry::default()
+        let (state, jobs, permits) = (Arc::clone(state), Arc::clone(&jobs), Arc::clone(&permits));
+        running.spawn(async move {
+            let Ok(_permit) = permits.acquire_owned().await else {
+                return JobReport::default();
             };
-            let input = json!({"older_than_secs": older_than});
-            report.runs += 1;
-            match call_plugin(
-                state,
-                tenant,
-                plugin,
-                job,
-                ctx,
-                input,
-                false,
-                Some(audit),
-                None,
-            )
-            .await
-            {
-                Ok(output) => {
-                    if plugin == crate::billing::PLUGIN {
-                        retry_charges(state, tenant, &output, &mut report).await;
+            let work = run_tenant(&state, tenant, &jobs, older_than);
+            match tokio::time::timeout(budget, work).await {
+                Ok(report) => report,
+                Err(_) => {
+                    tracing::warn!(tenant = %tenant, budget_secs = budget.as_secs(), "jobs ran past the tenant's time budget");
+                    JobReport {
+                        runs: jobs.len(),
+                        failures: 1,
+                        problems: vec![format!(
+                            "tenant {tenant}: jobs ran past the time budget of {} s (MALIPO_JOB_TENANT_BUDGET_SECS)",
+                            budget.as_secs()
+                        )],
                     }
-                    for problem in output["errors"].as_array().into_iter().flatten() {
-                        report
-                            .problems
-                            .push(format!("tenant {} {plugin} {job}: {problem}", tenant));
-                    }
-                }
-                Err(error) => {
-                    report.failures += 1;
-                    tracing::warn!(tenant = %tenant, plugin, job, %error, "job failed");
-                    report
-                        .problems
-                        .push(format!("tenant {} {plugin} {job}: {error}", tenant));
                 }
             }
+        });
+    }
+    while let Some(done) = running.join_next().await {
+        if let Ok(part) = done {
+            report.runs += part.runs;
+            report.failures += part.failures;
+            report.problems.extend(part.problems);
         }
     }
     Ok(report)
+}
+
+/// Runs `jobs` for one tenant, one after the other.
+async fn run_tenant(
+    state: &Arc<AppState>,
+    tenant: crate::ids::TenantId,
+    jobs: &[(String, String)],
+    older_than: u64,
+) -> JobReport {
+    let mut report = JobReport::default();
+    for (plugin, job) in jobs {
+        let ctx = host_context(tenant, None, "job", format!("job-{}", uuid::Uuid::new_v4()));
+        let audit = AuditEntry {
+            actor_type: "system".into(),
+            channel: "job".into(),
+            operation: job.clone(),
+            outcome: "success".into(),
+            request_id: Some(ctx.request_id.clone()),
+            ..AuditEntry::default()
+        };
+        let input = json!({"older_than_secs": older_than});
+        report.runs += 1;
+        match call_plugin(
+            state,
+            tenant,
+            plugin,
+            job,
+            ctx,
+            input,
+            false,
+            Some(audit),
+            None,
+        )
+        .await
+        {
+            Ok(output) => {
+                if plugin == crate::billing::PLUGIN {
+                    retry_charges(state, tenant, &output, &mut report).await;
+                }
+                for problem in output["errors"].as_array().into_iter().flatten() {
+                    report
+                        .problems
+                        .push(format!("tenant {} {plugin} {job}: {problem}", tenant));
+                }
+            }
+            Err(error) => {
+                report.failures += 1;
+                tracing::warn!(tenant = %tenant, plugin, job, %error, "job failed");
+                report
+                    .problems
+                    .push(format!("tenant {} {plugin} {job}: {error}", tenant));
+            }
+        }
+    }
+    report
 }
 
 /// Dunning: sends the STK pushes for unpaid invoices that billing's

@@ -20,6 +20,7 @@ mod lifecycle;
 mod mcp;
 mod memberships;
 mod migrations;
+mod money_exactly_once;
 mod mpesa;
 mod notifications;
 mod onboarding;

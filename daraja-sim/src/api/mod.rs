@@ -41,11 +41,45 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/mpesa/c2b/v2/registerurl", post(c2b::register_v2))
         .route("/mpesa/c2b/v1/simulate", post(c2b::simulate_v1))
         .route("/mpesa/c2b/v2/simulate", post(c2b::simulate_v2))
+        .route_layer(from_fn_with_state(Arc::clone(&shared), apply_faults))
         .route_layer(from_fn_with_state(Arc::clone(&shared), records::record))
         .merge(control::routes())
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
         .with_state(shared)
+}
+
+/// The faults that act on every Daraja request (recorded like any answer):
+/// `http_500_burst` and `quota_violation` answer before the request is
+/// processed; `response_delay_ms` holds the answer after it was processed.
+async fn apply_faults(
+    axum::extract::State(s): axum::extract::State<Arc<Shared>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let (burst, quota, delay) = {
+        let mut inner = s.lock();
+        let burst = inner.burst_left > 0;
+        if burst {
+            inner.burst_left -= 1;
+        }
+        (
+            burst,
+            inner.faults.quota_violation,
+            inner.faults.response_delay_ms,
+        )
+    };
+    if burst {
+        return ApiError::server("Internal Server Error").into_response();
+    }
+    if quota {
+        return ApiError::new("500.003.03", "Error Occurred: Quota Violation").into_response();
+    }
+    let response = next.run(req).await;
+    if let Some(ms) = delay {
+        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+    }
+    response
 }
 
 async fn method_not_allowed(method: axum::http::Method) -> Response {

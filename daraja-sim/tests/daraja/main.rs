@@ -3,6 +3,7 @@
 
 mod c2b;
 mod common;
+mod faults;
 mod initiator;
 mod mpesa_client;
 mod oauth;

@@ -225,6 +225,16 @@ pub const SETTINGS: &[Setting] = &[
         "plugin jobs and event delivery for every active tenant",
     ),
     knob(
+        "MALIPO_JOB_CONCURRENCY",
+        Some("8"),
+        "tenants whose jobs run at the same time",
+    ),
+    knob(
+        "MALIPO_JOB_TENANT_BUDGET_SECS",
+        Some("60"),
+        "time one tenant's jobs may take in a round",
+    ),
+    knob(
         "MALIPO_EVENT_INTERVAL_MS",
         Some("1000"),
         "event delivery for open tenants (0 = none in this process)",

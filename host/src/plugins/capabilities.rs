@@ -55,12 +55,75 @@ pub struct ActiveCall {
     pub io_nanos: Arc<std::sync::atomic::AtomicU64>,
     /// Where the call's progress reports go, if anyone listens.
     pub progress: Option<super::ProgressSink>,
+    /// The statement that opened the call's transaction (`BEGIN IMMEDIATE`,
+    /// `BEGIN DEFERRED`), reopened after each outbound I/O; `None` when the
+    /// call runs outside a transaction.
+    pub transaction: Option<&'static str>,
+    /// Events written since the last commit (the dispatcher is woken when
+    /// a commit before outbound I/O makes them visible).
+    pub uncommitted_events: u32,
+    /// Woken when events become visible to the dispatcher.
+    pub events_emitted: Arc<tokio::sync::Notify>,
+    /// Set when the transaction could not be reopened after outbound I/O:
+    /// the call can write nothing more and fails.
+    pub transaction_lost: Option<String>,
 }
 
 impl ActiveCall {
     /// CPU time used so far: wall time minus time waiting on outbound I/O.
     pub fn busy_time(&self) -> Duration {
         busy_since(self.started, &self.io_nanos)
+    }
+
+    /// Two-phase outbound: runs `io` (network or SMTP I/O) with no
+    /// transaction open and no SQLite lock held. The call's work so far —
+    /// its rows and the events it emitted — is COMMITTED first, so what the
+    /// plugin recorded before sending (its intent) survives whatever happens
+    /// during or after the I/O; then a new transaction is begun in the same
+    /// mode for the rest of the call, which alone rolls back if the call
+    /// later fails. A call with a refused statement sends nothing (its work
+    /// will not commit). The time spent here counts as I/O, not CPU.
+    pub fn outside_transaction<T>(
+        &mut self,
+        io: impl FnOnce(&ActiveCall) -> T,
+    ) -> Result<T, String> {
+        if let Some(lost) = &self.transaction_lost {
+            return Err(format!("the call's transaction is gone: {lost}"));
+        }
+        let Some(begin) = self.transaction else {
+            return Ok(io(self));
+        };
+        if let Some(violation) = self.access.violation() {
+            return Err(format!(
+                "nothing is sent after a refused statement: {violation}"
+            ));
+        }
+        let waited = Instant::now();
+        let conn = &self.conn;
+        // The plugin's authorizer refuses transaction control; the host
+        // runs it as itself.
+        self.access
+            .as_host(|| conn.execute_batch("COMMIT"))
+            .map_err(|e| format!("could not commit the call's work before sending: {e}"))?;
+        if self.uncommitted_events > 0 {
+            self.uncommitted_events = 0;
+            self.events_emitted.notify_one();
+        }
+        let answer = io(self);
+        let conn = &self.conn;
+        if let Err(error) = self.access.as_host(|| conn.execute_batch(begin)) {
+            tracing::error!(%error, tenant_id = %self.tenant_id, "could not reopen a plugin call's transaction after outbound I/O");
+            self.transaction_lost = Some(error.to_string());
+        }
+        self.add_io(waited.elapsed());
+        Ok(answer)
+    }
+
+    fn writable(&self) -> Result<(), String> {
+        match &self.transaction_lost {
+            Some(lost) => Err(format!("the call's transaction is gone: {lost}")),
+            None => Ok(()),
+        }
     }
 
     fn add_io(&self, waited: Duration) {
@@ -388,6 +451,7 @@ const NO_CALL: &str = "no call in progress";
 impl tenant_db::Host for HostState {
     fn execute(&mut self, sql: String, params: Vec<tenant_db::Value>) -> Result<u64, String> {
         let call = self.call.as_mut().ok_or(NO_CALL)?;
+        call.writable()?;
         // `prepare`, not `prepare_cached`: the authorizer runs at prepare time,
         // and a cached statement would skip it.
         let mut stmt = call.conn.prepare(&sql).map_err(|e| e.to_string())?;
@@ -409,6 +473,7 @@ impl tenant_db::Host for HostState {
         params: Vec<tenant_db::Value>,
     ) -> Result<tenant_db::Rows, String> {
         let call = self.call.as_mut().ok_or(NO_CALL)?;
+        call.writable()?;
         let mut stmt = call.conn.prepare(&sql).map_err(|e| e.to_string())?;
         if stmt.parameter_count() != params.len() {
             return Err(format!(
@@ -456,6 +521,7 @@ impl secrets::Host for HostState {
 
     fn put(&mut self, name: String, value: String) -> Result<(), String> {
         let call = self.call.as_mut().ok_or(NO_CALL)?;
+        call.writable()?;
         if !call.secrets.contains(&name) {
             return Err(format!("secret `{name}` is not declared in the manifest"));
         }
@@ -567,59 +633,60 @@ impl outbound_http::Host for HostState {
         let (host, port) = (target.host.clone(), target.port);
         let timeout =
             Duration::from_millis(u64::from(request.timeout_ms.max(1))).min(MAX_OUTBOUND_TIMEOUT);
-        let (_, outgoing) = call
-            .services
-            .outbound
-            .request(&request.method, target.url.as_str(), reach)
-            .map_err(|e| e.to_string())?;
-        let mut outgoing = outgoing.timeout(timeout);
-        for (name, value) in &request.headers {
-            outgoing = outgoing.set(name, value);
-        }
-        let waited = Instant::now();
-        let answer = match &request.body {
-            Some(body) => outgoing.send_string(body),
-            None => outgoing.call(),
-        };
-        let response = match answer {
-            Ok(response) | Err(ureq::Error::Status(_, response)) => response,
-            Err(error) => {
-                call.add_io(waited.elapsed());
-                let refused =
-                    matches!(&error, ureq::Error::Transport(t) if t.kind() == ureq::ErrorKind::Dns);
-                let outcome = if refused {
-                    crate::ops::metrics::Outbound::Refused
-                } else {
-                    crate::ops::metrics::Outbound::Failed
-                };
-                crate::ops::metrics::outbound(&self.plugin, &call.services, &host, port, outcome);
-                return Err(crate::outbound::Outbound::describe(&error, &host, reach));
+        let plugin = self.plugin.clone();
+        // Two-phase outbound: the call's work so far commits before the
+        // request leaves, and no lock is held while it waits.
+        call.outside_transaction(|call| {
+            let (_, outgoing) = call
+                .services
+                .outbound
+                .request(&request.method, target.url.as_str(), reach)
+                .map_err(|e| e.to_string())?;
+            let mut outgoing = outgoing.timeout(timeout);
+            for (name, value) in &request.headers {
+                outgoing = outgoing.set(name, value);
             }
-        };
-        let status = response.status();
-        let outcome = crate::ops::metrics::Outbound::Status(status);
-        crate::ops::metrics::outbound(&self.plugin, &call.services, &host, port, outcome);
-        let headers = response
-            .headers_names()
-            .into_iter()
-            .filter_map(|name| {
-                response
-                    .header(&name)
-                    .map(|value| (name.clone(), value.to_string()))
+            let answer = match &request.body {
+                Some(body) => outgoing.send_string(body),
+                None => outgoing.call(),
+            };
+            let response = match answer {
+                Ok(response) | Err(ureq::Error::Status(_, response)) => response,
+                Err(error) => {
+                    let refused = matches!(&error, ureq::Error::Transport(t) if t.kind() == ureq::ErrorKind::Dns);
+                    let outcome = if refused {
+                        crate::ops::metrics::Outbound::Refused
+                    } else {
+                        crate::ops::metrics::Outbound::Failed
+                    };
+                    crate::ops::metrics::outbound(&plugin, &call.services, &host, port, outcome);
+                    return Err(crate::outbound::Outbound::describe(&error, &host, reach));
+                }
+            };
+            let status = response.status();
+            let outcome = crate::ops::metrics::Outbound::Status(status);
+            crate::ops::metrics::outbound(&plugin, &call.services, &host, port, outcome);
+            let headers = response
+                .headers_names()
+                .into_iter()
+                .filter_map(|name| {
+                    response
+                        .header(&name)
+                        .map(|value| (name.clone(), value.to_string()))
+                })
+                .collect();
+            let mut body = String::new();
+            std::io::Read::read_to_string(
+                &mut std::io::Read::take(response.into_reader(), MAX_OUTBOUND_BODY),
+                &mut body,
+            )
+            .map_err(|e| format!("reading the answer of {host}: {e}"))?;
+            Ok(outbound_http::Response {
+                status,
+                headers,
+                body,
             })
-            .collect();
-        let mut body = String::new();
-        let read = std::io::Read::read_to_string(
-            &mut std::io::Read::take(response.into_reader(), MAX_OUTBOUND_BODY),
-            &mut body,
-        );
-        call.add_io(waited.elapsed());
-        read.map_err(|e| format!("reading the answer of {host}: {e}"))?;
-        Ok(outbound_http::Response {
-            status,
-            headers,
-            body,
-        })
+        })?
     }
 }
 
@@ -631,14 +698,23 @@ impl daraja::Host for HostState {
         initiator_password: String,
     ) -> Result<String, String> {
         let call = self.call.as_mut().ok_or(NO_CALL)?;
-        let waited = Instant::now();
-        let credential = call.services.daraja.security_credential(
-            &environment,
-            base_url.as_deref(),
-            &initiator_password,
-        );
-        call.add_io(waited.elapsed());
-        credential
+        let seal = |call: &ActiveCall| {
+            call.services.daraja.security_credential(
+                &environment,
+                base_url.as_deref(),
+                &initiator_password,
+            )
+        };
+        if call
+            .services
+            .daraja
+            .needs_fetch(&environment, base_url.as_deref())
+        {
+            // Fetching a certificate is network I/O: outside the transaction.
+            call.outside_transaction(seal)?
+        } else {
+            seal(call)
+        }
     }
 }
 
@@ -678,7 +754,11 @@ impl events::Host for HostState {
             }
             return;
         }
+        if call.writable().is_err() {
+            return;
+        }
         call.emitted += 1;
+        call.uncommitted_events += 1;
         let conn = &call.conn;
         let written = call
             .access
@@ -770,10 +850,9 @@ impl mail::Host for HostState {
                 "this plugin may not send mail".into(),
             ));
         }
-        let waited = Instant::now();
-        let sent = call.services.mail.send(&message);
-        call.add_io(waited.elapsed());
-        sent
+        // SMTP is network I/O: outside the transaction.
+        call.outside_transaction(|call| call.services.mail.send(&message))
+            .map_err(mail::SendError::Unavailable)?
     }
 }
 

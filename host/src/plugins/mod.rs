@@ -12,7 +12,14 @@
 //! installs the plugin's authorizer, hands the connection to the instance,
 //! sets the CPU deadline, calls, takes the connection back, and commits only
 //! if the plugin succeeded without breaking a rule. Otherwise it rolls back:
-//! nothing the plugin wrote stays.
+//! nothing the plugin wrote stays since its last outbound I/O.
+//!
+//! Two-phase outbound (docs/ARCHITECTURE.md): `outbound-http.send`,
+//! `mail.send` and a certificate fetch by `daraja.security-credential`
+//! never run inside the transaction. The host commits the call's work so
+//! far, does the I/O with no transaction and no lock held, and begins a new
+//! transaction in the same mode for the rest of the call
+//! ([`capabilities::ActiveCall::outside_transaction`]).
 //!
 //! A caller that wants to follow a long call passes a [`ProgressSink`] in
 //! its [`CallRequest`]; the plugin's `progress.report` calls arrive there as
@@ -434,7 +441,7 @@ impl PluginRuntime {
         db: &TenantDb,
         request_id: &str,
         phase: Phase,
-        transaction: Option<&str>,
+        transaction: Option<&'static str>,
         progress: Option<ProgressSink>,
         body: impl FnOnce(&mut LiveInstance) -> wasmtime::Result<B>,
         finish: impl FnOnce(
@@ -505,6 +512,10 @@ impl PluginRuntime {
             started,
             io_nanos: Arc::clone(&io_nanos),
             progress,
+            transaction,
+            uncommitted_events: 0,
+            events_emitted: Arc::clone(&self.events_emitted),
+            transaction_lost: None,
         });
         live.store.set_epoch_deadline(self.deadline_ticks());
         let outcome = body(&mut live);
@@ -513,7 +524,8 @@ impl PluginRuntime {
         let Some(call) = live.store.data_mut().call.take() else {
             return Err(PluginCallError::Host("call state vanished".into()));
         };
-        let emitted = call.emitted;
+        let emitted = call.uncommitted_events;
+        let transaction_lost = call.transaction_lost;
         let conn = call.conn;
         // The host's own statements (commit, audit rows) run without the
         // plugin's limits again.
@@ -557,6 +569,14 @@ impl PluginRuntime {
                     }
                 })
             }
+        };
+        // The transaction could not be reopened after outbound I/O: what the
+        // call did before it is committed; nothing after it may be written.
+        let result = match (result, transaction_lost) {
+            (Ok(_), Some(lost)) => Err(PluginCallError::Host(format!(
+                "the call's transaction could not be reopened after outbound I/O: {lost}"
+            ))),
+            (result, _) => result,
         };
         let result = finish(&conn, result);
         if transaction.is_some() {

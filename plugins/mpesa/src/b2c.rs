@@ -87,11 +87,78 @@ pub fn bulk(env: &dyn Env, input: &Input) -> Result<Value> {
     {
         return Ok(answer);
     }
+    // A call with this key began and did not finish (the server stopped
+    // mid-batch): resume that batch instead of starting another.
+    let resumed = match &keyed {
+        Some(keyed) => keyed.begun(db)?,
+        None => None,
+    };
     let credentials = Credentials::load(env)?;
     let daraja = Daraja::new(env, &credentials);
     // Settle the prerequisites before paying anything: a failure here pays nobody.
     let shared = daraja.initiator_fields("b2c")?;
     daraja.token()?;
+    let resuming = resumed.is_some();
+    let batch_id = match resumed {
+        Some(batch_id) => batch_id,
+        None => {
+            let batch_id = record_batch(env, &items, command_id, occasion, store_id.as_deref())?;
+            if let Some(keyed) = &keyed {
+                keyed.begin(db, ctx, &batch_id)?;
+            }
+            batch_id
+        }
+    };
+    // Phase one is done: the batch, every item (`queued`, with the
+    // OriginatorConversationID Daraja will echo) and the key are written;
+    // the host commits them before the first request leaves.
+    let rows = db.query(
+        "SELECT id, submission, status, phone_number, amount, remarks FROM mpesa_transactions \
+         WHERE batch_id = ?1 ORDER BY batch_seq, id",
+        &[Sql::from(batch_id.as_str())],
+    )?;
+    let of = rows.len() as u64;
+    for (seq, row) in rows.iter().enumerate() {
+        let id = row.req_text("id")?.to_owned();
+        match (row.text("submission"), row.text("status")) {
+            (Some("queued"), _) => {
+                let item = Item {
+                    phone: row.req_text("phone_number")?.to_owned(),
+                    amount: row.int("amount").unwrap_or(0),
+                    remarks: row.text("remarks").unwrap_or_default().to_owned(),
+                };
+                send_item(env, &daraja, &credentials, &shared, &id, command_id, occasion, &item)?;
+            }
+            // Sent before the server stopped, its answer unrecorded, or
+            // accepted and its result lost: ask Daraja, never send again.
+            (Some("submitting"), _) => {
+                ask(env, &id)?;
+            }
+            (None, Some("pending")) if resuming => {
+                ask(env, &id)?;
+            }
+            _ => {}
+        }
+        let sent = seq as u64 + 1;
+        env.progress(sent, Some(of), &format!("sent {sent} of {of}"));
+    }
+    let answer = batch_json(env, &batch_id)?;
+    if let Some(keyed) = &keyed {
+        keyed.remember(db, ctx, &answer)?;
+    }
+    Ok(answer)
+}
+
+/// Phase one of a batch: the batch row and one `queued` item per payout,
+/// each with its own OriginatorConversationID. Answers the batch id.
+fn record_batch(
+    env: &dyn Env,
+    items: &[Item],
+    command_id: &str,
+    occasion: Option<&str>,
+    store_id: Option<&str>,
+) -> Result<String> {
+    let (db, ctx) = (env.db(), env.ctx());
     let batch_id = malipo_plugin_sdk::id::uuid_v4()?;
     let total: i64 = items.iter().map(|i| i.amount).sum();
     db.execute(
@@ -103,7 +170,7 @@ pub fn bulk(env: &dyn Env, input: &Input) -> Result<Value> {
             Sql::from(occasion),
             Sql::Integer(i64::try_from(items.len()).unwrap_or(0)),
             Sql::Integer(total),
-            Sql::from(store_id.clone()),
+            Sql::from(store_id),
             Sql::from(ctx.user_id.clone()),
             Sql::from(crate::clock::rfc3339_ms(ctx.now_ms)),
             Sql::Integer(i64::try_from(ctx.now_ms).unwrap_or(i64::MAX)),
@@ -111,90 +178,150 @@ pub fn bulk(env: &dyn Env, input: &Input) -> Result<Value> {
     )?;
     for (seq, item) in items.iter().enumerate() {
         let id = malipo_plugin_sdk::id::uuid_v4()?;
-        let mut body: Map<String, Value> = shared.clone();
-        body.insert("OriginatorConversationID".into(), json!(id));
-        body.insert(
-            "InitiatorName".into(),
-            json!(credentials.settings.initiator_name),
-        );
-        body.insert("CommandID".into(), json!(command_id));
-        body.insert("Amount".into(), json!(item.amount));
-        body.insert("PartyA".into(), json!(credentials.settings.shortcode));
-        body.insert("PartyB".into(), json!(item.phone));
-        body.insert("Remarks".into(), json!(item.remarks));
-        body.insert("Occassion".into(), json!(occasion.unwrap_or(&item.remarks)));
-        let sent = daraja.post("/mpesa/b2c/v3/paymentrequest", &Value::Object(body));
-        let mut new = NewTxn {
-            id: &id,
-            kind: "b2c",
-            status: "pending",
-            store_id: store_id.as_deref(),
-            phone_number: Some(&item.phone),
-            amount: item.amount,
-            batch_id: Some(&batch_id),
-            batch_seq: Some(i64::try_from(seq).unwrap_or(0)),
-            command_id: Some(command_id),
-            remarks: Some(&item.remarks),
-            originator_conversation_id: Some(&id),
-            ..NewTxn::default()
-        };
-        let (result_code, result_desc, note, conversation_id, originator);
-        match sent {
-            Ok(reply) if reply.accepted() => {
-                let text = |name: &str| {
-                    reply
+        transactions::insert(
+            db,
+            ctx,
+            &NewTxn {
+                id: &id,
+                kind: "b2c",
+                status: "pending",
+                store_id,
+                phone_number: Some(&item.phone),
+                amount: item.amount,
+                batch_id: Some(&batch_id),
+                batch_seq: Some(i64::try_from(seq).unwrap_or(0)),
+                command_id: Some(command_id),
+                remarks: Some(&item.remarks),
+                originator_conversation_id: Some(&id),
+                ..NewTxn::default()
+            },
+        )?;
+        set_submission(db, &id, Some("queued"))?;
+    }
+    Ok(batch_id)
+}
+
+fn set_submission(db: &dyn malipo_plugin_sdk::Db, id: &str, submission: Option<&str>) -> Result<()> {
+    db.execute(
+        "UPDATE mpesa_transactions SET submission = ?1 WHERE id = ?2",
+        &[Sql::from(submission), Sql::from(id)],
+    )?;
+    Ok(())
+}
+
+/// Sends one queued payout: marks it `submitting` (committed by the host
+/// before the request leaves), sends, records the answer.
+#[allow(clippy::too_many_arguments)]
+fn send_item(
+    env: &dyn Env,
+    daraja: &Daraja<'_>,
+    credentials: &Credentials,
+    shared: &Map<String, Value>,
+    id: &str,
+    command_id: &str,
+    occasion: Option<&str>,
+    item: &Item,
+) -> Result<()> {
+    let db = env.db();
+    set_submission(db, id, Some("submitting"))?;
+    let mut body: Map<String, Value> = shared.clone();
+    body.insert("OriginatorConversationID".into(), json!(id));
+    body.insert(
+        "InitiatorName".into(),
+        json!(credentials.settings.initiator_name),
+    );
+    body.insert("CommandID".into(), json!(command_id));
+    body.insert("Amount".into(), json!(item.amount));
+    body.insert("PartyA".into(), json!(credentials.settings.shortcode));
+    body.insert("PartyB".into(), json!(item.phone));
+    body.insert("Remarks".into(), json!(item.remarks));
+    body.insert("Occassion".into(), json!(occasion.unwrap_or(&item.remarks)));
+    let sent = daraja.post("/mpesa/b2c/v3/paymentrequest", &Value::Object(body));
+    let failed = |result_code: Option<&str>, result_desc: &str| -> Result<()> {
+        set_submission(db, id, None)?;
+        if let Some(txn) = transactions::find(db, id)? {
+            settle(
+                env,
+                &txn,
+                &Outcome {
+                    status: "failed",
+                    result_code,
+                    result_desc: Some(result_desc),
+                    at_ms: env.ctx().now_ms,
+                    ..Outcome::default()
+                },
+            )?;
+        }
+        Ok(())
+    };
+    match sent {
+        Ok(reply) if reply.accepted() => {
+            let text = |name: &str| {
+                reply
+                    .json
+                    .get(name)
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+            };
+            let conversation = text("ConversationID");
+            let originator = text("OriginatorConversationID").unwrap_or_else(|| id.to_owned());
+            db.execute(
+                "UPDATE mpesa_transactions SET conversation_id = ?1, originator_conversation_id = ?2, \
+                 submission = NULL WHERE id = ?3",
+                &[Sql::from(conversation), Sql::from(originator), Sql::from(id)],
+            )?;
+        }
+        Ok(reply) => {
+            let (result_code, result_desc) = reply
+                .error()
+                .or_else(|| {
+                    let code = reply
                         .json
-                        .get(name)
-                        .and_then(Value::as_str)
-                        .map(str::to_owned)
-                };
-                conversation_id = text("ConversationID");
-                originator = text("OriginatorConversationID");
-                new.conversation_id = conversation_id.as_deref();
-                new.originator_conversation_id = originator.as_deref().or(Some(&id));
-            }
-            Ok(reply) => {
-                (result_code, result_desc) = reply
-                    .error()
-                    .or_else(|| {
-                        let code = reply
-                            .json
-                            .get("ResponseCode")
-                            .and_then(crate::daraja::code_text)?;
-                        Some((code, reply.describe()))
-                    })
-                    .unwrap_or_else(|| (reply.status.to_string(), reply.describe()));
-                new.status = "failed";
-                new.result_code = Some(&result_code);
-                new.result_desc = Some(&result_desc);
-            }
-            Err(error) if error.code == codes::UNAVAILABLE => {
-                // The request may have reached Daraja: the payout stays pending
-                // until a result callback or a transaction-status query settles it.
-                note = format!("Daraja did not answer ({}); unconfirmed", error.message);
-                env.warn(&format!("B2C payout {id}: {note}"));
-                new.note = Some(&note);
-            }
-            Err(error) if error.code == codes::UPSTREAM => {
-                // Refused before sending (e.g. no new token): nothing was paid.
-                result_desc = error.message.clone();
-                new.status = "failed";
-                new.result_desc = Some(&result_desc);
-            }
-            Err(error) => return Err(error),
+                        .get("ResponseCode")
+                        .and_then(crate::daraja::code_text)?;
+                    Some((code, reply.describe()))
+                })
+                .unwrap_or_else(|| (reply.status.to_string(), reply.describe()));
+            failed(Some(&result_code), &result_desc)?;
         }
-        let txn = transactions::insert(db, ctx, &new)?;
-        if txn.status == "failed" {
-            transactions::emit(env, &txn);
+        Err(error) if error.code == codes::UNAVAILABLE => {
+            // The request may have reached Daraja: the payout stays pending
+            // (and `submitting`) until a result callback or a
+            // transaction-status query settles it.
+            let note = format!("Daraja did not answer ({}); unconfirmed", error.message);
+            env.warn(&format!("B2C payout {id}: {note}"));
+            db.execute(
+                "UPDATE mpesa_transactions SET note = ?1 WHERE id = ?2",
+                &[Sql::from(note.as_str()), Sql::from(id)],
+            )?;
         }
-        let (sent, of) = (seq as u64 + 1, items.len() as u64);
-        env.progress(sent, Some(of), &format!("sent {sent} of {of}"));
+        Err(error) if error.code == codes::UPSTREAM => {
+            // Refused before sending (e.g. no new token): nothing was paid.
+            failed(None, &error.message)?;
+        }
+        Err(error) => return Err(error),
     }
-    let answer = batch_json(env, &batch_id)?;
-    if let Some(keyed) = &keyed {
-        keyed.remember(db, ctx, &answer)?;
+    Ok(())
+}
+
+/// Asks Daraja about a payout whose send was interrupted (a transaction
+/// status query by its OriginatorConversationID; the result settles it).
+/// Never sends the payout again. Answers whether Daraja was asked.
+pub fn ask(env: &dyn Env, id: &str) -> Result<bool> {
+    let input = Input::parse(
+        &json!({ "transaction_id": id, "remarks": "Interrupted payout" }).to_string(),
+    )?;
+    match crate::requests::status(env, &input) {
+        Ok(_) => set_submission(env.db(), id, None).map(|()| true),
+        Err(error) if error.code == Error::INTERNAL => Err(error),
+        Err(error) => {
+            env.warn(&format!(
+                "payout {id}: could not ask Daraja about it yet: {}",
+                error.message
+            ));
+            Ok(false)
+        }
     }
-    Ok(answer)
 }
 
 /// A batch with its items (in request order) and a count per status.

@@ -53,6 +53,11 @@ pub fn manifest() -> Manifest {
             version: 1,
             name: "init".to_owned(),
             sql: include_str!("../migrations/V1__init.sql").to_owned(),
+        },
+        Migration {
+            version: 2,
+            name: "two_phase".to_owned(),
+            sql: include_str!("../migrations/V2__two_phase.sql").to_owned(),
         }],
     }
 }

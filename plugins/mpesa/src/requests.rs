@@ -144,7 +144,9 @@ pub fn status(env: &dyn Env, input: &Input) -> Result<Value> {
     let receipt = given_receipt
         .map(str::to_owned)
         .or_else(|| txn.as_ref().and_then(|t| t.receipt.clone()));
-    let originator = txn.as_ref().filter(|t| t.kind == "b2c").and_then(|t| {
+    // A payout or reversal without a receipt is asked about by the
+    // OriginatorConversationID it was sent with.
+    let originator = txn.as_ref().filter(|t| t.kind == "b2c" || t.kind == "reversal").and_then(|t| {
         t.json
             .get("originator_conversation_id")
             .and_then(Value::as_str)

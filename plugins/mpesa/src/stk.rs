@@ -1,4 +1,4 @@
-//! M-Pesa Express (STK push): the push, its callback, the STK query, and the reconciliation job that queries what stayed pending.
+//! M-Pesa Express (STK push): the push (intent committed before it is sent), its callback, the STK query, and the reconciliation job that asks about what stayed pending (STK pushes, B2C payouts and reversals).
 
 use malipo_plugin_sdk::{Error, Input, Result, Sql};
 use serde_json::{Value, json};
@@ -13,6 +13,8 @@ use crate::validate;
 
 /// A pending STK payment with no final answer after this long times out.
 pub const GIVE_UP_MS: i64 = DAY_MS;
+/// A pending payout or reversal is asked about again after this long.
+const ASK_AGAIN_MS: i64 = 10 * 60 * 1000;
 /// Pending payments one reconciliation run queries at most.
 const RECONCILE_BATCH: usize = 100;
 
@@ -74,6 +76,16 @@ pub fn push(env: &dyn Env, input: &Input) -> Result<Value> {
     {
         return Ok(answer);
     }
+    // A call with this key began and its answer was not recorded: the push
+    // may have reached the customer's phone. It is never sent again.
+    if let Some(keyed) = &keyed
+        && let Some(intent) = keyed.begun(db)?
+    {
+        return Err(Error::conflict(format!(
+            "An earlier STK push with this Idempotency-Key (intent {intent}) was sent to Daraja and \
+             its answer was not recorded; it is not sent again. Use a new key for a new payment."
+        )));
+    }
     let credentials = Credentials::load(env)?;
     let daraja = Daraja::new(env, &credentials);
     let shortcode = &credentials.settings.shortcode;
@@ -91,9 +103,28 @@ pub fn push(env: &dyn Env, input: &Input) -> Result<Value> {
         "AccountReference": account_reference,
         "TransactionDesc": description,
     });
+    // Phase one: the intent (and the key) are written; the host commits
+    // them before the push leaves.
+    let id = malipo_plugin_sdk::id::uuid_v4()?;
+    db.execute(
+        "INSERT INTO mpesa_submissions (id, operation, idempotency_key, phone_number, amount, created_at, created_ms) \
+         VALUES (?1, 'mpesa.stk-push', ?2, ?3, ?4, ?5, ?6)",
+        &[
+            Sql::from(id.as_str()),
+            Sql::from(keyed.as_ref().map(|k| k.key)),
+            Sql::from(phone.as_str()),
+            Sql::Integer(amount),
+            Sql::from(crate::clock::rfc3339_ms(ctx.now_ms)),
+            Sql::Integer(i64::try_from(ctx.now_ms).unwrap_or(i64::MAX)),
+        ],
+    )?;
+    if let Some(keyed) = &keyed {
+        keyed.begin(db, ctx, &id)?;
+    }
     let ack = daraja
         .post("/mpesa/stkpush/v1/processrequest", &body)?
         .into_accepted("STK push")?;
+    // Phase two: the answer.
     let text = |name: &str| {
         ack.get(name)
             .and_then(Value::as_str)
@@ -102,7 +133,6 @@ pub fn push(env: &dyn Env, input: &Input) -> Result<Value> {
     };
     let checkout = text("CheckoutRequestID")
         .ok_or_else(|| upstream("Daraja accepted the STK push but sent no CheckoutRequestID."))?;
-    let id = malipo_plugin_sdk::id::uuid_v4()?;
     let txn = transactions::insert(
         db,
         ctx,
@@ -119,6 +149,10 @@ pub fn push(env: &dyn Env, input: &Input) -> Result<Value> {
             checkout_request_id: Some(checkout),
             ..NewTxn::default()
         },
+    )?;
+    db.execute(
+        "DELETE FROM mpesa_submissions WHERE id = ?1",
+        &[Sql::from(id.as_str())],
     )?;
     let answer = json!({ "transaction": txn.to_json() });
     if let Some(keyed) = &keyed {
@@ -319,10 +353,35 @@ pub fn reconcile(env: &dyn Env, input: &Input) -> Result<Value> {
         let slot = counts.entry(status).or_insert(json!(0));
         *slot = json!(slot.as_u64().unwrap_or(0) + 1);
     }
+    // B2C payouts and reversals pending past the cutoff (a result lost, a
+    // send interrupted) are asked about by a transaction-status query —
+    // never sent again — at most once per ASK_AGAIN_MS each.
+    let mut asked = 0;
+    if credentials.is_some() && unreachable.is_none() {
+        let recent = now.saturating_sub(ASK_AGAIN_MS);
+        let stale = transactions::select(
+            db,
+            &format!(
+                "WHERE kind IN ('b2c', 'reversal') AND status = 'pending' AND created_ms <= ?1 \
+                 AND (submission IS NULL OR submission = 'submitting') \
+                 AND NOT EXISTS (SELECT 1 FROM mpesa_requests r WHERE r.transaction_id = mpesa_transactions.id \
+                 AND r.created_ms > ?2) ORDER BY created_ms, id LIMIT {RECONCILE_BATCH}"
+            ),
+            &[Sql::Integer(cutoff), Sql::Integer(recent)],
+        )?;
+        for txn in &stale {
+            if crate::b2c::ask(env, &txn.id)? {
+                asked += 1;
+            } else if errors.len() < 20 {
+                errors.push(json!({ "transaction_id": txn.id, "error": "Daraja could not be asked" }));
+            }
+        }
+    }
     Ok(json!({
         "checked": pending.len(),
         "configured": credentials.is_some(),
         "by_status": counts,
+        "asked_payouts": asked,
         "errors": errors,
     }))
 }

@@ -1,0 +1,341 @@
+//! Money moves exactly once (issue 12 §1): no network call inside a
+//! tenant's write transaction. A bulk payout killed (SIGKILL) in the middle
+//! of a slow Daraja answer and retried with the same `Idempotency-Key` after
+//! a restart pays every recipient once; an STK push's intent is committed
+//! before the push leaves; a plugin's send leaves the tenant's database
+//! unlocked for other writes.
+//!
+//! The Daraja emulator runs in this test process (not inside the server,
+//! which SIGKILL would take down with it), reached as a `custom` base URL
+//! that `MALIPO_OUTBOUND_ALLOW` lets through.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::helpers::{Options, PASSWORD, Session, TestApp};
+
+const B2C_PATH: &str = "/mpesa/b2c/v3/paymentrequest";
+const STK_PATH: &str = "/mpesa/stkpush/v1/processrequest";
+const SANDBOX_PASSKEY: &str = "bfb279f9aa9bdbcf158e97dd71a467cd2e0c893059b10f78e6b72ada1ed2c919";
+
+/// An emulator of our own, calling back after `callback_ms`.
+async fn emulator(callback_ms: u64) -> daraja_sim::Running {
+    daraja_sim::start(daraja_sim::Config {
+        callback_delay: Duration::from_millis(callback_ms),
+        ..daraja_sim::Config::default()
+    })
+    .await
+    .expect("start the emulator")
+}
+
+/// A server that may reach the emulator (a loopback address).
+fn options(sim: &daraja_sim::Running) -> Options {
+    Options::default()
+        .with_env("MALIPO_OUTBOUND_ALLOW", &sim.addr().to_string())
+        .with_env("MALIPO_JOB_INTERVAL_SECS", "3600")
+}
+
+async fn configure(app: &TestApp, owner: &Session, sim: &daraja_sim::Running) {
+    let (status, answer) = app
+        .call(
+            Method::PUT,
+            "/api/v1/mpesa/credentials",
+            &owner.auth(),
+            Some(json!({
+                "consumer_key": "k1",
+                "consumer_secret": "s1",
+                "shortcode": "174379",
+                "passkey": SANDBOX_PASSKEY,
+                "initiator_name": "testapi",
+                "initiator_password": daraja_sim::SANDBOX_INITIATOR_PASSWORD,
+                "environment": "custom",
+                "base_url": sim.base_url(),
+            })),
+        )
+        .await;
+    assert_eq!(status, 200, "save credentials: {answer}");
+}
+
+fn set_faults(sim: &daraja_sim::Running, faults: Value) {
+    let faults: daraja_sim::Faults = serde_json::from_value(faults).expect("faults");
+    sim.handle().set_faults(faults);
+}
+
+/// B2C payouts the emulator registered (accepted), by phone.
+fn paid_by_phone(sim: &daraja_sim::Running) -> BTreeMap<String, usize> {
+    let mut paid = BTreeMap::new();
+    for txn in sim.handle().transactions() {
+        if txn.kind == "b2c" {
+            *paid.entry(txn.phone.unwrap_or_default()).or_insert(0) += 1;
+        }
+    }
+    paid
+}
+
+fn payroll() -> Vec<Value> {
+    (0..6)
+        .map(|i| {
+            json!({
+                "phone_number": format!("25471100000{i}"),
+                "amount": 100 + i,
+                "remarks": "Salary"
+            })
+        })
+        .collect()
+}
+
+async fn bulk(app: &TestApp, owner: &Session, key: &str) -> (u16, Value) {
+    app.call_with(
+        Method::POST,
+        "/api/v1/mpesa/b2c/bulk",
+        &owner.auth(),
+        Some(json!({"items": payroll(), "command_id": "SalaryPayment"})),
+        &[("Idempotency-Key", key)],
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_bulk_payout_killed_mid_batch_and_retried_pays_everyone_exactly_once() {
+    let sim = emulator(200).await;
+    let options = options(&sim);
+    let first = TestApp::spawn_with(options.clone()).await;
+    let owner = first.register("Payroll Crash").await;
+    configure(&first, &owner, &sim).await;
+
+    // Each payout is processed at once and answered 800 ms later.
+    set_faults(&sim, json!({"response_delay_ms": 800}));
+    let call = {
+        let (base, auth) = (first.base.clone(), owner.access_token.clone());
+        tokio::spawn(async move {
+            let _ = reqwest::Client::new()
+                .post(format!("{base}/api/v1/mpesa/b2c/bulk"))
+                .bearer_auth(auth)
+                .header("Idempotency-Key", "payroll-2026-12")
+                .json(&json!({"items": payroll(), "command_id": "SalaryPayment"}))
+                .send()
+                .await;
+        })
+    };
+    // SIGKILL while Daraja holds the answer of the third payout.
+    let started = Instant::now();
+    while paid_by_phone(&sim).values().sum::<usize>() < 3 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the bulk payout never reached its third item"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let temp = first.stop().expect("the data directory");
+    call.abort();
+    let before_restart = paid_by_phone(&sim);
+    assert_eq!(before_restart.values().sum::<usize>(), 3, "{before_restart:?}");
+
+    // A new server on the same data; the same request with the same key.
+    set_faults(&sim, json!({}));
+    let app = TestApp::start(temp.path(), &options).await;
+    let (status, login) = app.login(&owner.email, PASSWORD).await;
+    assert_eq!(status, 200, "{login}");
+    let owner = Session {
+        default_store: owner.default_store.clone(),
+        ..Session::from_auth_response(&login, &owner.email)
+    };
+    let (status, answer) = bulk(&app, &owner, "payroll-2026-12").await;
+    assert_eq!(status, 201, "the retry resumes the batch: {answer}");
+    let batch = answer["batch"]["id"].as_str().expect("batch id").to_string();
+
+    // Every item ends in one final state.
+    let mut items = Vec::new();
+    for _ in 0..300 {
+        let (status, body) = app
+            .get(&format!("/api/v1/mpesa/b2c/batches/{batch}"), &owner.auth())
+            .await;
+        assert_eq!(status, 200, "{body}");
+        items = body["items"].as_array().cloned().unwrap_or_default();
+        if items.len() == 6 && items.iter().all(|i| i["status"] != "pending") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(items.len(), 6, "{items:?}");
+    for item in &items {
+        assert_eq!(item["status"], "completed", "{item}");
+    }
+
+    // Every recipient was paid exactly once at Daraja.
+    let paid = paid_by_phone(&sim);
+    assert_eq!(paid.len(), 6, "{paid:?}");
+    for (phone, times) in &paid {
+        assert_eq!(*times, 1, "{phone} was paid {times} times: {paid:?}");
+    }
+    let b2c_posts = sim
+        .handle()
+        .requests()
+        .iter()
+        .filter(|r| r.path == B2C_PATH && r.status == 200)
+        .count();
+    assert!(b2c_posts <= 6, "{b2c_posts} accepted B2C requests");
+
+    // A third call with the key answers the stored batch and sends nothing.
+    let requests = sim.handle().requests().len();
+    let (status, again) = bulk(&app, &owner, "payroll-2026-12").await;
+    assert_eq!(status, 201, "{again}");
+    assert_eq!(again["batch"]["id"], batch.as_str());
+    assert_eq!(sim.handle().requests().len(), requests, "nothing sent");
+    drop(app);
+    drop(temp);
+}
+
+fn tenant_db(app: &TestApp, owner: &Session) -> rusqlite::Connection {
+    rusqlite::Connection::open(app.tenant_file(&owner.tenant_id)).expect("open tenant file")
+}
+
+#[tokio::test]
+async fn an_stk_push_is_committed_before_it_is_sent_and_never_pushed_twice() {
+    let sim = emulator(60_000).await;
+    let app = TestApp::spawn_with(options(&sim)).await;
+    let owner = app.register("Push Intent").await;
+    configure(&app, &owner, &sim).await;
+    set_faults(&sim, json!({"response_delay_ms": 1500}));
+    let push = |key: &'static str| {
+        let (app, owner) = (&app, &owner);
+        async move {
+            app.call_with(
+                Method::POST,
+                "/api/v1/mpesa/stk-push",
+                &owner.auth(),
+                Some(json!({
+                    "phone_number": "254712345678",
+                    "amount": 10,
+                    "account_reference": "INV-9",
+                    "description": "Test"
+                })),
+                &[("Idempotency-Key", key)],
+            )
+            .await
+        }
+    };
+    let (answer, intent) = tokio::join!(push("order-9"), async {
+        // While Daraja holds its answer, the intent and the key are already
+        // committed: another connection sees them.
+        let started = Instant::now();
+        loop {
+            if sim.handle().transactions().iter().any(|t| t.kind == "stk") {
+                let conn = tenant_db(&app, &owner);
+                let intent: (i64, i64) = conn
+                    .query_row(
+                        "SELECT (SELECT COUNT(*) FROM mpesa_submissions), \
+                         (SELECT COUNT(*) FROM mpesa_idempotency WHERE key = 'order-9' AND subject_id IS NOT NULL)",
+                        [],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
+                    .expect("read the tenant file");
+                return intent;
+            }
+            assert!(started.elapsed() < Duration::from_secs(30), "never sent");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    assert_eq!(intent, (1, 1), "intent and key committed before the answer");
+    let (status, body) = answer;
+    assert_eq!(status, 201, "{body}");
+    let checkout = body["transaction"]["checkout_request_id"]
+        .as_str()
+        .expect("CheckoutRequestID recorded");
+    // The answer is recorded after: the intent became the transaction.
+    let conn = tenant_db(&app, &owner);
+    let (submissions, recorded): (i64, i64) = conn
+        .query_row(
+            "SELECT (SELECT COUNT(*) FROM mpesa_submissions), \
+             (SELECT COUNT(*) FROM mpesa_transactions WHERE checkout_request_id = ?1)",
+            [checkout],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .expect("read");
+    assert_eq!((submissions, recorded), (0, 1));
+
+    // The same key again: the stored answer, no second push.
+    set_faults(&sim, json!({}));
+    let (status, again) = push("order-9").await;
+    assert_eq!(status, 201, "{again}");
+    assert_eq!(again["transaction"]["checkout_request_id"], checkout);
+    let pushes = sim
+        .handle()
+        .requests()
+        .iter()
+        .filter(|r| r.path == STK_PATH)
+        .count();
+    assert_eq!(pushes, 1, "pushed once");
+
+    // A key whose push was sent but whose answer was never recorded (the
+    // server died in between) is refused, not pushed again.
+    conn.execute(
+        "INSERT INTO mpesa_idempotency (operation, key, request, response, created_at, subject_id) \
+         SELECT operation, 'order-10', request, 'null', created_at, 'lost-intent' FROM mpesa_idempotency WHERE key = 'order-9'",
+        [],
+    )
+    .expect("plant an unfinished key");
+    let (status, refused) = push("order-10").await;
+    assert_eq!(status, 409, "{refused}");
+    let pushes = sim
+        .handle()
+        .requests()
+        .iter()
+        .filter(|r| r.path == STK_PATH)
+        .count();
+    assert_eq!(pushes, 1, "still pushed once");
+}
+
+#[tokio::test]
+async fn a_plugin_waiting_on_daraja_leaves_the_tenant_database_unlocked() {
+    let sim = emulator(60_000).await;
+    let app = TestApp::spawn_with(options(&sim)).await;
+    let owner = app.register("Slow Daraja").await;
+    configure(&app, &owner, &sim).await;
+    set_faults(&sim, json!({"response_delay_ms": 3000}));
+    let slow = app.post(
+        "/api/v1/mpesa/stk-push",
+        &owner.auth(),
+        json!({
+            "phone_number": "254712345678",
+            "amount": 10,
+            "account_reference": "INV-1",
+            "description": "Test"
+        }),
+    );
+    let other_write = async {
+        let started = Instant::now();
+        while !sim.handle().transactions().iter().any(|t| t.kind == "stk") {
+            assert!(started.elapsed() < Duration::from_secs(30), "never sent");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // Daraja is holding its answer for 3 s; a write to the same tenant
+        // (settings, and a direct write to the file) goes through at once.
+        let started = Instant::now();
+        let (status, body) = app
+            .call(
+                Method::PATCH,
+                "/api/v1/tenant/settings",
+                &owner.auth(),
+                Some(json!({"locale": "sw-KE"})),
+            )
+            .await;
+        let api_took = started.elapsed();
+        let conn = tenant_db(&app, &owner);
+        conn.busy_timeout(Duration::from_millis(0)).expect("busy");
+        let direct = conn.execute_batch("BEGIN IMMEDIATE; COMMIT;");
+        (status, body, api_took, direct)
+    };
+    let ((push_status, push_body), (status, body, api_took, direct)) =
+        tokio::join!(slow, other_write);
+    assert_eq!(push_status, 201, "{push_body}");
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        api_took < Duration::from_millis(1500),
+        "a write waited {api_took:?} behind a plugin's outbound request"
+    );
+    assert!(direct.is_ok(), "the file was locked: {direct:?}");
+}
