@@ -123,6 +123,7 @@ impl Tenancy {
         plugin_migrations: Vec<PluginMigrations>,
     ) -> Result<Self, TenancyError> {
         std::fs::create_dir_all(dir)?;
+        crate::data_dir::restrict_dir(dir);
         Ok(Self {
             dir: dir.to_path_buf(),
             maintenance: Arc::new(
@@ -163,6 +164,7 @@ impl Tenancy {
         )?;
         conn.execute_batch("PRAGMA journal_mode = WAL;")?;
         drop(conn);
+        crate::data_dir::restrict_file(&path);
         self.get(id)
     }
 

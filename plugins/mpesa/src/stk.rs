@@ -26,7 +26,10 @@ const DEFAULT_TRANSACTION_DESC: &str = "Payment";
 /// A text setting of the organization (`settings` table, JSON values), or
 /// `default` when it is not set.
 fn setting_text(db: &dyn malipo_plugin_sdk::Db, key: &str, default: &str) -> Result<String> {
-    let rows = db.query("SELECT value FROM settings WHERE key = ?1", &[Sql::from(key)])?;
+    let rows = db.query(
+        "SELECT value FROM settings WHERE key = ?1",
+        &[Sql::from(key)],
+    )?;
     Ok(rows
         .first()
         .and_then(|row| row.text("value"))
@@ -283,6 +286,8 @@ pub fn reconcile(env: &dyn Env, input: &Input) -> Result<Value> {
     let daraja = credentials.as_ref().map(|c| Daraja::new(env, c));
     let mut counts = serde_json::Map::new();
     let mut errors = Vec::new();
+    // Payments this run settled (the host audits the run only if any).
+    let mut changed = 0usize;
     // After Daraja fails to answer once, this run stops asking.
     let mut unreachable: Option<String> = None;
     for txn in &pending {
@@ -313,11 +318,13 @@ pub fn reconcile(env: &dyn Env, input: &Input) -> Result<Value> {
         apply_answer(env, txn, &answer)?;
         let status =
             transactions::find(db, &txn.id)?.map_or_else(|| txn.status.clone(), |t| t.status);
+        changed += usize::from(status != txn.status);
         let slot = counts.entry(status).or_insert(json!(0));
         *slot = json!(slot.as_u64().unwrap_or(0) + 1);
     }
     Ok(json!({
         "checked": pending.len(),
+        "changed": changed,
         "configured": credentials.is_some(),
         "by_status": counts,
         "errors": errors,

@@ -810,10 +810,21 @@ mod tests {
     fn money_templates_use_the_organization_s_words() {
         let template = find("payment_receipt").expect("template");
         let rendered = render(&defaults(&template), &vars(&template)).expect("render");
-        assert!(rendered.subject.starts_with("Collection received"), "{}", rendered.subject);
-        assert!(rendered.text.contains("Branch: Westlands"), "{}", rendered.text);
         assert!(
-            rendered.html.unwrap_or_default().contains(">Branch</td><td>Westlands<"),
+            rendered.subject.starts_with("Collection received"),
+            "{}",
+            rendered.subject
+        );
+        assert!(
+            rendered.text.contains("Branch: Westlands"),
+            "{}",
+            rendered.text
+        );
+        assert!(
+            rendered
+                .html
+                .unwrap_or_default()
+                .contains(">Branch</td><td>Westlands<"),
             "html"
         );
         assert_eq!(terminology(None)["store"], "store");
