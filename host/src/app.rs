@@ -294,6 +294,9 @@ pub fn build_state(config: Config) -> anyhow::Result<Arc<AppState>> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("create data directory {}", config.data_dir.display()))?;
     let control = ControlDb::open(&config.control_db_path()).context("open control.db")?;
+    std::fs::create_dir_all(config.tenants_dir())
+        .with_context(|| format!("create {}", config.tenants_dir().display()))?;
+    crate::data_dir::restrict_all(&config.data_dir);
     let engine = engine::build(&config.cache_dir(), config.plugin_limits.memory_bytes)?;
     let secret_box = crate::crypto::SecretBox::load(&config.data_dir)?;
     let services = Arc::new(crate::plugins::services::HostServices::new(secret_box));
@@ -308,6 +311,17 @@ pub fn build_state(config: Config) -> anyhow::Result<Arc<AppState>> {
     let catalog = catalog(&runtime);
     install_catalog_sync(&tenancy, &runtime, &catalog);
     let operations = crate::api::all_operations(&runtime)?;
+    // An operation needing a permission no role or API key can hold could
+    // never be called: refuse to start rather than serve it.
+    for op in operations.iter() {
+        if let Some(permission) = &op.spec.permission {
+            anyhow::ensure!(
+                catalog.iter().any(|p| &p.name == permission),
+                "operation {} needs the permission {permission}, which no plugin or the host defines",
+                op.spec.name
+            );
+        }
+    }
     let mcp_tools = crate::mcp::ToolCatalog::build(&operations)?;
     let openapi = crate::api::openapi::document(&operations);
     let jwt = JwtKeys::load(&config.data_dir, config.access_token_ttl.as_secs() as i64)?;

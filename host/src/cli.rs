@@ -259,9 +259,11 @@ pub enum TenantCommand {
     /// Delete an organization: it is suspended at once and purged (its file
     /// and every control.db row about it) after the grace period
     /// (MALIPO_TENANT_DELETION_GRACE_SECS, default 30 days), by a running
-    /// server's sweeper; `--now` purges it at once.
+    /// server's sweeper; `--now` purges it at once. `--now` on a tenant not
+    /// already scheduled for deletion prints what will be deleted and asks
+    /// for the tenant's slug to confirm (on a terminal), or needs `--yes`.
     #[command(
-        after_help = "Examples:\n  malipo tenant delete 0b5e…-tenant-id\n  malipo tenant delete 0b5e…-tenant-id --now --json"
+        after_help = "Examples:\n  malipo tenant delete 0b5e…-tenant-id\n  malipo tenant delete 0b5e…-tenant-id --now --json\n  malipo tenant delete 0b5e…-tenant-id --now --yes   # scripts: no question asked"
     )]
     Delete {
         /// The tenant's id.
@@ -269,6 +271,9 @@ pub enum TenantCommand {
         /// Purge at once instead of after the grace period.
         #[arg(long)]
         now: bool,
+        /// With `--now`: do not ask for confirmation (for scripts).
+        #[arg(long)]
+        yes: bool,
         /// Print one JSON object on stdout instead of text.
         #[arg(long)]
         json: bool,
@@ -289,14 +294,16 @@ pub enum TenantCommand {
 /// Flags of `malipo tenant create`.
 #[derive(Debug, Args)]
 pub struct TenantCreateArgs {
-    /// The organization's name.
-    #[arg(long)]
+    /// The organization's name (`organization_name` in `POST /admin/tenants`
+    /// and `POST /auth/register`; `--name` is accepted too).
+    #[arg(long = "organization-name", visible_alias = "name")]
     pub name: String,
     /// The owner's email; an existing account becomes the owner as it is.
     #[arg(long)]
     pub owner_email: String,
-    /// The owner's full name, for a new account (default: the organization's name).
-    #[arg(long)]
+    /// The owner's full name, for a new account (default: the organization's
+    /// name; `owner_full_name` over REST, `--owner-name` accepted too).
+    #[arg(long = "owner-full-name", visible_alias = "owner-name")]
     pub owner_name: Option<String>,
     /// The plan to subscribe to (e.g. free, standard, premium; default: the
     /// platform's default plan).

@@ -164,9 +164,28 @@ impl ApiError {
         Self::NotFound(format!("{what} not found"))
     }
 
-    /// The one answer to a missing, invalid or expired credential.
+    /// The answer to an invalid credential (a token or API key this server
+    /// does not accept, a signed-out session, a deactivated account).
     pub fn unauthenticated() -> Self {
-        Self::Unauthorized("missing, invalid or expired credentials".into())
+        Self::Unauthorized(
+            "invalid credentials: the access token or API key is not accepted".into(),
+        )
+    }
+
+    /// The answer to a request that presented no credential at all.
+    pub fn missing_credentials() -> Self {
+        Self::Unauthorized(
+            "missing credentials: send `Authorization: Bearer <access token or API key>`".into(),
+        )
+    }
+
+    /// The answer to an access token past its expiry (401 `token_expired`).
+    pub fn token_expired() -> Self {
+        Self::Coded {
+            status: StatusCode::UNAUTHORIZED,
+            code: "token_expired",
+            message: "the access token has expired; get a new one with POST /api/v1/auth/refresh and your refresh token".into(),
+        }
     }
 }
 

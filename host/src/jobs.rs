@@ -43,6 +43,16 @@ pub struct JobReport {
     /// Problems a job reported in its answer's `errors` (e.g. a payment
     /// Daraja could not be asked about), one line each.
     pub problems: Vec<String>,
+    /// Runs that answered but reported problems (counted once each).
+    pub runs_with_errors: usize,
+}
+
+impl JobReport {
+    /// Runs that did not settle everything: failed outright, or answered
+    /// with problems.
+    pub fn runs_with_problems(&self) -> usize {
+        self.failures + self.runs_with_errors
+    }
 }
 
 /// Which tenants a round covers.
@@ -122,6 +132,7 @@ pub async fn run_once(
                             "tenant {tenant}: jobs ran past the time budget of {} s (MALIPO_JOB_TENANT_BUDGET_SECS)",
                             budget.as_secs()
                         )],
+                        ..JobReport::default()
                     }
                 }
             }
@@ -131,6 +142,7 @@ pub async fn run_once(
         if let Ok(part) = done {
             report.runs += part.runs;
             report.failures += part.failures;
+            report.runs_with_errors += part.runs_with_errors;
             report.problems.extend(part.problems);
         }
     }
@@ -174,6 +186,8 @@ async fn run_tenant(
                 if plugin == crate::billing::PLUGIN {
                     retry_charges(state, tenant, &output, &mut report).await;
                 }
+                let errors = output["errors"].as_array().map_or(0, Vec::len);
+                report.runs_with_errors += usize::from(errors > 0);
                 for problem in output["errors"].as_array().into_iter().flatten() {
                     report
                         .problems
@@ -190,6 +204,51 @@ async fn run_tenant(
         }
     }
     report
+}
+
+/// Whether a job run changed something, judged from its answer: its
+/// `changed` count when it gives one; otherwise any top-level positive
+/// count or non-empty list, except `errors` (problems, not changes),
+/// `checked` (what was looked at) and `waiting` (what is not due yet). A run that changed nothing is not
+/// audited, so idle rounds do not bury people's actions.
+pub fn run_changed_something(output: &serde_json::Value) -> bool {
+    if let Some(changed) = output.get("changed") {
+        return changed.as_u64().is_some_and(|n| n > 0);
+    }
+    output.as_object().is_some_and(|fields| {
+        fields
+            .iter()
+            .filter(|(name, _)| !matches!(name.as_str(), "errors" | "checked" | "waiting"))
+            .any(|(_, value)| match value {
+                serde_json::Value::Number(n) => n.as_f64().is_some_and(|n| n > 0.0),
+                serde_json::Value::Array(items) => !items.is_empty(),
+                _ => false,
+            })
+    })
+}
+
+/// Writes a job run's audit row — only when the run changed something
+/// ([`run_changed_something`]), with its answer (minus `errors`) as the
+/// row's detail. Runs inside the job's transaction, before it commits.
+pub fn audit_job_run(
+    conn: &rusqlite::Connection,
+    entry: &AuditEntry,
+    output: &str,
+) -> rusqlite::Result<()> {
+    let Ok(mut answer) = serde_json::from_str::<serde_json::Value>(output) else {
+        return crate::audit::write(conn, entry);
+    };
+    if !run_changed_something(&answer) {
+        return Ok(());
+    }
+    if let Some(fields) = answer.as_object_mut() {
+        fields.remove("errors");
+    }
+    let entry = AuditEntry {
+        detail: Some(answer.to_string()),
+        ..entry.clone()
+    };
+    crate::audit::write(conn, &entry)
 }
 
 /// Dunning: sends the STK pushes for unpaid invoices that billing's

@@ -14,24 +14,6 @@ use malipo::ids::UserId;
 fn main() -> anyhow::Result<()> {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     commands::config::install_file(&args)?;
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| {
-                tracing_subscriber::EnvFilter::new("info,wasmtime=warn,cranelift=warn")
-            }),
-        )
-        .with_writer(std::io::stderr);
-    // `MALIPO_LOG_FORMAT=json`: one JSON object a line, with the request's
-    // span (request id, tenant id, user id) on every line logged inside it.
-    if malipo::config::var("MALIPO_LOG_FORMAT").is_ok_and(|f| f.trim().eq_ignore_ascii_case("json"))
-    {
-        logs.json()
-            .with_current_span(true)
-            .with_span_list(false)
-            .init();
-    } else {
-        logs.init();
-    }
     let command = commands::config::with_file_defaults(Cli::command());
     let matches = command.clone().get_matches_from(args);
     let flags = commands::config::flags_given(&command, &matches);
@@ -39,6 +21,7 @@ fn main() -> anyhow::Result<()> {
         Ok(cli) => cli,
         Err(error) => error.exit(),
     };
+    init_logs(matches!(cli.command, Command::Serve(_) | Command::Mcp(_)));
     let config = Config::from_env(&cli.data_dir);
     match cli.command {
         Command::Serve(args) => serve(config, args),
@@ -53,6 +36,38 @@ fn main() -> anyhow::Result<()> {
         Command::Config(ConfigCommand::Show { json }) => commands::config::show(&flags, json),
         Command::Backup(args) => commands::data::backup(&config, args),
         Command::Restore(args) => commands::data::restore(&config, args),
+    }
+}
+
+/// Logs to stderr: `RUST_LOG` if set; else INFO for the server (`serve`,
+/// `mcp`: start-up, one access line per request, jobs) and WARN for the
+/// one-shot operator commands, whose answer is their output. Schema
+/// migrations that find nothing to do stay quiet. ANSI colours only when
+/// stderr is a terminal. `MALIPO_LOG_FORMAT=json`: one JSON object a line,
+/// with the request's span (request id, tenant id, user id) on every line
+/// logged inside it.
+fn init_logs(server: bool) {
+    use std::io::IsTerminal;
+    let default = if server {
+        "info,wasmtime=warn,cranelift=warn,refinery_core=warn"
+    } else {
+        "warn"
+    };
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default)),
+        )
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr);
+    if malipo::config::var("MALIPO_LOG_FORMAT").is_ok_and(|f| f.trim().eq_ignore_ascii_case("json"))
+    {
+        logs.json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init();
+    } else {
+        logs.init();
     }
 }
 
@@ -94,7 +109,26 @@ fn mcp_stdio(config: Config, args: McpArgs) -> anyhow::Result<()> {
     })
 }
 
+/// `<data-dir>/daraja-emulator.url`: the base URL of the emulator a
+/// `serve --daraja-sim` on this data directory runs, while it runs.
+const EMULATOR_URL_FILE: &str = "daraja-emulator.url";
+
+/// The emulator of the server serving `config`'s data directory, if it
+/// runs one (a file left by a server that is gone is ignored).
+fn running_emulator(config: &Config) -> Option<String> {
+    let url = std::fs::read_to_string(config.data_dir.join(EMULATOR_URL_FILE)).ok()?;
+    let served = malipo::data_dir::ensure_not_served(&config.data_dir).is_err();
+    served
+        .then(|| url.trim().to_string())
+        .filter(|u| !u.is_empty())
+}
+
 fn reconcile(config: Config, emulator: Option<String>) -> anyhow::Result<()> {
+    let emulator = emulator.or_else(|| {
+        let url = running_emulator(&config)?;
+        eprintln!("using the Daraja emulator of the running server at {url}");
+        Some(url)
+    });
     with_state(config, |state| async move {
         if let Some(url) = emulator {
             use_emulator(&state, &url)?;
@@ -109,14 +143,18 @@ fn reconcile(config: Config, emulator: Option<String>) -> anyhow::Result<()> {
         for problem in &report.problems {
             eprintln!("{problem}");
         }
+        // A run that answered but could not check some payments did not
+        // succeed either: it is counted as failed, so the summary and the
+        // exit status always agree.
+        let failed = report.runs_with_problems();
         println!(
             "reconciled {} tenant(s); {} failed; {} problem(s)",
             report.runs,
-            report.failures,
+            failed,
             report.problems.len()
         );
         anyhow::ensure!(
-            report.failures == 0 && report.problems.is_empty(),
+            failed == 0,
             "reconciliation did not settle everything it tried; see above"
         );
         Ok(())
@@ -127,6 +165,9 @@ fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    // Held until the server stops: a second `serve`, a `restore` or a
+    // `tenant delete --now` on this directory refuses meanwhile.
+    let _lock = malipo::data_dir::lock(&config.data_dir)?;
     runtime.block_on(async move {
         let data_dir = config.data_dir.clone();
         let app = Application::build(config, args.listen)
@@ -143,6 +184,13 @@ fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
             let services = app.state().runtime.services().clone();
             services.set("daraja-emulator-url", emulator.base_url());
             services.allow_host(&emulator.addr().to_string());
+            // `malipo mpesa reconcile` on this data directory reads it, so
+            // that tenants set up under the emulator are reconciled there
+            // and not at Safaricom's sandbox.
+            let marker = data_dir.join(EMULATOR_URL_FILE);
+            if let Err(error) = std::fs::write(&marker, emulator.base_url()) {
+                tracing::warn!(%error, path = %marker.display(), "emulator URL not recorded");
+            }
             Some(emulator)
         } else {
             None
@@ -163,7 +211,11 @@ fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
                 emulator.base_url()
             );
         }
-        app.run(shutdown_signal()).await?;
+        let served = app.run(shutdown_signal()).await;
+        if emulator.is_some() {
+            let _ = std::fs::remove_file(data_dir.join(EMULATOR_URL_FILE));
+        }
+        served?;
         println!("malipo stopped");
         Ok(())
     })

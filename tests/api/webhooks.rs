@@ -23,7 +23,7 @@ pub(crate) struct Received {
     pub(crate) id: String,
     timestamp: String,
     signature: String,
-    body: String,
+    pub(crate) body: String,
 }
 
 /// A webhook receiver on loopback that answers the scripted statuses in

@@ -93,6 +93,7 @@ pub async fn serve(state: Arc<AppState>, op: Arc<Operation>, request: Request) -
                     span.record("user_id", tracing::field::display(principal.user_id));
                     if let Some(tenant) = principal.tenant_id {
                         span.record("tenant_id", tracing::field::display(tenant));
+                        super::request_id::note_tenant(tenant);
                     }
                     Some(principal)
                 }
@@ -412,10 +413,24 @@ async fn run(
         channel: &channel,
         operation: &op.spec.name,
         store,
-        transaction: op.spec.money.is_some(),
+        transaction: op.spec.money.is_some()
+            && result
+                .as_ref()
+                .err()
+                .is_none_or(|e| may_have_reached_daraja(e)),
         error: result.is_err(),
     });
     result
+}
+
+/// Whether a failed money operation may still have moved money or been sent
+/// on (to Daraja): anything but a refusal. A 4xx (validation, 409 conflict,
+/// not found, plan or permission refusal) and a 503 (Daraja or a setting
+/// could not be reached) stopped before anything was sent, so it is not
+/// counted as a transaction; a 502 (Daraja refused) or a 5xx mid-call is.
+fn may_have_reached_daraja(error: &ApiError) -> bool {
+    let status = error.status();
+    !(status.is_client_error() || status == StatusCode::SERVICE_UNAVAILABLE)
 }
 
 /// The tenant's plan, or none when plans are not enforced. A billing
@@ -579,9 +594,15 @@ pub async fn call_plugin(
         };
         state_for_call
             .runtime
-            .invoke(&plugin_name, request, |conn, _| match (&audit, read_only) {
-                (Some(entry), false) => audit::write(conn, entry),
-                _ => Ok(()),
+            .invoke(&plugin_name, request, |conn, output| {
+                match (&audit, read_only) {
+                    // A job run is audited only when it changed something.
+                    (Some(entry), false) if entry.channel == "job" => {
+                        crate::jobs::audit_job_run(conn, entry, output)
+                    }
+                    (Some(entry), false) => audit::write(conn, entry),
+                    _ => Ok(()),
+                }
             })
             .map_err(plugin_error)
     })

@@ -1,8 +1,16 @@
 //! Every response carries `X-Request-ID`: the client's own if it sent a sane
 //! one (1–64 characters of `[A-Za-z0-9._-]`), else a fresh UUID. The id is
 //! also set as a task-local so error bodies and log lines can carry it.
+//!
+//! The same middleware writes the access log: one INFO line per request
+//! (target `malipo::access`) with the method, the route template (never a
+//! concrete path, which may carry callback tokens), the status, the
+//! duration and the tenant the credential acts in.
 
-use axum::extract::Request;
+use std::cell::RefCell;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request};
 use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
@@ -11,6 +19,17 @@ use tracing::Instrument;
 use crate::error::REQUEST_ID;
 
 const HEADER: &str = "x-request-id";
+
+tokio::task_local! {
+    /// The tenant the request's credential acts in, once authenticated
+    /// (for the access log line).
+    static ACCESS_TENANT: RefCell<Option<String>>;
+}
+
+/// Notes the tenant of the request being served (for its access-log line).
+pub fn note_tenant(tenant: impl std::fmt::Display) {
+    let _ = ACCESS_TENANT.try_with(|cell| *cell.borrow_mut() = Some(tenant.to_string()));
+}
 
 fn sane(id: &str) -> bool {
     (1..=64).contains(&id.len())
@@ -49,6 +68,13 @@ pub async fn layer(request: Request, next: Next) -> Response {
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     // At ERROR level so that the context stays on every line even when
     // RUST_LOG keeps only warnings and errors.
+    let started = Instant::now();
+    let method = request.method().clone();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", MatchedPath::as_str)
+        .to_string();
     let span = tracing::error_span!(
         "request",
         request_id = %id,
@@ -57,10 +83,26 @@ pub async fn layer(request: Request, next: Next) -> Response {
         tenant_id = tracing::field::Empty,
         user_id = tracing::field::Empty,
     );
-    let mut response = REQUEST_ID
-        .scope(id.clone(), next.run(request))
-        .instrument(span)
+    let (tenant, mut response) = ACCESS_TENANT
+        .scope(RefCell::new(None), async {
+            let response = REQUEST_ID
+                .scope(id.clone(), next.run(request))
+                .instrument(span)
+                .await;
+            let tenant = ACCESS_TENANT.with(|cell| cell.borrow_mut().take());
+            (tenant, response)
+        })
         .await;
+    tracing::info!(
+        target: "malipo::access",
+        request_id = %id,
+        method = %method,
+        route = %route,
+        status = response.status().as_u16(),
+        duration_ms = started.elapsed().as_millis() as u64,
+        tenant_id = tenant.as_deref().unwrap_or("-"),
+        "request"
+    );
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(HEADER, value);
     }

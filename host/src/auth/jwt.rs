@@ -60,7 +60,9 @@ impl JwtKeys {
         validation.set_issuer(&[ISSUER]);
         validation.set_audience(&[AUDIENCE]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        validation.leeway = 5;
+        // No leeway: a token is refused from the second its `exp` passes
+        // (the issuer and the verifier are the same clock).
+        validation.leeway = 0;
         Self {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
@@ -93,13 +95,28 @@ impl JwtKeys {
         )?)
     }
 
-    /// Checks a token; `None` for anything not signed by us, expired, for
-    /// another audience, or with another algorithm.
-    pub fn verify(&self, token: &str) -> Option<Claims> {
+    /// Checks a token: [`TokenRejection::Expired`] for a token we signed
+    /// whose `exp` has passed (no leeway), [`TokenRejection::Invalid`] for
+    /// anything not signed by us, for another audience, or with another
+    /// algorithm. The signature is checked before the expiry, so only our
+    /// own tokens are ever called expired.
+    pub fn verify(&self, token: &str) -> Result<Claims, TokenRejection> {
         jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
-            .ok()
             .map(|data| data.claims)
+            .map_err(|error| match error.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenRejection::Expired,
+                _ => TokenRejection::Invalid,
+            })
     }
+}
+
+/// Why an access token was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenRejection {
+    /// Ours, but past its `exp`: get a new one with `POST /auth/refresh`.
+    Expired,
+    /// Not a token this server signed for this API.
+    Invalid,
 }
 
 fn read_or_create_key(path: &Path) -> anyhow::Result<Vec<u8>> {

@@ -128,7 +128,7 @@ pub async fn authenticate(
     headers: &HeaderMap,
     needs_tenant: bool,
 ) -> Result<Principal, ApiError> {
-    let presented = presented(headers).ok_or_else(ApiError::unauthenticated)?;
+    let presented = presented(headers).ok_or_else(ApiError::missing_credentials)?;
     let store_header = match headers.get("x-store-id") {
         None => None,
         Some(value) => Some(
@@ -149,7 +149,10 @@ pub async fn authenticate(
                 let claims = state
                     .jwt
                     .verify(&token)
-                    .ok_or_else(ApiError::unauthenticated)?;
+                    .map_err(|rejection| match rejection {
+                        crate::auth::jwt::TokenRejection::Expired => ApiError::token_expired(),
+                        crate::auth::jwt::TokenRejection::Invalid => ApiError::unauthenticated(),
+                    })?;
                 let user_id = UserId::parse(&claims.sub).ok_or_else(ApiError::unauthenticated)?;
                 let tenant_id = match claims.tid.as_deref() {
                     Some(t) => Some(TenantId::parse(t).ok_or_else(ApiError::unauthenticated)?),

@@ -382,6 +382,20 @@ pub async fn entitlements(
     Ok(remembered)
 }
 
+/// A tenant as shown to clients, with the plan and subscription status
+/// billing answers now (`plan`, `subscription_status`), so that an answer
+/// given right after the subscription started (registration, a
+/// super-admin creating an organization) says what `/me` and
+/// `tenant list` say.
+pub async fn tenant_json(state: &Arc<AppState>, tenant: &crate::control::TenantRecord) -> Value {
+    let mut row = tenant.public_json();
+    if let Ok(Some(entitlements)) = entitlements(state, tenant.id).await {
+        row["plan"] = json!(entitlements.plan.id);
+        row["subscription_status"] = json!(entitlements.status);
+    }
+    row
+}
+
 /// Keeps `control.db`'s `tenants.plan` (what tenant lists and
 /// `GET /tenant` show) equal to the plan billing answered; a no-op when it
 /// already is. A failure is logged: the plugin's answer stays the truth.

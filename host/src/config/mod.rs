@@ -149,10 +149,13 @@ fn env_number<T: std::str::FromStr>(name: &str, default: T) -> T {
 }
 
 impl Config {
-    /// Embedded defaults, overridden by the environment.
+    /// Embedded defaults, overridden by the environment. The data
+    /// directory is made absolute here, once (against the working directory
+    /// at start), so that every path derived from it — the compiled-code
+    /// cache above all, which wasmtime refuses when relative — is absolute.
     pub fn from_env(data_dir: &Path) -> Self {
         Self {
-            data_dir: data_dir.to_path_buf(),
+            data_dir: absolute(data_dir),
             access_token_ttl: Duration::from_secs(env_number("MALIPO_ACCESS_TOKEN_TTL_SECS", 900)),
             refresh_token_ttl: Duration::from_secs(env_number(
                 "MALIPO_REFRESH_TOKEN_TTL_SECS",
@@ -199,7 +202,14 @@ impl Config {
     pub fn cache_dir(&self) -> PathBuf {
         var("MALIPO_CACHE_DIR")
             .ok()
-            .map(PathBuf::from)
+            .map(|dir| absolute(Path::new(&dir)))
             .unwrap_or_else(|| self.data_dir.join("cache"))
     }
+}
+
+/// `path` made absolute against the working directory (without touching
+/// the file system, so a directory not created yet is fine); `path` itself
+/// if the working directory cannot be read.
+pub fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }

@@ -127,6 +127,7 @@ impl Tenancy {
         // file is opened: no tenant file ever sees its schema.
         validate_plugin_migrations(&plugin_migrations)?;
         std::fs::create_dir_all(dir)?;
+        crate::data_dir::restrict_dir(dir);
         Ok(Self {
             dir: dir.to_path_buf(),
             maintenance: Arc::new(
@@ -167,6 +168,7 @@ impl Tenancy {
         )?;
         conn.execute_batch("PRAGMA journal_mode = WAL;")?;
         drop(conn);
+        crate::data_dir::restrict_file(&path);
         self.get(id)
     }
 

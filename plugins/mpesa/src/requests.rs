@@ -133,7 +133,7 @@ pub fn status(env: &dyn Env, input: &Input) -> Result<Value> {
     let remarks =
         validate::opt_text_field(input, "remarks", 2, 100)?.unwrap_or("Transaction status");
     let by_id = validate::opt_id(input, "transaction_id")?;
-    let given_receipt = validate::opt_id(input, "receipt")?;
+    let given_receipt = validate::opt_receipt(input, "receipt")?;
     // A receipt may name a transaction Malipo never stored (e.g. from the M-Pesa portal).
     let txn = match (by_id, given_receipt) {
         (None, Some(receipt)) => named_transaction(env, input)

@@ -320,6 +320,8 @@ pub fn reconcile(env: &dyn Env, input: &Input) -> Result<Value> {
     let daraja = credentials.as_ref().map(|c| Daraja::new(env, c));
     let mut counts = serde_json::Map::new();
     let mut errors = Vec::new();
+    // Payments this run settled (the host audits the run only if any).
+    let mut changed = 0usize;
     // After Daraja fails to answer once, this run stops asking.
     let mut unreachable: Option<String> = None;
     for txn in &pending {
@@ -350,6 +352,7 @@ pub fn reconcile(env: &dyn Env, input: &Input) -> Result<Value> {
         apply_answer(env, txn, &answer)?;
         let status =
             transactions::find(db, &txn.id)?.map_or_else(|| txn.status.clone(), |t| t.status);
+        changed += usize::from(status != txn.status);
         let slot = counts.entry(status).or_insert(json!(0));
         *slot = json!(slot.as_u64().unwrap_or(0) + 1);
     }
@@ -379,6 +382,7 @@ pub fn reconcile(env: &dyn Env, input: &Input) -> Result<Value> {
     }
     Ok(json!({
         "checked": pending.len(),
+        "changed": changed,
         "configured": credentials.is_some(),
         "by_status": counts,
         "asked_payouts": asked,

@@ -285,6 +285,9 @@ pub fn emit(env: &dyn Env, txn: &Txn) {
         "currency": "KES",
         "phone_number": txn.phone_number,
         "receipt": txn.receipt,
+        // What a shop matches a payment to its order by (webhooks, emails).
+        "account_reference": field("account_reference"),
+        "description": field("description"),
         "store_id": txn.store_id,
         "kind": txn.kind,
         "status": txn.status,

@@ -171,6 +171,31 @@ pub fn opt_id<'a>(input: &'a Input, field: &str) -> Result<Option<&'a str>> {
     Ok(value)
 }
 
+/// An optional M-Pesa receipt number (`TransactionID` at Daraja): 10
+/// upper-case letters and digits, with at least one letter (e.g.
+/// `QKJ4G7XYZ1`). Checked before anything is sent to Daraja, so a typo is
+/// a 422, not a 502 from Safaricom.
+pub fn opt_receipt<'a>(input: &'a Input, field: &str) -> Result<Option<&'a str>> {
+    let value = input.opt_trimmed(field)?;
+    if let Some(receipt) = value
+        && !is_receipt(receipt)
+    {
+        return Err(Error::validation(format!(
+            "`{field}` must be an M-Pesa receipt number: 10 upper-case letters and digits, e.g. QKJ4G7XYZ1."
+        )));
+    }
+    Ok(value)
+}
+
+/// Whether `text` has the shape of an M-Pesa receipt number.
+pub fn is_receipt(text: &str) -> bool {
+    text.len() == 10
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+        && text.bytes().any(|b| b.is_ascii_uppercase())
+}
+
 /// A required id-like string field.
 pub fn req_id<'a>(input: &'a Input, field: &str) -> Result<&'a str> {
     opt_id(input, field)?.ok_or_else(|| Error::validation(format!("`{field}` is required.")))

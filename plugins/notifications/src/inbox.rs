@@ -35,17 +35,22 @@ pub fn render(name: &str, data: &Value) -> Option<(String, String)> {
             "Payment received",
             format!("KES {amount} from {phone} (receipt {receipt})."),
         ),
-        "payment.failed" => (
-            "Payment not completed",
-            format!("KES {amount} from {phone} did not complete (code {code})."),
-        ),
+        "payment.failed" => {
+            let reason = failure_reason(code);
+            let title = if code == "1032" {
+                "Payment cancelled"
+            } else {
+                "Payment not completed"
+            };
+            (title, format!("{reason}: KES {amount} from {phone}."))
+        }
         "payout.completed" => (
             "Payout sent",
             format!("KES {amount} to {phone} (receipt {receipt})."),
         ),
         "payout.failed" => (
             "Payout failed",
-            format!("KES {amount} to {phone} failed (code {code})."),
+            format!("{}: KES {amount} to {phone}.", failure_reason(code)),
         ),
         "reversal.completed" => (
             "Payment reversed",
@@ -53,7 +58,7 @@ pub fn render(name: &str, data: &Value) -> Option<(String, String)> {
         ),
         "reversal.failed" => (
             "Reversal failed",
-            format!("Reversing KES {amount} failed (code {code})."),
+            format!("{}: reversing KES {amount}.", failure_reason(code)),
         ),
         "invoice.issued" | "invoice.due" | "invoice.paid" | "invoice.overdue" => {
             let number = text("number", "an invoice");
@@ -89,17 +94,54 @@ pub fn render(name: &str, data: &Value) -> Option<(String, String)> {
                 number("threshold")
             ),
         ),
-        "subscription.changed" => (
-            "Subscription changed",
-            format!(
-                "Your {} subscription is now {}.",
-                text("plan_name", "unknown"),
-                text("to_status", "changed").replace('_', " ")
-            ),
-        ),
+        "subscription.changed" => {
+            let plan = text("plan_name", "current");
+            match text("to_status", "").as_str() {
+                "trial" => ("Trial started", format!("Your {plan} trial has started.")),
+                "active" => (
+                    "Subscription active",
+                    format!("Your {plan} subscription is active."),
+                ),
+                "past_due" => (
+                    "Payment due",
+                    format!("Your {plan} subscription has an unpaid invoice."),
+                ),
+                "suspended" => (
+                    "Subscription suspended",
+                    format!("Your {plan} subscription is suspended until its invoice is paid."),
+                ),
+                "cancelled" => (
+                    "Subscription cancelled",
+                    format!("Your {plan} subscription is cancelled."),
+                ),
+                other => (
+                    "Subscription changed",
+                    format!(
+                        "Your {plan} subscription is now {}.",
+                        other.replace('_', " ")
+                    ),
+                ),
+            }
+        }
         _ => return None,
     };
     Some((title.to_owned(), body))
+}
+
+/// What a Daraja result code means, in words a shop owner reads (the
+/// code itself only when it is not one of the usual ones).
+pub fn failure_reason(code: &str) -> String {
+    match code {
+        "1032" => "Payment cancelled by the customer".to_owned(),
+        "1037" => "The customer's phone could not be reached".to_owned(),
+        "1" => "The customer's M-Pesa balance is too low".to_owned(),
+        "2001" => "The customer entered a wrong PIN".to_owned(),
+        "1019" => "The request expired before the customer answered".to_owned(),
+        "1001" => "The customer had another M-Pesa request in progress".to_owned(),
+        "1025" | "9999" => "M-Pesa could not send the request to the phone".to_owned(),
+        "unknown" => "M-Pesa did not say why".to_owned(),
+        other => format!("M-Pesa refused it (result code {other})"),
+    }
 }
 
 /// Records the notification of an event.
@@ -229,5 +271,20 @@ mod tests {
         assert_eq!(title, "Payment received");
         assert_eq!(body, "KES 120 from 254712345678 (receipt QK12AB34CD).");
         assert!(render("something.else", &data).is_none());
+    }
+
+    #[test]
+    fn failures_and_trials_read_naturally() {
+        let data = json!({"amount": 50, "phone_number": "254712345678", "result_code": "1032"});
+        let (title, body) = render("payment.failed", &data).unwrap_or_default();
+        assert_eq!(title, "Payment cancelled");
+        assert_eq!(
+            body,
+            "Payment cancelled by the customer: KES 50 from 254712345678."
+        );
+        assert!(!body.contains("code"), "{body}");
+        let data = json!({"plan_name": "Premium", "to_status": "trial"});
+        let (_, body) = render("subscription.changed", &data).unwrap_or_default();
+        assert_eq!(body, "Your Premium trial has started.");
     }
 }

@@ -59,7 +59,8 @@ pub fn create_tenant(state: Arc<AppState>, call: HostCall) -> HostFuture {
         )
         .await?;
         crate::billing::start_subscription(&state, tenant.id, plan).await?;
-        Ok(json!({"tenant": tenant.public_json(), "owner": owner.public_json()}))
+        let tenant = crate::billing::tenant_json(&state, &tenant).await;
+        Ok(json!({"tenant": tenant, "owner": owner.public_json()}))
     })
 }
 

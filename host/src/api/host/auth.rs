@@ -43,7 +43,7 @@ pub fn register(state: Arc<AppState>, call: HostCall) -> HostFuture {
         crate::billing::start_subscription(&state, tenant.id, plan).await?;
         let tokens = issue_tokens(&state, user.id, Some(tenant.id)).await?;
         Ok(merged(
-            json!({"user": user.public_json(), "tenant": tenant.public_json()}),
+            json!({"user": user.public_json(), "tenant": crate::billing::tenant_json(&state, &tenant).await}),
             tokens,
         ))
     })

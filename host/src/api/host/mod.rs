@@ -60,6 +60,11 @@ pub fn permissions() -> Vec<PermissionSpec> {
             MANAGERS,
         ),
         define("stores.members.manage", "Add people to a store", MANAGERS),
+        define(
+            "callbacks.rotate",
+            "Rotate a plugin's callback URL token (the old URL stops working)",
+            ADMINS,
+        ),
         define("users.read", "See the organization's people", MANAGERS),
         define(
             "users.update",

@@ -222,6 +222,7 @@ fn prune(dir: &Path, keep: usize) -> anyhow::Result<Vec<PathBuf>> {
 
 /// `malipo restore`.
 pub fn restore(config: &Config, args: RestoreArgs) -> anyhow::Result<()> {
+    malipo::data_dir::ensure_not_served(&config.data_dir)?;
     let generation = if args.from.join("manifest.json").is_file() {
         args.from.clone()
     } else {

@@ -26,8 +26,8 @@ pub fn tenant(config: Config, command: TenantCommand) -> anyhow::Result<()> {
         TenantCommand::Reactivate(args) => {
             Out::run(args.json, |out| set_status(&config, &args, "active", out))
         }
-        TenantCommand::Delete { id, now, json } => {
-            Out::run(json, |out| delete(config, &id, now, out))
+        TenantCommand::Delete { id, now, yes, json } => {
+            Out::run(json, |out| delete(config, &id, now, yes, out))
         }
         TenantCommand::CancelDeletion(args) => {
             Out::run(args.json, |out| cancel_deletion(config, &args, out))
@@ -37,12 +37,27 @@ pub fn tenant(config: Config, command: TenantCommand) -> anyhow::Result<()> {
     }
 }
 
-/// A tenant id given on the command line.
-pub fn parse_id(text: &str) -> anyhow::Result<TenantId> {
-    TenantId::parse(text.trim()).ok_or_else(|| {
+/// A tenant given on the command line: its id (a UUID) or its slug (as
+/// `malipo tenant list` and `GET /admin/tenants` show it).
+pub fn parse_id(config: &Config, text: &str) -> anyhow::Result<TenantId> {
+    let text = text.trim();
+    if let Some(id) = TenantId::parse(text) {
+        return Ok(id);
+    }
+    let slug = text.to_lowercase();
+    let found = if config.control_db_path().exists() {
+        open_control(config)?
+            .tenants()?
+            .into_iter()
+            .find(|t| t.slug == slug)
+            .map(|t| t.id)
+    } else {
+        None
+    };
+    found.ok_or_else(|| {
         Failure::error(
-            "validation_failed",
-            format!("`{text}` is not a tenant id (a UUID; see `malipo tenant list`)"),
+            "not_found",
+            format!("no tenant with the id or slug `{text}` (see `malipo tenant list`)"),
         )
     })
 }
@@ -180,7 +195,7 @@ fn list(config: &Config, status: Option<TenantStatusFilter>, out: Out) -> anyhow
 }
 
 fn set_status(config: &Config, args: &TenantIdArgs, status: &str, out: Out) -> anyhow::Result<()> {
-    let id = parse_id(&args.id)?;
+    let id = parse_id(config, &args.id)?;
     let control = open_control(config)?;
     let tenant = match control.change_tenant_status(id, status)? {
         StatusChange::Changed(tenant) => tenant,
@@ -225,11 +240,14 @@ fn cli_actor() -> Actor {
     }
 }
 
-fn delete(config: Config, id: &str, now: bool, out: Out) -> anyhow::Result<()> {
-    let id = parse_id(id)?;
+fn delete(config: Config, id: &str, now: bool, yes: bool, out: Out) -> anyhow::Result<()> {
+    let id = parse_id(&config, id)?;
     // Fails before the plugins are compiled when the id is unknown.
-    if open_control(&config)?.tenant(id)?.is_none() {
+    let Some(record) = open_control(&config)?.tenant(id)? else {
         return Err(not_found(id));
+    };
+    if now && !record.pending_deletion() && !yes {
+        confirm_purge(&config, &record)?;
     }
     crate::with_state(config, |state| async move {
         let work =
@@ -274,8 +292,50 @@ fn delete(config: Config, id: &str, now: bool, out: Out) -> anyhow::Result<()> {
     })
 }
 
+/// Prints what `tenant delete --now` is about to purge and asks for the
+/// tenant's slug; without a terminal to ask on, refuses
+/// (`confirmation_required`) and names `--yes`.
+fn confirm_purge(config: &Config, tenant: &TenantRecord) -> anyhow::Result<()> {
+    use std::io::{BufRead, IsTerminal, Write};
+    let file = config.tenants_dir().join(format!("{}.db", tenant.id));
+    let bytes = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
+    let what = format!(
+        "this deletes, at once and for good, organization {:?} ({}, {}, {}): its database {} ({bytes} bytes: every payment, customer, store, member and setting) and every control.db row about it",
+        tenant.name,
+        tenant.slug,
+        tenant.id,
+        tenant.status,
+        file.display(),
+    );
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        return Err(Failure::error(
+            "confirmation_required",
+            format!(
+                "{what}. Pass --yes to confirm (or drop --now to schedule the deletion with a grace period)"
+            ),
+        ));
+    }
+    let mut stderr = std::io::stderr();
+    let _ = write!(
+        stderr,
+        "{what}.\nType the organization's slug ({}) to confirm: ",
+        tenant.slug
+    );
+    let _ = stderr.flush();
+    let mut answer = String::new();
+    stdin.lock().read_line(&mut answer)?;
+    if answer.trim() != tenant.slug {
+        return Err(Failure::error(
+            "confirmation_required",
+            "not confirmed; nothing was deleted",
+        ));
+    }
+    Ok(())
+}
+
 fn cancel_deletion(config: Config, args: &TenantIdArgs, out: Out) -> anyhow::Result<()> {
-    let id = parse_id(&args.id)?;
+    let id = parse_id(&config, &args.id)?;
     if open_control(&config)?.tenant(id)?.is_none() {
         return Err(not_found(id));
     }

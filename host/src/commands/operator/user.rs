@@ -113,7 +113,7 @@ fn list(config: &Config, tenant: Option<&str>, out: Out) -> anyhow::Result<()> {
     let control = open_control(config)?;
     let (document, rows, headers): (Value, Vec<Vec<String>>, &[&str]) = match tenant {
         Some(tenant) => {
-            let id = parse_id(tenant)?;
+            let id = parse_id(config, tenant)?;
             if control.tenant(id)?.is_none() {
                 return Err(Failure::error("not_found", format!("no tenant {id}")));
             }
@@ -187,7 +187,7 @@ fn assign_role(
     out: Out,
 ) -> anyhow::Result<()> {
     let email = support::email(email)?;
-    let tenant = parse_id(tenant)?;
+    let tenant = parse_id(&config, tenant)?;
     let role = role.trim().to_string();
     let control = open_control(&config)?;
     let record = control
