@@ -29,6 +29,7 @@ pub mod config;
 pub mod control;
 pub mod crypto;
 pub mod daraja_certs;
+pub mod dashboard;
 pub mod error;
 pub mod events;
 pub mod hostnames;
