@@ -121,13 +121,17 @@ pub enum Mode {
 /// The routes of a mode.
 pub fn router(state: Arc<AppState>, mode: Mode) -> axum::Router {
     // Operator routes (`crate::ops`): `/metrics` in every mode, `/docs`
-    // wherever the OpenAPI document is served.
+    // wherever the OpenAPI document is served; the dashboard
+    // (`crate::dashboard`) wherever the REST API is.
     let ops = crate::ops::metrics::router(Arc::clone(&state));
     let router = match mode {
         Mode::Hybrid => crate::api::router(Arc::clone(&state))
             .merge(crate::mcp::http::router(state))
-            .merge(crate::ops::docs::router()),
-        Mode::Rest => crate::api::router(state).merge(crate::ops::docs::router()),
+            .merge(crate::ops::docs::router())
+            .merge(crate::dashboard::router()),
+        Mode::Rest => crate::api::router(state)
+            .merge(crate::ops::docs::router())
+            .merge(crate::dashboard::router()),
         Mode::Mcp => crate::api::health_router(Arc::clone(&state))
             .merge(crate::mcp::http::router(state))
             .fallback(crate::api::not_found),

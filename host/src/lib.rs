@@ -29,6 +29,7 @@ pub mod config;
 pub mod control;
 pub mod crypto;
 pub mod daraja_certs;
+pub mod dashboard;
 pub mod data_dir;
 pub mod domain_proof;
 pub mod error;

@@ -1,0 +1,334 @@
+// The dashboard's end-to-end scenarios: headless Chromium against the real
+// binary (`serve --daraja-sim`), its Daraja emulator and the SMTP sink.
+// Run with `npm test` here after `cargo build -p malipo` (scripts/test does both);
+// MALIPO_E2E_SCREENSHOTS=1 also refreshes docs/screenshots/ (desktop and phone).
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { mkdirSync, readFileSync } from "node:fs";
+import path from "node:path";
+import { createRequire } from "node:module";
+import { startServer, startSink, startBrowser, client, organization, repo } from "./harness.mjs";
+
+const require = createRequire(import.meta.url);
+const AXE = readFileSync(require.resolve("axe-core/axe.min.js"), "utf8");
+const SHOTS = path.join(repo, "docs", "screenshots");
+
+let server, sink, browser, call, shop, other;
+
+before(async () => {
+  sink = await startSink();
+  server = await startServer({ smtpUrl: sink.url });
+  call = client(server.base);
+  browser = await startBrowser();
+  shop = await organization(call, "Duka Letu", "owner@duka.example");
+  other = await organization(call, "Other Shop", "owner@other.example");
+});
+
+after(async () => {
+  if (browser) await browser.close();
+  if (server) await server.stop();
+  if (sink) sink.stop();
+});
+
+async function signIn(page, who) {
+  await page.goto(server.base + "/");
+  await page.getByLabel(/^Email|^Barua pepe/).fill(who.email);
+  await page.getByLabel(/^Password|^Nenosiri/).fill(who.password);
+  await page.locator("#signin button[type=submit]").click();
+  await page.locator("nav.side").waitFor();
+}
+
+async function freshPage() {
+  const page = await browser.context.newPage();
+  page.on("pageerror", (e) => console.error("page error:", e.message));
+  return page;
+}
+
+async function go(page, route) {
+  await page.evaluate((r) => (location.hash = r), route);
+  await page.locator("main h1").first().waitFor();
+  await page.waitForFunction(() => !document.querySelector("main > p.muted") || document.querySelector("main > p.muted").textContent.indexOf("…") < 0);
+}
+
+test("the dashboard is served at / with a strict CSP and the API still answers JSON", async () => {
+  const r = await fetch(server.base + "/");
+  assert.equal(r.status, 200);
+  assert.match(r.headers.get("content-type"), /text\/html/);
+  const csp = r.headers.get("content-security-policy");
+  assert.match(csp, /script-src 'self'/);
+  assert.doesNotMatch(csp, /unsafe-inline/);
+  for (const p of ["/accept-invitation?token=x", "/reset-password?token=x", "/dashboard/assets/app.js"]) {
+    const a = await fetch(server.base + p);
+    assert.equal(a.status, 200, p);
+  }
+  const js = await fetch(server.base + "/dashboard/assets/app.js");
+  assert.match(js.headers.get("content-type"), /javascript/);
+  const again = await fetch(server.base + "/dashboard/assets/app.js", { headers: { "if-none-match": js.headers.get("etag") } });
+  assert.equal(again.status, 304);
+  const missing = await fetch(server.base + "/api/v1/nope");
+  assert.equal(missing.status, 404);
+  assert.equal((await missing.json()).error.code, "not_found");
+  const asset404 = await fetch(server.base + "/dashboard/assets/nope.js");
+  assert.equal(asset404.status, 404);
+});
+
+test("sign in, a wrong password in words, sign out", async () => {
+  const page = await freshPage();
+  await page.goto(server.base + "/");
+  await page.getByLabel("Email").fill(shop.email);
+  await page.getByLabel("Password").fill("not the passphrase");
+  await page.locator("#signin button[type=submit]").click();
+  const alert = page.getByRole("alert");
+  await alert.waitFor();
+  assert.match(await alert.textContent(), /email or password/i);
+  assert.doesNotMatch(await page.content(), /"error":\{/);
+  await page.getByLabel("Password").fill(shop.password);
+  await page.locator("#signin button[type=submit]").click();
+  await page.locator("#brand-name").waitFor();
+  assert.match(await page.locator("#brand-name").textContent(), /Duka Letu/);
+  await page.locator("#signout").click();
+  await page.locator("#signin").waitFor();
+  await page.close();
+});
+
+test("an STK payment turns completed without reloading", async () => {
+  const page = await freshPage();
+  await signIn(page, shop);
+  await go(page, "#/collect");
+  await page.evaluate(() => (window.__noReload = true));
+  await page.getByLabel("Customer's phone").fill("0712345678");
+  await page.getByLabel("Amount (KES)").fill("25");
+  await page.locator("#stk-form button[type=submit]").click();
+  await page.locator("#stk-result .status").waitFor();
+  await page.locator("#stk-result .status.completed").waitFor({ timeout: 20000 });
+  // And in the transactions list, a pending payment turns completed in place.
+  await go(page, "#/transactions");
+  const r = await call("POST", "/mpesa/stk-push", { token: shop.token, body: { phone_number: "0712345679", amount: 30 }, headers: { "Idempotency-Key": "e2e-live-1" } });
+  assert.equal(r.status, 201, JSON.stringify(r.body));
+  await page.getByRole("button", { name: "Filter" }).click();
+  const row = page.locator(`tr[data-id="${r.body.transaction.id}"]`);
+  await row.locator(".status").waitFor();
+  await row.locator(".status.completed").waitFor({ timeout: 20000 });
+  assert.equal(await page.evaluate(() => window.__noReload), true, "the page was not reloaded");
+  await page.close();
+});
+
+test("a payout CSV is previewed, sent and paid; an assistant's payout is approved in the queue", async () => {
+  const page = await freshPage();
+  await signIn(page, shop);
+  await go(page, "#/payouts");
+  await page.locator("#payout-file").setInputFiles({
+    name: "payouts.csv",
+    mimeType: "text/csv",
+    buffer: Buffer.from("phone_number,amount,remarks\n0712000001,100,Salary one\n0712000002,150,Salary two\n"),
+  });
+  await page.locator("#payout-total").waitFor();
+  assert.match(await page.locator("#payout-total").textContent(), /2 recipients/);
+  assert.match(await page.locator("#payout-total").textContent(), /250\.00/);
+  await page.locator("#payout-send").click();
+  await page.locator("#payout-result .banner.ok").waitFor();
+  await page.waitForFunction(() => document.querySelectorAll("#payout-result td .status.completed").length === 2, null, { timeout: 30000 });
+
+  // An AI assistant (MCP, API key) asks for a payout: it waits for approval.
+  const key = await call("POST", "/api-keys", { token: shop.token, body: { name: "assistant", permissions: ["mcp.use", "payouts.create", "payments.read"] } });
+  assert.equal(key.status, 201, JSON.stringify(key.body));
+  const mcp = await fetch(server.base + "/mcp", {
+    method: "POST",
+    headers: {
+      authorization: "Bearer " + key.body.key,
+      accept: "application/json, text/event-stream",
+      "content-type": "application/json",
+      "MCP-Protocol-Version": "2026-07-28",
+      "Mcp-Method": "tools/call",
+      "Mcp-Name": "mpesa_bulk_payment",
+    },
+    body: JSON.stringify({
+      jsonrpc: "2.0",
+      id: 1,
+      method: "tools/call",
+      params: {
+        name: "mpesa_bulk_payment",
+        arguments: { items: [{ phone_number: "0712000003", amount: 120, remarks: "Refund" }], command_id: "BusinessPayment", idempotency_key: "assistant-1", confirm: true },
+        _meta: { "io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {} },
+      },
+    }),
+  });
+  const text = await mcp.text();
+  assert.match(text, /pending_approval/, text);
+  await go(page, "#/approvals");
+  const row = page.locator("tbody tr").first();
+  await row.getByRole("button", { name: "Approve" }).click();
+  await row.locator(".status").waitFor();
+  assert.match(await row.locator(".status").textContent(), /executed|approved/);
+  // The approved payout is paid.
+  await page.waitForFunction(
+    async (token) => {
+      const r = await fetch("/api/v1/mpesa/transactions?kind=b2c&phone_number=0712000003", { headers: { authorization: "Bearer " + token } });
+      const j = await r.json();
+      return j.transactions && j.transactions.some((x) => x.status === "completed");
+    },
+    shop.token,
+    { timeout: 30000, polling: 500 },
+  );
+  await go(page, "#/transactions?kind=b2c&phone_number=0712000003");
+  await page.locator("tbody .status.completed").first().waitFor();
+  await page.close();
+});
+
+test("an invited member accepts through the emailed link and sees only what the role and store allow", async () => {
+  const storeB = await call("POST", "/stores", { token: shop.token, body: { name: "Westlands" } });
+  assert.equal(storeB.status, 201, JSON.stringify(storeB.body));
+  const page = await freshPage();
+  await signIn(page, shop);
+  await go(page, "#/team");
+  await page.getByLabel("Email", { exact: true }).fill("cashier@duka.example");
+  await page.locator("#invite-form select[name=role_id]").selectOption({ label: "Member" });
+  await page.locator("#invite-form select[name=store_id]").selectOption({ label: "Westlands" });
+  await page.locator("#invite-form button[type=submit]").click();
+  await page.locator("#invite-form .banner.ok").waitFor();
+  await page.close();
+
+  const mail = await sink.waitFor("cashier@duka.example");
+  const link = /(http:\/\/127\.0\.0\.1:\d+\/accept-invitation\?token=[A-Za-z0-9_\-]+)/.exec(mail.text || mail.html);
+  assert.ok(link, "the email carries the accept link: " + (mail.text || "").slice(0, 400));
+  const member = await freshPage();
+  await member.goto(link[1]);
+  await member.getByLabel("Your name").fill("Cashier Wanjiku");
+  await member.getByLabel("Choose a password").fill("another long passphrase");
+  await member.locator("#accept button[type=submit]").click();
+  await member.locator("nav.side").waitFor();
+  const nav = await member.locator("nav.side").textContent();
+  assert.match(nav, /Transactions/);
+  for (const hidden of ["Team", "API keys", "Branding", "Audit log", "Approvals"]) assert.ok(!nav.includes(hidden), `a Member does not see ${hidden}: ${nav}`);
+  const stores = await member.locator("#store-switch option").allTextContents();
+  assert.ok(stores.includes("Westlands"), stores.join());
+  assert.ok(!stores.includes("Main store"), "only the assigned store: " + stores.join());
+  // A page the role does not allow says so in words.
+  await member.evaluate(() => (location.hash = "#/team"));
+  await member.locator("main .banner.error").waitFor();
+  assert.match(await member.locator("main .banner.error").textContent(), /do not have access/);
+  await member.close();
+});
+
+test("a password reset through the emailed link", async () => {
+  const page = await freshPage();
+  await page.goto(server.base + "/");
+  await page.getByRole("link", { name: "Forgot your password?" }).click();
+  await page.getByLabel("Email").fill(other.email);
+  await page.getByRole("button", { name: "Email me a reset link" }).click();
+  await page.locator(".banner.ok").waitFor();
+  const mail = await sink.waitFor(other.email);
+  const link = /(http:\/\/127\.0\.0\.1:\d+\/reset-password\?token=[A-Za-z0-9_\-]+)/.exec(mail.text || mail.html);
+  assert.ok(link, "reset link in the email");
+  await page.goto(link[1]);
+  await page.getByLabel("New password").fill("a brand new passphrase");
+  await page.getByRole("button", { name: "Save the new password" }).click();
+  await page.locator(".banner.ok").waitFor();
+  other.password = "a brand new passphrase";
+  const login = await call("POST", "/auth/login", { body: { email: other.email, password: other.password } });
+  assert.equal(login.status, 200);
+  other.token = login.body.access_token;
+  await page.close();
+});
+
+test("branding changes are previewed live and applied to the shell", async () => {
+  const page = await freshPage();
+  await signIn(page, shop);
+  await go(page, "#/branding");
+  await page.getByLabel("Display name").fill("Duka Bora");
+  await page.locator("#branding-form input[name=primary_colour]").fill("#7a1fa2");
+  await page.locator("#branding-form input[name='term.stores']").fill("branches");
+  assert.equal(await page.locator("#preview-name").textContent(), "Duka Bora");
+  assert.equal(await page.locator("#branding-preview .preview-top").evaluate((e) => getComputedStyle(e).backgroundColor), "rgb(122, 31, 162)");
+  await page.getByRole("button", { name: "Save the branding" }).click();
+  await page.waitForFunction(() => document.querySelector("#brand-name") && document.querySelector("#brand-name").textContent.includes("Duka Bora"));
+  assert.equal(await page.locator("header.top").evaluate((e) => getComputedStyle(e).backgroundColor), "rgb(122, 31, 162)");
+  assert.match(await page.locator("#store-switch option").first().textContent(), /branches/);
+  await page.close();
+});
+
+test("switching to Swahili, and the organization's locale as the default", async () => {
+  const page = await freshPage();
+  await signIn(page, shop);
+  await page.locator("#lang-switch").selectOption("sw");
+  await page.waitForFunction(() => document.querySelector("nav.side") && document.querySelector("nav.side").textContent.includes("Miamala"));
+  assert.equal(await page.evaluate(() => document.documentElement.lang), "sw");
+  await page.locator("#lang-switch").selectOption("en");
+  await page.evaluate(() => localStorage.removeItem("malipo.lang"));
+  await page.close();
+  // An organization whose locale is sw-KE opens in Swahili.
+  const set = await call("PATCH", "/tenant/settings", { token: other.token, body: { locale: "sw-KE" } });
+  assert.equal(set.status, 200, JSON.stringify(set.body));
+  const p2 = await freshPage();
+  await signIn(p2, other);
+  await p2.waitForFunction(() => document.querySelector("nav.side").textContent.includes("Miamala"));
+  await p2.evaluate(() => localStorage.removeItem("malipo.lang"));
+  await p2.close();
+});
+
+test("a second organization never sees the first's data", async () => {
+  const page = await freshPage();
+  await signIn(page, other);
+  await page.locator("#lang-switch").selectOption("en");
+  await go(page, "#/transactions");
+  await page.locator("#tx-list p, #tx-list table").first().waitFor();
+  assert.equal(await page.locator("#tx-list tr[data-id]").count(), 0);
+  const theirs = await call("GET", "/mpesa/transactions?limit=1", { token: shop.token });
+  const id = theirs.body.transactions[0].id;
+  await go(page, "#/transactions/" + id);
+  await page.locator("main .banner.error").waitFor();
+  const body = await page.locator("main").textContent();
+  assert.ok(!body.includes("0712"), body);
+  await go(page, "#/team");
+  assert.ok(!(await page.locator("main").textContent()).includes("owner@duka.example"));
+  await page.evaluate(() => localStorage.removeItem("malipo.lang"));
+  await page.close();
+});
+
+const MAIN_PAGES = ["overview", "transactions", "collect", "payouts", "approvals", "reports", "billing", "team", "keys", "branding", "settings", "webhooks", "audit"];
+
+test("axe-core finds no serious or critical violation on the main pages; screenshots", async () => {
+  if (process.env.MALIPO_E2E_SCREENSHOTS === "1") mkdirSync(SHOTS, { recursive: true });
+  const page = await freshPage();
+  await signIn(page, shop);
+  const problems = [];
+  const check = async (name) => {
+    await page.evaluate(AXE);
+    const result = await page.evaluate(async () => {
+      // eslint-disable-next-line no-undef
+      const r = await axe.run(document, { resultTypes: ["violations"] });
+      return r.violations.filter((v) => v.impact === "serious" || v.impact === "critical").map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(" ")).slice(0, 3).join(" | ")}`);
+    });
+    for (const v of result) problems.push(`${name}: ${v}`);
+  };
+  for (const route of MAIN_PAGES) {
+    await go(page, "#/" + route);
+    await page.waitForTimeout(300);
+    await check(route);
+    if (process.env.MALIPO_E2E_SCREENSHOTS === "1") {
+      await page.setViewportSize({ width: 1280, height: 900 });
+      await page.screenshot({ path: path.join(SHOTS, `${route}-desktop.png`), fullPage: false });
+      await page.setViewportSize({ width: 390, height: 844 });
+      await page.screenshot({ path: path.join(SHOTS, `${route}-phone.png`), fullPage: false });
+      await page.setViewportSize({ width: 1280, height: 900 });
+    }
+  }
+  // The public pages too.
+  const pub = await freshPage();
+  for (const p of ["/", "/reset-password?token=x", "/accept-invitation?token=x"]) {
+    await pub.goto(server.base + p);
+    await pub.locator("main h1").waitFor();
+    await pub.evaluate(AXE);
+    const r = await pub.evaluate(async () => (await axe.run(document)).violations.filter((v) => v.impact === "serious" || v.impact === "critical").map((v) => v.id));
+    for (const v of r) problems.push(`${p}: ${v}`);
+  }
+  if (process.env.MALIPO_E2E_SCREENSHOTS === "1") {
+    await pub.setViewportSize({ width: 390, height: 844 });
+    await pub.goto(server.base + "/");
+    await pub.locator("main h1").waitFor();
+    await pub.screenshot({ path: path.join(SHOTS, "signin-phone.png") });
+  }
+  await pub.close();
+  await page.close();
+  assert.deepEqual(problems, []);
+});
