@@ -80,9 +80,7 @@ impl Principal {
         match (&self.store_id, &self.allowed_stores) {
             (Some(mine), _) => store == Some(mine.to_string().as_str()),
             (None, None) => true,
-            (None, Some(list)) => {
-                store.is_none_or(|s| list.iter().any(|u| u.id.to_string() == s))
-            }
+            (None, Some(list)) => store.is_none_or(|s| list.iter().any(|u| u.id.to_string() == s)),
         }
     }
 

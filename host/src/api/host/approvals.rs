@@ -55,7 +55,9 @@ pub fn list(state: Arc<AppState>, call: HostCall) -> HostFuture {
             approvals::list(
                 &*db.conn()?,
                 status.as_deref(),
-                stores.as_ref().map(|(list, unassigned)| (list.as_slice(), *unassigned)),
+                stores
+                    .as_ref()
+                    .map(|(list, unassigned)| (list.as_slice(), *unassigned)),
                 limit,
             )
         })
