@@ -28,7 +28,10 @@ const DEFAULT_TRANSACTION_DESC: &str = "Payment";
 /// A text setting of the organization (`settings` table, JSON values), or
 /// `default` when it is not set.
 fn setting_text(db: &dyn malipo_plugin_sdk::Db, key: &str, default: &str) -> Result<String> {
-    let rows = db.query("SELECT value FROM settings WHERE key = ?1", &[Sql::from(key)])?;
+    let rows = db.query(
+        "SELECT value FROM settings WHERE key = ?1",
+        &[Sql::from(key)],
+    )?;
     Ok(rows
         .first()
         .and_then(|row| row.text("value"))
@@ -370,7 +373,9 @@ pub fn reconcile(env: &dyn Env, input: &Input) -> Result<Value> {
             if crate::b2c::ask(env, &txn.id)? {
                 asked += 1;
             } else if errors.len() < 20 {
-                errors.push(json!({ "transaction_id": txn.id, "error": "Daraja could not be asked" }));
+                errors.push(
+                    json!({ "transaction_id": txn.id, "error": "Daraja could not be asked" }),
+                );
             }
         }
     }
