@@ -202,9 +202,14 @@ pub async fn deliver_due(state: &Arc<AppState>) -> Result<usize, ApiError> {
 /// Whether an error says the tenant's database was busy or locked.
 fn is_contention(message: &str) -> bool {
     let message = message.to_ascii_lowercase();
-    ["database is locked", "database table is locked", "database is busy", "sqlite_busy"]
-        .iter()
-        .any(|needle| message.contains(needle))
+    [
+        "database is locked",
+        "database table is locked",
+        "database is busy",
+        "sqlite_busy",
+    ]
+    .iter()
+    .any(|needle| message.contains(needle))
 }
 
 #[cfg(test)]
@@ -213,6 +218,8 @@ mod contention_tests {
     fn busy_and_locked_databases_are_contention() {
         assert!(super::is_contention("plugin host: database is locked"));
         assert!(super::is_contention("mpesa: Database is busy"));
-        assert!(!super::is_contention("No STK payment matches this callback"));
+        assert!(!super::is_contention(
+            "No STK payment matches this callback"
+        ));
     }
 }

@@ -132,7 +132,11 @@ async fn a_bulk_payout_killed_mid_batch_and_retried_pays_everyone_exactly_once()
     let temp = first.stop().expect("the data directory");
     call.abort();
     let before_restart = paid_by_phone(&sim);
-    assert_eq!(before_restart.values().sum::<usize>(), 3, "{before_restart:?}");
+    assert_eq!(
+        before_restart.values().sum::<usize>(),
+        3,
+        "{before_restart:?}"
+    );
 
     // A new server on the same data; the same request with the same key.
     set_faults(&sim, json!({}));
@@ -145,7 +149,10 @@ async fn a_bulk_payout_killed_mid_batch_and_retried_pays_everyone_exactly_once()
     };
     let (status, answer) = bulk(&app, &owner, "payroll-2026-12").await;
     assert_eq!(status, 201, "the retry resumes the batch: {answer}");
-    let batch = answer["batch"]["id"].as_str().expect("batch id").to_string();
+    let batch = answer["batch"]["id"]
+        .as_str()
+        .expect("batch id")
+        .to_string();
 
     // Every item ends in one final state.
     let mut items = Vec::new();
@@ -296,9 +303,10 @@ async fn a_plugin_waiting_on_daraja_leaves_the_tenant_database_unlocked() {
     let owner = app.register("Slow Daraja").await;
     configure(&app, &owner, &sim).await;
     set_faults(&sim, json!({"response_delay_ms": 3000}));
+    let auth = owner.auth();
     let slow = app.post(
         "/api/v1/mpesa/stk-push",
-        &owner.auth(),
+        &auth,
         json!({
             "phone_number": "254712345678",
             "amount": 10,

@@ -27,10 +27,7 @@ async fn response_delay_holds_the_answer_of_a_processed_request() {
     );
     let checkout = v["CheckoutRequestID"].as_str().expect("CheckoutRequestID");
     assert!(
-        sim.handle()
-            .transactions()
-            .iter()
-            .any(|t| t.id == checkout),
+        sim.handle().transactions().iter().any(|t| t.id == checkout),
         "the delayed request was processed"
     );
     c.faults(json!({})).await;

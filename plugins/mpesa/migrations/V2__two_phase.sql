@@ -5,9 +5,10 @@
 -- How far a B2C item's request got: 'queued' (recorded, never sent),
 -- 'submitting' (committed and being sent; its answer is not recorded — after a
 -- crash it is asked about, never sent again). NULL once the answer is recorded
--- (and for every row from before V2).
-ALTER TABLE mpesa_transactions ADD COLUMN submission TEXT
-    CHECK (submission IS NULL OR submission IN ('queued', 'submitting'));
+-- (and for every row from before V2). No CHECK here: SQLite verifies a CHECK
+-- added by ALTER TABLE with pragma_quick_check, which the migration authorizer
+-- refuses; the plugin writes only these two values.
+ALTER TABLE mpesa_transactions ADD COLUMN submission TEXT;
 CREATE INDEX mpesa_transactions_by_submission ON mpesa_transactions(submission, created_ms)
     WHERE submission IS NOT NULL;
 

@@ -127,7 +127,16 @@ pub fn bulk(env: &dyn Env, input: &Input) -> Result<Value> {
                     amount: row.int("amount").unwrap_or(0),
                     remarks: row.text("remarks").unwrap_or_default().to_owned(),
                 };
-                send_item(env, &daraja, &credentials, &shared, &id, command_id, occasion, &item)?;
+                send_item(
+                    env,
+                    &daraja,
+                    &credentials,
+                    &shared,
+                    &id,
+                    command_id,
+                    occasion,
+                    &item,
+                )?;
             }
             // Sent before the server stopped, its answer unrecorded, or
             // accepted and its result lost: ask Daraja, never send again.
@@ -201,7 +210,11 @@ fn record_batch(
     Ok(batch_id)
 }
 
-fn set_submission(db: &dyn malipo_plugin_sdk::Db, id: &str, submission: Option<&str>) -> Result<()> {
+fn set_submission(
+    db: &dyn malipo_plugin_sdk::Db,
+    id: &str,
+    submission: Option<&str>,
+) -> Result<()> {
     db.execute(
         "UPDATE mpesa_transactions SET submission = ?1 WHERE id = ?2",
         &[Sql::from(submission), Sql::from(id)],

@@ -146,12 +146,15 @@ pub fn status(env: &dyn Env, input: &Input) -> Result<Value> {
         .or_else(|| txn.as_ref().and_then(|t| t.receipt.clone()));
     // A payout or reversal without a receipt is asked about by the
     // OriginatorConversationID it was sent with.
-    let originator = txn.as_ref().filter(|t| t.kind == "b2c" || t.kind == "reversal").and_then(|t| {
-        t.json
-            .get("originator_conversation_id")
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-    });
+    let originator = txn
+        .as_ref()
+        .filter(|t| t.kind == "b2c" || t.kind == "reversal")
+        .and_then(|t| {
+            t.json
+                .get("originator_conversation_id")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        });
     if receipt.is_none() && originator.is_none() {
         return Err(Error::conflict(
             "This transaction has no M-Pesa receipt to ask about yet; for an STK push use \

@@ -376,7 +376,9 @@ pub fn reconcile(env: &dyn Env, input: &Input) -> Result<Value> {
             if crate::b2c::ask(env, &txn.id)? {
                 asked += 1;
             } else if errors.len() < 20 {
-                errors.push(json!({ "transaction_id": txn.id, "error": "Daraja could not be asked" }));
+                errors.push(
+                    json!({ "transaction_id": txn.id, "error": "Daraja could not be asked" }),
+                );
             }
         }
     }
