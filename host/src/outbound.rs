@@ -291,7 +291,7 @@ pub fn is_public(ip: IpAddr) -> bool {
                 || v6.is_multicast()
                 || (first & 0xfe00) == 0xfc00
                 || (first & 0xffc0) == 0xfe80
-                || first == 0x2001 && segments[1] == 0x0db8)
+                || (first == 0x2001 && segments[1] == 0x0db8))
         }
     }
 }
