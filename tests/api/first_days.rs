@@ -488,3 +488,27 @@ async fn the_readme_lists_exactly_the_route_groups_served() {
         "README route groups vs. the OpenAPI tags served"
     );
 }
+
+/// The seven operations seen answering 409 document it.
+#[tokio::test]
+async fn operations_that_answer_409_document_it() {
+    let app = TestApp::spawn().await;
+    let (status, document) = app.get("/api/v1/openapi.json", &Auth::None).await;
+    assert_eq!(status, 200);
+    for (path, method) in [
+        ("/api/v1/roles", "post"),
+        ("/api/v1/roles/{id}", "patch"),
+        ("/api/v1/roles/{id}", "delete"),
+        ("/api/v1/stores/{id}", "delete"),
+        ("/api/v1/admin/tenants/{id}", "delete"),
+        ("/api/v1/admin/tenants/{id}/cancel-deletion", "post"),
+        ("/api/v1/admin/plans", "post"),
+    ] {
+        let operation = &document["paths"][path][method];
+        assert!(operation.is_object(), "{method} {path} is served");
+        assert!(
+            operation["responses"]["409"].is_object(),
+            "{method} {path} documents 409: {operation}"
+        );
+    }
+}
