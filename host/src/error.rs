@@ -179,13 +179,13 @@ impl ApiError {
         )
     }
 
-    /// The answer to an access token past its expiry (401 `token_expired`).
+    /// The answer to an access token past its expiry: `401 unauthorized`
+    /// (the code every credential failure keeps) with a message that says it
+    /// expired and names `POST /api/v1/auth/refresh`.
     pub fn token_expired() -> Self {
-        Self::Coded {
-            status: StatusCode::UNAUTHORIZED,
-            code: "token_expired",
-            message: "the access token has expired; get a new one with POST /api/v1/auth/refresh and your refresh token".into(),
-        }
+        Self::Unauthorized(
+            "the access token has expired; get a new one with POST /api/v1/auth/refresh and your refresh token".into(),
+        )
     }
 }
 

@@ -414,10 +414,7 @@ async fn run(
         operation: &op.spec.name,
         store,
         transaction: op.spec.money.is_some()
-            && result
-                .as_ref()
-                .err()
-                .is_none_or(|e| may_have_reached_daraja(e)),
+            && result.as_ref().err().is_none_or(may_have_reached_daraja),
         error: result.is_err(),
     });
     result

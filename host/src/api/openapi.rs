@@ -58,6 +58,13 @@ pub fn document(operations: &[std::sync::Arc<Operation>]) -> Value {
             "x-permission": op.spec.permission,
             "x-annotations": op.spec.annotations,
         });
+        // Every change can meet the current state: a name in use, a role
+        // still held, an organization not pending deletion, an
+        // `Idempotency-Key` reused with another body.
+        if op.spec.method != Method::Get {
+            entry["responses"]["409"] =
+                error_response("Conflicts with the current state (nothing was changed)");
+        }
         if op.spec.method != Method::Get && op.spec.method != Method::Delete {
             entry["requestBody"] = json!({
                 "required": true,
