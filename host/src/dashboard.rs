@@ -89,9 +89,17 @@ pub fn embedded_size() -> usize {
 pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
     let mut router = Router::new();
     for page in PAGES {
-        router = router.route(page, get(index));
+        router = router.route(page, get(index).fallback(method_not_allowed));
     }
-    router.route(&format!("{ASSET_PREFIX}/{{file}}"), get(asset))
+    router.route(
+        &format!("{ASSET_PREFIX}/{{file}}"),
+        get(asset).fallback(method_not_allowed),
+    )
+}
+
+/// Any other method on a dashboard path: the API's JSON `405`.
+async fn method_not_allowed() -> crate::error::ApiError {
+    crate::error::ApiError::MethodNotAllowed("this method is not served on this path".into())
 }
 
 async fn index(headers: HeaderMap) -> Response {

@@ -70,6 +70,12 @@ test("the dashboard is served at / with a strict CSP and the API still answers J
   assert.equal((await missing.json()).error.code, "not_found");
   const asset404 = await fetch(server.base + "/dashboard/assets/nope.js");
   assert.equal(asset404.status, 404);
+  assert.equal((await asset404.json()).error.code, "not_found");
+  const post = await fetch(server.base + "/", { method: "POST" });
+  assert.equal(post.status, 405);
+  assert.equal((await post.json()).error.code, "method_not_allowed");
+  // The emailed links' pages do not leak their token to other sites.
+  assert.equal(r.headers.get("referrer-policy"), "no-referrer");
 });
 
 test("sign in, a wrong password in words, sign out", async () => {

@@ -386,7 +386,9 @@ async function approvals() {
         h("button", { type: "button", class: "danger", onclick: (ev) => act("reject", ev.currentTarget) }, t("approvals.reject")),
       );
     } else cell.append(status(a.status));
-    return h("tr", { "data-id": a.id }, h("td", {}, when(a.created_at)), h("td", {}, a.summary || a.operation || ""), h("td", {}, a.requested_by_name || a.requested_by || a.actor_id || ""), cell);
+    const items = (a.input && Array.isArray(a.input.items) ? a.input.items : []).slice(0, 5);
+    const what = h("td", { class: "wrap" }, a.summary || a.operation || "", items.length ? h("ul", {}, items.map((i) => h("li", {}, `${i.phone_number}: ${money(i.amount)}`))) : null, a.error ? h("p", { class: "error" }, a.error) : null);
+    return h("tr", { "data-id": a.id }, h("td", {}, when(a.created_at)), what, h("td", {}, (a.requested_by || "").slice(0, 8) + (a.channel ? " (" + a.channel + ")" : "")), cell);
   });
   return [
     h("h1", {}, t("approvals.title")),
