@@ -12,11 +12,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::helpers::{Auth, Options, TestApp, code};
 
-type Served = Arc<Mutex<HashMap<String, String>>>;
+pub(crate) type Served = Arc<Mutex<HashMap<String, String>>>;
 
 /// Answers `GET /.well-known/malipo-domain-verification` with the body the
 /// test set for the request's `Host`, or 404.
-async fn challenge_server() -> (String, Served) {
+pub(crate) async fn challenge_server() -> (String, Served) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");

@@ -344,7 +344,14 @@ async fn public_on(app: &TestApp, host: &str) -> (u16, Value) {
 
 #[tokio::test]
 async fn a_custom_host_name_resolves_its_tenant_for_login_and_public_pages_only() {
-    let app = TestApp::spawn().await;
+    // Domains route logins only once proven (crate::domain_proof): the
+    // challenge fetches reach this test's server.
+    let (challenge_addr, served) = crate::domain_proof::challenge_server().await;
+    let app = TestApp::spawn_with(
+        crate::helpers::Options::default()
+            .with_env("MALIPO_DOMAIN_CHALLENGE_ADDR", &challenge_addr),
+    )
+    .await;
     let alpha = app.register("Alpha Traders").await;
     let beta = app.register("Beta Stores").await;
     // One person in both organizations.
@@ -402,6 +409,27 @@ async fn a_custom_host_name_resolves_its_tenant_for_login_and_public_pages_only(
     assert_eq!(code(&body), "domain_taken");
     let (_, mine) = app.get("/api/v1/tenant/domain", &beta.auth()).await;
     assert_eq!(mine["hostname"], "pay.beta.test", "{mine}");
+    // Both organizations prove control of their names.
+    for (org, host) in [(&alpha, "pay.alpha.test"), (&beta, "pay.beta.test")] {
+        let (_, domain) = app.get("/api/v1/tenant/domain", &org.auth()).await;
+        let token = domain["verification"]["token"]
+            .as_str()
+            .expect("verification token")
+            .to_string();
+        served
+            .lock()
+            .expect("served answers")
+            .insert(host.to_string(), token);
+        let (status, body) = app
+            .call(
+                Method::POST,
+                "/api/v1/tenant/domain/verify",
+                &org.auth(),
+                Some(json!({})),
+            )
+            .await;
+        assert_eq!(status, 200, "{host}: {body}");
+    }
 
     // Login on each host binds to its organization.
     let credentials = json!({"email": both.email, "password": PASSWORD});
