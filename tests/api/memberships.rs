@@ -19,27 +19,10 @@ fn tenant_ids(memberships: &Value) -> Vec<String> {
 }
 
 /// The invitation email `email` got from `tenant` (the person already has
-/// one from another organization).
+/// one from another organization): the host sends it from control.db's
+/// mail outbox (no invitation token enters a tenant file).
 async fn invitation_in(app: &TestApp, tenant: &str, email: &str) -> String {
-    for _ in 0..200 {
-        let conn = rusqlite::Connection::open_with_flags(
-            app.tenant_file(tenant),
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-        )
-        .expect("open tenant file");
-        let text: Option<String> = conn
-            .query_row(
-                "SELECT text FROM notifications_emails WHERE recipient = ?1 AND template = 'invitation'",
-                [email],
-                |row| row.get(0),
-            )
-            .ok();
-        if let Some(text) = text {
-            return text;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    panic!("no invitation for {email} in {tenant}");
+    crate::settings::invitation_in(app, tenant, email).await
 }
 
 #[tokio::test]

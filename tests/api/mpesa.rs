@@ -717,15 +717,38 @@ async fn a_payment_without_callback_is_completed_by_the_reconcile_job() {
             .expect("audit query")
     };
     let runs = job_runs();
-    assert!(runs >= 1, "the job runs are audited");
-    // A later run changes nothing.
+    assert!(runs >= 1, "the run that settled the payment is audited");
+    // Later runs change nothing, and only a run that changed something is
+    // audited (idle rounds do not bury people's actions): the job keeps
+    // running (its plugin calls count in /metrics) and the audit log stays.
+    let reconcile_calls = || async {
+        let metrics = app
+            .client
+            .get(format!("{}/metrics", app.base))
+            .send()
+            .await
+            .expect("scrape")
+            .text()
+            .await
+            .expect("metrics");
+        metrics
+            .lines()
+            .filter(|l| {
+                l.contains("plugin_call_duration_seconds_count")
+                    && l.contains("operation=\"payments.reconcile\"")
+            })
+            .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse::<f64>().ok()))
+            .sum::<f64>()
+    };
+    let calls = reconcile_calls().await;
     for _ in 0..TRIES {
-        if job_runs() > runs {
+        if reconcile_calls().await > calls {
             break;
         }
         sleep().await;
     }
-    assert!(job_runs() > runs, "the job kept running");
+    assert!(reconcile_calls().await > calls, "the job kept running");
+    assert_eq!(job_runs(), runs, "idle runs are not audited");
     assert_eq!(get_txn(&app, &owner.auth(), id).await, done);
     assert_eq!(events(&app, &owner.tenant_id, "payment.completed").len(), 1);
 }
@@ -782,8 +805,9 @@ async fn a_payment_without_callback_is_completed_by_the_reconcile_cli() {
 }
 
 /// An operator running `malipo mpesa reconcile` from cron must learn when
-/// Daraja could not be asked: here the operator did not allow the tenant's
-/// Daraja host, so every query fails and the payment stays pending.
+/// Daraja could not be asked: here Daraja answers every query with its
+/// quota error (the CLI reaches the running server's emulator, which it
+/// learns from the data directory), so the payment stays pending.
 #[tokio::test]
 async fn the_reconcile_cli_does_not_report_success_when_daraja_was_not_reached() {
     let app = spawn().await;
@@ -795,16 +819,14 @@ async fn the_reconcile_cli_does_not_report_success_when_daraja_was_not_reached()
     let txn = push_without_callback(&app, &owner, true).await;
     let id = txn["id"].as_str().expect("id");
 
+    set_faults(&app, json!({"quota_violation": true})).await;
     let output = reconcile_cli(&app, &[]).await;
+    set_faults(&app, json!({})).await;
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert_eq!(
         get_txn(&app, &owner.auth(), id).await["status"],
         "pending",
         "nothing answered, nothing settled"
-    );
-    assert!(
-        emu_requests_to(&app, STK_QUERY_PATH).await.is_empty(),
-        "the host was not allowed"
     );
     assert!(
         !output.status.success() || stdout.contains(id),

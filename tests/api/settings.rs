@@ -289,7 +289,30 @@ async fn a_receipt_uses_the_organization_s_words() {
 /// The invitation email queued for one organization (a person invited
 /// into two organizations has one for each). Invitations are the host's
 /// own mail: they wait in control.db, never in the tenant's file.
-async fn invitation_in(app: &TestApp, tenant: &str, email: &str) -> String {
+/// `who` proves control of `host`: the test's challenge server answers
+/// the token the host gave, and `POST /tenant/domain/verify` accepts it.
+async fn prove(app: &TestApp, served: &crate::domain_proof::Served, who: &Session, host: &str) {
+    let (_, domain) = app.get("/api/v1/tenant/domain", &who.auth()).await;
+    let token = domain["verification"]["token"]
+        .as_str()
+        .expect("verification token")
+        .to_string();
+    served
+        .lock()
+        .expect("served answers")
+        .insert(host.to_string(), token);
+    let (status, body) = app
+        .call(
+            Method::POST,
+            "/api/v1/tenant/domain/verify",
+            &who.auth(),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, 200, "{host}: {body}");
+}
+
+pub(crate) async fn invitation_in(app: &TestApp, tenant: &str, email: &str) -> String {
     for _ in 0..200 {
         let conn =
             rusqlite::Connection::open(app.data_dir.join("control.db")).expect("open control.db");
@@ -410,26 +433,8 @@ async fn a_custom_host_name_resolves_its_tenant_for_login_and_public_pages_only(
     let (_, mine) = app.get("/api/v1/tenant/domain", &beta.auth()).await;
     assert_eq!(mine["hostname"], "pay.beta.test", "{mine}");
     // Both organizations prove control of their names.
-    for (org, host) in [(&alpha, "pay.alpha.test"), (&beta, "pay.beta.test")] {
-        let (_, domain) = app.get("/api/v1/tenant/domain", &org.auth()).await;
-        let token = domain["verification"]["token"]
-            .as_str()
-            .expect("verification token")
-            .to_string();
-        served
-            .lock()
-            .expect("served answers")
-            .insert(host.to_string(), token);
-        let (status, body) = app
-            .call(
-                Method::POST,
-                "/api/v1/tenant/domain/verify",
-                &org.auth(),
-                Some(json!({})),
-            )
-            .await;
-        assert_eq!(status, 200, "{host}: {body}");
-    }
+    prove(&app, &served, &alpha, "pay.alpha.test").await;
+    prove(&app, &served, &beta, "pay.beta.test").await;
 
     // Login on each host binds to its organization.
     let credentials = json!({"email": both.email, "password": PASSWORD});
@@ -520,6 +525,7 @@ async fn a_custom_host_name_resolves_its_tenant_for_login_and_public_pages_only(
     assert_eq!((status, code(&body)), (404, "unknown_host"), "{body}");
     let (status, body) = claim(&app, &beta, "pay.alpha.test").await;
     assert_eq!(status, 200, "{body}");
+    prove(&app, &served, &beta, "pay.alpha.test").await;
     let (status, face) = public_on(&app, "pay.alpha.test").await;
     assert_eq!(status, 200, "{face}");
     assert_eq!(face["tenant"]["id"], json!(beta.tenant_id));

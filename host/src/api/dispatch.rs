@@ -545,6 +545,14 @@ pub async fn invoke_plugin(
         // authenticated (`authz::confine`); every plugin filters by them.
         allowed_stores: principal.allowed_store_ids(),
     };
+    // Concurrent retries with one Idempotency-Key wait for the first call
+    // and then replay its answer (crate::api::idempotency_lock).
+    let _held = match input.get("idempotency_key").and_then(Value::as_str) {
+        Some(key) if !op.spec.annotations.read_only => {
+            Some(super::idempotency_lock::hold(tenant, plugin, key).await)
+        }
+        _ => None,
+    };
     let output = call_plugin(
         state,
         tenant,

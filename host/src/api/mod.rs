@@ -8,6 +8,7 @@ pub mod authz;
 pub mod dispatch;
 pub mod guardrails;
 pub mod host;
+pub mod idempotency_lock;
 pub mod input;
 pub mod limits;
 pub mod openapi;

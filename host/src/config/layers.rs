@@ -200,6 +200,11 @@ pub const SETTINGS: &[Setting] = &[
         "hosts (`name` or `name:port`, comma-separated; `*` any) outbound requests may reach besides public addresses; loopback/private only when listed",
     ),
     knob(
+        "MALIPO_DOMAIN_CHALLENGE_ADDR",
+        None,
+        "if set (host:port), every custom-domain challenge fetch connects there (a front proxy; tests)",
+    ),
+    knob(
         "MALIPO_TRUSTED_PROXIES",
         None,
         "reverse proxies (IPs/CIDRs, comma-separated) whose X-Forwarded-For names the client; default none",

@@ -292,7 +292,8 @@ impl ControlDb {
     pub fn memberships_of(&self, user: UserId) -> Result<Vec<Membership>, ControlError> {
         let conn = self.conn()?;
         let mut stmt = conn.prepare(
-            "SELECT tenant_id, status, created_at FROM memberships WHERE user_id = ?1 ORDER BY created_at, tenant_id",
+            // Ties within one second go by insertion order: "oldest" is exact.
+            "SELECT tenant_id, status, created_at FROM memberships WHERE user_id = ?1 ORDER BY created_at, rowid",
         )?;
         let rows = stmt
             .query_map([user.to_string()], |row| {
