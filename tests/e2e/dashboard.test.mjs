@@ -154,7 +154,7 @@ test("a payout CSV is previewed, sent and paid; an assistant's payout is approve
       method: "tools/call",
       params: {
         name: "mpesa_bulk_payment",
-        arguments: { items: [{ phone_number: "0712000003", amount: 120, remarks: "Refund" }], command_id: "BusinessPayment", idempotency_key: "assistant-1", confirm: true },
+        arguments: { items: [{ phone_number: "0712000003", amount: 120, remarks: "Refund" }], command_id: "BusinessPayment", idempotency_key: "assistant-1" },
         _meta: { "io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {} },
       },
     }),
