@@ -7,6 +7,7 @@ mod alerts;
 mod audit;
 mod auth;
 mod billing;
+mod callback_replay;
 mod configuration;
 mod data;
 mod domain_proof;

@@ -106,3 +106,97 @@ impl ControlDb {
         Ok(())
     }
 }
+
+/// A stored callback as the super-admin sees it.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct InboxEntry {
+    /// Row id (what `replay` takes).
+    pub id: i64,
+    /// Its tenant.
+    pub tenant_id: String,
+    /// The plugin it is for.
+    pub plugin: String,
+    /// The path's last segments, e.g. `stk` or `b2c/result`.
+    pub kind: String,
+    /// `pending`, `applied` or `failed` (the plugin refused it for good).
+    pub state: String,
+    /// Deliveries tried so far.
+    pub attempts: i64,
+    /// Why the last delivery did not apply.
+    pub last_error: Option<String>,
+    /// Milliseconds since the epoch.
+    pub received_at: i64,
+    /// The raw JSON body, as Daraja sent it.
+    pub body: String,
+}
+
+/// What a replay found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Replay {
+    /// Queued again: the worker delivers it at once.
+    Queued,
+    /// Only a refused (`failed`) callback can be replayed.
+    NotFailed,
+    /// No such callback.
+    Missing,
+}
+
+impl ControlDb {
+    /// Stored callbacks in `state`, newest first, optionally of one tenant.
+    pub fn inbox_list(
+        &self,
+        state: &str,
+        tenant: Option<TenantId>,
+        limit: u32,
+    ) -> Result<Vec<InboxEntry>, ControlError> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare(
+            "SELECT id, tenant_id, plugin, kind, state, attempts, last_error, received_at, body
+               FROM callback_inbox
+              WHERE state = ?1 AND (?2 IS NULL OR tenant_id = ?2)
+              ORDER BY id DESC LIMIT ?3",
+        )?;
+        let rows = stmt
+            .query_map(
+                params![state, tenant.map(|t| t.to_string()), i64::from(limit)],
+                |row| {
+                    Ok(InboxEntry {
+                        id: row.get(0)?,
+                        tenant_id: row.get(1)?,
+                        plugin: row.get(2)?,
+                        kind: row.get(3)?,
+                        state: row.get(4)?,
+                        attempts: row.get(5)?,
+                        last_error: row.get(6)?,
+                        received_at: row.get(7)?,
+                        body: row.get(8)?,
+                    })
+                },
+            )?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    /// Queues a refused callback again, due now, its error kept until the
+    /// next delivery settles it.
+    pub fn inbox_replay(&self, id: i64) -> Result<Replay, ControlError> {
+        let conn = self.conn()?;
+        let changed = conn.execute(
+            "UPDATE callback_inbox SET state = 'pending', next_attempt = ?2 WHERE id = ?1 AND state = 'failed'",
+            params![id, unix_now_ms() as i64],
+        )?;
+        if changed > 0 {
+            return Ok(Replay::Queued);
+        }
+        let exists: bool = conn.query_row(
+            "SELECT EXISTS(SELECT 1 FROM callback_inbox WHERE id = ?1)",
+            [id],
+            |row| row.get(0),
+        )?;
+        Ok(if exists {
+            Replay::NotFailed
+        } else {
+            Replay::Missing
+        })
+    }
+}

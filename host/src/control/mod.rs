@@ -24,7 +24,7 @@ pub use alerts::{AlertRecord, NewAlert};
 pub use api_keys::{ApiKeyRecord, KeyGuardrails, NewApiKey};
 pub use deletion::{Cancellation, PurgedRows, StatusChange};
 pub use domains::{Claim, HeldDomain};
-pub use inbox::InboxItem;
+pub use inbox::{InboxEntry, InboxItem, Replay};
 pub use invitations::Invitation;
 pub use mail::OutgoingMail;
 pub use plans::{LIMIT_NAMES, Plan, PlatformCharge};

@@ -9,6 +9,7 @@ mod audit;
 mod auth;
 mod billing;
 mod branding;
+mod callback_inbox;
 mod domains;
 mod export;
 mod features;
@@ -1196,6 +1197,39 @@ pub fn operations() -> Vec<Operation> {
             ),
             SuperAdmin,
             alerts::list,
+            "admin",
+        ),
+        // The callback inbox (host/src/api/host/callback_inbox.rs).
+        op(
+            host_op(
+                "admin.callbacks.list",
+                Get,
+                "/admin/callbacks",
+                None,
+                "Stored callbacks by state, newest first: `failed` (default) are those their plugin refused for good, with the reason (super-admin).",
+                callback_inbox::list_input(),
+                callback_inbox::list_output(),
+                200,
+                READ,
+            ),
+            SuperAdmin,
+            callback_inbox::list,
+            "admin",
+        ),
+        op(
+            host_op(
+                "admin.callbacks.replay",
+                Post,
+                "/admin/callbacks/{id}/replay",
+                None,
+                "Queue a refused callback again, to be delivered to its plugin at once (super-admin); 409 unless it is `failed`.",
+                id_input(),
+                callback_inbox::replay_output(),
+                200,
+                UPDATE,
+            ),
+            SuperAdmin,
+            callback_inbox::replay,
             "admin",
         ),
         op(
