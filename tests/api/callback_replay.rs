@@ -11,17 +11,8 @@ use crate::helpers::{Auth, Options, TestApp, code};
 
 /// The callback URL the emulator was given for the tenant's first push.
 async fn callback_url(app: &TestApp) -> String {
-    let emulator = app.emulator.clone().expect("emulator");
     for _ in 0..100 {
-        let requests: Value = app
-            .client
-            .get(format!("{emulator}/simulator/requests"))
-            .send()
-            .await
-            .expect("emulator requests")
-            .json()
-            .await
-            .expect("json");
+        let requests = app.emulator_requests().await;
         let found = requests
             .as_array()
             .into_iter()

@@ -428,16 +428,7 @@ async fn a_malformed_receipt_is_refused_before_daraja_is_asked() {
         (422, "validation_failed"),
         "{answer}"
     );
-    let emulator = app.emulator.clone().expect("emulator");
-    let requests: Value = app
-        .client
-        .get(format!("{emulator}/simulator/requests"))
-        .send()
-        .await
-        .expect("emulator requests")
-        .json()
-        .await
-        .expect("json");
+    let requests = app.emulator_requests().await;
     assert!(
         !requests.to_string().contains("transactionstatus"),
         "Daraja was not asked: {requests}"

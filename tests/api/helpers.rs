@@ -315,6 +315,19 @@ impl TestApp {
         .await
     }
 
+    /// What the built-in Daraja emulator recorded (`GET /simulator/requests`).
+    pub async fn emulator_requests(&self) -> Value {
+        let emulator = self.emulator.clone().expect("emulator");
+        self.client
+            .get(format!("{emulator}/simulator/requests"))
+            .send()
+            .await
+            .expect("emulator requests")
+            .json()
+            .await
+            .expect("json")
+    }
+
     /// Logs in.
     pub async fn login(&self, email: &str, password: &str) -> (u16, Value) {
         self.post(

@@ -45,20 +45,6 @@ pub fn list_output() -> Value {
     json!({"type": "object", "properties": {"alerts": {"type": "array", "items": alert_schema()}}})
 }
 
-fn limit(call: &HostCall) -> Result<u32, ApiError> {
-    let invalid = || ApiError::Validation(format!("`limit` must be 1 to {MAX_LIMIT}"));
-    let raw = match call.input.get("limit") {
-        None | Some(Value::Null) => return Ok(100),
-        Some(Value::Number(n)) => n.as_u64().ok_or_else(invalid)?,
-        Some(Value::String(s)) => s.trim().parse().map_err(|_| invalid())?,
-        Some(_) => return Err(invalid()),
-    };
-    u32::try_from(raw)
-        .ok()
-        .filter(|n| (1..=MAX_LIMIT).contains(n))
-        .ok_or_else(invalid)
-}
-
 /// `GET /admin/alerts`.
 pub fn list(state: Arc<AppState>, call: HostCall) -> HostFuture {
     Box::pin(async move {
@@ -78,7 +64,7 @@ pub fn list(state: Arc<AppState>, call: HostCall) -> HostFuture {
             ),
             None => None,
         };
-        let limit = limit(&call)?;
+        let limit = super::support::list_limit(&call, MAX_LIMIT)?;
         let alerts = blocking(move || Ok(state.control.alerts(open_only, tenant, limit)?)).await?;
         Ok(json!({"alerts": alerts}))
     })

@@ -53,20 +53,6 @@ pub fn replay_output() -> Value {
     }})
 }
 
-fn limit(call: &HostCall) -> Result<u32, ApiError> {
-    let invalid = || ApiError::Validation(format!("`limit` must be 1 to {MAX_LIMIT}"));
-    let raw = match call.input.get("limit") {
-        None | Some(Value::Null) => return Ok(100),
-        Some(Value::Number(n)) => n.as_u64().ok_or_else(invalid)?,
-        Some(Value::String(s)) => s.trim().parse().map_err(|_| invalid())?,
-        Some(_) => return Err(invalid()),
-    };
-    u32::try_from(raw)
-        .ok()
-        .filter(|n| (1..=MAX_LIMIT).contains(n))
-        .ok_or_else(invalid)
-}
-
 /// `GET /admin/callbacks`.
 pub fn list(state: Arc<AppState>, call: HostCall) -> HostFuture {
     Box::pin(async move {
@@ -85,7 +71,7 @@ pub fn list(state: Arc<AppState>, call: HostCall) -> HostFuture {
             ),
             None => None,
         };
-        let limit = limit(&call)?;
+        let limit = super::support::list_limit(&call, MAX_LIMIT)?;
         let callbacks =
             blocking(move || Ok(state.control.inbox_list(&wanted, tenant, limit)?)).await?;
         Ok(json!({"callbacks": callbacks}))

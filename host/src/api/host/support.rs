@@ -357,3 +357,19 @@ pub fn home_tenant(state: &AppState, user: UserId) -> Result<Option<TenantId>, A
     }
     Ok(None)
 }
+
+/// The `limit` of a host list operation: 1 to `max`, 100 when absent; a
+/// number or a string of digits (query parameters arrive as text).
+pub fn list_limit(call: &crate::api::operation::HostCall, max: u32) -> Result<u32, ApiError> {
+    let invalid = || ApiError::Validation(format!("`limit` must be 1 to {max}"));
+    let raw = match call.input.get("limit") {
+        None | Some(Value::Null) => return Ok(100),
+        Some(Value::Number(n)) => n.as_u64().ok_or_else(invalid)?,
+        Some(Value::String(s)) => s.trim().parse().map_err(|_| invalid())?,
+        Some(_) => return Err(invalid()),
+    };
+    u32::try_from(raw)
+        .ok()
+        .filter(|n| (1..=max).contains(n))
+        .ok_or_else(invalid)
+}
