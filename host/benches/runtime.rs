@@ -15,7 +15,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use malipo::app::{AppState, build_state};
+use malipo::app::build_state;
+use malipo::core::Core;
 use malipo::config::Config;
 use malipo::ids::TenantId;
 use malipo::plugins::CallRequest;
@@ -33,7 +34,7 @@ fn ctx(tenant: TenantId) -> CallContext {
     }
 }
 
-fn noop(state: &AppState, tenant: TenantId, db: &malipo::tenancy::TenantDb) {
+fn noop(state: &Core, tenant: TenantId, db: &malipo::tenancy::TenantDb) {
     let request = CallRequest {
         db,
         ctx: ctx(tenant),
@@ -105,7 +106,7 @@ fn rss_kib() -> u64 {
 }
 
 /// Section 4: emit, then deliver and time it.
-fn events(state: &AppState, tenant: TenantId, db: &malipo::tenancy::TenantDb) {
+fn events(state: &Core, tenant: TenantId, db: &malipo::tenancy::TenantDb) {
     let count: usize = std::env::var("MALIPO_BENCH_EVENTS")
         .ok()
         .and_then(|v| v.parse().ok())

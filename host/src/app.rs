@@ -12,10 +12,11 @@ use moka::sync::Cache;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use crate::api::authz::DecisionKey;
-use crate::api::operation::Operation;
-use crate::auth::jwt::JwtKeys;
+use crate::cli::Mode;
 use crate::config::Config;
+use crate::core::Core;
+use crate::core::operation::{Access, Operation, Target};
+use crate::jwt::JwtKeys;
 use crate::control::ControlDb;
 use crate::ids::TenantId;
 use crate::plugins::manifest::PermissionSpec;
@@ -59,87 +60,84 @@ const EMBEDDED_PLUGINS: &[(&str, &[u8])] = &[
     ),
 ];
 
-/// Everything a request may need.
-pub struct AppState {
-    /// Effective configuration.
-    pub config: Config,
-    /// The platform database.
-    pub control: ControlDb,
-    /// The tenant store.
-    pub tenancy: Arc<Tenancy>,
-    /// The plugin runtime.
-    pub runtime: Arc<PluginRuntime>,
-    /// Access-token keys.
-    pub jwt: JwtKeys,
-    /// Every operation served.
-    pub operations: Vec<Arc<Operation>>,
-    /// The OpenAPI document of those operations.
-    pub openapi: serde_json::Value,
-    /// Every permission: the host's and each plugin's.
-    pub catalog: Vec<PermissionSpec>,
-    /// Cached authorization answers.
-    pub authz_cache: Cache<DecisionKey, bool>,
-    /// Per-tenant generation of the authorization cache.
-    pub authz_generations: Mutex<HashMap<TenantId, u64>>,
-    /// A real Argon2id hash checked when a login names an unknown email.
-    pub dummy_hash: String,
-    /// Wakes the callback worker when a callback is stored.
-    pub callback_signal: tokio::sync::Notify,
-    /// Wakes the event dispatcher when a plugin call commits events (the
-    /// runtime's [`PluginRuntime::events_emitted`]).
-    pub event_signal: Arc<tokio::sync::Notify>,
-    /// Per-address limit on the unauthenticated routes (login, register, resets).
-    pub public_limiter: crate::api::limits::PublicLimiter,
-    /// Per-tenant limit on authenticated calls, REST and MCP together.
-    pub tenant_limiter: crate::api::limits::TenantLimiter,
-    /// The MCP tools, from the same operations.
-    pub mcp_tools: crate::mcp::ToolCatalog,
-    /// Plans, entitlements and the platform tenant.
-    pub billing: crate::billing::Billing,
-    /// Usage counts not yet flushed to the usage plugin.
-    pub meter: crate::metering::Meter,
-    /// Operator surfaces: who may read `/metrics` (`crate::ops`).
-    pub ops: crate::ops::Ops,
-    /// Abnormal-behaviour detector (`crate::ops::alerts`).
-    pub alerts: crate::ops::alerts::Alerts,
-    /// Custom domains: cached hostname → tenant lookups.
-    pub hostnames: crate::hostnames::Hostnames,
+/// Every operation: the host's, then each plugin's public ones.
+pub fn all_operations(runtime: &PluginRuntime) -> anyhow::Result<Vec<Arc<Operation>>> {
+    let mut operations: Vec<Arc<Operation>> =
+        crate::resources::operations().into_iter().map(Arc::new).collect();
+    for plugin in runtime.plugins() {
+        for spec in &plugin.manifest.operations {
+            if spec.path.is_none() {
+                continue;
+            }
+            operations.push(Arc::new(Operation {
+                spec: spec.clone(),
+                access: Access::Tenant,
+                target: Target::Plugin(plugin.manifest.name.clone()),
+                tag: plugin.manifest.name.clone(),
+            }));
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    for op in &operations {
+        let key = (op.spec.method, op.spec.path.clone());
+        anyhow::ensure!(
+            seen.insert(key),
+            "operation `{}` declares {:?} {:?}, which another operation already serves",
+            op.spec.name,
+            op.spec.method,
+            op.spec.path
+        );
+    }
+    Ok(operations)
 }
 
-/// Which surfaces `malipo serve` offers.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
-pub enum Mode {
-    /// REST (`/api/v1`, callbacks) and MCP (`/mcp`).
-    #[default]
-    Hybrid,
-    /// REST only: no `/mcp`.
-    Rest,
-    /// MCP only: `/mcp` and the health routes.
-    Mcp,
+/// What the channels add to the core: the OpenAPI document (REST), the
+/// tool catalog (MCP) and who may read `/metrics` (operators).
+pub struct Surfaces {
+    /// The OpenAPI document of every operation.
+    pub openapi: Arc<serde_json::Value>,
+    /// The MCP tools, from the same operations.
+    pub tools: Arc<crate::mcp::ToolCatalog>,
+    /// Operator surfaces: who may read `/metrics`.
+    pub ops: Arc<crate::ops::Ops>,
+}
+
+impl Surfaces {
+    /// The surfaces of the core's operations.
+    pub fn of(core: &Core) -> anyhow::Result<Self> {
+        Ok(Self {
+            openapi: Arc::new(crate::rest::openapi::document(&core.operations)),
+            tools: Arc::new(crate::mcp::ToolCatalog::build(&core.operations)?),
+            ops: Arc::new(crate::ops::Ops::from_env()),
+        })
+    }
 }
 
 /// The routes of a mode.
-pub fn router(state: Arc<AppState>, mode: Mode) -> axum::Router {
+pub fn router(state: Arc<Core>, surfaces: &Surfaces, mode: Mode) -> axum::Router {
     // Operator routes (`crate::ops`): `/metrics` in every mode, `/docs`
     // wherever the OpenAPI document is served; the dashboard
-    // (`crate::dashboard`) wherever the REST API is.
-    let ops = crate::ops::metrics::router(Arc::clone(&state));
+    // (`crate::dashboard`) wherever the REST API is; the plugins' callback
+    // routes (`crate::callbacks`) with the REST API.
+    let ops = crate::ops::metrics::router(Arc::clone(&state), Arc::clone(&surfaces.ops));
+    let rest = || {
+        crate::rest::router(Arc::clone(&state), Arc::clone(&surfaces.openapi))
+            .merge(crate::callbacks::router(Arc::clone(&state)))
+            .merge(crate::ops::docs::router())
+            .merge(crate::dashboard::router())
+    };
+    let mcp = || crate::mcp::http::router(Arc::clone(&state), Arc::clone(&surfaces.tools));
     let router = match mode {
-        Mode::Hybrid => crate::api::router(Arc::clone(&state))
-            .merge(crate::mcp::http::router(state))
-            .merge(crate::ops::docs::router())
-            .merge(crate::dashboard::router()),
-        Mode::Rest => crate::api::router(state)
-            .merge(crate::ops::docs::router())
-            .merge(crate::dashboard::router()),
-        Mode::Mcp => crate::api::health_router(Arc::clone(&state))
-            .merge(crate::mcp::http::router(state))
-            .fallback(crate::api::not_found),
+        Mode::Hybrid => rest().merge(mcp()),
+        Mode::Rest => rest(),
+        Mode::Mcp => crate::rest::health_router(Arc::clone(&state))
+            .merge(mcp())
+            .fallback(crate::rest::not_found),
     };
     router
         .merge(ops)
         .layer(axum::middleware::from_fn(crate::ops::metrics::track))
-        .layer(axum::middleware::from_fn(crate::api::request_id::layer))
+        .layer(axum::middleware::from_fn(crate::rest::request_id::layer))
 }
 
 /// Loads the embedded plugins, then every `*.wasm` in `<data-dir>/plugins/`.
@@ -187,7 +185,7 @@ fn load_plugins(
 
 /// The host's permissions followed by every plugin's.
 fn catalog(runtime: &PluginRuntime) -> Vec<PermissionSpec> {
-    let mut all = crate::api::host::permissions();
+    let mut all = crate::resources::permissions();
     for plugin in runtime.plugins() {
         for permission in &plugin.manifest.permissions {
             if !all.iter().any(|p| p.name == permission.name) {
@@ -294,7 +292,7 @@ fn install_catalog_sync(
 }
 
 /// Builds the whole state from a configuration.
-pub fn build_state(config: Config) -> anyhow::Result<Arc<AppState>> {
+pub fn build_state(config: Config) -> anyhow::Result<Arc<Core>> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("create data directory {}", config.data_dir.display()))?;
     let control = ControlDb::open(&config.control_db_path()).context("open control.db")?;
@@ -314,7 +312,7 @@ pub fn build_state(config: Config) -> anyhow::Result<Arc<AppState>> {
     )?);
     let catalog = catalog(&runtime);
     install_catalog_sync(&tenancy, &runtime, &catalog);
-    let operations = crate::api::all_operations(&runtime)?;
+    let operations = all_operations(&runtime)?;
     // An operation needing a permission no role or API key can hold could
     // never be called: refuse to start rather than serve it.
     for op in operations.iter() {
@@ -326,10 +324,10 @@ pub fn build_state(config: Config) -> anyhow::Result<Arc<AppState>> {
             );
         }
     }
-    let mcp_tools = crate::mcp::ToolCatalog::build(&operations)?;
-    let openapi = crate::api::openapi::document(&operations);
+    // Two operations claiming one MCP tool name cannot start.
+    crate::mcp::ToolCatalog::build(&operations)?;
     let jwt = JwtKeys::load(&config.data_dir, config.access_token_ttl.as_secs() as i64)?;
-    let dummy_hash = crate::auth::password::hash("not-a-real-password-for-timing")?;
+    let dummy_hash = crate::passwords::hash("not-a-real-password-for-timing")?;
     let event_signal = Arc::clone(runtime.events_emitted());
     let plans = control.plans().context("read the plan catalog")?;
     let platform = control
@@ -339,14 +337,13 @@ pub fn build_state(config: Config) -> anyhow::Result<Arc<AppState>> {
     let billing = crate::billing::Billing::new(plans, platform, Arc::clone(runtime.services()));
     let state_rate = config.auth_rate_per_minute;
     let tenant_rate = config.tenant_rate_per_minute;
-    Ok(Arc::new(AppState {
+    Ok(Arc::new(Core {
         config,
         control,
         tenancy,
         runtime,
         jwt,
         operations,
-        openapi,
         catalog,
         authz_cache: Cache::builder()
             .max_capacity(100_000)
@@ -354,15 +351,13 @@ pub fn build_state(config: Config) -> anyhow::Result<Arc<AppState>> {
             .build(),
         authz_generations: Mutex::new(HashMap::new()),
         dummy_hash,
-        public_limiter: crate::api::limits::PublicLimiter::new(state_rate),
-        tenant_limiter: crate::api::limits::TenantLimiter::new(tenant_rate),
-        mcp_tools,
+        public_limiter: crate::core::limits::PublicLimiter::new(state_rate),
+        tenant_limiter: crate::core::limits::TenantLimiter::new(tenant_rate),
         callback_signal: tokio::sync::Notify::new(),
         event_signal,
         billing,
         meter: crate::metering::Meter::default(),
-        alerts: crate::ops::alerts::Alerts::default(),
-        ops: crate::ops::Ops::from_env(),
+        alerts: crate::alerts::service::Alerts::default(),
         hostnames: crate::hostnames::Hostnames::default(),
     }))
 }
@@ -370,7 +365,8 @@ pub fn build_state(config: Config) -> anyhow::Result<Arc<AppState>> {
 /// A bound, ready server.
 pub struct Application {
     listener: tokio::net::TcpListener,
-    state: Arc<AppState>,
+    state: Arc<Core>,
+    surfaces: Surfaces,
     mode: Mode,
 }
 
@@ -390,13 +386,15 @@ impl Application {
             }
         });
         state.runtime.services().set("public-url", &public);
+        let surfaces = Surfaces::of(&state)?;
         // `/metrics` is open without a token on loopback only.
-        state
+        surfaces
             .ops
             .set_listen(listener.local_addr().unwrap_or(listen));
         Ok(Self {
             listener,
             state,
+            surfaces,
             mode: Mode::default(),
         })
     }
@@ -413,7 +411,7 @@ impl Application {
     }
 
     /// The state, for benchmarks and tools.
-    pub fn state(&self) -> Arc<AppState> {
+    pub fn state(&self) -> Arc<Core> {
         Arc::clone(&self.state)
     }
 
@@ -427,8 +425,8 @@ impl Application {
         tokio::spawn(crate::events::worker(Arc::clone(&self.state)));
         tokio::spawn(crate::host_mail::worker(Arc::clone(&self.state)));
         tokio::spawn(crate::metering::worker(Arc::clone(&self.state)));
-        tokio::spawn(crate::tenant_deletion::worker(Arc::clone(&self.state)));
-        let router = router(Arc::clone(&self.state), self.mode);
+        tokio::spawn(crate::deletion::service::worker(Arc::clone(&self.state)));
+        let router = router(Arc::clone(&self.state), &self.surfaces, self.mode);
         axum::serve(
             self.listener,
             router.into_make_service_with_connect_info::<SocketAddr>(),
@@ -445,7 +443,7 @@ impl Application {
 /// last metered counts, then close every tenant file cleanly (WAL folded
 /// into the file). Bounded by `MALIPO_SHUTDOWN_GRACE_SECS` (30); what is
 /// left waits in the files for the next start.
-async fn finish(state: &Arc<AppState>) {
+async fn finish(state: &Arc<Core>) {
     let grace = Duration::from_secs(
         crate::config::var("MALIPO_SHUTDOWN_GRACE_SECS")
             .ok()

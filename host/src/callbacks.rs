@@ -18,8 +18,8 @@ use axum::extract::{ConnectInfo, Path, State};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::api::dispatch::call_plugin;
-use crate::app::AppState;
+use crate::core::plugin_call::call_plugin;
+use crate::core::Core;
 use crate::audit::AuditEntry;
 use crate::error::{ApiError, blocking};
 use crate::ids::TenantId;
@@ -36,9 +36,24 @@ fn accepted() -> Response {
     axum::Json(json!({"ResultCode": 0, "ResultDesc": "Accepted"})).into_response()
 }
 
+/// The callback routes: `/callbacks/{plugin}/{tenant}/{token}/{*kind}` (a
+/// plugin's own callbacks, e.g. Daraja's) and `/hooks/{tenant}/{token}/{*kind}`.
+pub fn router(state: Arc<Core>) -> axum::Router {
+    axum::Router::new()
+        .route(
+            "/callbacks/{plugin}/{tenant}/{token}/{*kind}",
+            axum::routing::post(receive),
+        )
+        .route(
+            "/hooks/{tenant}/{token}/{*kind}",
+            axum::routing::post(receive_opaque),
+        )
+        .with_state(state)
+}
+
 /// `POST /callbacks/{plugin}/{tenant}/{token}/{*kind}`.
 pub async fn receive(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<Core>>,
     Path((plugin, tenant, token, kind)): Path<(String, String, String, String)>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     body: Bytes,
@@ -55,7 +70,7 @@ pub async fn receive(
 /// name the plugin (Safaricom refuses C2B URLs containing "mpesa"); the
 /// token tells which plugin the callback is for.
 pub async fn receive_opaque(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<Core>>,
     Path((tenant, token, kind)): Path<(String, String, String)>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     body: Bytes,
@@ -72,7 +87,7 @@ pub async fn receive_opaque(
 /// Checks tenant and token against the candidate plugins, then stores the
 /// callback for the one whose token it is and acknowledges.
 async fn accept(
-    state: Arc<AppState>,
+    state: Arc<Core>,
     candidates: Vec<String>,
     tenant: &str,
     token: String,
@@ -131,7 +146,7 @@ async fn accept(
 }
 
 /// Hands stored callbacks to their plugins, forever.
-pub async fn worker(state: Arc<AppState>) {
+pub async fn worker(state: Arc<Core>) {
     loop {
         let _ = tokio::time::timeout(Duration::from_millis(500), state.callback_signal.notified())
             .await;
@@ -142,7 +157,7 @@ pub async fn worker(state: Arc<AppState>) {
 }
 
 /// Delivers every callback due now; answers how many were applied.
-pub async fn deliver_due(state: &Arc<AppState>) -> Result<usize, ApiError> {
+pub async fn deliver_due(state: &Arc<Core>) -> Result<usize, ApiError> {
     let state_for_db = Arc::clone(state);
     let due = blocking(move || Ok(state_for_db.control.inbox_due(100)?)).await?;
     let mut applied = 0;

@@ -188,8 +188,8 @@ pub struct ServeArgs {
     pub daraja_sim_delay_ms: u64,
     /// Surfaces to serve: `hybrid` (REST and `/mcp`), `rest` (no `/mcp`),
     /// `mcp` (`/mcp` and the health routes only).
-    #[arg(long, env = "MALIPO_MODE", value_enum, default_value_t = crate::app::Mode::Hybrid)]
-    pub mode: crate::app::Mode,
+    #[arg(long, env = "MALIPO_MODE", value_enum, default_value_t = Mode::Hybrid)]
+    pub mode: Mode,
 }
 
 /// Flags of `malipo bootstrap`.
@@ -379,4 +379,16 @@ pub enum UserCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// Which surfaces `malipo serve` offers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Mode {
+    /// REST (`/api/v1`, callbacks) and MCP (`/mcp`).
+    #[default]
+    Hybrid,
+    /// REST only: no `/mcp`.
+    Rest,
+    /// MCP only: `/mcp` and the health routes.
+    Mcp,
 }

@@ -2,7 +2,7 @@
 //! with `<tenant-id>/<field>` as associated data so a ciphertext moved to
 //! another tenant or another field does not decrypt. A plugin's secret's
 //! field is `<plugin>/<name>` (see
-//! [`crate::plugins::capabilities::secret_field`]), so a ciphertext moved to
+//! [`secret_field`]), so a ciphertext moved to
 //! another plugin's secret of the same name does not decrypt either.
 //!
 //! The master key comes from `MALIPO_MASTER_KEY` (64 hex characters) or from
@@ -106,9 +106,21 @@ fn read_or_create(path: &Path) -> Result<Vec<u8>, CryptoError> {
     }
     let mut key = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut key);
-    crate::auth::jwt::write_private(path, hex::encode(key).as_bytes())
+    crate::jwt::write_private(path, hex::encode(key).as_bytes())
         .map_err(|e| CryptoError::Key(e.to_string()))?;
     Ok(key.to_vec())
+}
+
+/// The AES-GCM field of a secret (the associated data is
+/// `<tenant>/<field>`): `<plugin>/<name>` for a plugin's secret, so that a
+/// ciphertext moved to another plugin's row does not decrypt; the bare
+/// `name` for the host's own.
+pub fn secret_field(plugin: &str, name: &str) -> String {
+    if plugin.is_empty() {
+        name.to_string()
+    } else {
+        format!("{plugin}/{name}")
+    }
 }
 
 #[cfg(test)]

@@ -201,15 +201,6 @@ impl From<r2d2::Error> for ApiError {
     }
 }
 
-impl From<crate::tenancy::TenancyError> for ApiError {
-    fn from(error: crate::tenancy::TenancyError) -> Self {
-        match error {
-            crate::tenancy::TenancyError::NoSuchTenant(_) => Self::not_found("tenant"),
-            other => Self::Unexpected(other.into()),
-        }
-    }
-}
-
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();

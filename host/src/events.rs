@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{OptionalExtension, params};
 
-use crate::app::AppState;
+use crate::core::Core;
 pub use crate::jobs::Scope;
 use crate::plugins::bindings::Event;
 use crate::plugins::{PluginRuntime, host_context};
@@ -129,7 +129,7 @@ pub fn backoff_ms(base_ms: i64, failures: i64) -> i64 {
 /// Delivers, forever: on every committed emit, every interval, and a full
 /// sweep of all active tenants every sweep period. Returns at once when
 /// delivery is off.
-pub async fn worker(state: Arc<AppState>) {
+pub async fn worker(state: Arc<Core>) {
     let settings = DispatchSettings::from_env();
     let Some(interval) = settings.interval else {
         tracing::info!("event delivery is off (MALIPO_EVENT_INTERVAL_MS=0)");
@@ -154,7 +154,7 @@ pub async fn worker(state: Arc<AppState>) {
 /// One pass over the active tenants of `scope` (for the worker, tests and
 /// tools). A tenant whose pass fails is logged and skipped.
 pub async fn run_once(
-    state: &Arc<AppState>,
+    state: &Arc<Core>,
     scope: Scope,
 ) -> Result<DeliveryReport, DispatchError> {
     let retry_base_ms = DispatchSettings::from_env().retry_base_ms;
@@ -168,8 +168,8 @@ pub async fn run_once(
         let outcome = tokio::task::spawn_blocking(move || {
             let db = state.tenancy.get(id)?;
             let report = deliver_tenant(&state, &db, retry_base_ms);
-            // The outbox-depth estimate of `/metrics` (crate::ops::metrics).
-            crate::ops::metrics::observe_outbox(&db);
+            // The outbox-depth estimate of `/metrics` (crate::telemetry).
+            observe_outbox(&db);
             report
         })
         .await
@@ -196,25 +196,10 @@ pub fn emit_host_event(
     append(conn, name, &payload.to_string(), "host")
 }
 
-/// Appends one event to the tenant's outbox on `conn`, from `source` (a
-/// plugin's name, or `host`). Answers the event id. Every event enters the
-/// outbox here: the `events.emit` import and the host's own events.
-pub fn append(
-    conn: &rusqlite::Connection,
-    name: &str,
-    payload: &str,
-    source: &str,
-) -> rusqlite::Result<String> {
-    let event_id = uuid::Uuid::new_v4().to_string();
-    conn.execute(
-        "INSERT INTO outbox (event_id, name, payload, source, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![event_id, name, payload, source, crate::time_util::now_rfc3339()],
-    )?;
-    Ok(event_id)
-}
+pub use crate::tenancy::outbox::append;
 
 /// Wakes the delivery worker (after a host event committed).
-pub fn wake(state: &AppState) {
+pub fn wake(state: &Core) {
     state.event_signal.notify_one();
 }
 
@@ -232,7 +217,7 @@ pub const HOST_BILLING: &str = "host:billing";
 /// Delivers the due events of one tenant's outbox to their subscribers:
 /// the plugins that subscribe to each, and the host's own.
 pub fn deliver_tenant(
-    state: &AppState,
+    state: &Core,
     db: &TenantDb,
     retry_base_ms: i64,
 ) -> Result<DeliveryReport, DispatchError> {
@@ -313,9 +298,9 @@ pub fn deliver_tenant(
                     && event.name == "payment.failed"
                     && let Some(crossed) = state
                         .alerts
-                        .observe(db.id(), crate::ops::alerts::Kind::FailedPayments)
+                        .observe(db.id(), crate::alerts::service::Kind::FailedPayments)
                 {
-                    crate::ops::alerts::raise(state, &crossed);
+                    crate::alerts::service::raise(state, &crossed);
                 }
             }
         }
@@ -415,7 +400,7 @@ fn deliver_one(
 /// Hands an event to the host's billing subscriber, then marks it
 /// delivered. The settlement is idempotent, so a crash between the two
 /// only repeats a no-op.
-fn deliver_to_host(state: &AppState, db: &TenantDb, event: &Event) -> Result<(), String> {
+fn deliver_to_host(state: &Core, db: &TenantDb, event: &Event) -> Result<(), String> {
     crate::billing::charges::settle_from_event(state, db.id(), event)?;
     let conn = db.conn().map_err(|e| e.to_string())?;
     mark_delivered(&conn, &event.id, HOST_BILLING).map_err(|e| e.to_string())?;
@@ -473,6 +458,23 @@ fn record_failure(
         )?;
     }
     Ok(given_up)
+}
+
+/// After the dispatcher's pass over a tenant: counts its undelivered events
+/// (the partial index `outbox_undelivered` makes this cheap) for the
+/// outbox-depth estimate. A failure leaves the estimate as it was.
+fn observe_outbox(db: &TenantDb) {
+    let counted = db.conn().ok().and_then(|conn| {
+        conn.query_row(
+            "SELECT count(*) FROM outbox WHERE delivered_at IS NULL",
+            [],
+            |row| row.get::<_, i64>(0),
+        )
+        .ok()
+    });
+    if let Some(depth) = counted {
+        crate::telemetry::outbox_depth(db.id(), depth);
+    }
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
-use crate::app::AppState;
+use crate::core::Core;
 use crate::control::OutgoingMail;
 use crate::ids::TenantId;
 use crate::plugins::bindings::mail::{Message, SendError};
@@ -50,7 +50,7 @@ impl Default for Branding {
 
 /// The branding of `tenant` (its name when no display name is set); the
 /// platform's when the organization's file cannot be read.
-pub fn branding_of(state: &AppState, tenant: TenantId) -> Branding {
+pub fn branding_of(state: &Core, tenant: TenantId) -> Branding {
     let name = state
         .control
         .tenant(tenant)
@@ -60,7 +60,7 @@ pub fn branding_of(state: &AppState, tenant: TenantId) -> Branding {
         .unwrap_or_else(|| "Malipo".into());
     let stored = state.tenancy.get(tenant).ok().and_then(|db| {
         let conn = db.conn().ok()?;
-        crate::api::host::branding_row(&conn).ok()
+        crate::resources::branding_row(&conn).ok()
     });
     let text = |value: Option<&serde_json::Value>| {
         value
@@ -219,7 +219,7 @@ pub fn invitation(
 
 /// Queues a message in control.db and wakes the delivery loop.
 pub fn queue(
-    state: &AppState,
+    state: &Core,
     mail: &OutgoingMail,
     html: &str,
     tenant: Option<TenantId>,
@@ -231,7 +231,7 @@ pub fn queue(
 
 /// Delivers queued host mail, forever (a no-op pass while no SMTP server
 /// is configured: the mail waits).
-pub async fn worker(state: Arc<AppState>) {
+pub async fn worker(state: Arc<Core>) {
     loop {
         let _ = tokio::time::timeout(INTERVAL, SIGNAL.notified()).await;
         let pass = Arc::clone(&state);
@@ -245,7 +245,7 @@ pub async fn worker(state: Arc<AppState>) {
 }
 
 /// Sends every due message once (blocking).
-fn deliver_due(state: &AppState) -> Result<(), crate::control::ControlError> {
+fn deliver_due(state: &Core) -> Result<(), crate::control::ControlError> {
     let services = state.runtime.services();
     if !services.mail.configured() {
         return Ok(());

@@ -20,8 +20,8 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::api::dispatch::call_plugin;
-use crate::app::AppState;
+use crate::core::plugin_call::call_plugin;
+use crate::core::Core;
 use crate::audit::AuditEntry;
 use crate::error::{ApiError, blocking};
 use crate::plugins::host_context;
@@ -69,7 +69,7 @@ impl Scope {
     /// it on a blocking thread.
     pub fn tenants(
         self,
-        state: &AppState,
+        state: &Core,
     ) -> Result<Vec<crate::ids::TenantId>, crate::control::ControlError> {
         Ok(state
             .control
@@ -85,7 +85,7 @@ impl Scope {
 
 /// Runs every job (or only `only = (plugin, job)`) once for the tenants of `scope`.
 pub async fn run_once(
-    state: &Arc<AppState>,
+    state: &Arc<Core>,
     only: Option<(&str, &str)>,
     scope: Scope,
 ) -> Result<JobReport, ApiError> {
@@ -151,7 +151,7 @@ pub async fn run_once(
 
 /// Runs `jobs` for one tenant, one after the other.
 async fn run_tenant(
-    state: &Arc<AppState>,
+    state: &Arc<Core>,
     tenant: crate::ids::TenantId,
     jobs: &[(String, String)],
     older_than: u64,
@@ -206,55 +206,12 @@ async fn run_tenant(
     report
 }
 
-/// Whether a job run changed something, judged from its answer: its
-/// `changed` count when it gives one; otherwise any top-level positive
-/// count or non-empty list, except `errors` (problems, not changes),
-/// `checked` (what was looked at) and `waiting` (what is not due yet). A run that changed nothing is not
-/// audited, so idle rounds do not bury people's actions.
-pub fn run_changed_something(output: &serde_json::Value) -> bool {
-    if let Some(changed) = output.get("changed") {
-        return changed.as_u64().is_some_and(|n| n > 0);
-    }
-    output.as_object().is_some_and(|fields| {
-        fields
-            .iter()
-            .filter(|(name, _)| !matches!(name.as_str(), "errors" | "checked" | "waiting"))
-            .any(|(_, value)| match value {
-                serde_json::Value::Number(n) => n.as_f64().is_some_and(|n| n > 0.0),
-                serde_json::Value::Array(items) => !items.is_empty(),
-                _ => false,
-            })
-    })
-}
-
-/// Writes a job run's audit row — only when the run changed something
-/// ([`run_changed_something`]), with its answer (minus `errors`) as the
-/// row's detail. Runs inside the job's transaction, before it commits.
-pub fn audit_job_run(
-    conn: &rusqlite::Connection,
-    entry: &AuditEntry,
-    output: &str,
-) -> rusqlite::Result<()> {
-    let Ok(mut answer) = serde_json::from_str::<serde_json::Value>(output) else {
-        return crate::audit::write(conn, entry);
-    };
-    if !run_changed_something(&answer) {
-        return Ok(());
-    }
-    if let Some(fields) = answer.as_object_mut() {
-        fields.remove("errors");
-    }
-    let entry = AuditEntry {
-        detail: Some(answer.to_string()),
-        ..entry.clone()
-    };
-    crate::audit::write(conn, &entry)
-}
+pub use crate::audit::{run_changed_something, write_job_run as audit_job_run};
 
 /// Dunning: sends the STK pushes for unpaid invoices that billing's
 /// renewal job says are due for another try.
 async fn retry_charges(
-    state: &Arc<AppState>,
+    state: &Arc<Core>,
     tenant: crate::ids::TenantId,
     output: &serde_json::Value,
     report: &mut JobReport,
@@ -277,7 +234,7 @@ async fn retry_charges(
 }
 
 /// Runs the jobs forever at the configured interval.
-pub async fn scheduler(state: Arc<AppState>) {
+pub async fn scheduler(state: Arc<Core>) {
     let interval = Duration::from_secs(env_secs("MALIPO_JOB_INTERVAL_SECS", 30).max(1));
     let sweep_every = (env_secs("MALIPO_JOB_SWEEP_SECS", 3600) / interval.as_secs()).max(1);
     for round in 1u64.. {

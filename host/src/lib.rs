@@ -18,7 +18,8 @@
 //! - [`app`]: wiring: state, router, server start and stop.
 #![forbid(unsafe_code)]
 
-pub mod api;
+pub mod alerts;
+pub mod approvals;
 pub mod app;
 pub mod audit;
 pub mod auth;
@@ -27,9 +28,11 @@ pub mod callbacks;
 pub mod cli;
 pub mod config;
 pub mod control;
+pub mod core;
 pub mod crypto;
 pub mod daraja_certs;
 pub mod dashboard;
+pub mod deletion;
 pub mod data_dir;
 pub mod domain_proof;
 pub mod error;
@@ -37,13 +40,18 @@ pub mod events;
 pub mod host_mail;
 pub mod hostnames;
 pub mod ids;
+pub mod jwt;
 pub mod jobs;
 pub mod mcp;
 pub mod metering;
 pub mod ops;
 pub mod outbound;
+pub mod passwords;
 pub mod plugins;
+pub mod resources;
+pub mod rest;
 pub mod settings;
+pub mod telemetry;
 pub mod tenancy;
-pub mod tenant_deletion;
 pub mod time_util;
+pub mod tokens;

@@ -72,7 +72,7 @@ fn init_logs(server: bool) {
 }
 
 /// Points tenants without their own Daraja URL at a running emulator.
-fn use_emulator(state: &malipo::app::AppState, url: &str) -> anyhow::Result<()> {
+fn use_emulator(state: &malipo::core::Core, url: &str) -> anyhow::Result<()> {
     let services = state.runtime.services();
     let (_, host, port) = malipo::plugins::services::url_host(url)
         .ok_or_else(|| anyhow::anyhow!("the Daraja emulator URL must be an http(s) URL"))?;
@@ -85,7 +85,7 @@ fn use_emulator(state: &malipo::app::AppState, url: &str) -> anyhow::Result<()> 
 /// from `config` (on a blocking thread: it opens files and compiles plugins).
 fn with_state<F, Fut>(config: Config, work: F) -> anyhow::Result<()>
 where
-    F: FnOnce(std::sync::Arc<malipo::app::AppState>) -> Fut,
+    F: FnOnce(std::sync::Arc<malipo::core::Core>) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<()>>,
 {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -197,9 +197,9 @@ fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {
         };
         let addr = app.local_addr()?;
         let surfaces = match args.mode {
-            malipo::app::Mode::Hybrid => format!("REST at /api/v1, MCP at http://{addr}/mcp"),
-            malipo::app::Mode::Rest => "REST at /api/v1".to_string(),
-            malipo::app::Mode::Mcp => format!("MCP at http://{addr}/mcp"),
+            malipo::cli::Mode::Hybrid => format!("REST at /api/v1, MCP at http://{addr}/mcp"),
+            malipo::cli::Mode::Rest => "REST at /api/v1".to_string(),
+            malipo::cli::Mode::Mcp => format!("MCP at http://{addr}/mcp"),
         };
         println!(
             "malipo listening on http://{addr} (data directory {}; {surfaces})",
@@ -256,7 +256,7 @@ fn bootstrap(config: &Config, args: BootstrapArgs) -> anyhow::Result<()> {
         id: UserId::new(),
         email: email.clone(),
         full_name: args.full_name,
-        password_hash: malipo::auth::password::hash(&password)?,
+        password_hash: malipo::passwords::hash(&password)?,
         is_super_admin: true,
         status: "active".into(),
         created_at: malipo::time_util::now_rfc3339(),

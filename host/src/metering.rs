@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::api::dispatch::call_plugin;
-use crate::app::AppState;
+use crate::core::plugin_call::call_plugin;
+use crate::core::Core;
 use crate::billing::{Entitlements, USAGE_PLUGIN, quota_refusal};
 use crate::error::ApiError;
 use crate::ids::TenantId;
@@ -168,12 +168,12 @@ impl Meter {
 
 /// Sends a tenant's pending counts to its usage plugin; on failure they
 /// are kept for the next flush.
-pub async fn flush(state: &Arc<AppState>, tenant: TenantId) -> Result<(), ApiError> {
+pub async fn flush(state: &Arc<Core>, tenant: TenantId) -> Result<(), ApiError> {
     let _one_at_a_time = state.meter.flushing.lock().await;
     flush_locked(state, tenant).await
 }
 
-async fn flush_locked(state: &Arc<AppState>, tenant: TenantId) -> Result<(), ApiError> {
+async fn flush_locked(state: &Arc<Core>, tenant: TenantId) -> Result<(), ApiError> {
     if state.runtime.plugin(USAGE_PLUGIN).is_none() {
         return Ok(());
     }
@@ -219,7 +219,7 @@ async fn flush_locked(state: &Arc<AppState>, tenant: TenantId) -> Result<(), Api
 /// The tenant's totals this month: seeded once from the usage plugin, then
 /// kept in memory.
 pub async fn month_totals(
-    state: &Arc<AppState>,
+    state: &Arc<Core>,
     tenant: TenantId,
 ) -> Result<MonthTotals, ApiError> {
     let (_, period) = day_and_period(crate::time_util::business_now_ms());
@@ -269,7 +269,7 @@ pub async fn month_totals(
 /// Refuses a call past the plan's monthly quotas: `api_calls_per_month`
 /// for REST and MCP calls, `transactions_per_month` for money operations.
 pub async fn check_quotas(
-    state: &Arc<AppState>,
+    state: &Arc<Core>,
     tenant: TenantId,
     entitlements: &Entitlements,
     channel: &str,
@@ -306,7 +306,7 @@ pub async fn check_quotas(
 }
 
 /// Flushes every tenant's pending counts.
-pub async fn flush_all(state: &Arc<AppState>) {
+pub async fn flush_all(state: &Arc<Core>) {
     for tenant in state.meter.tenants() {
         if let Err(error) = flush(state, tenant).await {
             tracing::warn!(tenant = %tenant, %error, "could not flush usage counts");
@@ -315,7 +315,7 @@ pub async fn flush_all(state: &Arc<AppState>) {
 }
 
 /// Flushes forever, every `MALIPO_USAGE_FLUSH_MS` (default 5000).
-pub async fn worker(state: Arc<AppState>) {
+pub async fn worker(state: Arc<Core>) {
     let every = crate::config::var("MALIPO_USAGE_FLUSH_MS")
         .ok()
         .and_then(|v| v.trim().parse::<u64>().ok())
@@ -329,7 +329,7 @@ pub async fn worker(state: Arc<AppState>) {
 
 /// Forgets everything counted for a tenant (it was deleted): its pending
 /// counts would otherwise be flushed into a file that no longer exists.
-pub fn forget_tenant(state: &AppState, tenant: TenantId) {
+pub fn forget_tenant(state: &Core, tenant: TenantId) {
     state.meter.take(tenant);
     if let Ok(mut months) = state.meter.months.lock() {
         months.remove(&tenant);
@@ -337,7 +337,7 @@ pub fn forget_tenant(state: &AppState, tenant: TenantId) {
 }
 
 /// Forgets the month totals of every tenant (the business clock moved).
-pub fn forget_months(state: &AppState) {
+pub fn forget_months(state: &Core) {
     if let Ok(mut months) = state.meter.months.lock() {
         months.clear();
     }

@@ -5,8 +5,9 @@
 
 use std::sync::Arc;
 
-use super::chain::{self, TENANT};
-use crate::app::AppState;
+use crate::audit::chain;
+use crate::audit::chain::TENANT;
+use crate::core::Core;
 use crate::control::{ControlDb, ControlError};
 use crate::error::blocking;
 use crate::ids::TenantId;
@@ -55,7 +56,7 @@ pub fn publish(control: &ControlDb, tenancy: &Tenancy, tenant: TenantId) -> Resu
 
 /// [`publish`] after a tenant call that may have written audit rows has
 /// ended; failures are logged, never answered.
-pub async fn after_commit(state: &Arc<AppState>, tenant: Option<TenantId>) {
+pub async fn after_commit(state: &Arc<Core>, tenant: Option<TenantId>) {
     let Some(tenant) = tenant else {
         return;
     };

@@ -71,3 +71,48 @@ pub fn write(conn: &rusqlite::Connection, entry: &AuditEntry) -> rusqlite::Resul
     chain::append(conn, &chain::TENANT, &fields)?;
     Ok(())
 }
+
+/// Whether a job run changed something, judged from its answer: its
+/// `changed` count when it gives one; otherwise any top-level positive
+/// count or non-empty list, except `errors` (problems, not changes),
+/// `checked` (what was looked at) and `waiting` (what is not due yet). A run that changed nothing is not
+/// audited, so idle rounds do not bury people's actions.
+pub fn run_changed_something(output: &serde_json::Value) -> bool {
+    if let Some(changed) = output.get("changed") {
+        return changed.as_u64().is_some_and(|n| n > 0);
+    }
+    output.as_object().is_some_and(|fields| {
+        fields
+            .iter()
+            .filter(|(name, _)| !matches!(name.as_str(), "errors" | "checked" | "waiting"))
+            .any(|(_, value)| match value {
+                serde_json::Value::Number(n) => n.as_f64().is_some_and(|n| n > 0.0),
+                serde_json::Value::Array(items) => !items.is_empty(),
+                _ => false,
+            })
+    })
+}
+
+/// Writes a job run's audit row — only when the run changed something
+/// ([`run_changed_something`]), with its answer (minus `errors`) as the
+/// row's detail. Runs inside the job's transaction, before it commits.
+pub fn write_job_run(
+    conn: &rusqlite::Connection,
+    entry: &AuditEntry,
+    output: &str,
+) -> rusqlite::Result<()> {
+    let Ok(mut answer) = serde_json::from_str::<serde_json::Value>(output) else {
+        return write(conn, entry);
+    };
+    if !run_changed_something(&answer) {
+        return Ok(());
+    }
+    if let Some(fields) = answer.as_object_mut() {
+        fields.remove("errors");
+    }
+    let entry = AuditEntry {
+        detail: Some(answer.to_string()),
+        ..entry.clone()
+    };
+    write(conn, &entry)
+}

@@ -8,7 +8,8 @@ use rusqlite::{Connection, params_from_iter};
 use serde_json::{Map, Value};
 use time::{Date, Month, OffsetDateTime, Time, UtcOffset};
 
-use super::chain::{self, Chain};
+use crate::audit::chain;
+use crate::audit::chain::Chain;
 use crate::time_util::{format_rfc3339, parse_rfc3339};
 
 /// Rows per page unless `limit` says otherwise.

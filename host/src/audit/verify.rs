@@ -6,7 +6,8 @@ use rusqlite::Connection;
 use rusqlite::types::Value as SqlValue;
 use serde::Serialize;
 
-use super::chain::{self, Chain, GENESIS, Link};
+use crate::audit::chain;
+use crate::audit::chain::{Chain, GENESIS, Link};
 
 /// Why a chain is broken.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use axum::http::HeaderMap;
 
-use crate::app::AppState;
+use crate::core::Core;
 use crate::error::{ApiError, blocking};
 use crate::ids::{StoreId, TenantId, UserId};
 
@@ -43,8 +43,8 @@ pub struct Principal {
     /// when they may use exactly one.
     pub store_id: Option<StoreId>,
     /// The stores the caller may see and act in (`None`: every store),
-    /// computed once per request by [`crate::api::authz::scope_of`].
-    pub allowed_stores: Option<Vec<crate::api::authz::UsableStore>>,
+    /// computed once per request by [`crate::core::authz::scope_of`].
+    pub allowed_stores: Option<Vec<crate::core::authz::UsableStore>>,
     /// Session or key.
     pub credential: Credential,
     /// Platform operator.
@@ -122,7 +122,7 @@ fn presented(headers: &HeaderMap) -> Option<Presented> {
 /// Authenticates a request and, when `needs_tenant`, resolves its tenant
 /// and store. Every failure to authenticate answers the same 401.
 pub async fn authenticate(
-    state: &Arc<AppState>,
+    state: &Arc<Core>,
     headers: &HeaderMap,
     needs_tenant: bool,
 ) -> Result<Principal, ApiError> {
@@ -148,8 +148,8 @@ pub async fn authenticate(
                     .jwt
                     .verify(&token)
                     .map_err(|rejection| match rejection {
-                        crate::auth::jwt::TokenRejection::Expired => ApiError::token_expired(),
-                        crate::auth::jwt::TokenRejection::Invalid => ApiError::unauthenticated(),
+                        crate::jwt::TokenRejection::Expired => ApiError::token_expired(),
+                        crate::jwt::TokenRejection::Invalid => ApiError::unauthenticated(),
                     })?;
                 let user_id = UserId::parse(&claims.sub).ok_or_else(ApiError::unauthenticated)?;
                 let tenant_id = match claims.tid.as_deref() {
@@ -224,7 +224,7 @@ pub async fn authenticate(
     })
     .await?;
     if let Some(tenant) = principal.tenant_id {
-        crate::api::authz::confine(state, tenant, &mut principal, store_header).await?;
+        crate::core::authz::confine(state, tenant, &mut principal, store_header).await?;
     } else if store_header.is_some() {
         return Err(ApiError::Forbidden(
             "X-Store-ID needs a tenant credential".into(),

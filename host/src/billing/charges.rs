@@ -9,9 +9,9 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use super::{PLUGIN, charge_context};
-use crate::api::dispatch::call_plugin;
-use crate::app::AppState;
+use crate::billing::{PLUGIN, charge_context};
+use crate::core::plugin_call::call_plugin;
+use crate::core::Core;
 use crate::control::PlatformCharge;
 use crate::error::{ApiError, blocking};
 use crate::ids::TenantId;
@@ -26,7 +26,7 @@ pub const SETTLING_EVENTS: &[&str] = &["payment.completed", "payment.failed"];
 /// Charges `invoice_id` of `tenant` by STK push to `phone_number` from the
 /// platform's account. Answers the pending charge.
 pub async fn pay_invoice(
-    state: &Arc<AppState>,
+    state: &Arc<Core>,
     tenant: TenantId,
     user: Option<String>,
     invoice_id: &str,
@@ -140,7 +140,7 @@ pub async fn pay_invoice(
 /// of other tenants or of payments that are not charges). Idempotent: the
 /// billing plugin ignores an invoice already settled. Runs on a blocking
 /// thread, inside event delivery.
-pub fn settle_from_event(state: &AppState, tenant: TenantId, event: &Event) -> Result<(), String> {
+pub fn settle_from_event(state: &Core, tenant: TenantId, event: &Event) -> Result<(), String> {
     if state.billing.platform_tenant() != Some(tenant)
         || !SETTLING_EVENTS.contains(&event.name.as_str())
     {

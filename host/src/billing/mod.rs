@@ -12,6 +12,7 @@
 //! gates use the effective features, plan plus overrides.
 
 pub mod charges;
+pub mod routes;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
@@ -20,9 +21,9 @@ use std::time::Duration;
 use moka::sync::Cache;
 use serde_json::{Value, json};
 
-use crate::api::dispatch::call_plugin;
-use crate::api::operation::{Operation, Target};
-use crate::app::AppState;
+use crate::core::plugin_call::call_plugin;
+use crate::core::operation::{Operation, Target};
+use crate::core::Core;
 use crate::control::Plan;
 use crate::error::{ApiError, blocking};
 use crate::ids::TenantId;
@@ -169,6 +170,14 @@ impl Billing {
     pub fn invalidate(&self, tenant: TenantId) {
         self.cache.invalidate(&tenant);
         self.services.entitlements.invalidate(&tenant.to_string());
+    }
+
+    /// After a call of `plugin` in `tenant`: a call of the billing plugin
+    /// may have changed the plan, so its cached entitlements go.
+    pub fn plugin_called(&self, plugin: &str, tenant: TenantId) {
+        if plugin == PLUGIN {
+            self.invalidate(tenant);
+        }
     }
 
     /// Cached entitlements, if any.
@@ -341,7 +350,7 @@ fn catalog_json(catalog: &[Plan]) -> String {
 /// subscription). `None` when plans are not enforced or no billing plugin
 /// is installed.
 pub async fn entitlements(
-    state: &Arc<AppState>,
+    state: &Arc<Core>,
     tenant: TenantId,
 ) -> Result<Option<Arc<Entitlements>>, ApiError> {
     // The platform does not bill itself.
@@ -387,7 +396,7 @@ pub async fn entitlements(
 /// given right after the subscription started (registration, a
 /// super-admin creating an organization) says what `/me` and
 /// `tenant list` say.
-pub async fn tenant_json(state: &Arc<AppState>, tenant: &crate::control::TenantRecord) -> Value {
+pub async fn tenant_json(state: &Arc<Core>, tenant: &crate::control::TenantRecord) -> Value {
     let mut row = tenant.public_json();
     if let Ok(Some(entitlements)) = entitlements(state, tenant.id).await {
         row["plan"] = json!(entitlements.plan.id);
@@ -399,7 +408,7 @@ pub async fn tenant_json(state: &Arc<AppState>, tenant: &crate::control::TenantR
 /// Keeps `control.db`'s `tenants.plan` (what tenant lists and
 /// `GET /tenant` show) equal to the plan billing answered; a no-op when it
 /// already is. A failure is logged: the plugin's answer stays the truth.
-async fn mirror_plan(state: &Arc<AppState>, tenant: TenantId, plan: &str) {
+async fn mirror_plan(state: &Arc<Core>, tenant: TenantId, plan: &str) {
     let (state, plan) = (Arc::clone(state), plan.to_string());
     let mirrored = blocking(move || Ok(state.control.mirror_tenant_plan(tenant, &plan)?)).await;
     if let Err(error) = mirrored {
@@ -427,7 +436,7 @@ const COUNTED: &[(&str, &str, &str, &str)] = &[
 /// Refuses an operation that would take the tenant past a plan limit
 /// (`max_stores`, `max_users`).
 pub async fn check_limits(
-    state: &Arc<AppState>,
+    state: &Arc<Core>,
     tenant: TenantId,
     entitlements: &Entitlements,
     op: &Operation,
@@ -455,7 +464,7 @@ pub async fn check_limits(
 
 /// The plan a new organization asked for (`plan_id` at registration),
 /// checked against the catalog before anything is created.
-pub fn chosen_plan(state: &AppState, plan_id: Option<String>) -> Result<Option<String>, ApiError> {
+pub fn chosen_plan(state: &Core, plan_id: Option<String>) -> Result<Option<String>, ApiError> {
     let Some(plan_id) = plan_id else {
         return Ok(None);
     };
@@ -480,7 +489,7 @@ pub fn chosen_plan(state: &AppState, plan_id: Option<String>) -> Result<Option<S
 /// Starts a new organization's subscription: a trial of `plan` (or of the
 /// default plan), or the plan itself when it has no trial.
 pub async fn start_subscription(
-    state: &Arc<AppState>,
+    state: &Arc<Core>,
     tenant: TenantId,
     plan: Option<String>,
 ) -> Result<(), ApiError> {

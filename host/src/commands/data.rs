@@ -179,7 +179,7 @@ pub fn import(config: Config, args: TenantImportArgs) -> anyhow::Result<()> {
 /// new id), gives the file's members with an account here their membership
 /// back, and makes `--owner-email` an Owner. Answers (members, owner added).
 async fn import_file(
-    state: &Arc<malipo::app::AppState>,
+    state: &Arc<malipo::core::Core>,
     id: TenantId,
     args: &TenantImportArgs,
     file: &snapshot::ImportFile,
@@ -241,7 +241,7 @@ async fn import_file(
         })
         .await??;
         let meta = crate::commands::operator::cli_meta();
-        malipo::api::host::support::rbac(
+        malipo::resources::support::rbac(
             state,
             id,
             None,

@@ -18,7 +18,7 @@ pub use secrets::password;
 pub use tenant::tenant;
 pub use user::user;
 
-use malipo::api::operation::RequestMeta;
+use malipo::core::operation::RequestMeta;
 
 /// The request facts of one CLI invocation, for audits and plugin calls.
 pub fn cli_meta() -> RequestMeta {

@@ -97,7 +97,7 @@ impl McpConfig {
         let public = var("MALIPO_PUBLIC_URL").ok();
         let public_host = public
             .as_deref()
-            .and_then(crate::plugins::services::url_host)
+            .and_then(url_host)
             .map(|(_, host, _)| host);
         let public_origin = public.as_deref().and_then(|url| {
             let (scheme, rest) = url.split_once("://")?;
@@ -212,4 +212,24 @@ impl Config {
 /// if the working directory cannot be read.
 pub fn absolute(path: &Path) -> PathBuf {
     std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// Splits a URL into scheme, host and port, for the allow-list.
+pub fn url_host(url: &str) -> Option<(String, String, Option<u16>)> {
+    let (scheme, rest) = url.split_once("://")?;
+    let scheme = scheme.to_lowercase();
+    if scheme != "http" && scheme != "https" {
+        return None;
+    }
+    let authority = rest.split(['/', '?', '#']).next()?;
+    if authority.contains('@') || authority.is_empty() {
+        return None;
+    }
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((host, port)) if !host.ends_with(']') || host.starts_with('[') => {
+            (host, port.parse().ok())
+        }
+        _ => (authority, None),
+    };
+    Some((scheme, host.to_lowercase(), port))
 }

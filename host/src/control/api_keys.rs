@@ -3,8 +3,8 @@
 
 use rusqlite::{OptionalExtension, Row, params};
 
-use super::{ControlDb, ControlError};
-use crate::auth::token;
+use crate::control::{ControlDb, ControlError};
+use crate::tokens;
 use crate::ids::{TenantId, UserId};
 use crate::time_util::{now_rfc3339, unix_now};
 

@@ -4,7 +4,7 @@
 
 use rusqlite::{OptionalExtension, params};
 
-use super::{ControlDb, ControlError};
+use crate::control::{ControlDb, ControlError};
 use crate::ids::TenantId;
 use crate::time_util::now_rfc3339;
 

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use rusqlite::params;
 
-use super::{ControlDb, ControlError};
+use crate::control::{ControlDb, ControlError};
 use crate::ids::TenantId;
 use crate::time_util::now_rfc3339;
 

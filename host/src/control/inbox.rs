@@ -3,7 +3,7 @@
 
 use rusqlite::params;
 
-use super::{ControlDb, ControlError};
+use crate::control::{ControlDb, ControlError};
 use crate::ids::TenantId;
 use crate::time_util::unix_now_ms;
 

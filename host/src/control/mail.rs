@@ -8,7 +8,7 @@
 
 use rusqlite::{OptionalExtension, params};
 
-use super::{ControlDb, ControlError};
+use crate::control::{ControlDb, ControlError};
 use crate::ids::TenantId;
 use crate::time_util::{now_rfc3339, unix_now};
 

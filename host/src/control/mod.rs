@@ -6,9 +6,7 @@
 //! Every function here is synchronous: callers run it through
 //! [`crate::error::blocking`].
 
-mod alerts;
 mod api_keys;
-mod deletion;
 mod domains;
 mod features;
 mod inbox;
@@ -20,9 +18,7 @@ mod sessions;
 mod tenants;
 mod users;
 
-pub use alerts::{AlertRecord, NewAlert};
 pub use api_keys::{ApiKeyRecord, KeyGuardrails, NewApiKey};
-pub use deletion::{Cancellation, PurgedRows, StatusChange};
 pub use domains::{Claim, HeldDomain};
 pub use inbox::{InboxEntry, InboxItem, Replay};
 pub use invitations::Invitation;

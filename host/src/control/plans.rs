@@ -5,7 +5,7 @@ use rusqlite::{OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::{ControlDb, ControlError};
+use crate::control::{ControlDb, ControlError};
 use crate::ids::TenantId;
 use crate::time_util::now_rfc3339;
 

@@ -5,7 +5,7 @@
 
 use rusqlite::{OptionalExtension, params};
 
-use super::{ControlDb, ControlError};
+use crate::control::{ControlDb, ControlError};
 use crate::audit::chain::{self, Link, PLATFORM};
 use crate::audit::query::{Filters, Page};
 use crate::audit::verify::Verification;

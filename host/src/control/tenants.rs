@@ -3,8 +3,8 @@
 
 use rusqlite::{OptionalExtension, Row, params};
 
-use super::users::{USER_COLUMNS, insert_user, is_unique_violation, user_from_row};
-use super::{ControlDb, ControlError, UserRecord};
+use crate::control::users::{USER_COLUMNS, insert_user, is_unique_violation, user_from_row};
+use crate::control::{ControlDb, ControlError, UserRecord};
 use crate::ids::{TenantId, UserId};
 use crate::time_util::now_rfc3339;
 

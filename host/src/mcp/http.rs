@@ -20,9 +20,9 @@ use rmcp::transport::streamable_http_server::session::never::NeverSessionManager
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use serde_json::json;
 
-use super::server::RequestIdentity;
-use super::{Identity, MCP_PERMISSION, McpServer};
-use crate::app::AppState;
+use crate::mcp::server::RequestIdentity;
+use crate::mcp::{Identity, MCP_PERMISSION, McpServer, ToolCatalog};
+use crate::core::Core;
 use crate::error::{ApiError, current_request_id};
 
 /// Path of the protected-resource metadata of `/mcp`.
@@ -30,7 +30,7 @@ pub const METADATA_PATH: &str = "/.well-known/oauth-protected-resource/mcp";
 
 /// The base URL clients reach this server at: `MALIPO_PUBLIC_URL`, else
 /// the request's `Host`.
-fn base_url(state: &AppState, headers: &HeaderMap) -> String {
+fn base_url(state: &Core, headers: &HeaderMap) -> String {
     if let Some(public) = state.runtime.services().get("public-url") {
         return public.trim_end_matches('/').to_string();
     }
@@ -42,7 +42,7 @@ fn base_url(state: &AppState, headers: &HeaderMap) -> String {
 }
 
 /// `GET /.well-known/oauth-protected-resource[/mcp]` (RFC 9728).
-async fn metadata(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+async fn metadata(State(state): State<Arc<Core>>, headers: HeaderMap) -> Response {
     let base = base_url(&state, &headers);
     let scopes: Vec<&str> = state.catalog.iter().map(|p| p.name.as_str()).collect();
     axum::Json(json!({
@@ -57,7 +57,7 @@ async fn metadata(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Res
 
 /// A `401` or `403` with its `WWW-Authenticate` challenge (RFC 6750).
 fn challenge(
-    state: &AppState,
+    state: &Core,
     headers: &HeaderMap,
     error: ApiError,
     scope: Option<&str>,
@@ -86,7 +86,7 @@ fn challenge(
 
 /// The authentication layer of `/mcp`.
 async fn authenticate(
-    State(state): State<Arc<AppState>>,
+    State(state): State<Arc<Core>>,
     mut request: Request,
     next: Next,
 ) -> Response {
@@ -106,7 +106,7 @@ async fn authenticate(
             .extensions()
             .get::<ConnectInfo<SocketAddr>>()
             .map(|ConnectInfo(addr)| {
-                crate::api::dispatch::client_ip(addr.ip(), &headers, &state.config.trusted_proxies)
+                crate::rest::client_ip(addr.ip(), &headers, &state.config.trusted_proxies)
                     .to_string()
             }),
         user_agent: headers
@@ -119,7 +119,7 @@ async fn authenticate(
 }
 
 /// rmcp's Streamable HTTP settings from ours.
-fn transport_config(state: &AppState) -> StreamableHttpServerConfig {
+fn transport_config(state: &Core) -> StreamableHttpServerConfig {
     let mcp = &state.config.mcp;
     let mut config = StreamableHttpServerConfig::default()
         // Stateless: every request carries its credential and is served on
@@ -141,10 +141,16 @@ fn transport_config(state: &AppState) -> StreamableHttpServerConfig {
 }
 
 /// `/mcp` and its metadata routes.
-pub fn router(state: Arc<AppState>) -> Router {
+pub fn router(state: Arc<Core>, tools: Arc<ToolCatalog>) -> Router {
     let for_handlers = Arc::clone(&state);
     let service = StreamableHttpService::new(
-        move || Ok(McpServer::new(Arc::clone(&for_handlers), Identity::Http)),
+        move || {
+            Ok(McpServer::new(
+                Arc::clone(&for_handlers),
+                Arc::clone(&tools),
+                Identity::Http,
+            ))
+        },
         Arc::new(NeverSessionManager::default()),
         transport_config(&state),
     );

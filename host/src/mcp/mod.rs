@@ -2,7 +2,7 @@
 //! assistants, over Streamable HTTP at `/mcp` ([`http`]) and over stdio
 //! (`malipo mcp`, [`stdio`]). Tools come from the same operation list as
 //! the REST routes ([`tools`]) and every call goes through the same
-//! [`crate::api::dispatch::execute`] — permissions, rate limits, API-key
+//! [`crate::core::execute::execute`] — permissions, rate limits, API-key
 //! guardrails, approvals and audit (channel `mcp`) are REST's own.
 
 pub mod http;
@@ -13,24 +13,22 @@ pub mod tools;
 pub use server::{Identity, McpServer};
 pub use tools::ToolCatalog;
 
-/// The permission a credential needs to reach `/mcp` at all. Without it
-/// the server answers `403 insufficient_scope`.
-pub const MCP_PERMISSION: &str = "mcp.use";
+pub use crate::core::authz::MCP_PERMISSION;
 
 use std::sync::Arc;
 
 use axum::http::{HeaderMap, HeaderValue, header};
 
-use crate::app::AppState;
+use crate::core::Core;
 use crate::auth::{Principal, principal};
 use crate::error::ApiError;
 
 /// Admits a caller to MCP: the request's credential, bound to a tenant and
 /// holding [`MCP_PERMISSION`]. A credential without it is refused with a
 /// `Forbidden` that says so.
-pub async fn admit(state: &Arc<AppState>, headers: &HeaderMap) -> Result<Principal, ApiError> {
+pub async fn admit(state: &Arc<Core>, headers: &HeaderMap) -> Result<Principal, ApiError> {
     let principal = principal::authenticate(state, headers, true).await?;
-    match crate::api::authz::require(state, &principal, MCP_PERMISSION).await {
+    match crate::core::authz::require(state, &principal, MCP_PERMISSION).await {
         Ok(()) => Ok(principal),
         Err(ApiError::Forbidden(_)) => Err(ApiError::Forbidden(format!(
             "this credential may not use MCP: it needs the `{MCP_PERMISSION}` permission"

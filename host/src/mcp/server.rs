@@ -15,9 +15,10 @@ use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 use serde_json::{Map, Value};
 
-use crate::api::dispatch::{self, Invocation, execute};
-use crate::api::operation::RequestMeta;
-use crate::app::AppState;
+use crate::core::execute as dispatch;
+use crate::core::execute::{Invocation, execute};
+use crate::core::operation::{Answer, RequestMeta};
+use crate::core::Core;
 use crate::audit::AuditEntry;
 use crate::auth::Principal;
 use crate::error::{ApiError, REQUEST_ID};
@@ -60,7 +61,8 @@ const IDENTITY_ARGUMENTS: &[&str] = &[
 /// The server one connection (or one stateless request) talks to.
 #[derive(Clone)]
 pub struct McpServer {
-    state: Arc<AppState>,
+    state: Arc<Core>,
+    tools: Arc<super::ToolCatalog>,
     identity: Identity,
 }
 
@@ -85,8 +87,12 @@ fn error_text(error: &ApiError, request_id: &str) -> String {
 
 impl McpServer {
     /// A server for callers identified by `identity`.
-    pub fn new(state: Arc<AppState>, identity: Identity) -> Self {
-        Self { state, identity }
+    pub fn new(state: Arc<Core>, tools: Arc<super::ToolCatalog>, identity: Identity) -> Self {
+        Self {
+            state,
+            tools,
+            identity,
+        }
     }
 
     /// The caller of this request.
@@ -168,7 +174,7 @@ impl McpServer {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, ErrorData> {
         let name = request.name.to_string();
-        let Some(op) = self.state.mcp_tools.get(&name).cloned() else {
+        let Some(op) = self.tools.get(&name).cloned() else {
             return Err(ErrorData::invalid_params(
                 format!("unknown tool `{name}`; call tools/list for the tools there are"),
                 None,
@@ -228,7 +234,7 @@ impl McpServer {
         let state = Arc::clone(&self.state);
         let outcome = REQUEST_ID
             .scope(request_id.clone(), async move {
-                execute(&state, &op, call).await
+                execute(&state, &op, call).await.map(Answer::into_json)
             })
             .await;
         // The call (and with it the progress sender) is over: every report it
@@ -271,8 +277,7 @@ impl ServerHandler for McpServer {
             Err(_) => None,
         };
         let tools = self
-            .state
-            .mcp_tools
+            .tools
             .tools()
             .iter()
             .filter(|tool| {

@@ -8,19 +8,20 @@ use std::sync::Arc;
 use anyhow::Context;
 use rmcp::ServiceExt;
 
-use super::{Identity, McpServer};
-use crate::app::AppState;
+use crate::mcp::{Identity, McpServer};
+use crate::core::Core;
 
 /// Checks the key once (for a clear error at start), then serves stdio
 /// until the client closes it.
-pub async fn serve(state: Arc<AppState>, api_key: String) -> anyhow::Result<()> {
+pub async fn serve(state: Arc<Core>, api_key: String) -> anyhow::Result<()> {
     let refused = |e: crate::error::ApiError| {
         anyhow::anyhow!("MALIPO_API_KEY was refused: {}", e.public_message())
     };
     let headers = super::bearer(&api_key).map_err(refused)?;
     let principal = super::admit(&state, &headers).await.map_err(refused)?;
     tracing::info!(tenant = ?principal.tenant_id, "serving MCP over stdio");
-    let running = McpServer::new(state, Identity::ApiKey(api_key))
+    let tools = Arc::new(super::ToolCatalog::build(&state.operations)?);
+    let running = McpServer::new(state, tools, Identity::ApiKey(api_key))
         .serve(rmcp::transport::stdio())
         .await
         .context("start the MCP stdio server")?;

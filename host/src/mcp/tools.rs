@@ -9,8 +9,8 @@ use std::sync::Arc;
 use rmcp::model::{JsonObject, Tool, ToolAnnotations};
 use serde_json::{Value, json};
 
-use crate::api::approvals;
-use crate::api::operation::{Operation, Target};
+use crate::approvals::service as approvals;
+use crate::core::operation::Operation;
 
 /// Every tool, and the operation behind each.
 pub struct ToolCatalog {
@@ -18,13 +18,9 @@ pub struct ToolCatalog {
     by_name: HashMap<String, Arc<Operation>>,
 }
 
-/// The tool name of an operation: its declared one, else its name with
-/// `.` and `-` turned into `_`.
-pub(crate) fn tool_name(op: &Operation) -> String {
-    op.spec
-        .mcp_tool
-        .clone()
-        .unwrap_or_else(|| op.spec.name.replace(['.', '-'], "_"))
+/// The tool name of an operation ([`Operation::tool_name`]).
+fn tool_name(op: &Operation) -> String {
+    op.tool_name()
 }
 
 fn as_object(schema: &Value) -> Option<JsonObject> {
@@ -101,7 +97,7 @@ impl ToolCatalog {
         let mut tools = Vec::new();
         let mut by_name = HashMap::new();
         for op in operations {
-            if !matches!(op.target, Target::Plugin(_)) || op.spec.path.is_none() {
+            if !op.is_tool() {
                 continue;
             }
             let name = tool_name(op);

@@ -2,7 +2,6 @@
 //! browsable API reference at `/docs` ([`docs`]) and alerts about tenants'
 //! abnormal behaviour for super-admins ([`alerts`]).
 
-pub mod alerts;
 pub mod docs;
 pub mod metrics;
 

@@ -7,6 +7,8 @@
 //! the tenant of the current call; between calls an instance holds no
 //! connection at all.
 
+use crate::plugins::services::daraja_host;
+use crate::telemetry::Outbound;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,10 +17,8 @@ use rusqlite::types::{ToSqlOutput, ValueRef};
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-use super::bindings::{
-    config, daraja, events, log, mail, outbound_http, progress, secrets, tenant_db,
-};
-use super::services::HostServices;
+use crate::plugins::bindings::{config, daraja, events, log, mail, outbound_http, progress, secrets, tenant_db};
+use crate::plugins::services::HostServices;
 use crate::tenancy::TenantConn;
 use crate::tenancy::authorizer::PluginAccess;
 
@@ -148,17 +148,7 @@ fn callback_token_name(plugin: &str) -> String {
 /// secrets written before secrets were kept per plugin until they move.
 pub const HOST_SECRETS: &str = "";
 
-/// The AES-GCM field of a secret (the associated data is
-/// `<tenant>/<field>`): `<plugin>/<name>` for a plugin's secret, so that a
-/// ciphertext moved to another plugin's row does not decrypt; the bare
-/// `name` for the host's own.
-pub fn secret_field(plugin: &str, name: &str) -> String {
-    if plugin.is_empty() {
-        name.to_string()
-    } else {
-        format!("{plugin}/{name}")
-    }
-}
+pub use crate::crypto::secret_field;
 
 /// Moves the tenant's secrets written before secrets were kept per plugin
 /// (`plugin = ''`, a name not starting with `__`, sealed with
@@ -293,7 +283,7 @@ pub fn callback_token(
     if let Some(token) = read_secret(conn, services, tenant, HOST_SECRETS, &name) {
         return Ok(token);
     }
-    let token = crate::auth::token::generate("cb_");
+    let token = crate::tokens::generate("cb_");
     write_secret(conn, services, tenant, HOST_SECRETS, &name, &token)?;
     Ok(token)
 }
@@ -305,7 +295,7 @@ pub fn rotate_callback_token(
     tenant: &str,
     plugin: &str,
 ) -> Result<String, String> {
-    let token = crate::auth::token::generate("cb_");
+    let token = crate::tokens::generate("cb_");
     write_secret(
         conn,
         services,
@@ -334,7 +324,7 @@ pub fn callback_token_matches(
     )
     .is_some_and(|token| {
         // Compare digests so the comparison time says nothing about the token.
-        crate::auth::token::digest(&token) == crate::auth::token::digest(presented)
+        crate::tokens::digest(&token) == crate::tokens::digest(presented)
     })
 }
 
@@ -616,16 +606,10 @@ impl outbound_http::Host for HostState {
         let (target, reach) = match outbound_policy(call, &request.url) {
             Ok(found) => found,
             Err(error) => {
-                // `/metrics` (crate::ops::metrics): refusals, by host.
+                // `/metrics` (crate::telemetry): refusals, by host.
                 if let Ok(parsed) = crate::outbound::parse(&request.url) {
-                    let outcome = crate::ops::metrics::Outbound::Refused;
-                    crate::ops::metrics::outbound(
-                        &self.plugin,
-                        &call.services,
-                        &parsed.host,
-                        parsed.port,
-                        outcome,
-                    );
+                    let host = daraja_host(&call.services, &parsed.host, parsed.port);
+                    crate::telemetry::outbound(&self.plugin, host, Outbound::Refused);
                 }
                 return Err(error);
             }
@@ -655,17 +639,18 @@ impl outbound_http::Host for HostState {
                 Err(error) => {
                     let refused = matches!(&error, ureq::Error::Transport(t) if t.kind() == ureq::ErrorKind::Dns);
                     let outcome = if refused {
-                        crate::ops::metrics::Outbound::Refused
+                        Outbound::Refused
                     } else {
-                        crate::ops::metrics::Outbound::Failed
+                        Outbound::Failed
                     };
-                    crate::ops::metrics::outbound(&plugin, &call.services, &host, port, outcome);
+                    let label = daraja_host(&call.services, &host, port);
+                    crate::telemetry::outbound(&plugin, label, outcome);
                     return Err(crate::outbound::Outbound::describe(&error, &host, reach));
                 }
             };
             let status = response.status();
-            let outcome = crate::ops::metrics::Outbound::Status(status);
-            crate::ops::metrics::outbound(&plugin, &call.services, &host, port, outcome);
+            let label = daraja_host(&call.services, &host, port);
+            crate::telemetry::outbound(&plugin, label, Outbound::Status(status));
             let headers = response
                 .headers_names()
                 .into_iter()
@@ -762,7 +747,7 @@ impl events::Host for HostState {
         let conn = &call.conn;
         let written = call
             .access
-            .as_host(|| crate::events::append(conn, &name, &payload, &plugin));
+            .as_host(|| crate::tenancy::outbox::append(conn, &name, &payload, &plugin));
         if let Err(error) = written {
             tracing::error!(%error, plugin, "could not write event to outbox");
         }

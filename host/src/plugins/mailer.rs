@@ -13,7 +13,7 @@ use lettre::message::{Mailbox, MultiPart, SinglePart, header::ContentType};
 use lettre::transport::smtp::Error as SmtpError;
 use lettre::{SmtpTransport, Transport};
 
-use super::bindings::mail::{Message, SendError};
+use crate::plugins::bindings::mail::{Message, SendError};
 
 /// The sender when `MALIPO_SMTP_FROM` is not set.
 pub const DEFAULT_FROM: &str = "Malipo <no-reply@localhost>";

@@ -5,7 +5,7 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use super::bindings;
+use crate::plugins::bindings;
 
 /// Host tables a plugin may declare for reading. `event_deliveries` lets a
 /// subscriber see how often a delivery was tried (the event dispatcher's

@@ -41,10 +41,10 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, HasSelf, Instance, InstancePre, Linker};
 use wasmtime::{Engine, Store, Trap};
 
-use self::bindings::{CallContext, Event, Plugin};
-use self::capabilities::{ActiveCall, HostState};
-use self::manifest::PluginManifest;
-use self::services::HostServices;
+use crate::plugins::bindings::{CallContext, Event, Plugin};
+use crate::plugins::capabilities::{ActiveCall, HostState};
+use crate::plugins::manifest::PluginManifest;
+use crate::plugins::services::HostServices;
 use crate::config::PluginLimits;
 use crate::ids::TenantId;
 use crate::tenancy::authorizer::{self, Phase, PluginAccess};
@@ -662,7 +662,12 @@ impl PluginRuntime {
                 Ok(output)
             },
         );
-        crate::ops::metrics::plugin_call(plugin_name, request.operation, started, &result);
+        crate::telemetry::plugin_call(
+            plugin_name,
+            request.operation,
+            outcome_label(&result),
+            started.elapsed(),
+        );
         result
     }
 
@@ -711,7 +716,12 @@ impl PluginRuntime {
                 Ok(())
             },
         );
-        crate::ops::metrics::plugin_call(plugin_name, "on-event", started, &result);
+        crate::telemetry::plugin_call(
+            plugin_name,
+            "on-event",
+            outcome_label(&result),
+            started.elapsed(),
+        );
         result
     }
 
@@ -796,6 +806,23 @@ fn trap_summary(error: &wasmtime::Error) -> String {
     match error.downcast_ref::<Trap>() {
         Some(trap) => format!("{trap}"),
         None => line,
+    }
+}
+
+/// The `outcome` label of a plugin call's result.
+pub fn outcome_label<T>(result: &Result<T, PluginCallError>) -> &'static str {
+    use PluginCallError as E;
+    match result {
+        Ok(_) => "ok",
+        Err(E::UnknownPlugin(_)) => "unknown_plugin",
+        Err(E::InputTooLarge { .. }) => "input_too_large",
+        Err(E::Failed { .. }) => "error",
+        Err(E::Timeout { .. }) => "timeout",
+        Err(E::MemoryExceeded { .. }) => "memory_exceeded",
+        Err(E::Trap { .. }) => "trap",
+        Err(E::CapabilityDenied { .. }) => "capability_denied",
+        Err(E::BadOutput { .. }) => "bad_output",
+        Err(E::Host(_)) => "host_error",
     }
 }
 

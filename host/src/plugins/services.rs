@@ -63,24 +63,32 @@ impl HostServices {
     }
 }
 
-/// Splits a URL into scheme, host and port, for the allow-list.
-pub fn url_host(url: &str) -> Option<(String, String, Option<u16>)> {
-    let (scheme, rest) = url.split_once("://")?;
-    let scheme = scheme.to_lowercase();
-    if scheme != "http" && scheme != "https" {
-        return None;
-    }
-    let authority = rest.split(['/', '?', '#']).next()?;
-    if authority.contains('@') || authority.is_empty() {
-        return None;
-    }
-    let (host, port) = match authority.rsplit_once(':') {
-        Some((host, port)) if !host.ends_with(']') || host.starts_with('[') => {
-            (host, port.parse().ok())
+pub use crate::config::url_host;
+
+
+/// The `host` label of an outbound request: the Daraja hosts by name, the
+/// emulator the operator configured, anything else folded.
+pub fn daraja_host(services: &HostServices, host: &str, port: Option<u16>) -> &'static str {
+    let host = host.to_ascii_lowercase();
+    match host.as_str() {
+        "api.safaricom.co.ke" => return "api.safaricom.co.ke",
+        "sandbox.safaricom.co.ke" => return "sandbox.safaricom.co.ke",
+        other if other.ends_with(".safaricom.co.ke") || other == "safaricom.co.ke" => {
+            return "safaricom-other";
         }
-        _ => (authority, None),
-    };
-    Some((scheme, host.to_lowercase(), port))
+        _ => {}
+    }
+    let emulator = services
+        .get("daraja-emulator-url")
+        .and_then(|url| crate::config::url_host(&url));
+    match emulator {
+        Some((_, emulator_host, emulator_port))
+            if emulator_host.eq_ignore_ascii_case(&host) && emulator_port == port =>
+        {
+            "daraja-emulator"
+        }
+        _ => "other",
+    }
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@
 //! Replacing files with a replicated engine would change this module only.
 
 pub mod authorizer;
+pub mod outbox;
 pub mod snapshot;
 
 use std::path::{Path, PathBuf};
@@ -498,6 +499,15 @@ pub fn host_tables() -> Result<Vec<String>, TenancyError> {
         .query_map([], |row| row.get(0))?
         .collect::<Result<_, _>>()?;
     Ok(names)
+}
+
+impl From<TenancyError> for crate::error::ApiError {
+    fn from(error: TenancyError) -> Self {
+        match error {
+            TenancyError::NoSuchTenant(_) => Self::not_found("tenant"),
+            other => Self::Unexpected(other.into()),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
-use super::{Tenancy, TenancyError, TenantDb};
+use crate::tenancy::{Tenancy, TenancyError, TenantDb};
 use crate::ids::TenantId;
 
 /// The version of the export format (`malipo_export.format`).
@@ -606,7 +606,7 @@ impl Tenancy {
                 )
             };
             for (plugin, name, value) in sealed {
-                let field = crate::plugins::capabilities::secret_field(&plugin, &name);
+                let field = crate::crypto::secret_field(&plugin, &name);
                 match reseal(&field, &value) {
                     Some(resealed) => {
                         tx.execute(update, params![plugin, name, resealed])?;

@@ -14,7 +14,7 @@ use malipo::ids::TenantId;
 use malipo::tenancy::Tenancy;
 use serde_json::json;
 
-use super::output::{Failure, Out};
+use crate::commands::operator::output::{Failure, Out};
 
 /// Runs `malipo migrate`.
 pub fn migrate(config: Config, args: MigrateArgs) -> anyhow::Result<()> {

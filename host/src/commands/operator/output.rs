@@ -53,8 +53,8 @@ fn code_of(error: &anyhow::Error) -> &'static str {
     if let Some(api) = error.downcast_ref::<malipo::error::ApiError>() {
         return api.code();
     }
-    if let Some(deletion) = error.downcast_ref::<malipo::tenant_deletion::DeletionError>() {
-        use malipo::tenant_deletion::DeletionError as D;
+    if let Some(deletion) = error.downcast_ref::<malipo::deletion::service::DeletionError>() {
+        use malipo::deletion::service::DeletionError as D;
         return match deletion {
             D::NoSuchTenant(_) => "not_found",
             D::NotScheduled(_) | D::PlatformTenant(_) => "conflict",

@@ -3,7 +3,7 @@
 
 use std::io::{BufRead, IsTerminal};
 
-use super::output::Failure;
+use crate::commands::operator::output::Failure;
 
 /// The password for `email`: `variable` if set, else a line of stdin.
 pub fn password(variable: &str, email: &str) -> anyhow::Result<String> {
@@ -18,7 +18,7 @@ pub fn password(variable: &str, email: &str) -> anyhow::Result<String> {
             line.trim_end_matches(['\r', '\n']).to_string()
         }
     };
-    if let Some(reason) = malipo::auth::password::policy_violation(&password) {
+    if let Some(reason) = malipo::passwords::policy_violation(&password) {
         return Err(Failure::error(
             "validation_failed",
             format!("{reason} (password from {variable} or standard input)"),

@@ -3,17 +3,19 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use malipo::api::host::support;
-use malipo::app::AppState;
+use malipo::resources::support;
+use malipo::core::Core;
 use malipo::cli::{TenantCommand, TenantCreateArgs, TenantIdArgs, TenantStatusFilter};
 use malipo::config::Config;
-use malipo::control::{ControlDb, PlatformAuditEntry, StatusChange, TenantRecord, UserRecord};
+use malipo::control::{ControlDb, PlatformAuditEntry, TenantRecord, UserRecord};
+use malipo::deletion::StatusChange;
 use malipo::ids::{TenantId, UserId};
-use malipo::tenant_deletion::{self, Actor};
+use malipo::deletion::service;
+use malipo::deletion::service::Actor;
 use serde_json::{Value, json};
 
-use super::output::{Failure, Out, table};
-use super::{cli_meta, secrets};
+use crate::commands::operator::output::{Failure, Out, table};
+use crate::commands::operator::{cli_meta, secrets};
 
 /// Runs one `malipo tenant …` command.
 pub fn tenant(config: Config, command: TenantCommand) -> anyhow::Result<()> {
@@ -144,7 +146,7 @@ fn create(config: Config, args: TenantCreateArgs, out: Out) -> anyhow::Result<()
 }
 
 /// The tenant as stored now (the subscription may have changed its plan).
-async fn reread(state: &Arc<AppState>, tenant: TenantRecord) -> TenantRecord {
+async fn reread(state: &Arc<Core>, tenant: TenantRecord) -> TenantRecord {
     let state = Arc::clone(state);
     let id = tenant.id;
     tokio::task::spawn_blocking(move || state.control.tenant(id))
@@ -251,7 +253,7 @@ fn delete(config: Config, id: &str, now: bool, yes: bool, out: Out) -> anyhow::R
     }
     crate::with_state(config, |state| async move {
         let work =
-            move || -> anyhow::Result<(TenantRecord, Option<malipo::control::PurgedRows>)> {
+            move || -> anyhow::Result<(TenantRecord, Option<malipo::deletion::PurgedRows>)> {
                 let actor = cli_actor();
                 let grace = if now {
                     0

@@ -3,9 +3,9 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use malipo::api::dispatch::call_plugin;
-use malipo::api::host::support;
-use malipo::app::AppState;
+use malipo::core::execute::call_plugin;
+use malipo::resources::support;
+use malipo::core::Core;
 use malipo::audit::AuditEntry;
 use malipo::cli::UserCommand;
 use malipo::config::Config;
@@ -13,9 +13,9 @@ use malipo::control::{ControlDb, PlatformAuditEntry, UserRecord};
 use malipo::ids::{TenantId, UserId};
 use serde_json::{Value, json};
 
-use super::output::{Failure, Out, table};
-use super::tenant::parse_id;
-use super::{cli_meta, secrets};
+use crate::commands::operator::output::{Failure, Out, table};
+use crate::commands::operator::tenant::parse_id;
+use crate::commands::operator::{cli_meta, secrets};
 
 /// Runs one `malipo user …` command.
 pub fn user(config: Config, command: UserCommand) -> anyhow::Result<()> {
@@ -70,7 +70,7 @@ fn create(
         id: UserId::new(),
         email: email.clone(),
         full_name,
-        password_hash: malipo::auth::password::hash(&password)?,
+        password_hash: malipo::passwords::hash(&password)?,
         is_super_admin: super_admin,
         status: "active".into(),
         created_at: malipo::time_util::now_rfc3339(),
@@ -255,7 +255,7 @@ fn assign_role(
     })
 }
 
-fn authorizer(state: &AppState) -> anyhow::Result<String> {
+fn authorizer(state: &Core) -> anyhow::Result<String> {
     state
         .runtime
         .authorizer_plugin()
@@ -266,10 +266,10 @@ fn authorizer(state: &AppState) -> anyhow::Result<String> {
 /// The id of the tenant's role named `name` (case-insensitive); an unknown
 /// name is an error that lists the roles there are.
 async fn role_named(
-    state: &Arc<AppState>,
+    state: &Arc<Core>,
     tenant: TenantId,
     name: &str,
-    meta: &malipo::api::operation::RequestMeta,
+    meta: &malipo::core::operation::RequestMeta,
 ) -> anyhow::Result<(String, String)> {
     let roles = call_plugin(
         state,
@@ -306,11 +306,11 @@ async fn role_named(
 /// the tenant's `members`, with a tenant audit row); answers the
 /// membership's status.
 async fn join(
-    state: &Arc<AppState>,
+    state: &Arc<Core>,
     tenant: TenantId,
     user: &UserRecord,
     role: &str,
-    meta: &malipo::api::operation::RequestMeta,
+    meta: &malipo::core::operation::RequestMeta,
 ) -> anyhow::Result<String> {
     let state = Arc::clone(state);
     let user = user.clone();

@@ -1,0 +1,73 @@
+//! The core's state: the narrow set of services the core and the host's
+//! own operations run with — built once by `crate::app`, shared by every
+//! channel.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use moka::sync::Cache;
+
+use crate::config::Config;
+use crate::control::ControlDb;
+use crate::core::authz::DecisionKey;
+use crate::core::operation::Operation;
+use crate::ids::TenantId;
+use crate::jwt::JwtKeys;
+use crate::plugins::PluginRuntime;
+use crate::plugins::manifest::PermissionSpec;
+use crate::tenancy::Tenancy;
+
+/// The services every channel calls the core with: storage, the plugin
+/// runtime, the operations and what guards them. Channels keep their own
+/// surfaces (the OpenAPI document, the MCP tool catalog, `/metrics` access)
+/// beside it.
+pub struct Core {
+    /// Effective configuration.
+    pub config: Config,
+    /// The platform database.
+    pub control: ControlDb,
+    /// The tenant store.
+    pub tenancy: Arc<Tenancy>,
+    /// The plugin runtime.
+    pub runtime: Arc<PluginRuntime>,
+    /// Access-token keys.
+    pub jwt: JwtKeys,
+    /// Every operation served.
+    pub operations: Vec<Arc<Operation>>,
+    /// Every permission: the host's and each plugin's.
+    pub catalog: Vec<PermissionSpec>,
+    /// Cached authorization answers.
+    pub authz_cache: Cache<DecisionKey, bool>,
+    /// Per-tenant generation of the authorization cache.
+    pub authz_generations: Mutex<HashMap<TenantId, u64>>,
+    /// A real Argon2id hash checked when a login names an unknown email.
+    pub dummy_hash: String,
+    /// Wakes the callback worker when a callback is stored.
+    pub callback_signal: tokio::sync::Notify,
+    /// Wakes the event dispatcher when a plugin call commits events (the
+    /// runtime's [`PluginRuntime::events_emitted`]).
+    pub event_signal: Arc<tokio::sync::Notify>,
+    /// Per-address limit on the unauthenticated routes (login, register, resets).
+    pub public_limiter: crate::core::limits::PublicLimiter,
+    /// Per-tenant limit on authenticated calls, REST and MCP together.
+    pub tenant_limiter: crate::core::limits::TenantLimiter,
+    /// Plans, entitlements and the platform tenant.
+    pub billing: crate::billing::Billing,
+    /// Usage counts not yet flushed to the usage plugin.
+    pub meter: crate::metering::Meter,
+    /// Abnormal-behaviour detector (`crate::alerts::service`).
+    pub alerts: crate::alerts::service::Alerts,
+    /// Custom domains: cached hostname → tenant lookups.
+    pub hostnames: crate::hostnames::Hostnames,
+}
+
+impl Core {
+    /// The authorizing plugin's data changed in `tenant`: cached
+    /// authorization answers of that tenant are stale.
+    pub fn authz_changed(&self, tenant: TenantId) {
+        if let Ok(mut generations) = self.authz_generations.lock() {
+            *generations.entry(tenant).or_insert(0) += 1;
+        }
+    }
+}
+

@@ -1,0 +1,246 @@
+//! `/admin/*`: the platform super-admin's view of tenants.
+
+use std::sync::Arc;
+
+use serde_json::json;
+
+use crate::resources::support::{email, hash_password, name, new_password, provision_tenant};
+use crate::core::operation::{HostCall};
+use crate::core::Core;
+use crate::control::{PlatformAuditEntry, UserRecord};
+use crate::deletion::StatusChange;
+use crate::error::{ApiError, blocking};
+use crate::ids::{TenantId, UserId};
+use crate::time_util::now_rfc3339;
+use crate::core::operation::{Access, Op, Operation};
+use crate::core::schema::{object, any_object, id_input};
+
+/// `POST /admin/tenants`: a tenant for a new or existing owner.
+pub async fn create_tenant(state: Arc<Core>, call: HostCall) -> Result<Value, ApiError> {
+    let actor = call.principal()?.user_id;
+    let organization = name(
+        &call.str_field("organization_name")?,
+        "organization_name",
+        120,
+    )?;
+    let owner_email = email(&call.str_field("owner_email")?)?;
+    let plan = crate::billing::chosen_plan(&state, call.opt_str_field("plan_id")?)?;
+    let state_for_db = Arc::clone(&state);
+    let lookup = owner_email.clone();
+    let existing = blocking(move || Ok(state_for_db.control.user_by_email(&lookup)?)).await?;
+    let (owner, create) = match existing {
+        Some(user) => (user, false),
+        None => {
+            let password = new_password(&call.str_field("owner_password")?)?;
+            let full_name = name(
+                &call
+                    .opt_str_field("owner_full_name")?
+                    .unwrap_or_else(|| organization.clone()),
+                "owner_full_name",
+                120,
+            )?;
+            let user = UserRecord {
+                id: UserId::new(),
+                email: owner_email,
+                full_name,
+                password_hash: hash_password(password).await?,
+                is_super_admin: false,
+                status: "active".into(),
+                created_at: now_rfc3339(),
+            };
+            (user, true)
+        }
+    };
+    let tenant = provision_tenant(
+        &state,
+        &organization,
+        &owner,
+        create,
+        &call.meta,
+        Some(actor),
+    )
+    .await?;
+    crate::billing::start_subscription(&state, tenant.id, plan).await?;
+    let tenant = crate::billing::tenant_json(&state, &tenant).await;
+    Ok(json!({"tenant": tenant, "owner": owner.public_json()}))
+}
+
+/// `GET /admin/tenants`: every organization with its status, plan and
+/// subscription status, this month's usage, last activity (its newest
+/// audit row) and the size of its database file.
+pub async fn list_tenants(state: Arc<Core>, _call: HostCall) -> Result<Value, ApiError> {
+    let state_for_db = Arc::clone(&state);
+    let tenants = blocking(move || Ok(state_for_db.control.tenants()?)).await?;
+    let mut rows = Vec::with_capacity(tenants.len());
+    for tenant in tenants {
+        let mut row = tenant.public_json();
+        if let Ok(Some(plan)) = crate::billing::entitlements(&state, tenant.id).await {
+            row["plan"] = json!(plan.plan.id);
+            row["subscription_status"] = json!(plan.status);
+        }
+        if let Ok(month) = crate::metering::month_totals(&state, tenant.id).await {
+            row["usage_this_month"] = json!({
+                "period": month.period, "api_calls": month.api_calls, "transactions": month.transactions,
+            });
+        }
+        let state_for_db = Arc::clone(&state);
+        let id = tenant.id;
+        let (last_activity, db_bytes) = blocking(move || {
+            let path = state_for_db.tenancy.path_of(id);
+            let size =
+                |p: std::path::PathBuf| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+            let bytes = size(path.clone()) + size(path.with_extension("db-wal"));
+            let db = state_for_db.tenancy.get(id)?;
+            let last: Option<String> =
+                db.conn()?
+                    .query_row("SELECT MAX(at) FROM audit_log", [], |row| row.get(0))?;
+            Ok((last, bytes))
+        })
+        .await
+        .unwrap_or((None, 0));
+        row["last_activity_at"] = json!(last_activity);
+        row["db_bytes"] = json!(db_bytes);
+        rows.push(row);
+    }
+    Ok(json!({"tenants": rows}))
+}
+
+/// `PATCH /admin/tenants/{id}` `{status}`: suspend or reactivate.
+pub async fn update_tenant(state: Arc<Core>, call: HostCall) -> Result<Value, ApiError> {
+    let actor = call.principal()?.user_id;
+    let id =
+        TenantId::parse(&call.str_field("id")?).ok_or_else(|| ApiError::not_found("tenant"))?;
+    let status = call.str_field("status")?;
+    if status != "active" && status != "suspended" {
+        return Err(ApiError::Validation(
+            "`status` must be `active` or `suspended`".into(),
+        ));
+    }
+    let meta = call.meta.clone();
+    let tenant = blocking(move || {
+        match state.control.change_tenant_status(id, &status)? {
+            StatusChange::Changed(_) => {}
+            StatusChange::NoSuchTenant => return Err(ApiError::not_found("tenant")),
+            StatusChange::PendingDeletion(tenant) => {
+                return Err(ApiError::Conflict(format!(
+                    "this organization is scheduled for deletion at {}; cancel the deletion first",
+                    tenant.deletion_due_at.unwrap_or_default()
+                )));
+            }
+        }
+        state.control.platform_audit(&PlatformAuditEntry {
+            actor_id: Some(actor.to_string()),
+            channel: meta.channel.clone(),
+            operation: format!(
+                "tenant.{}",
+                if status == "active" {
+                    "reactivated"
+                } else {
+                    "suspended"
+                }
+            ),
+            target: Some(id.to_string()),
+            outcome: "success".into(),
+            ip: meta.ip.clone(),
+            user_agent: meta.user_agent.clone(),
+            request_id: Some(meta.request_id.clone()),
+            detail: None,
+        })?;
+        Ok(state.control.tenant(id)?)
+    })
+    .await?
+    .ok_or_else(|| ApiError::not_found("tenant"))?;
+    Ok(tenant.public_json())
+}
+
+fn tenant_id(call: &HostCall) -> Result<TenantId, ApiError> {
+    TenantId::parse(&call.str_field("id")?).ok_or_else(|| ApiError::not_found("tenant"))
+}
+
+fn actor(call: &HostCall) -> Result<crate::deletion::service::Actor, ApiError> {
+    Ok(crate::deletion::service::Actor {
+        user_id: Some(call.principal()?.user_id),
+        meta: call.meta.clone(),
+    })
+}
+
+/// `DELETE /admin/tenants/{id}`: schedules the organization's deletion after
+/// the grace period (`MALIPO_TENANT_DELETION_GRACE_SECS`); it is suspended at
+/// once. With no grace period it is purged before the answer.
+pub async fn delete_tenant(state: Arc<Core>, call: HostCall) -> Result<Value, ApiError> {
+    let id = tenant_id(&call)?;
+    let actor = actor(&call)?;
+    blocking(move || {
+        let grace = crate::deletion::service::grace_secs()?;
+        let tenant = crate::deletion::service::schedule(&state, id, grace, &actor)?;
+        let deleted = if grace == 0 {
+            Some(crate::deletion::service::purge(&state, id, &actor)?)
+        } else {
+            None
+        };
+        Ok(json!({
+            "tenant": tenant.public_json(),
+            "deletion_due_at": tenant.deletion_due_at,
+            "deleted": deleted.is_some(),
+            "control_rows_deleted": deleted.map(|rows| rows.tables),
+        }))
+    })
+    .await
+}
+
+/// `POST /admin/tenants/{id}/cancel-deletion`: gives a tenant whose deletion
+/// is scheduled its earlier status back.
+pub async fn cancel_deletion(state: Arc<Core>, call: HostCall) -> Result<Value, ApiError> {
+    let id = tenant_id(&call)?;
+    let actor = actor(&call)?;
+    blocking(move || {
+        let tenant = crate::deletion::service::cancel(&state, id, &actor)?;
+        Ok(tenant.public_json())
+    })
+    .await
+}
+
+
+/// The operations of this module, declared next to their handlers.
+pub fn operations() -> Vec<Operation> {
+    let str_ = json!({"type": "string"});
+    vec![
+        Op::post("/admin/tenants", "admin.tenants.create")
+            .summary("Create an organization for a new or existing owner (super-admin).")
+            .input(object(
+                &["organization_name", "owner_email"],
+                json!({"organization_name": str_, "owner_email": str_, "owner_password": str_, "owner_full_name": str_, "plan_id": str_}),
+            ))
+            .status(201)
+            .access(Access::SuperAdmin)
+            .handle(create_tenant),
+        Op::get("/admin/tenants", "admin.tenants.list")
+            .summary("Every organization (super-admin).")
+            .access(Access::SuperAdmin)
+            .handle(list_tenants),
+        Op::patch("/admin/tenants/{id}", "admin.tenants.update")
+            .summary("Suspend or reactivate an organization (super-admin).")
+            .input(object(
+                &["id", "status"],
+                json!({"id": str_, "status": {"type": "string", "enum": ["active", "suspended"]}}),
+            ))
+            .access(Access::SuperAdmin)
+            .handle(update_tenant),
+        // Deleting a tenant after a grace period (host/src/tenant_deletion.rs).
+        Op::delete("/admin/tenants/{id}", "admin.tenants.delete")
+            .summary("Schedule an organization's deletion after the grace period (MALIPO_TENANT_DELETION_GRACE_SECS, default 30 days): it is suspended at once, then its file and every platform row about it are removed (super-admin).")
+            .input(id_input())
+            .output(object(
+                &["tenant", "deletion_due_at", "deleted"],
+                json!({"tenant": any_object(), "deletion_due_at": str_, "deleted": {"type": "boolean"}}),
+            ))
+            .access(Access::SuperAdmin)
+            .handle(delete_tenant),
+        Op::post("/admin/tenants/{id}/cancel-deletion", "admin.tenants.cancel-deletion")
+            .summary("Cancel an organization's scheduled deletion during its grace period: it gets its earlier status back (super-admin).")
+            .input(id_input())
+            .update()
+            .access(Access::SuperAdmin)
+            .handle(cancel_deletion),
+    ]
+}

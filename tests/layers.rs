@@ -1,0 +1,374 @@
+//! The host's layers, kept by a test: every module of `host/src` belongs to
+//! one layer (the table below, also in docs/ARCHITECTURE.md), and no module
+//! imports from a layer above its own. The plugin runtime and storage name
+//! no HTTP type, and no ring of modules importing each other is wider than
+//! [`MAX_RING`]. A new module fails this test until it is placed in the table.
+//!
+//! The reading is textual (`crate::`/`super::`/`self::` paths outside test
+//! code and comments; `mod` declarations are not imports), as cheap as a
+//! unit test and strict enough to catch a wrong-way import the day it is
+//! written.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+/// The layers, bottom to top. A module may import from its own layer and
+/// the ones below.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Layer {
+    /// Ids, errors, time, configuration, crypto, the outbound client, metrics.
+    Foundations,
+    /// `control.db`, tenant files, the audit chain's storage.
+    Storage,
+    /// The WebAssembly plugin runtime.
+    Runtime,
+    /// Operations and the one pipeline they run through; authz, guardrails,
+    /// approvals, metering, billing's gate, events, jobs.
+    Core,
+    /// The host's own operations, one module per resource.
+    Features,
+    /// REST, MCP, callbacks, the dashboard, operator routes, the CLI.
+    Channels,
+    /// Wiring.
+    App,
+}
+
+use Layer::*;
+
+/// Module path prefix → layer; the longest matching prefix wins.
+const LAYERS: &[(&str, Layer)] = &[
+    ("ids", Foundations),
+    ("error", Foundations),
+    ("time_util", Foundations),
+    ("config", Foundations),
+    ("crypto", Foundations),
+    ("data_dir", Foundations),
+    ("outbound", Foundations),
+    ("domain_proof", Foundations),
+    ("tokens", Foundations),
+    ("passwords", Foundations),
+    ("jwt", Foundations),
+    ("settings", Foundations),
+    ("telemetry", Foundations),
+    ("control", Storage),
+    ("tenancy", Storage),
+    ("audit", Storage),
+    ("hostnames", Storage),
+    ("alerts", Storage),
+    ("alerts::store", Storage),
+    ("deletion", Storage),
+    ("deletion::store", Storage),
+    ("plugins", Runtime),
+    ("daraja_certs", Runtime),
+    ("core", Core),
+    ("auth", Core),
+    ("audit::heads", Core),
+    ("events", Core),
+    ("metering", Core),
+    ("billing", Core),
+    ("jobs", Core),
+    ("approvals", Core),
+    ("approvals::service", Core),
+    ("alerts::service", Core),
+    ("deletion::service", Core),
+    ("resources", Features),
+    ("alerts::routes", Features),
+    ("approvals::routes", Features),
+    ("billing::routes", Features),
+    ("host_mail", Features),
+    ("rest", Channels),
+    ("mcp", Channels),
+    ("callbacks", Channels),
+    ("dashboard", Channels),
+    ("ops", Channels),
+    ("cli", Channels),
+    ("app", App),
+];
+
+/// The widest ring of modules allowed to import each other (within one
+/// layer: a ring across layers is already an upward import).
+const MAX_RING: usize = 3;
+
+fn layer_of(module: &str) -> Option<Layer> {
+    LAYERS
+        .iter()
+        .filter(|(prefix, _)| module == *prefix || module.starts_with(&format!("{prefix}::")))
+        .max_by_key(|(prefix, _)| prefix.len())
+        .map(|(_, layer)| *layer)
+}
+
+fn src_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
+}
+
+/// Every module of the library: path → source without test code and comments.
+fn modules() -> BTreeMap<String, String> {
+    let mut found = BTreeMap::new();
+    let root = src_dir();
+    let mut stack = vec![root.clone()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).expect("read src") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                // The binary's own modules (`main.rs`, `commands/`) are the
+                // CLI channel of another crate; they reach the library only
+                // through its public paths.
+                if path.file_name().is_some_and(|n| n == "commands") {
+                    continue;
+                }
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let relative = path.strip_prefix(&root).expect("under src");
+                let mut parts: Vec<String> = relative
+                    .with_extension("")
+                    .iter()
+                    .map(|p| p.to_string_lossy().into_owned())
+                    .collect();
+                if parts.last().is_some_and(|p| p == "mod") {
+                    parts.pop();
+                }
+                if parts == ["lib"] || parts == ["main"] {
+                    continue;
+                }
+                let text = std::fs::read_to_string(&path).expect("read module");
+                found.insert(parts.join("::"), code_only(&text));
+            }
+        }
+    }
+    found
+}
+
+/// The text before the first `#[cfg(test)]`, with `//` comments removed.
+fn code_only(text: &str) -> String {
+    let code = text.split("#[cfg(test)]").next().unwrap_or("");
+    code.lines()
+        .map(|line| match line.find("//") {
+            // A `//` inside a string (a URL) is kept: only a `//` with an
+            // even number of quotes before it starts a comment.
+            Some(at) if line[..at].matches('"').count() % 2 == 0 => &line[..at],
+            _ => line,
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn is_ident(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '_'
+}
+
+/// The module paths `code` of `module` names, resolved against `known`.
+fn imports(module: &str, code: &str, known: &BTreeSet<String>) -> BTreeSet<String> {
+    let here: Vec<&str> = module.split("::").collect();
+    let mut out = BTreeSet::new();
+    let chars: Vec<char> = code.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        let starts_word = i == 0 || !(is_ident(chars[i - 1]) || chars[i - 1] == ':');
+        let rest: String = chars[i..chars.len().min(i + 7)].iter().collect();
+        let root = ["crate::", "super::", "self::"]
+            .into_iter()
+            .find(|r| rest.starts_with(r));
+        let (Some(root), true) = (root, starts_word) else {
+            i += 1;
+            continue;
+        };
+        // The path: `root` then `ident::ident::…` or a `{…}` group.
+        let mut j = i + root.len();
+        let mut text = String::new();
+        let mut depth = 0;
+        while j < chars.len() {
+            let c = chars[j];
+            if c == '{' {
+                depth += 1;
+            } else if c == '}' {
+                if depth == 0 {
+                    break;
+                }
+                depth -= 1;
+            } else if depth == 0 && !(is_ident(c) || c == ':') {
+                break;
+            }
+            text.push(c);
+            j += 1;
+        }
+        let base: Vec<String> = match root {
+            "crate::" => vec![],
+            "super::" => here[..here.len().saturating_sub(1)]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            _ => here.iter().map(|s| s.to_string()).collect(),
+        };
+        for path in expand(&text) {
+            let mut full = base.clone();
+            for segment in path.split("::").filter(|s| !s.is_empty()) {
+                if segment == "super" {
+                    full.pop();
+                } else {
+                    full.push(segment.trim().to_string());
+                }
+            }
+            for k in (1..=full.len()).rev() {
+                let candidate = full[..k].join("::");
+                if known.contains(&candidate) {
+                    if candidate != module {
+                        out.insert(candidate);
+                    }
+                    break;
+                }
+            }
+        }
+        i = j.max(i + 1);
+    }
+    out
+}
+
+/// `a::{b, c::{d}}` → `a::b`, `a::c::d`.
+fn expand(text: &str) -> Vec<String> {
+    let Some(open) = text.find('{') else {
+        return vec![text.split(" as ").next().unwrap_or("").trim().to_string()];
+    };
+    let head = &text[..open];
+    let inner = &text[open + 1..text.rfind('}').unwrap_or(text.len())];
+    let mut parts = Vec::new();
+    let (mut depth, mut current) = (0, String::new());
+    for c in inner.chars() {
+        match c {
+            '{' => depth += 1,
+            '}' => depth -= 1,
+            ',' if depth == 0 => {
+                parts.push(std::mem::take(&mut current));
+                continue;
+            }
+            _ => {}
+        }
+        current.push(c);
+    }
+    parts.push(current);
+    parts
+        .iter()
+        .filter(|p| !p.trim().is_empty())
+        .flat_map(|p| expand(p.trim()))
+        .map(|p| if p == "self" { head.to_string() } else { format!("{head}{p}") })
+        .collect()
+}
+
+fn graph() -> (BTreeMap<String, String>, BTreeMap<String, BTreeSet<String>>) {
+    let modules = modules();
+    let known: BTreeSet<String> = modules.keys().cloned().collect();
+    let edges = modules
+        .iter()
+        .map(|(m, code)| (m.clone(), imports(m, code, &known)))
+        .collect();
+    (modules, edges)
+}
+
+#[test]
+fn every_module_has_a_layer() {
+    let (modules, _) = graph();
+    let unplaced: Vec<&String> = modules.keys().filter(|m| layer_of(m).is_none()).collect();
+    assert!(
+        unplaced.is_empty(),
+        "modules with no layer (add them to LAYERS in tests/layers.rs and to docs/ARCHITECTURE.md): {unplaced:?}"
+    );
+}
+
+#[test]
+fn no_module_imports_from_a_layer_above_its_own() {
+    let (_, edges) = graph();
+    let mut wrong = Vec::new();
+    for (from, targets) in &edges {
+        let Some(own) = layer_of(from) else { continue };
+        for to in targets {
+            if let Some(theirs) = layer_of(to)
+                && theirs > own
+            {
+                wrong.push(format!("{from} ({own:?}) imports {to} ({theirs:?})"));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "imports against the layers:\n{}", wrong.join("\n"));
+}
+
+#[test]
+fn the_runtime_and_storage_know_nothing_of_http() {
+    let (modules, _) = graph();
+    let http: Vec<&String> = modules
+        .iter()
+        .filter(|(m, code)| {
+            layer_of(m).is_some_and(|l| l == Storage || l == Runtime) && code.contains("axum")
+        })
+        .map(|(m, _)| m)
+        .collect();
+    assert!(http.is_empty(), "storage or runtime modules naming axum: {http:?}");
+}
+
+#[test]
+fn no_ring_of_modules_is_wide() {
+    let (_, edges) = graph();
+    let rings = rings(&edges);
+    let widest = rings.iter().max_by_key(|r| r.len()).cloned().unwrap_or_default();
+    assert!(
+        widest.len() <= MAX_RING,
+        "a ring of {} modules import each other: {widest:?}",
+        widest.len()
+    );
+}
+
+/// Strongly connected components (Tarjan), iteratively.
+fn rings(edges: &BTreeMap<String, BTreeSet<String>>) -> Vec<Vec<String>> {
+    struct State<'a> {
+        edges: &'a BTreeMap<String, BTreeSet<String>>,
+        index: BTreeMap<&'a str, usize>,
+        low: BTreeMap<&'a str, usize>,
+        stack: Vec<&'a str>,
+        on_stack: BTreeSet<&'a str>,
+        next: usize,
+        out: Vec<Vec<String>>,
+    }
+    fn visit<'a>(s: &mut State<'a>, v: &'a str) {
+        s.index.insert(v, s.next);
+        s.low.insert(v, s.next);
+        s.next += 1;
+        s.stack.push(v);
+        s.on_stack.insert(v);
+        let edges = s.edges;
+        for w in edges.get(v).into_iter().flatten() {
+            let w = w.as_str();
+            if !s.index.contains_key(w) {
+                visit(s, w);
+                let low = s.low[v].min(s.low[w]);
+                s.low.insert(v, low);
+            } else if s.on_stack.contains(w) {
+                let low = s.low[v].min(s.index[w]);
+                s.low.insert(v, low);
+            }
+        }
+        if s.low[v] == s.index[v] {
+            let mut ring = Vec::new();
+            while let Some(w) = s.stack.pop() {
+                s.on_stack.remove(w);
+                ring.push(w.to_string());
+                if w == v {
+                    break;
+                }
+            }
+            s.out.push(ring);
+        }
+    }
+    let mut state = State {
+        edges,
+        index: BTreeMap::new(),
+        low: BTreeMap::new(),
+        stack: Vec::new(),
+        on_stack: BTreeSet::new(),
+        next: 0,
+        out: Vec::new(),
+    };
+    for v in edges.keys() {
+        if !state.index.contains_key(v.as_str()) {
+            visit(&mut state, v);
+        }
+    }
+    state.out
+}
