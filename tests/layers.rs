@@ -58,6 +58,7 @@ const LAYERS: &[(&str, Layer)] = &[
     ("alerts::store", Storage),
     ("deletion", Storage),
     ("deletion::store", Storage),
+    ("deletion::routes", Features),
     ("plugins", Runtime),
     ("daraja_certs", Runtime),
     ("core", Core),
@@ -75,7 +76,7 @@ const LAYERS: &[(&str, Layer)] = &[
     ("alerts::routes", Features),
     ("approvals::routes", Features),
     ("billing::routes", Features),
-    ("host_mail", Features),
+    ("platform_mail", Features),
     ("rest", Channels),
     ("mcp", Channels),
     ("callbacks", Channels),
@@ -249,7 +250,13 @@ fn expand(text: &str) -> Vec<String> {
         .iter()
         .filter(|p| !p.trim().is_empty())
         .flat_map(|p| expand(p.trim()))
-        .map(|p| if p == "self" { head.to_string() } else { format!("{head}{p}") })
+        .map(|p| {
+            if p == "self" {
+                head.to_string()
+            } else {
+                format!("{head}{p}")
+            }
+        })
         .collect()
 }
 
@@ -287,7 +294,11 @@ fn no_module_imports_from_a_layer_above_its_own() {
             }
         }
     }
-    assert!(wrong.is_empty(), "imports against the layers:\n{}", wrong.join("\n"));
+    assert!(
+        wrong.is_empty(),
+        "imports against the layers:\n{}",
+        wrong.join("\n")
+    );
 }
 
 #[test]
@@ -300,14 +311,21 @@ fn the_runtime_and_storage_know_nothing_of_http() {
         })
         .map(|(m, _)| m)
         .collect();
-    assert!(http.is_empty(), "storage or runtime modules naming axum: {http:?}");
+    assert!(
+        http.is_empty(),
+        "storage or runtime modules naming axum: {http:?}"
+    );
 }
 
 #[test]
 fn no_ring_of_modules_is_wide() {
     let (_, edges) = graph();
     let rings = rings(&edges);
-    let widest = rings.iter().max_by_key(|r| r.len()).cloned().unwrap_or_default();
+    let widest = rings
+        .iter()
+        .max_by_key(|r| r.len())
+        .cloned()
+        .unwrap_or_default();
     assert!(
         widest.len() <= MAX_RING,
         "a ring of {} modules import each other: {widest:?}",

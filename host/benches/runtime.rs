@@ -16,8 +16,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use malipo::app::build_state;
-use malipo::core::Core;
 use malipo::config::Config;
+use malipo::core::Core;
 use malipo::ids::TenantId;
 use malipo::plugins::CallRequest;
 use malipo::plugins::bindings::CallContext;

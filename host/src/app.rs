@@ -14,11 +14,11 @@ use sha2::{Digest, Sha256};
 
 use crate::cli::Mode;
 use crate::config::Config;
+use crate::control::ControlDb;
 use crate::core::Core;
 use crate::core::operation::{Access, Operation, Target};
-use crate::jwt::JwtKeys;
-use crate::control::ControlDb;
 use crate::ids::TenantId;
+use crate::jwt::JwtKeys;
 use crate::plugins::manifest::PermissionSpec;
 use crate::plugins::{CallRequest, PluginRuntime, engine};
 use crate::tenancy::Tenancy;
@@ -62,8 +62,10 @@ const EMBEDDED_PLUGINS: &[(&str, &[u8])] = &[
 
 /// Every operation: the host's, then each plugin's public ones.
 pub fn all_operations(runtime: &PluginRuntime) -> anyhow::Result<Vec<Arc<Operation>>> {
-    let mut operations: Vec<Arc<Operation>> =
-        crate::resources::operations().into_iter().map(Arc::new).collect();
+    let mut operations: Vec<Arc<Operation>> = crate::resources::operations()
+        .into_iter()
+        .map(Arc::new)
+        .collect();
     for plugin in runtime.plugins() {
         for spec in &plugin.manifest.operations {
             if spec.path.is_none() {
@@ -423,7 +425,7 @@ impl Application {
         tokio::spawn(crate::callbacks::worker(Arc::clone(&self.state)));
         tokio::spawn(crate::jobs::scheduler(Arc::clone(&self.state)));
         tokio::spawn(crate::events::worker(Arc::clone(&self.state)));
-        tokio::spawn(crate::host_mail::worker(Arc::clone(&self.state)));
+        tokio::spawn(crate::platform_mail::worker(Arc::clone(&self.state)));
         tokio::spawn(crate::metering::worker(Arc::clone(&self.state)));
         tokio::spawn(crate::deletion::service::worker(Arc::clone(&self.state)));
         let router = router(Arc::clone(&self.state), &self.surfaces, self.mode);

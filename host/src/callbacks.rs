@@ -18,9 +18,9 @@ use axum::extract::{ConnectInfo, Path, State};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::core::plugin_call::call_plugin;
-use crate::core::Core;
 use crate::audit::AuditEntry;
+use crate::core::Core;
+use crate::core::plugin_call::call_plugin;
 use crate::error::{ApiError, blocking};
 use crate::ids::TenantId;
 use crate::plugins::capabilities::callback_token_matches;

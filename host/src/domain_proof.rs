@@ -4,15 +4,19 @@
 //! and asks `POST /tenant/domain/verify`; the host fetches that URL (no
 //! redirects, a short timeout, a small body) and compares.
 //!
-//! Where the fetch connects: the hostname's own address, or — for tests
-//! and for operators whose domains are served through one front proxy —
-//! the `host:port` in `MALIPO_DOMAIN_CHALLENGE_ADDR`, used for every
-//! domain (the request still names the domain in its `Host`). The fetch is
-//! one small function, [`fetch_token`], to re-point at the process's one
-//! outbound client.
+//! The fetch goes through the process's one outbound client
+//! ([`crate::outbound::Outbound`]): no redirects, no user-info, and the
+//! domain's addresses must be public — a tenant cannot make the host fetch
+//! from loopback or a private network by claiming a name that resolves
+//! there. Only the operator can point it elsewhere: the `host:port` in
+//! `MALIPO_DOMAIN_CHALLENGE_ADDR` (tests, or domains served through one
+//! front proxy) is used for every domain, the request still naming the
+//! domain in its `Host`.
 
 use std::net::SocketAddr;
 use std::time::Duration;
+
+use crate::outbound::{Outbound, Reach};
 
 /// The path the challenge is fetched from.
 pub const CHALLENGE_PATH: &str = "/.well-known/malipo-domain-verification";
@@ -61,20 +65,23 @@ fn override_addr() -> Result<Option<SocketAddr>, ProofError> {
 
 /// Fetches the challenge of `hostname` (blocking: call it off the async
 /// runtime) and answers its (trimmed) body, at most 1 KiB of it.
-pub fn fetch_token(hostname: &str) -> Result<String, ProofError> {
+pub fn fetch_token(outbound: &Outbound, hostname: &str) -> Result<String, ProofError> {
     use std::io::Read;
     let url = challenge_url(hostname);
     let unreachable = || ProofError::Unreachable(url.clone());
-    let mut builder = ureq::AgentBuilder::new()
-        .redirects(0)
-        .timeout_connect(Duration::from_secs(3))
-        .timeout(Duration::from_secs(5));
-    if let Some(addr) = override_addr()? {
-        builder = builder.resolver(move |_: &str| Ok(vec![addr]));
-    }
-    let response = builder
-        .build()
-        .get(&url)
+    let request = match override_addr()? {
+        Some(addr) => outbound
+            .pinned("GET", &url, addr)
+            .map_err(|_| unreachable())?,
+        None => {
+            outbound
+                .request("GET", &url, Reach::Public)
+                .map_err(|_| unreachable())?
+                .1
+        }
+    };
+    let response = request
+        .timeout(Duration::from_secs(5))
         .call()
         .map_err(|_| unreachable())?;
     if response.status() != 200 {
@@ -90,8 +97,8 @@ pub fn fetch_token(hostname: &str) -> Result<String, ProofError> {
 }
 
 /// Proves control of `hostname` (blocking): its challenge answers `token`.
-pub fn prove(hostname: &str, token: &str) -> Result<(), ProofError> {
-    let answered = fetch_token(hostname)?;
+pub fn prove(outbound: &Outbound, hostname: &str, token: &str) -> Result<(), ProofError> {
+    let answered = fetch_token(outbound, hostname)?;
     // Constant-time is not needed: the token is not a secret from the
     // tenant, only unguessable by others.
     if answered == token {

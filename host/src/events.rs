@@ -153,10 +153,7 @@ pub async fn worker(state: Arc<Core>) {
 
 /// One pass over the active tenants of `scope` (for the worker, tests and
 /// tools). A tenant whose pass fails is logged and skipped.
-pub async fn run_once(
-    state: &Arc<Core>,
-    scope: Scope,
-) -> Result<DeliveryReport, DispatchError> {
+pub async fn run_once(state: &Arc<Core>, scope: Scope) -> Result<DeliveryReport, DispatchError> {
     let retry_base_ms = DispatchSettings::from_env().retry_base_ms;
     let for_list = Arc::clone(state);
     let tenants = tokio::task::spawn_blocking(move || scope.tenants(&for_list))

@@ -20,9 +20,9 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::core::plugin_call::call_plugin;
-use crate::core::Core;
 use crate::audit::AuditEntry;
+use crate::core::Core;
+use crate::core::plugin_call::call_plugin;
 use crate::error::{ApiError, blocking};
 use crate::plugins::host_context;
 

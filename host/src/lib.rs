@@ -12,15 +12,15 @@
 //!   plugins, instance reuse, limits.
 //! - [`auth`]: passwords, access tokens, and the principal a request carries.
 //! - [`api`]: operations (host and plugin) and the HTTP surface built from them.
-//! - [`tenant_deletion`]: deleting a tenant after a grace period (schedule,
+//! - [`deletion::service`]: deleting a tenant after a grace period (schedule,
 //!   cancel, purge, the sweeper).
 //! - [`events`]: the outbox dispatcher: delivers plugin events to subscribers.
 //! - [`app`]: wiring: state, router, server start and stop.
 #![forbid(unsafe_code)]
 
 pub mod alerts;
-pub mod approvals;
 pub mod app;
+pub mod approvals;
 pub mod audit;
 pub mod auth;
 pub mod billing;
@@ -32,21 +32,21 @@ pub mod core;
 pub mod crypto;
 pub mod daraja_certs;
 pub mod dashboard;
-pub mod deletion;
 pub mod data_dir;
+pub mod deletion;
 pub mod domain_proof;
 pub mod error;
 pub mod events;
-pub mod host_mail;
 pub mod hostnames;
 pub mod ids;
-pub mod jwt;
 pub mod jobs;
+pub mod jwt;
 pub mod mcp;
 pub mod metering;
 pub mod ops;
 pub mod outbound;
 pub mod passwords;
+pub mod platform_mail;
 pub mod plugins;
 pub mod resources;
 pub mod rest;

@@ -13,9 +13,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::core::plugin_call::call_plugin;
-use crate::core::Core;
 use crate::billing::{Entitlements, USAGE_PLUGIN, quota_refusal};
+use crate::core::Core;
+use crate::core::plugin_call::call_plugin;
 use crate::error::ApiError;
 use crate::ids::TenantId;
 use crate::plugins::host_context;
@@ -218,10 +218,7 @@ async fn flush_locked(state: &Arc<Core>, tenant: TenantId) -> Result<(), ApiErro
 
 /// The tenant's totals this month: seeded once from the usage plugin, then
 /// kept in memory.
-pub async fn month_totals(
-    state: &Arc<Core>,
-    tenant: TenantId,
-) -> Result<MonthTotals, ApiError> {
+pub async fn month_totals(state: &Arc<Core>, tenant: TenantId) -> Result<MonthTotals, ApiError> {
     let (_, period) = day_and_period(crate::time_util::business_now_ms());
     if let Some(month) = state
         .meter

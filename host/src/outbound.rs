@@ -150,6 +150,24 @@ impl Outbound {
         Ok((target, request))
     }
 
+    /// A request for `url` that connects to `addr` whatever the URL's host
+    /// resolves to — only for an address the operator configured (e.g.
+    /// `MALIPO_DOMAIN_CHALLENGE_ADDR`); the form check still applies and
+    /// no redirect is followed.
+    pub fn pinned(
+        &self,
+        method: &str,
+        url: &str,
+        addr: std::net::SocketAddr,
+    ) -> Result<ureq::Request, OutboundError> {
+        let target = parse(url)?;
+        let agent = ureq::AgentBuilder::new()
+            .redirects(0)
+            .resolver(move |_: &str| Ok(vec![addr]))
+            .build();
+        Ok(agent.request_url(method, &target.url))
+    }
+
     /// What a failed request says, without echoing what the connection
     /// attempt found (addresses, resolver answers).
     pub fn describe(error: &ureq::Error, host: &str, reach: Reach) -> String {

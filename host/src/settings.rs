@@ -1,6 +1,6 @@
 //! The registry of an organization's typed settings: every key, its type,
 //! default, rule and description, once. `GET/PATCH /tenant/settings`
-//! (`api::host::settings`) read and write them through it, and its OpenAPI
+//! (`resources::settings`) read and write them through it, and its OpenAPI
 //! schema is made from it. Values live as JSON in the tenant's `settings`
 //! table (tenant migration V7); a key without a row has its default.
 

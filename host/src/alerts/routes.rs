@@ -6,13 +6,13 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use crate::core::operation::{HostCall};
-use crate::core::Core;
 use crate::control::PlatformAuditEntry;
+use crate::core::Core;
+use crate::core::operation::HostCall;
+use crate::core::operation::{Access, Op, Operation};
+use crate::core::schema::id_input;
 use crate::error::{ApiError, blocking};
 use crate::ids::TenantId;
-use crate::core::operation::{Access, Op, Operation};
-use crate::core::schema::{id_input};
 
 /// The most alerts one list answers.
 const MAX_LIMIT: u32 = 500;
@@ -104,21 +104,20 @@ pub async fn acknowledge(state: Arc<Core>, call: HostCall) -> Result<Value, ApiE
     Ok(json!(answer))
 }
 
-
 /// The operations of this module, declared next to their handlers.
 pub fn operations() -> Vec<Operation> {
     vec![
-        // Alerts about tenants' abnormal behaviour (host/src/api/host/alerts.rs).
+        // Alerts about tenants' abnormal behaviour (host/src/alerts/routes.rs).
         Op::get("/admin/alerts", "admin.alerts.list")
             .summary("Alerts about organizations' abnormal behaviour — a spike of failed sign-ins, failed payments or server errors — newest first (super-admin).")
-            .input(alerts::list_input())
-            .output(alerts::list_output())
+            .input(list_input())
+            .output(list_output())
             .access(Access::SuperAdmin)
             .handle(list),
         Op::post("/admin/alerts/{id}/acknowledge", "admin.alerts.acknowledge")
             .summary("Mark an alert seen (super-admin).")
             .input(id_input())
-            .output(alerts::alert_schema())
+            .output(alert_schema())
             .update()
             .access(Access::SuperAdmin)
             .handle(acknowledge),

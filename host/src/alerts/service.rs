@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 
 use moka::sync::Cache;
 
-use crate::core::Core;
 use crate::alerts::store::NewAlert;
 use crate::control::OutgoingMail;
+use crate::core::Core;
 use crate::ids::TenantId;
 use crate::plugins::bindings::mail::Message;
 use crate::plugins::mailer::Mailer;

@@ -9,23 +9,19 @@ use serde_json::{Value, json};
 
 use crate::approvals::service as approvals;
 use crate::approvals::service::Approval;
+use crate::auth::{Credential, Principal};
+use crate::core::Core;
 use crate::core::execute::invoke_plugin;
 use crate::core::operation::{HostCall, Operation, Target};
+use crate::core::operation::{Op, Operation};
+use crate::core::schema::id_input;
 use crate::core::{authz, guardrails};
-use crate::core::Core;
-use crate::auth::{Credential, Principal};
 use crate::error::{ApiError, blocking};
 use crate::ids::{StoreId, TenantId};
-use crate::core::operation::{Op, Operation};
-use crate::core::schema::{id_input};
 
 /// An approval the caller may see: another store's (or, for a
 /// store-limited caller, one of no store) is a 404.
-async fn load(
-    state: &Arc<Core>,
-    principal: &Principal,
-    id: String,
-) -> Result<Approval, ApiError> {
+async fn load(state: &Arc<Core>, principal: &Principal, id: String) -> Result<Approval, ApiError> {
     let tenant = principal.tenant()?;
     let state = Arc::clone(state);
     let approval = blocking(move || {
@@ -171,8 +167,7 @@ pub async fn approve(state: Arc<Core>, call: HostCall) -> Result<Value, ApiError
     let state_for_finish = Arc::clone(&state);
     let finish_id = id.clone();
     let recorded = outcome.clone();
-    blocking(move || approvals::finish(&state_for_finish, tenant, &finish_id, &recorded))
-        .await?;
+    blocking(move || approvals::finish(&state_for_finish, tenant, &finish_id, &recorded)).await?;
     let approval = load(&state, &principal, id).await?;
     Ok(json!({"approval": approval.public_json()}))
 }
@@ -188,7 +183,6 @@ pub async fn reject(state: Arc<Core>, call: HostCall) -> Result<Value, ApiError>
     let approval = load(&state, &principal, id).await?;
     Ok(json!({"approval": approval.public_json()}))
 }
-
 
 /// The operations of this module, declared next to their handlers.
 pub fn operations() -> Vec<Operation> {

@@ -11,11 +11,11 @@ use std::sync::Arc;
 use rusqlite::{OptionalExtension, params};
 use serde_json::{Value, json};
 
-use crate::core::guardrails::Reservation;
-use crate::core::operation::{Operation, RequestMeta};
-use crate::core::Core;
 use crate::audit::{self, AuditEntry};
 use crate::auth::{Credential, Principal};
+use crate::core::Core;
+use crate::core::guardrails::Reservation;
+use crate::core::operation::{Operation, RequestMeta};
 use crate::error::{ApiError, blocking};
 use crate::ids::TenantId;
 use crate::plugins::manifest::MoneyDirection;

@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use crate::audit::chain;
 use crate::audit::chain::TENANT;
-use crate::core::Core;
 use crate::control::{ControlDb, ControlError};
+use crate::core::Core;
 use crate::error::blocking;
 use crate::ids::TenantId;
 use crate::tenancy::{Tenancy, TenancyError};

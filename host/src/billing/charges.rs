@@ -10,9 +10,9 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use crate::billing::{PLUGIN, charge_context};
-use crate::core::plugin_call::call_plugin;
-use crate::core::Core;
 use crate::control::PlatformCharge;
+use crate::core::Core;
+use crate::core::plugin_call::call_plugin;
 use crate::error::{ApiError, blocking};
 use crate::ids::TenantId;
 use crate::plugins::CallRequest;

@@ -21,10 +21,10 @@ use std::time::Duration;
 use moka::sync::Cache;
 use serde_json::{Value, json};
 
-use crate::core::plugin_call::call_plugin;
-use crate::core::operation::{Operation, Target};
-use crate::core::Core;
 use crate::control::Plan;
+use crate::core::Core;
+use crate::core::operation::{Operation, Target};
+use crate::core::plugin_call::call_plugin;
 use crate::error::{ApiError, blocking};
 use crate::ids::TenantId;
 use crate::plugins::host_context;

@@ -7,15 +7,15 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 
-use crate::core::plugin_call::call_plugin;
-use crate::core::operation::{HostCall};
-use crate::core::Core;
 use crate::billing::{self, PLATFORM_TENANT_SETTING, USAGE_PLUGIN, charge_context, charges};
 use crate::control::{LIMIT_NAMES, Plan, PlatformAuditEntry};
+use crate::core::Core;
+use crate::core::operation::HostCall;
+use crate::core::operation::{Access, Op, Operation};
+use crate::core::plugin_call::call_plugin;
+use crate::core::schema::object;
 use crate::error::{ApiError, blocking};
 use crate::ids::TenantId;
-use crate::core::operation::{Access, Op, Operation};
-use crate::core::schema::{object};
 
 /// `GET /plans`: the plans a tenant may choose.
 pub async fn list_plans(state: Arc<Core>, _call: HostCall) -> Result<Value, ApiError> {
@@ -366,18 +366,17 @@ async fn run_due_work(state: &Arc<Core>) -> Result<Value, ApiError> {
     }))
 }
 
-
 /// The operations of this module, declared next to their handlers.
 pub fn operations() -> Vec<Operation> {
     let str_ = json!({"type": "string"});
     let plan_props = json!({
-            "id": str_, "name": str_, "price_kes": {"type": "integer", "minimum": 0},
-            "interval": {"type": "string", "enum": ["month", "year"]},
-            "trial_days": {"type": "integer", "minimum": 0},
-            "features": {"type": "array", "items": {"type": "string"}},
-            "limits": {"type": "object", "description": "max_stores, max_users, api_calls_per_month, transactions_per_month, requests_per_minute: whole numbers, or null for unlimited"},
-            "active": {"type": "boolean"}
-        });
+        "id": str_, "name": str_, "price_kes": {"type": "integer", "minimum": 0},
+        "interval": {"type": "string", "enum": ["month", "year"]},
+        "trial_days": {"type": "integer", "minimum": 0},
+        "features": {"type": "array", "items": {"type": "string"}},
+        "limits": {"type": "object", "description": "max_stores, max_users, api_calls_per_month, transactions_per_month, requests_per_minute: whole numbers, or null for unlimited"},
+        "active": {"type": "boolean"}
+    });
     vec![
         Op::get("/plans", "plans.list")
             .summary("The plans an organization may choose: price in KES, interval, trial days, features and limits.")

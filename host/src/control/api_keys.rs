@@ -4,9 +4,9 @@
 use rusqlite::{OptionalExtension, Row, params};
 
 use crate::control::{ControlDb, ControlError};
-use crate::tokens;
 use crate::ids::{TenantId, UserId};
 use crate::time_util::{now_rfc3339, unix_now};
+use crate::tokens;
 
 /// A key as stored (never its secret).
 #[derive(Clone, Debug)]

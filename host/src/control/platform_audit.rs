@@ -5,10 +5,10 @@
 
 use rusqlite::{OptionalExtension, params};
 
-use crate::control::{ControlDb, ControlError};
 use crate::audit::chain::{self, Link, PLATFORM};
 use crate::audit::query::{Filters, Page};
 use crate::audit::verify::Verification;
+use crate::control::{ControlDb, ControlError};
 use crate::ids::TenantId;
 use crate::time_util::now_rfc3339;
 

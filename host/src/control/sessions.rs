@@ -7,9 +7,9 @@
 use rusqlite::{OptionalExtension, params};
 
 use crate::control::{ControlDb, ControlError};
-use crate::tokens;
 use crate::ids::{TenantId, UserId};
 use crate::time_util::{now_rfc3339, unix_now};
+use crate::tokens;
 
 /// What presenting a refresh token led to.
 #[derive(Debug)]

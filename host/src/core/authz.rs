@@ -9,8 +9,8 @@ pub const MCP_PERMISSION: &str = "mcp.use";
 
 use std::sync::Arc;
 
-use crate::core::Core;
 use crate::auth::{Credential, Principal};
+use crate::core::Core;
 use crate::error::{ApiError, blocking, current_request_id};
 use crate::ids::{StoreId, TenantId, UserId};
 
@@ -292,7 +292,11 @@ pub async fn may_use_store(
 }
 
 /// A call context for the host's own calls into plugins.
-pub fn system_ctx(tenant: TenantId, user: Option<UserId>, meta: &crate::core::operation::RequestMeta) -> crate::plugins::bindings::CallContext {
+pub fn system_ctx(
+    tenant: TenantId,
+    user: Option<UserId>,
+    meta: &crate::core::operation::RequestMeta,
+) -> crate::plugins::bindings::CallContext {
     crate::plugins::host_context(
         tenant,
         user.map(|u| u.to_string()),

@@ -15,12 +15,12 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
-use crate::core::operation::{Access, Answer, HostCall, Operation, RequestMeta, Target};
 use crate::approvals::service as approvals;
-use crate::core::{authz, guardrails, input};
-use crate::core::Core;
 use crate::audit::{self, AuditEntry};
 use crate::auth::{Principal, principal};
+use crate::core::Core;
+use crate::core::operation::{Access, Answer, HostCall, Operation, RequestMeta, Target};
+use crate::core::{authz, guardrails, input};
 use crate::error::{ApiError, blocking, current_request_id};
 use crate::plugins::bindings::CallContext;
 use crate::plugins::{CallRequest, PluginCallError, ProgressSink};
@@ -219,7 +219,9 @@ async fn run(
     // A key's tool allow-list holds on every channel: a REST call of an
     // operation that is an MCP tool is checked under that tool's name.
     if let Some(principal) = &principal {
-        let name = tool.clone().or_else(|| op.is_tool().then(|| op.tool_name()));
+        let name = tool
+            .clone()
+            .or_else(|| op.is_tool().then(|| op.tool_name()));
         if let Some(name) = name {
             guardrails::check_tool(principal, &name)?;
         }

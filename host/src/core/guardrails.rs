@@ -8,9 +8,9 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::core::operation::Operation;
-use crate::core::Core;
 use crate::auth::{Credential, Principal};
+use crate::core::Core;
+use crate::core::operation::Operation;
 use crate::error::{ApiError, blocking};
 use crate::plugins::manifest::MoneyMovement;
 

@@ -10,9 +10,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde_json::Value;
 
-use crate::core::Core;
 use crate::audit::AuditEntry;
 use crate::auth::Principal;
+use crate::core::Core;
 use crate::error::ApiError;
 pub use crate::plugins::manifest::{Annotations, Method, OperationSpec};
 
@@ -130,7 +130,9 @@ impl Answer {
     pub fn into_json(self) -> Value {
         match self {
             Self::Json(value) => value,
-            Self::Raw(raw) => serde_json::json!({"content_type": raw.content_type, "body": raw.body}),
+            Self::Raw(raw) => {
+                serde_json::json!({"content_type": raw.content_type, "body": raw.body})
+            }
             Self::File(file) => serde_json::json!({
                 "content_type": file.content_type,
                 "path": file.path.to_string_lossy(),

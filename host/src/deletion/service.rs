@@ -14,9 +14,9 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::core::operation::RequestMeta;
-use crate::core::Core;
 use crate::control::{ControlError, PlatformAuditEntry, TenantRecord};
+use crate::core::Core;
+use crate::core::operation::RequestMeta;
 use crate::deletion::store::{Cancellation, PurgedRows};
 use crate::error::ApiError;
 use crate::ids::{TenantId, UserId};
@@ -164,11 +164,7 @@ pub fn schedule(
 }
 
 /// Cancels a scheduled deletion: the tenant gets its earlier status back.
-pub fn cancel(
-    state: &Core,
-    id: TenantId,
-    actor: &Actor,
-) -> Result<TenantRecord, DeletionError> {
+pub fn cancel(state: &Core, id: TenantId, actor: &Actor) -> Result<TenantRecord, DeletionError> {
     let tenant = match state.control.cancel_tenant_deletion(id)? {
         Cancellation::Cancelled(tenant) => tenant,
         Cancellation::NoSuchTenant => return Err(DeletionError::NoSuchTenant(id)),

@@ -20,10 +20,10 @@ use rmcp::transport::streamable_http_server::session::never::NeverSessionManager
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use serde_json::json;
 
-use crate::mcp::server::RequestIdentity;
-use crate::mcp::{Identity, MCP_PERMISSION, McpServer, ToolCatalog};
 use crate::core::Core;
 use crate::error::{ApiError, current_request_id};
+use crate::mcp::server::RequestIdentity;
+use crate::mcp::{Identity, MCP_PERMISSION, McpServer, ToolCatalog};
 
 /// Path of the protected-resource metadata of `/mcp`.
 pub const METADATA_PATH: &str = "/.well-known/oauth-protected-resource/mcp";
@@ -56,12 +56,7 @@ async fn metadata(State(state): State<Arc<Core>>, headers: HeaderMap) -> Respons
 }
 
 /// A `401` or `403` with its `WWW-Authenticate` challenge (RFC 6750).
-fn challenge(
-    state: &Core,
-    headers: &HeaderMap,
-    error: ApiError,
-    scope: Option<&str>,
-) -> Response {
+fn challenge(state: &Core, headers: &HeaderMap, error: ApiError, scope: Option<&str>) -> Response {
     let base = base_url(state, headers);
     let presented =
         headers.contains_key(header::AUTHORIZATION) || headers.contains_key("x-api-key");

@@ -19,8 +19,8 @@ use std::sync::Arc;
 
 use axum::http::{HeaderMap, HeaderValue, header};
 
-use crate::core::Core;
 use crate::auth::{Principal, principal};
+use crate::core::Core;
 use crate::error::ApiError;
 
 /// Admits a caller to MCP: the request's credential, bound to a tenant and

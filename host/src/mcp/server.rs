@@ -15,12 +15,12 @@ use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 use serde_json::{Map, Value};
 
+use crate::audit::AuditEntry;
+use crate::auth::Principal;
+use crate::core::Core;
 use crate::core::execute as dispatch;
 use crate::core::execute::{Invocation, execute};
 use crate::core::operation::{Answer, RequestMeta};
-use crate::core::Core;
-use crate::audit::AuditEntry;
-use crate::auth::Principal;
 use crate::error::{ApiError, REQUEST_ID};
 use crate::plugins::Progress;
 

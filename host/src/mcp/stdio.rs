@@ -8,8 +8,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use rmcp::ServiceExt;
 
-use crate::mcp::{Identity, McpServer};
 use crate::core::Core;
+use crate::mcp::{Identity, McpServer};
 
 /// Checks the key once (for a clear error at start), then serves stdio
 /// until the client closes it.

@@ -5,5 +5,9 @@ wasmtime::component::bindgen!({
     world: "plugin",
 });
 
-pub use crate::plugins::bindings::malipo::plugin::types::{Annotations, HttpMethod, MoneyDirection, MoneyMovement, Operation, PermissionDef};
-pub use crate::plugins::bindings::malipo::plugin::{config, daraja, events, log, mail, outbound_http, progress, secrets, tenant_db};
+pub use crate::plugins::bindings::malipo::plugin::types::{
+    Annotations, HttpMethod, MoneyDirection, MoneyMovement, Operation, PermissionDef,
+};
+pub use crate::plugins::bindings::malipo::plugin::{
+    config, daraja, events, log, mail, outbound_http, progress, secrets, tenant_db,
+};

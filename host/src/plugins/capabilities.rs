@@ -17,7 +17,9 @@ use rusqlite::types::{ToSqlOutput, ValueRef};
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-use crate::plugins::bindings::{config, daraja, events, log, mail, outbound_http, progress, secrets, tenant_db};
+use crate::plugins::bindings::{
+    config, daraja, events, log, mail, outbound_http, progress, secrets, tenant_db,
+};
 use crate::plugins::services::HostServices;
 use crate::tenancy::TenantConn;
 use crate::tenancy::authorizer::PluginAccess;

@@ -41,12 +41,12 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, HasSelf, Instance, InstancePre, Linker};
 use wasmtime::{Engine, Store, Trap};
 
+use crate::config::PluginLimits;
+use crate::ids::TenantId;
 use crate::plugins::bindings::{CallContext, Event, Plugin};
 use crate::plugins::capabilities::{ActiveCall, HostState};
 use crate::plugins::manifest::PluginManifest;
 use crate::plugins::services::HostServices;
-use crate::config::PluginLimits;
-use crate::ids::TenantId;
 use crate::tenancy::authorizer::{self, Phase, PluginAccess};
 use crate::tenancy::{PluginMigrations, TenantDb};
 

@@ -65,7 +65,6 @@ impl HostServices {
 
 pub use crate::config::url_host;
 
-
 /// The `host` label of an outbound request: the Daraja hosts by name, the
 /// emulator the operator configured, anything else folded.
 pub fn daraja_host(services: &HostServices, host: &str, port: Option<u16>) -> &'static str {

@@ -4,12 +4,12 @@ use std::sync::Arc;
 
 use serde_json::json;
 
-use crate::resources::support::{access_of, hash_password, name, new_password};
-use crate::core::operation::{HostCall};
 use crate::core::Core;
-use crate::error::{ApiError, blocking};
+use crate::core::operation::HostCall;
 use crate::core::operation::{Access, Op, Operation};
-use crate::core::schema::{object};
+use crate::core::schema::object;
+use crate::error::{ApiError, blocking};
+use crate::resources::support::{access_of, hash_password, name, new_password};
 
 /// `GET /me`: user, tenant, roles and effective permissions.
 pub async fn me(state: Arc<Core>, call: HostCall) -> Result<Value, ApiError> {
@@ -112,9 +112,7 @@ pub async fn update_me(state: Arc<Core>, call: HostCall) -> Result<Value, ApiErr
             .ok_or_else(ApiError::unauthenticated)?;
         if let Some(hash) = &new_hash {
             let current = current.ok_or_else(|| {
-                ApiError::Validation(
-                    "`current_password` is required to change the password".into(),
-                )
+                ApiError::Validation("`current_password` is required to change the password".into())
             })?;
             if !crate::passwords::verify(&current, &user.password_hash) {
                 return Err(ApiError::Forbidden(
@@ -169,7 +167,6 @@ pub async fn update_tenant(state: Arc<Core>, call: HostCall) -> Result<Value, Ap
     Ok(tenant.public_json())
 }
 
-
 /// The operations of this module, declared next to their handlers.
 pub fn operations() -> Vec<Operation> {
     let str_ = json!({"type": "string"});
@@ -187,7 +184,7 @@ pub fn operations() -> Vec<Operation> {
                 "permissions": {"type": "array", "items": {"type": "string"}},
                 "all_stores": {"type": "boolean"},
                 "stores": {"type": "array", "items": {"type": "object", "properties": {"id": {"type": "string"}, "name": {"type": "string"}}}},
-                "memberships": memberships::schema()
+                "memberships": super::memberships::schema()
             }}))
             .access(Access::Authenticated)
             .handle(me),

@@ -4,16 +4,16 @@ use std::sync::Arc;
 
 use serde_json::json;
 
-use crate::resources::support::{email, hash_password, name, new_password, provision_tenant};
-use crate::core::operation::{HostCall};
-use crate::core::Core;
 use crate::control::{PlatformAuditEntry, UserRecord};
+use crate::core::Core;
+use crate::core::operation::HostCall;
+use crate::core::operation::{Access, Op, Operation};
+use crate::core::schema::{any_object, id_input, object};
 use crate::deletion::StatusChange;
 use crate::error::{ApiError, blocking};
 use crate::ids::{TenantId, UserId};
+use crate::resources::support::{email, hash_password, name, new_password, provision_tenant};
 use crate::time_util::now_rfc3339;
-use crate::core::operation::{Access, Op, Operation};
-use crate::core::schema::{object, any_object, id_input};
 
 /// `POST /admin/tenants`: a tenant for a new or existing owner.
 pub async fn create_tenant(state: Arc<Core>, call: HostCall) -> Result<Value, ApiError> {
@@ -87,8 +87,7 @@ pub async fn list_tenants(state: Arc<Core>, _call: HostCall) -> Result<Value, Ap
         let id = tenant.id;
         let (last_activity, db_bytes) = blocking(move || {
             let path = state_for_db.tenancy.path_of(id);
-            let size =
-                |p: std::path::PathBuf| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+            let size = |p: std::path::PathBuf| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
             let bytes = size(path.clone()) + size(path.with_extension("db-wal"));
             let db = state_for_db.tenancy.get(id)?;
             let last: Option<String> =
@@ -157,50 +156,6 @@ fn tenant_id(call: &HostCall) -> Result<TenantId, ApiError> {
     TenantId::parse(&call.str_field("id")?).ok_or_else(|| ApiError::not_found("tenant"))
 }
 
-fn actor(call: &HostCall) -> Result<crate::deletion::service::Actor, ApiError> {
-    Ok(crate::deletion::service::Actor {
-        user_id: Some(call.principal()?.user_id),
-        meta: call.meta.clone(),
-    })
-}
-
-/// `DELETE /admin/tenants/{id}`: schedules the organization's deletion after
-/// the grace period (`MALIPO_TENANT_DELETION_GRACE_SECS`); it is suspended at
-/// once. With no grace period it is purged before the answer.
-pub async fn delete_tenant(state: Arc<Core>, call: HostCall) -> Result<Value, ApiError> {
-    let id = tenant_id(&call)?;
-    let actor = actor(&call)?;
-    blocking(move || {
-        let grace = crate::deletion::service::grace_secs()?;
-        let tenant = crate::deletion::service::schedule(&state, id, grace, &actor)?;
-        let deleted = if grace == 0 {
-            Some(crate::deletion::service::purge(&state, id, &actor)?)
-        } else {
-            None
-        };
-        Ok(json!({
-            "tenant": tenant.public_json(),
-            "deletion_due_at": tenant.deletion_due_at,
-            "deleted": deleted.is_some(),
-            "control_rows_deleted": deleted.map(|rows| rows.tables),
-        }))
-    })
-    .await
-}
-
-/// `POST /admin/tenants/{id}/cancel-deletion`: gives a tenant whose deletion
-/// is scheduled its earlier status back.
-pub async fn cancel_deletion(state: Arc<Core>, call: HostCall) -> Result<Value, ApiError> {
-    let id = tenant_id(&call)?;
-    let actor = actor(&call)?;
-    blocking(move || {
-        let tenant = crate::deletion::service::cancel(&state, id, &actor)?;
-        Ok(tenant.public_json())
-    })
-    .await
-}
-
-
 /// The operations of this module, declared next to their handlers.
 pub fn operations() -> Vec<Operation> {
     let str_ = json!({"type": "string"});
@@ -226,21 +181,5 @@ pub fn operations() -> Vec<Operation> {
             ))
             .access(Access::SuperAdmin)
             .handle(update_tenant),
-        // Deleting a tenant after a grace period (host/src/tenant_deletion.rs).
-        Op::delete("/admin/tenants/{id}", "admin.tenants.delete")
-            .summary("Schedule an organization's deletion after the grace period (MALIPO_TENANT_DELETION_GRACE_SECS, default 30 days): it is suspended at once, then its file and every platform row about it are removed (super-admin).")
-            .input(id_input())
-            .output(object(
-                &["tenant", "deletion_due_at", "deleted"],
-                json!({"tenant": any_object(), "deletion_due_at": str_, "deleted": {"type": "boolean"}}),
-            ))
-            .access(Access::SuperAdmin)
-            .handle(delete_tenant),
-        Op::post("/admin/tenants/{id}/cancel-deletion", "admin.tenants.cancel-deletion")
-            .summary("Cancel an organization's scheduled deletion during its grace period: it gets its earlier status back (super-admin).")
-            .input(id_input())
-            .update()
-            .access(Access::SuperAdmin)
-            .handle(cancel_deletion),
     ]
 }

@@ -5,13 +5,13 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use crate::core::operation::{Answer, HostCall, RawBody};
-use crate::core::Core;
 use crate::audit::chain::{self, Chain, TENANT};
 use crate::audit::query::{self, Filters, Format, Page};
 use crate::audit::verify;
-use crate::error::{ApiError, blocking};
+use crate::core::Core;
 use crate::core::operation::{Access, Op, Operation};
+use crate::core::operation::{Answer, HostCall, RawBody};
+use crate::error::{ApiError, blocking};
 
 /// The input of a listing; `store_id` only for the tenant's log.
 pub fn list_input(tenant: bool) -> Value {
@@ -135,31 +135,30 @@ pub async fn admin_verify(state: Arc<Core>, _call: HostCall) -> Result<Value, Ap
     Ok(json!(outcome))
 }
 
-
 /// The operations of this module, declared next to their handlers.
 pub fn operations() -> Vec<Operation> {
     vec![
-        // The audit log and the platform audit (host/src/api/host/audit.rs).
+        // The audit log and the platform audit (host/src/resources/audit.rs).
         Op::get("/audit", "audit.list")
             .permission("audit.read")
             .summary("The organization's audit log, newest first: filters, paging by `cursor`, `format=csv` for a CSV export.")
-            .input(audit::list_input(true))
-            .output(audit::page_output())
+            .input(list_input(true))
+            .output(page_output())
             .handle(list),
         Op::get("/audit/verify", "audit.verify")
             .permission("audit.read")
             .summary("Walk the audit log's hash chain: the first edited, missing or removed row, if any.")
-            .output(audit::verify_output())
+            .output(verify_output())
             .handle(verify),
         Op::get("/admin/audit", "admin.audit.list")
             .summary("The platform audit (tenants created, suspended, reactivated; plans changed), newest first; filters, paging, CSV (super-admin).")
-            .input(audit::list_input(false))
-            .output(audit::page_output())
+            .input(list_input(false))
+            .output(page_output())
             .access(Access::SuperAdmin)
             .handle(admin_list),
         Op::get("/admin/audit/verify", "admin.audit.verify")
             .summary("Walk the platform audit's hash chain (super-admin).")
-            .output(audit::verify_output())
+            .output(verify_output())
             .access(Access::SuperAdmin)
             .handle(admin_verify),
     ]

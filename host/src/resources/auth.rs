@@ -4,16 +4,16 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use crate::resources::support;
-use crate::resources::support::{email, hash_password, issue_tokens, merged, name, new_password};
-use crate::core::operation::{HostCall};
-use crate::core::Core;
 use crate::control::{RefreshOutcome, UserRecord};
+use crate::core::Core;
+use crate::core::operation::HostCall;
+use crate::core::operation::{Access, Op, Operation};
+use crate::core::schema::object;
 use crate::error::{ApiError, blocking};
 use crate::ids::{TenantId, UserId};
+use crate::resources::support;
+use crate::resources::support::{email, hash_password, issue_tokens, merged, name, new_password};
 use crate::time_util::now_rfc3339;
-use crate::core::operation::{Access, Op, Operation};
-use crate::core::schema::{object};
 
 /// The one answer to a failed login, whatever failed.
 fn bad_login() -> ApiError {
@@ -181,19 +181,36 @@ pub async fn refresh(state: Arc<Core>, call: HostCall) -> Result<Value, ApiError
         let state = state_for_db;
         let ttl = state.config.refresh_token_ttl.as_secs() as i64;
         match state.control.rotate_refresh(&presented, ttl)? {
-            RefreshOutcome::Rotated { session_id, user_id, tenant_id, refresh_token } => {
-                let user = state.control.user(user_id)?.filter(|u| u.status == "active");
+            RefreshOutcome::Rotated {
+                session_id,
+                user_id,
+                tenant_id,
+                refresh_token,
+            } => {
+                let user = state
+                    .control
+                    .user(user_id)?
+                    .filter(|u| u.status == "active");
                 let standing_ok = match tenant_id {
-                    Some(tenant) => state.control.standing(user_id, tenant)?.is_some_and(|s| s.admits()),
+                    Some(tenant) => state
+                        .control
+                        .standing(user_id, tenant)?
+                        .is_some_and(|s| s.admits()),
                     None => true,
                 };
                 if user.is_none() || !standing_ok {
-                    state.control.revoke_session(&session_id, "membership_ended")?;
+                    state
+                        .control
+                        .revoke_session(&session_id, "membership_ended")?;
                     return Err(ApiError::unauthenticated());
                 }
                 let access = state
                     .jwt
-                    .issue(&user_id.to_string(), tenant_id.map(|t| t.to_string()).as_deref(), &session_id)
+                    .issue(
+                        &user_id.to_string(),
+                        tenant_id.map(|t| t.to_string()).as_deref(),
+                        &session_id,
+                    )
                     .map_err(ApiError::Unexpected)?;
                 Ok(json!({
                     "access_token": access,
@@ -203,7 +220,8 @@ pub async fn refresh(state: Arc<Core>, call: HostCall) -> Result<Value, ApiError
                 }))
             }
             RefreshOutcome::Reused => Err(ApiError::Unauthorized(
-                "this refresh token was already used; the session has been ended — log in again".into(),
+                "this refresh token was already used; the session has been ended — log in again"
+                    .into(),
             )),
             RefreshOutcome::Invalid => Err(ApiError::unauthenticated()),
         }
@@ -227,7 +245,7 @@ pub async fn logout(state: Arc<Core>, call: HostCall) -> Result<Value, ApiError>
 /// `POST /auth/forgot-password`: always 202 at once; the work happens in
 /// the background, so neither the answer nor its timing says whether the
 /// account exists. The token is emailed by the host itself
-/// (`crate::host_mail`, platform template, branded like the user's oldest
+/// (`crate::platform_mail`, platform template, branded like the user's oldest
 /// organization); it never enters a tenant's file.
 pub async fn forgot_password(state: Arc<Core>, call: HostCall) -> Result<Value, ApiError> {
     let email = call.str_field("email")?.trim().to_lowercase();
@@ -246,9 +264,9 @@ pub async fn forgot_password(state: Arc<Core>, call: HostCall) -> Result<Value, 
             // nothing of it (no event, no row) enters a tenant's file.
             let home = support::home_tenant(&state, user.id)?;
             let branding = home
-                .map(|tenant| crate::host_mail::branding_of(&state, tenant))
+                .map(|tenant| crate::platform_mail::branding_of(&state, tenant))
                 .unwrap_or_default();
-            let (mail, html) = crate::host_mail::password_reset(
+            let (mail, html) = crate::platform_mail::password_reset(
                 &user.email,
                 &user.full_name,
                 &support::public_link(&state, "reset-password", &token),
@@ -256,7 +274,7 @@ pub async fn forgot_password(state: Arc<Core>, call: HostCall) -> Result<Value, 
                 &support::rfc3339_in(ttl).unwrap_or_default(),
                 &branding,
             );
-            crate::host_mail::queue(&state, &mail, &html, home)?;
+            crate::platform_mail::queue(&state, &mail, &html, home)?;
             Ok(())
         })
         .await;
@@ -264,9 +282,7 @@ pub async fn forgot_password(state: Arc<Core>, call: HostCall) -> Result<Value, 
             tracing::error!(?error, "could not prepare a password reset");
         }
     });
-    Ok(
-        json!({"message": "if an account exists for that email, a reset token has been sent to it"}),
-    )
+    Ok(json!({"message": "if an account exists for that email, a reset token has been sent to it"}))
 }
 
 /// `POST /auth/reset-password`.
@@ -274,8 +290,7 @@ pub async fn reset_password(state: Arc<Core>, call: HostCall) -> Result<Value, A
     let token = call.str_field("token")?;
     let password = new_password(&call.str_field("password")?)?;
     let hash = hash_password(password).await?;
-    let user =
-        blocking(move || Ok(state.control.consume_password_reset(&token, &hash)?)).await?;
+    let user = blocking(move || Ok(state.control.consume_password_reset(&token, &hash)?)).await?;
     match user {
         Some(_) => Ok(json!({"reset": true})),
         None => Err(ApiError::BadRequest(
@@ -301,11 +316,9 @@ pub fn token_schema() -> Value {
     })
 }
 
-
 /// The operations of this module, declared next to their handlers.
 pub fn operations() -> Vec<Operation> {
     let str_ = json!({"type": "string"});
-    let store = json!({"type": "object", "properties": {"id": {"type": "string"}, "name": {"type": "string"}, "status": {"type": "string"}}});
     vec![
         Op::post("/auth/register", "auth.register")
             .summary("Create an account and its organization (tenant) with a default store; the caller becomes its Owner.")
@@ -315,7 +328,7 @@ pub fn operations() -> Vec<Operation> {
             "email": str_, "password": {"type": "string", "minLength": 10}, "full_name": str_, "organization_name": str_,
             "plan_id": {"type": "string", "description": "The plan to start (see GET /plans); default: a trial of the default plan."}}),
             ))
-            .output(auth::token_schema())
+            .output(token_schema())
             .status(201)
             .access(Access::Public)
             .handle(register),
@@ -325,13 +338,13 @@ pub fn operations() -> Vec<Operation> {
                 &["email", "password"],
                 json!({"email": str_, "password": str_, "tenant_id": str_}),
             ))
-            .output(auth::token_schema())
+            .output(token_schema())
             .access(Access::Public)
             .handle(login),
         Op::post("/auth/refresh", "auth.refresh")
             .summary("Trade a refresh token for a new access token and a new refresh token (the old one is spent).")
             .input(object(&["refresh_token"], json!({"refresh_token": str_})))
-            .output(auth::token_schema())
+            .output(token_schema())
             .access(Access::Public)
             .handle(refresh),
         Op::post("/auth/logout", "auth.logout")

@@ -9,12 +9,12 @@ use std::sync::Arc;
 use rusqlite::{OptionalExtension, params};
 use serde_json::{Value, json};
 
-use crate::resources::support::{audited_write, email, tenant_read};
-use crate::core::operation::{HostCall};
 use crate::core::Core;
-use crate::error::{ApiError, blocking};
-use crate::time_util::now_rfc3339;
+use crate::core::operation::HostCall;
 use crate::core::operation::{Op, Operation};
+use crate::error::{ApiError, blocking};
+use crate::resources::support::{audited_write, email, tenant_read};
+use crate::time_util::now_rfc3339;
 
 /// Longest display name, in characters.
 const MAX_NAME_CHARS: usize = 120;
@@ -287,19 +287,18 @@ pub async fn put(state: Arc<Core>, call: HostCall) -> Result<Value, ApiError> {
     .await
 }
 
-
 /// The operations of this module, declared next to their handlers.
 pub fn operations() -> Vec<Operation> {
     vec![
         Op::get("/tenant/branding", "tenant.branding.get")
             .summary("The organization's email branding: display name, logo, colours and the contact address its own notifications go to.")
-            .output(branding::output_schema())
+            .output(output_schema())
             .handle(get),
         Op::put("/tenant/branding", "tenant.branding.update")
             .permission("settings.manage")
             .summary("Replace the organization's email branding (a field left out or blank is cleared).")
-            .input(branding::input_schema())
-            .output(branding::output_schema())
+            .input(input_schema())
+            .output(output_schema())
             .handle(put),
     ]
 }

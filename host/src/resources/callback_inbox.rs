@@ -7,13 +7,13 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use crate::core::operation::{HostCall};
-use crate::core::Core;
 use crate::control::{PlatformAuditEntry, Replay};
+use crate::core::Core;
+use crate::core::operation::HostCall;
+use crate::core::operation::{Access, Op, Operation};
+use crate::core::schema::id_input;
 use crate::error::{ApiError, blocking};
 use crate::ids::TenantId;
-use crate::core::operation::{Access, Op, Operation};
-use crate::core::schema::{id_input};
 
 /// The most callbacks one list answers.
 const MAX_LIMIT: u32 = 500;
@@ -73,8 +73,7 @@ pub async fn list(state: Arc<Core>, call: HostCall) -> Result<Value, ApiError> {
         None => None,
     };
     let limit = crate::resources::support::list_limit(&call, MAX_LIMIT)?;
-    let callbacks =
-        blocking(move || Ok(state.control.inbox_list(&wanted, tenant, limit)?)).await?;
+    let callbacks = blocking(move || Ok(state.control.inbox_list(&wanted, tenant, limit)?)).await?;
     Ok(json!({"callbacks": callbacks}))
 }
 
@@ -95,8 +94,7 @@ pub async fn replay(state: Arc<Core>, call: HostCall) -> Result<Value, ApiError>
             Replay::Missing => return Err(ApiError::NotFound("no such callback".into())),
             Replay::NotFailed => {
                 return Err(ApiError::Conflict(
-                    "only a callback its plugin refused (state `failed`) can be replayed"
-                        .into(),
+                    "only a callback its plugin refused (state `failed`) can be replayed".into(),
                 ));
             }
         }
@@ -116,21 +114,20 @@ pub async fn replay(state: Arc<Core>, call: HostCall) -> Result<Value, ApiError>
     Ok(json!({"id": id, "state": "pending"}))
 }
 
-
 /// The operations of this module, declared next to their handlers.
 pub fn operations() -> Vec<Operation> {
     vec![
-        // The callback inbox (host/src/api/host/callback_inbox.rs).
+        // The callback inbox (host/src/resources/callback_inbox.rs).
         Op::get("/admin/callbacks", "admin.callbacks.list")
             .summary("Stored callbacks by state, newest first: `failed` (default) are those their plugin refused for good, with the reason (super-admin).")
-            .input(callback_inbox::list_input())
-            .output(callback_inbox::list_output())
+            .input(list_input())
+            .output(list_output())
             .access(Access::SuperAdmin)
             .handle(list),
         Op::post("/admin/callbacks/{id}/replay", "admin.callbacks.replay")
             .summary("Queue a refused callback again, to be delivered to its plugin at once (super-admin); 409 unless it is `failed`.")
             .input(id_input())
-            .output(callback_inbox::replay_output())
+            .output(replay_output())
             .update()
             .access(Access::SuperAdmin)
             .handle(replay),

@@ -9,14 +9,14 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use crate::resources::branding;
-use crate::core::operation::{HostCall, RequestMeta};
-use crate::core::Core;
 use crate::control::{Claim, HeldDomain};
+use crate::core::Core;
+use crate::core::operation::{Access, Op, Operation};
+use crate::core::operation::{HostCall, RequestMeta};
+use crate::core::schema::object;
 use crate::error::{ApiError, blocking};
 use crate::ids::TenantId;
-use crate::core::operation::{Access, Op, Operation};
-use crate::core::schema::{object};
+use crate::resources::branding;
 
 /// The output schema of `/tenant/domain`.
 pub fn domain_schema() -> Value {
@@ -90,19 +90,21 @@ pub async fn verify(state: Arc<Core>, call: HostCall) -> Result<Value, ApiError>
             message: "this claim has no verification token; claim the hostname again (PUT /tenant/domain)".into(),
         })?;
         let hostname = held.hostname.clone();
-        let proved =
-            tokio::task::spawn_blocking(move || crate::domain_proof::prove(&hostname, &token))
-                .await
-                .map_err(|e| ApiError::Unexpected(anyhow::anyhow!("domain proof: {e}")))?;
+        let outbound = std::sync::Arc::clone(&state.runtime.services().outbound);
+        let proved = tokio::task::spawn_blocking(move || {
+            crate::domain_proof::prove(&outbound, &hostname, &token)
+        })
+        .await
+        .map_err(|e| ApiError::Unexpected(anyhow::anyhow!("domain proof: {e}")))?;
         proved.map_err(|error| ApiError::Coded {
-                status: axum::http::StatusCode::UNPROCESSABLE_ENTITY,
-                code: "domain_unverified",
-                message: format!(
-                    "control of `{}` is not proved: {error}; serve the token as the whole body of {}",
-                    held.hostname,
-                    crate::domain_proof::challenge_url(&held.hostname)
-                ),
-            })?;
+            status: axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+            code: "domain_unverified",
+            message: format!(
+                "control of `{}` is not proved: {error}; serve the token as the whole body of {}",
+                held.hostname,
+                crate::domain_proof::challenge_url(&held.hostname)
+            ),
+        })?;
     }
     let hostname = held.hostname.clone();
     blocking(move || {
@@ -132,9 +134,8 @@ pub async fn put(state: Arc<Core>, call: HostCall) -> Result<Value, ApiError> {
         .services()
         .get("public-url")
         .and_then(|url| crate::hostnames::of_url(&url));
-    let hostname =
-        crate::hostnames::validate(&call.str_field("hostname")?, platform.as_deref())
-            .map_err(ApiError::Validation)?;
+    let hostname = crate::hostnames::validate(&call.str_field("hostname")?, platform.as_deref())
+        .map_err(ApiError::Validation)?;
     blocking(move || {
         let claim = state.control.claim_hostname(tenant, &hostname)?;
         match claim {
@@ -198,14 +199,13 @@ pub async fn public(state: Arc<Core>, call: HostCall) -> Result<Value, ApiError>
     .await
 }
 
-
 /// The operations of this module, declared next to their handlers.
 pub fn operations() -> Vec<Operation> {
     vec![
         Op::get("/tenant/domain", "tenant.domain.get")
             .permission("tenant.read")
             .summary("The hostname this organization claimed for its public pages and login, if any.")
-            .output(domains::domain_schema())
+            .output(domain_schema())
             .handle(get),
         Op::put("/tenant/domain", "tenant.domain.set")
             .permission("settings.manage")
@@ -214,7 +214,7 @@ pub fn operations() -> Vec<Operation> {
                 &["hostname"],
                 json!({"hostname": {"type": "string", "description": "A DNS name: not an IP address, not localhost, not the platform's own host."}}),
             ))
-            .output(domains::domain_schema())
+            .output(domain_schema())
             .handle(put),
         Op::delete("/tenant/domain", "tenant.domain.delete")
             .permission("settings.manage")
@@ -226,12 +226,12 @@ pub fn operations() -> Vec<Operation> {
                              whole body of http://<hostname>/.well-known/malipo-domain-verification, then call this. Until it \
                              succeeds the hostname routes no login and no public page. 422 `domain_unverified` when the \
                              challenge does not answer the token.")
-            .output(domains::domain_schema())
+            .output(domain_schema())
             .update()
             .handle(verify),
         Op::get("/public/tenant", "public.tenant")
             .summary("No credential: the public face (name, display name, logo, colours, terminology) of the organization whose claimed hostname this request was sent to (`Host`); 404 `unknown_host` otherwise.")
-            .output(domains::public_schema())
+            .output(public_schema())
             .access(Access::Public)
             .tag("tenant")
             .handle(public),

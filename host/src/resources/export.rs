@@ -7,11 +7,11 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use crate::core::operation::{FileBody, HostCall};
 use crate::core::Core;
+use crate::core::operation::{FileBody, HostCall};
+use crate::core::operation::{Op, Operation};
 use crate::error::{ApiError, blocking};
 use crate::tenancy::snapshot::{ExportInfo, Secrets, SnapshotError};
-use crate::core::operation::{Op, Operation};
 
 /// The media type of an export.
 pub const CONTENT_TYPE: &str = "application/vnd.sqlite3";
@@ -65,8 +65,7 @@ pub async fn export(state: Arc<Core>, call: HostCall) -> Result<FileBody, ApiErr
     .await?;
     let (slug, export) = export;
     let mut entry = call.audit.clone();
-    entry.detail =
-        Some(json!({"bytes": export.bytes, "scrubbed": export.scrubbed}).to_string());
+    entry.detail = Some(json!({"bytes": export.bytes, "scrubbed": export.scrubbed}).to_string());
     crate::core::execute::record(&state, Some(&principal), entry).await;
     crate::audit::heads::after_commit(&state, Some(tenant)).await;
     let date = crate::time_util::now_rfc3339()
@@ -84,15 +83,14 @@ pub async fn export(state: Arc<Core>, call: HostCall) -> Result<FileBody, ApiErr
     })
 }
 
-
 /// The operations of this module, declared next to their handlers.
 pub fn operations() -> Vec<Operation> {
     vec![
-        // The tenant's data as one SQLite file (host/src/api/host/export.rs).
+        // The tenant's data as one SQLite file (host/src/resources/export.rs).
         Op::get("/tenant/export", "tenant.export")
             .permission("tenant.export")
             .summary("Download the organization's database: a consistent SQLite snapshot taken while it keeps working, with secrets, tokens and password material removed (application/vnd.sqlite3; tables in docs/DATA.md).")
-            .output(export::output_schema())
+            .output(output_schema())
             .feature("data_export")
             .handle(export),
     ]

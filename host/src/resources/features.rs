@@ -8,14 +8,14 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use crate::core::operation::{HostCall};
-use crate::core::Core;
 use crate::billing::{self, effective_features};
 use crate::control::PlatformAuditEntry;
+use crate::core::Core;
+use crate::core::operation::HostCall;
+use crate::core::operation::{Access, Op, Operation};
+use crate::core::schema::id_input;
 use crate::error::{ApiError, blocking};
 use crate::ids::TenantId;
-use crate::core::operation::{Access, Op, Operation};
-use crate::core::schema::{id_input};
 
 /// Longest feature name.
 const MAX_NAME: usize = 40;
@@ -163,24 +163,23 @@ pub async fn admin_put(state: Arc<Core>, call: HostCall) -> Result<Value, ApiErr
     flags(&state, tenant).await
 }
 
-
 /// The operations of this module, declared next to their handlers.
 pub fn operations() -> Vec<Operation> {
     vec![
         Op::get("/tenant/features", "tenant.features")
             .summary("The features this organization may use: its plan's, with any the platform operator turned on or off for it.")
-            .output(features::output_schema())
+            .output(output_schema())
             .handle(tenant_get),
         Op::get("/admin/tenants/{id}/features", "admin.tenants.features.get")
             .summary("An organization's features: its plan's, the overrides set for it, and the effective ones (super-admin).")
             .input(id_input())
-            .output(features::output_schema())
+            .output(output_schema())
             .access(Access::SuperAdmin)
             .handle(admin_get),
         Op::put("/admin/tenants/{id}/features", "admin.tenants.features.set")
             .summary("Turn features on (`true`) or off (`false`) for one organization over its plan, or remove an override (`null`); in force at once (super-admin).")
-            .input(features::put_schema())
-            .output(features::output_schema())
+            .input(put_schema())
+            .output(output_schema())
             .access(Access::SuperAdmin)
             .handle(admin_put),
     ]

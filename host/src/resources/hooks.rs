@@ -6,13 +6,13 @@ use std::sync::Arc;
 
 use serde_json::json;
 
-use crate::resources::support::audited_write;
-use crate::core::operation::{HostCall};
 use crate::core::Core;
+use crate::core::operation::HostCall;
+use crate::core::operation::{Op, Operation};
+use crate::core::schema::object;
 use crate::error::{ApiError, blocking};
 use crate::plugins::capabilities::rotate_callback_token;
-use crate::core::operation::{Op, Operation};
-use crate::core::schema::{object};
+use crate::resources::support::audited_write;
 
 /// `POST /callback-tokens/{plugin}/rotate`.
 pub async fn rotate(state: Arc<Core>, call: HostCall) -> Result<Value, ApiError> {
@@ -35,7 +35,6 @@ pub async fn rotate(state: Arc<Core>, call: HostCall) -> Result<Value, ApiError>
     })
     .await
 }
-
 
 /// The operations of this module, declared next to their handlers.
 pub fn operations() -> Vec<Operation> {

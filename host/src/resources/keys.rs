@@ -5,15 +5,15 @@ use std::sync::Arc;
 
 use serde_json::json;
 
-use crate::resources::support::{access_of, name};
-use crate::core::operation::{HostCall};
-use crate::core::Core;
 use crate::auth::Credential;
 use crate::control::{KeyGuardrails, NewApiKey};
-use crate::error::{ApiError, blocking};
-use crate::time_util::{parse_rfc3339, unix_now};
+use crate::core::Core;
+use crate::core::operation::HostCall;
 use crate::core::operation::{Op, Operation};
-use crate::core::schema::{object, id_input};
+use crate::core::schema::{id_input, object};
+use crate::error::{ApiError, blocking};
+use crate::resources::support::{access_of, name};
+use crate::time_util::{parse_rfc3339, unix_now};
 
 /// `POST /api-keys` `{name, permissions, expires_at?}`.
 pub async fn create(state: Arc<Core>, call: HostCall) -> Result<Value, ApiError> {
@@ -313,7 +313,6 @@ pub async fn delete(state: Arc<Core>, call: HostCall) -> Result<Value, ApiError>
         Err(ApiError::not_found("API key"))
     }
 }
-
 
 /// The operations of this module, declared next to their handlers.
 pub fn operations() -> Vec<Operation> {

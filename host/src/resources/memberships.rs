@@ -7,13 +7,13 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use crate::resources::support::access_of;
+use crate::core::Core;
 use crate::core::authz;
 use crate::core::authz::UsableStore;
 use crate::core::operation::RequestMeta;
-use crate::core::Core;
 use crate::error::{ApiError, blocking};
 use crate::ids::{TenantId, UserId};
+use crate::resources::support::access_of;
 
 /// `[{id, name}]` of stores.
 pub fn stores_json(stores: &[UsableStore]) -> Value {

@@ -118,6 +118,7 @@ pub fn operations() -> Vec<Operation> {
         crate::approvals::routes::operations(),
         crate::billing::routes::operations(),
         crate::alerts::routes::operations(),
+        crate::deletion::routes::operations(),
     ]
     .concat()
 }

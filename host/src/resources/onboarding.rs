@@ -10,13 +10,13 @@ use std::sync::Arc;
 use rusqlite::OptionalExtension;
 use serde_json::{Value, json};
 
-use crate::resources::support::{email, name};
-use crate::core::operation::{HostCall};
 use crate::core::Core;
+use crate::core::operation::HostCall;
+use crate::core::operation::{Access, Op, Operation};
+use crate::core::schema::object;
 use crate::error::{ApiError, blocking};
 use crate::ids::TenantId;
-use crate::core::operation::{Access, Op, Operation};
-use crate::core::schema::{object};
+use crate::resources::support::{email, name};
 
 /// One onboarding step: its id, what to do, how to do it, and the query
 /// over the tenant's file that answers whether it is done.
@@ -113,9 +113,7 @@ pub async fn start(state: Arc<Core>, call: HostCall) -> Result<Value, ApiError> 
     let tenant = registered["tenant"]["id"]
         .as_str()
         .and_then(TenantId::parse)
-        .ok_or_else(|| {
-            ApiError::Unexpected(anyhow::anyhow!("registration answered no tenant"))
-        })?;
+        .ok_or_else(|| ApiError::Unexpected(anyhow::anyhow!("registration answered no tenant")))?;
     if display_name.is_some() || contact_email.is_some() {
         let state_for_db = Arc::clone(&state);
         blocking(move || {
@@ -143,11 +141,9 @@ pub async fn status(state: Arc<Core>, call: HostCall) -> Result<Value, ApiError>
     blocking(move || status_of(&state, tenant)).await
 }
 
-
 /// The operations of this module, declared next to their handlers.
 pub fn operations() -> Vec<Operation> {
     let str_ = json!({"type": "string"});
-    let store = json!({"type": "object", "properties": {"id": {"type": "string"}, "name": {"type": "string"}, "status": {"type": "string"}}});
     vec![
         Op::post("/onboarding", "onboarding.start")
             .summary("Sign a new organization up in one step: owner account, organization, trial subscription (or `plan_id`), default store and roles, and optionally its business name and contact email. Answers the tokens and the onboarding steps still to take.")
@@ -158,14 +154,14 @@ pub fn operations() -> Vec<Operation> {
                        "business_name": {"type": "string", "description": "The name customers and email see."},
                        "contact_email": {"type": "string", "description": "Where the organization's notifications go."}}),
             ))
-            .output(auth::token_schema())
+            .output(super::auth::token_schema())
             .status(201)
             .access(Access::Public)
             .tag("auth")
             .handle(start),
         Op::get("/onboarding/status", "onboarding.status")
             .summary("The onboarding steps (business profile, first store, M-Pesa credentials tested, team invited, first test payment), each marked done by what the organization has actually done.")
-            .output(onboarding::status_schema())
+            .output(status_schema())
             .tag("tenant")
             .handle(status),
     ]

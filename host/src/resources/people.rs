@@ -4,16 +4,18 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use crate::resources::support;
-use crate::resources::support::{access_of, email, hash_password, issue_tokens, merged, name, new_password, rbac};
-use crate::core::operation::{HostCall};
-use crate::core::Core;
 use crate::control::{Invitation, UserRecord};
+use crate::core::Core;
+use crate::core::operation::HostCall;
+use crate::core::operation::{Access, Op, Operation};
+use crate::core::schema::object;
 use crate::error::{ApiError, blocking};
 use crate::ids::{StoreId, UserId};
+use crate::resources::support;
+use crate::resources::support::{
+    access_of, email, hash_password, issue_tokens, merged, name, new_password, rbac,
+};
 use crate::time_util::{now_rfc3339, unix_now};
-use crate::core::operation::{Access, Op, Operation};
-use crate::core::schema::{object};
 
 fn member_json(user: &UserRecord, status: &str) -> Value {
     json!({
@@ -72,10 +74,8 @@ pub async fn update(state: Arc<Core>, call: HostCall) -> Result<Value, ApiError>
             ));
         }
         let target_access = access_of(&state, tenant, target, None, &call.meta).await?;
-        let caller_access =
-            access_of(&state, tenant, principal.user_id, None, &call.meta).await?;
-        if target_access["is_owner"] == json!(true) && caller_access["is_owner"] != json!(true)
-        {
+        let caller_access = access_of(&state, tenant, principal.user_id, None, &call.meta).await?;
+        if target_access["is_owner"] == json!(true) && caller_access["is_owner"] != json!(true) {
             return Err(ApiError::Forbidden(
                 "only an Owner may change an Owner's status".into(),
             ));
@@ -131,7 +131,7 @@ pub async fn update(state: Arc<Core>, call: HostCall) -> Result<Value, ApiError>
 }
 
 /// `POST /invitations` `{email, role_id, store_id?}`: the token is emailed
-/// by the host (`crate::host_mail`), never answered and never written to
+/// by the host (`crate::platform_mail`), never answered and never written to
 /// the organization's file.
 pub async fn invite(state: Arc<Core>, call: HostCall) -> Result<Value, ApiError> {
     let principal = call.principal()?.clone();
@@ -142,8 +142,7 @@ pub async fn invite(state: Arc<Core>, call: HostCall) -> Result<Value, ApiError>
     if let Some(store) = &store_id {
         let store = StoreId::parse(store).ok_or_else(|| ApiError::not_found("store"))?;
         if !principal.may_see_store(Some(&store.to_string()))
-            || !crate::core::authz::may_use_store(&state, tenant, principal.user_id, store)
-                .await?
+            || !crate::core::authz::may_use_store(&state, tenant, principal.user_id, store).await?
         {
             return Err(ApiError::not_found("store"));
         }
@@ -190,8 +189,8 @@ pub async fn invite(state: Arc<Core>, call: HostCall) -> Result<Value, ApiError>
         // The host's own message from the platform's template, dressed
         // in the organization's branding; the token never enters the
         // organization's file (no event, no email row there).
-        let branding = crate::host_mail::branding_of(&state, tenant);
-        let (mail, html) = crate::host_mail::invitation(
+        let branding = crate::platform_mail::branding_of(&state, tenant);
+        let (mail, html) = crate::platform_mail::invitation(
             &invitation.email,
             &inviter,
             role["role"]["name"].as_str().unwrap_or(""),
@@ -203,7 +202,7 @@ pub async fn invite(state: Arc<Core>, call: HostCall) -> Result<Value, ApiError>
                 .unwrap_or_default(),
             &branding,
         );
-        crate::host_mail::queue(&state, &mail, &html, Some(tenant))?;
+        crate::platform_mail::queue(&state, &mail, &html, Some(tenant))?;
         Ok(())
     })
     .await?;
@@ -232,20 +231,17 @@ pub async fn accept(state: Arc<Core>, call: HostCall) -> Result<Value, ApiError>
         Some(user) => {
             let hash = user.password_hash.clone();
             let candidate = password.clone();
-            let ok =
-                blocking(move || Ok(crate::passwords::verify(&candidate, &hash))).await?;
+            let ok = blocking(move || Ok(crate::passwords::verify(&candidate, &hash))).await?;
             if !ok {
                 return Err(ApiError::Unauthorized(
-                    "an account exists for this email: give its current password to accept"
-                        .into(),
+                    "an account exists for this email: give its current password to accept".into(),
                 ));
             }
             user
         }
         None => {
             let full_name = name(
-                &full_name
-                    .ok_or_else(|| ApiError::Validation("`full_name` is required".into()))?,
+                &full_name.ok_or_else(|| ApiError::Validation("`full_name` is required".into()))?,
                 "full_name",
                 120,
             )?;
@@ -335,11 +331,9 @@ pub async fn accept(state: Arc<Core>, call: HostCall) -> Result<Value, ApiError>
     ))
 }
 
-
 /// The operations of this module, declared next to their handlers.
 pub fn operations() -> Vec<Operation> {
     let str_ = json!({"type": "string"});
-    let store = json!({"type": "object", "properties": {"id": {"type": "string"}, "name": {"type": "string"}, "status": {"type": "string"}}});
     vec![
         Op::get("/users", "users.list")
             .permission("users.read")
@@ -369,7 +363,7 @@ pub fn operations() -> Vec<Operation> {
                 &["token", "password"],
                 json!({"token": str_, "password": str_, "full_name": str_}),
             ))
-            .output(auth::token_schema())
+            .output(super::auth::token_schema())
             .access(Access::Public)
             .tag("users")
             .handle(accept),

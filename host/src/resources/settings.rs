@@ -7,13 +7,13 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 
-use crate::resources::support::{audited_write, tenant_read};
-use crate::core::operation::{HostCall};
 use crate::core::Core;
+use crate::core::operation::HostCall;
+use crate::core::operation::{Op, Operation};
 use crate::error::{ApiError, blocking};
+use crate::resources::support::{audited_write, tenant_read};
 use crate::settings::{self, REGISTRY};
 use crate::time_util::now_rfc3339;
-use crate::core::operation::{Op, Operation};
 
 /// Input fields that are not settings (the `Idempotency-Key` header).
 const NOT_SETTINGS: &[&str] = &["idempotency_key"];
@@ -78,7 +78,6 @@ pub async fn patch(state: Arc<Core>, call: HostCall) -> Result<Value, ApiError> 
     .await
 }
 
-
 /// The operations of this module, declared next to their handlers.
 pub fn operations() -> Vec<Operation> {
     vec![
@@ -87,13 +86,13 @@ pub fn operations() -> Vec<Operation> {
         Op::get("/tenant/settings", "tenant.settings.get")
             .permission("tenant.read")
             .summary("The organization's settings (currency display, time zone, locale, payment defaults), every key with its effective value: the one set, else its default.")
-            .output(settings::output_schema())
+            .output(output_schema())
             .handle(get),
         Op::patch("/tenant/settings", "tenant.settings.update")
             .permission("settings.manage")
             .summary("Change some settings at once: each key given is set, `null` resets it to its default. An unknown key or a wrong value is refused (422 naming it) and nothing is written.")
-            .input(settings::input_schema())
-            .output(settings::output_schema())
+            .input(input_schema())
+            .output(output_schema())
             .handle(patch),
     ]
 }

@@ -6,16 +6,16 @@ use std::sync::Arc;
 use rusqlite::{OptionalExtension, params};
 use serde_json::{Value, json};
 
-use crate::resources::support::{audited_write, name};
+use crate::core::Core;
 use crate::core::authz;
 use crate::core::authz::ACCESS_ALL_STORES;
-use crate::core::operation::{HostCall};
-use crate::core::Core;
+use crate::core::operation::HostCall;
+use crate::core::operation::{Op, Operation};
+use crate::core::schema::{id_input, object};
 use crate::error::{ApiError, blocking};
 use crate::ids::{StoreId, UserId};
+use crate::resources::support::{audited_write, name};
 use crate::time_util::now_rfc3339;
-use crate::core::operation::{Op, Operation};
-use crate::core::schema::{object, id_input};
 
 fn store_json(row: &rusqlite::Row<'_>) -> rusqlite::Result<Value> {
     Ok(json!({
@@ -47,8 +47,7 @@ async fn usable_store(state: &Arc<Core>, call: &HostCall) -> Result<StoreId, Api
 pub async fn list(state: Arc<Core>, call: HostCall) -> Result<Value, ApiError> {
     let principal = call.principal()?.clone();
     let tenant = principal.tenant()?;
-    let all =
-        authz::permitted(&state, tenant, principal.user_id, ACCESS_ALL_STORES, None).await?;
+    let all = authz::permitted(&state, tenant, principal.user_id, ACCESS_ALL_STORES, None).await?;
     let stores = blocking(move || {
         let db = state.tenancy.get(tenant)?;
         let conn = db.conn()?;
@@ -148,8 +147,7 @@ pub async fn delete(state: Arc<Core>, call: HostCall) -> Result<Value, ApiError>
     let (entry, audited) = (call.audit.clone(), call.audited.clone());
     blocking(move || {
         audited_write(&state, tenant, entry, &audited, |tx, _| {
-            let count: i64 =
-                tx.query_row("SELECT COUNT(*) FROM stores", [], |row| row.get(0))?;
+            let count: i64 = tx.query_row("SELECT COUNT(*) FROM stores", [], |row| row.get(0))?;
             if count <= 1 {
                 return Err(ApiError::Conflict(
                     "a tenant keeps at least one store".into(),
@@ -166,8 +164,8 @@ pub async fn delete(state: Arc<Core>, call: HostCall) -> Result<Value, ApiError>
 pub async fn add_user(state: Arc<Core>, call: HostCall) -> Result<Value, ApiError> {
     let store = usable_store(&state, &call).await?;
     let tenant = call.principal()?.tenant()?;
-    let user = UserId::parse(&call.str_field("user_id")?)
-        .ok_or_else(|| ApiError::not_found("user"))?;
+    let user =
+        UserId::parse(&call.str_field("user_id")?).ok_or_else(|| ApiError::not_found("user"))?;
     let (entry, audited) = (call.audit.clone(), call.audited.clone());
     blocking(move || {
         audited_write(&state, tenant, entry, &audited, |tx, _| {
@@ -189,7 +187,6 @@ pub async fn add_user(state: Arc<Core>, call: HostCall) -> Result<Value, ApiErro
     })
     .await
 }
-
 
 /// The operations of this module, declared next to their handlers.
 pub fn operations() -> Vec<Operation> {

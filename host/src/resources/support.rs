@@ -5,12 +5,12 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use crate::core::plugin_call::call_plugin;
-use crate::core::operation::RequestMeta;
-use crate::core::Core;
 use crate::audit::{self, AuditEntry};
 use crate::control::CreatedTenant;
 use crate::control::{PlatformAuditEntry, TenantRecord, UserRecord};
+use crate::core::Core;
+use crate::core::operation::RequestMeta;
+use crate::core::plugin_call::call_plugin;
 use crate::error::{ApiError, blocking};
 use crate::ids::{StoreId, TenantId, UserId};
 use crate::plugins::bindings::CallContext;

@@ -17,8 +17,8 @@ use axum::extract::{Request, State};
 use axum::response::IntoResponse;
 use axum::routing::{MethodFilter, MethodRouter, get};
 
-use crate::core::operation::{Method, Operation};
 use crate::core::Core;
+use crate::core::operation::{Method, Operation};
 use crate::error::{ApiError, blocking};
 
 fn filter(method: Method) -> MethodFilter {

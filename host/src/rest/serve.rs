@@ -202,11 +202,8 @@ async fn file_response(file: FileBody, status: StatusCode) -> Response {
     let opened = match tokio::fs::File::open(&file.path).await {
         Ok(opened) => opened,
         Err(error) => {
-            return ApiError::Unexpected(anyhow::anyhow!(
-                "open {}: {error}",
-                file.path.display()
-            ))
-            .into_response();
+            return ApiError::Unexpected(anyhow::anyhow!("open {}: {error}", file.path.display()))
+                .into_response();
         }
     };
     let length = opened.metadata().await.ok().map(|m| m.len());

@@ -20,4 +20,3 @@ pub fn append(
     )?;
     Ok(event_id)
 }
-

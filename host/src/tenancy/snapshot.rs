@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
-use crate::tenancy::{Tenancy, TenancyError, TenantDb};
 use crate::ids::TenantId;
+use crate::tenancy::{Tenancy, TenancyError, TenantDb};
 
 /// The version of the export format (`malipo_export.format`).
 pub const EXPORT_FORMAT: i64 = 1;
@@ -101,7 +101,7 @@ pub struct ScrubRule {
     pub kept_by_full: bool,
 }
 
-/// Token prefixes (`auth::token::generate`): invitation (`mli_`), password
+/// Token prefixes (`tokens::generate`): invitation (`mli_`), password
 /// reset and API key (`mlp_`), refresh token (`mlr_`).
 const TOKEN_LIKE: &str = "(X LIKE '%mli\\_%' ESCAPE '\\' OR X LIKE '%mlp\\_%' ESCAPE '\\' \
                           OR X LIKE '%mlr\\_%' ESCAPE '\\')";

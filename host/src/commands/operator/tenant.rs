@@ -3,15 +3,15 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use malipo::resources::support;
-use malipo::core::Core;
 use malipo::cli::{TenantCommand, TenantCreateArgs, TenantIdArgs, TenantStatusFilter};
 use malipo::config::Config;
 use malipo::control::{ControlDb, PlatformAuditEntry, TenantRecord, UserRecord};
+use malipo::core::Core;
 use malipo::deletion::StatusChange;
-use malipo::ids::{TenantId, UserId};
 use malipo::deletion::service;
 use malipo::deletion::service::Actor;
+use malipo::ids::{TenantId, UserId};
+use malipo::resources::support;
 use serde_json::{Value, json};
 
 use crate::commands::operator::output::{Failure, Out, table};

@@ -3,14 +3,14 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use malipo::core::execute::call_plugin;
-use malipo::resources::support;
-use malipo::core::Core;
 use malipo::audit::AuditEntry;
 use malipo::cli::UserCommand;
 use malipo::config::Config;
 use malipo::control::{ControlDb, PlatformAuditEntry, UserRecord};
+use malipo::core::Core;
+use malipo::core::execute::call_plugin;
 use malipo::ids::{TenantId, UserId};
+use malipo::resources::support;
 use serde_json::{Value, json};
 
 use crate::commands::operator::output::{Failure, Out, table};

@@ -10,8 +10,8 @@
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
-use crate::core::Core;
 use crate::control::OutgoingMail;
+use crate::core::Core;
 use crate::ids::TenantId;
 use crate::plugins::bindings::mail::{Message, SendError};
 
