@@ -177,7 +177,8 @@ async fn reset_and_invitation_tokens_never_enter_a_tenant_file_and_still_work() 
     );
 
     // Let the event worker and the jobs run, then read every tenant file raw.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let runs = app.plugin_calls("emails.send").await;
+    app.wait_for_plugin_calls("emails.send", runs, 2).await;
     for token in [&invitation_token, &first, &second] {
         assert_nowhere_in_tenant_files(&app, token);
     }

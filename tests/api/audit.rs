@@ -235,11 +235,27 @@ async fn filters_paging_and_csv_return_the_right_rows() {
     let app = TestApp::spawn_with(options()).await;
     let owner = app.register("Filtered").await;
     let auth = owner.auth();
+    let mut stores = Vec::new();
     for name in ["One", "Two", "Three"] {
-        create_store(&app, &auth, name).await;
+        let store = create_store(&app, &auth, name).await;
+        stores.push(store["id"].as_str().expect("store id").to_string());
     }
     let (status, body) = app.post("/api/v1/stores", &auth, json!({"name": ""})).await;
     assert_eq!(status, 422, "{body}");
+    // Two requests made in store One (`X-Store-ID`): their rows name it.
+    let store_one = stores[0].as_str();
+    for name in ["till one", "till two"] {
+        let (status, body) = app
+            .call_with(
+                Method::POST,
+                "/api/v1/api-keys",
+                &auth,
+                Some(json!({"name": name, "permissions": ["payments.read"]})),
+                &[("X-Store-ID", store_one)],
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
     let all = all_entries(&app, &auth, "limit=500").await;
     let total = all.len();
 
@@ -272,11 +288,21 @@ async fn filters_paging_and_csv_return_the_right_rows() {
     )
     .await;
     assert_eq!(rest.len(), 3);
-    if let Some(store) = all.iter().find_map(|e| e["store_id"].as_str()) {
-        let in_store = all_entries(&app, &auth, &format!("store_id={store}")).await;
-        assert!(!in_store.is_empty());
-        assert!(in_store.iter().all(|e| e["store_id"] == json!(store)));
-    }
+    let store = all
+        .iter()
+        .find_map(|e| e["store_id"].as_str())
+        .expect("the rows of the X-Store-ID requests name their store");
+    assert_eq!(store, store_one);
+    let in_store = all_entries(&app, &auth, &format!("store_id={store}")).await;
+    assert!(!in_store.is_empty());
+    assert!(in_store.iter().all(|e| e["store_id"] == json!(store)));
+    assert_eq!(
+        ops(&in_store),
+        ["api-keys.create", "api-keys.create"],
+        "exactly the two requests sent in store One: {in_store:?}"
+    );
+    let in_store_two = all_entries(&app, &auth, &format!("store_id={}", stores[1])).await;
+    assert!(in_store_two.is_empty(), "{in_store_two:?}");
     let other_store = all_entries(&app, &auth, &format!("store_id={}", uuid::Uuid::new_v4())).await;
     assert!(other_store.is_empty());
 

@@ -442,7 +442,7 @@ async fn bootstrap_super_admin_suspends_and_restores_a_tenant() {
     let app = TestApp::spawn().await;
     let owner = app.register("Suspendable").await;
     let run_bootstrap = |email: &str| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_malipo"))
+        crate::helpers::malipo_command()
             .args(["bootstrap", "--email", email, "--data-dir"])
             .arg(&app.data_dir)
             .env("MALIPO_BOOTSTRAP_PASSWORD", "super admin passphrase")

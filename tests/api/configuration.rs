@@ -20,13 +20,7 @@ fn write_config(dir: &std::path::Path, body: &str) -> std::path::PathBuf {
 
 /// `malipo` with only the variables a test sets.
 fn malipo() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_malipo"));
-    for (key, _) in std::env::vars() {
-        if key.starts_with("MALIPO_") {
-            command.env_remove(key);
-        }
-    }
-    command
+    crate::helpers::malipo_bare()
 }
 
 fn setting<'a>(shown: &'a Value, name: &str) -> &'a Value {

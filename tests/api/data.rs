@@ -10,7 +10,8 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::billing::register_on;
-use crate::helpers::{Auth, Options, Session, TestApp, code};
+use crate::helpers::{Auth, Options, Session, TestApp, code, contains, malipo_command};
+use crate::mpesa;
 
 const CONSUMER_KEY: &str = "export-test-consumer-key-5b1e";
 const CONSUMER_SECRET: &str = "export-test-consumer-secret-9c4d";
@@ -24,15 +25,10 @@ fn options() -> Options {
 
 /// Runs the binary with `args` on `data_dir`.
 fn malipo(data_dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_malipo"))
+    malipo_command()
         .args(args)
         .arg("--data-dir")
         .arg(data_dir)
-        .env(
-            "MALIPO_CACHE_DIR",
-            Path::new(env!("CARGO_TARGET_TMPDIR")).join("wasm-cache"),
-        )
-        .env("RUST_LOG", "warn")
         .output()
         .expect("run malipo")
 }
@@ -56,46 +52,20 @@ fn sqlite3(file: &Path, sql: &str) -> String {
     text(&output.stdout).trim().to_string()
 }
 
-fn contains(haystack: &[u8], needle: &str) -> bool {
-    haystack
-        .windows(needle.len())
-        .any(|window| window == needle.as_bytes())
-}
-
+/// Daraja credentials with distinctive secrets (finding them in an export
+/// means a leak).
 async fn configure_mpesa(app: &TestApp, owner: &Session) {
-    let (status, body) = app
-        .call(
-            Method::PUT,
-            "/api/v1/mpesa/credentials",
-            &owner.auth(),
-            Some(json!({
-                "consumer_key": CONSUMER_KEY,
-                "consumer_secret": CONSUMER_SECRET,
-                "shortcode": "174379",
-                "passkey": "bfb279f9aa9bdbcf158e97dd71a467cd2e0c893059b10f78e6b72ada1ed2c919",
-                "initiator_name": "testapi",
-                "initiator_password": INITIATOR_PASSWORD,
-                "environment": "sandbox"
-            })),
-        )
-        .await;
-    assert_eq!(status, 200, "save credentials: {body}");
+    let mut credentials = mpesa::credentials();
+    credentials["consumer_key"] = json!(CONSUMER_KEY);
+    credentials["consumer_secret"] = json!(CONSUMER_SECRET);
+    credentials["initiator_password"] = json!(INITIATOR_PASSWORD);
+    mpesa::configure(app, owner, credentials).await;
 }
 
 /// A completed STK payment through the emulator; answers its id.
 async fn completed_payment(app: &TestApp, owner: &Session, amount: i64) -> String {
-    let id = crate::webhooks::pay(app, owner, amount).await;
-    for _ in 0..200 {
-        let (status, body) = app
-            .get(&format!("/api/v1/mpesa/transactions/{id}"), &owner.auth())
-            .await;
-        assert_eq!(status, 200, "{body}");
-        if body["transaction"]["status"] == "completed" {
-            return id;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("payment {id} never completed");
+    let done = mpesa::completed_payment(app, &owner.auth(), amount).await;
+    done["id"].as_str().expect("id").to_string()
 }
 
 /// Invites someone; answers the token the invitation email carries.
@@ -125,14 +95,13 @@ async fn an_export_opens_in_sqlite3_with_the_data_and_no_secrets_while_writes_go
     let owner = register_on(&app, "Export Shop", "premium").await;
     configure_mpesa(&app, &owner).await;
     let payment = completed_payment(&app, &owner, 75).await;
-    let (status, webhook) = app
-        .post(
-            "/api/v1/webhooks",
-            &owner.auth(),
-            json!({"url": "https://erp.example.com/hooks/malipo", "events": ["payment.completed"]}),
-        )
-        .await;
-    assert_eq!(status, 201, "{webhook}");
+    let webhook = crate::webhooks::subscribe(
+        &app,
+        &owner,
+        "https://erp.example.com/hooks/malipo",
+        json!(["payment.completed"]),
+    )
+    .await;
     let webhook_secret = webhook["secret"].as_str().expect("secret").to_string();
     let token = invitation_token(&app, &owner).await;
 
@@ -148,8 +117,11 @@ async fn an_export_opens_in_sqlite3_with_the_data_and_no_secrets_while_writes_go
         queued, "0",
         "the invitation token is not in the tenant file"
     );
-    // Daraja's OAuth token, if the plugin cached one.
-    let oauth = sqlite3(&live, "SELECT access_token FROM mpesa_tokens LIMIT 1");
+    // Daraja's OAuth tokens, as the emulator issued them: the plugin keeps
+    // its copy sealed among the tenant's secrets (`mpesa_tokens.access_token`
+    // stays empty), so the export is searched for the token itself.
+    let oauth = mpesa::issued_tokens(&app).await;
+    assert!(!oauth.is_empty(), "the emulator issued a token");
 
     // Writes keep going while the export runs.
     let writer = {
@@ -235,13 +207,11 @@ async fn an_export_opens_in_sqlite3_with_the_data_and_no_secrets_while_writes_go
         CONSUMER_KEY,
         CONSUMER_SECRET,
         INITIATOR_PASSWORD,
-        "bfb279f9aa9bdbcf158e97dd71a467cd2e0c893059b10f78e6b72ada1ed2c919",
+        mpesa::SANDBOX_PASSKEY,
         "$argon2",
         "mli_",
     ];
-    if !oauth.is_empty() {
-        secrets.push(oauth.as_str());
-    }
+    secrets.extend(oauth.iter().map(String::as_str));
     for secret in secrets {
         assert!(!contains(&bytes, secret), "the export holds `{secret}`");
     }

@@ -15,7 +15,8 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::helpers::{Auth, Options, PASSWORD, Session, TestApp, code};
-use crate::webhooks::{Receiver, pay};
+use crate::mpesa::pay;
+use crate::webhooks::Receiver;
 
 /// An SMTP server on loopback that keeps every message it accepts; killed
 /// on drop.
@@ -29,7 +30,7 @@ impl Sink {
     pub fn start() -> Self {
         let dir = tempfile::tempdir().expect("sink dir");
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/smtp/sink.py");
-        let mut child = Command::new(crate::helpers::test_python())
+        let mut child = crate::helpers::python_command()
             .arg(script)
             .arg(dir.path())
             .stdin(Stdio::piped())
@@ -103,6 +104,9 @@ impl Drop for Sink {
 
 /// The emulator, fast jobs and event passes, and SMTP at `smtp` (none: no
 /// SMTP server configured, whatever the environment says).
+/// The notifications plugin's job that hands due email to the host.
+const SEND_JOB: &str = "emails.send";
+
 fn options(smtp: Option<&str>) -> Options {
     Options::daraja_sim()
         .with_env("MALIPO_JOB_INTERVAL_SECS", "1")
@@ -315,7 +319,8 @@ async fn mail_waits_without_smtp_and_is_sent_once_after_a_restart_with_it() {
     )
     .await;
     // Several job runs later it is still queued, and no attempt was counted.
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let runs = app.plugin_calls(SEND_JOB).await;
+    app.wait_for_plugin_calls(SEND_JOB, runs, 2).await;
     let queued = queue(&app, &owner.tenant_id);
     assert_eq!(queued.len(), 1, "{queued:?}");
     assert_eq!(queued[0]["status"], "queued");
@@ -333,7 +338,8 @@ async fn mail_waits_without_smtp_and_is_sent_once_after_a_restart_with_it() {
     .await;
     let got = sink.wait_for(&owner.email, 1).await;
     assert_eq!(got[0]["message_id"], queued[0]["message_id"]);
-    tokio::time::sleep(Duration::from_millis(3000)).await;
+    let runs = again.plugin_calls(SEND_JOB).await;
+    again.wait_for_plugin_calls(SEND_JOB, runs, 2).await;
     assert_eq!(sink.to(&owner.email).len(), 1, "sent exactly once");
     let after = queue(&again, &owner.tenant_id);
     assert_eq!(after.len(), 1, "{after:?}");
@@ -355,14 +361,8 @@ async fn a_crash_after_the_commit_sends_one_email_one_notification_one_webhook()
     let app = TestApp::spawn_with(frozen).await;
     let owner = app.register("Crashy Ltd").await;
     app.configure_mpesa(&owner).await;
-    let (status, endpoint) = app
-        .post(
-            "/api/v1/webhooks",
-            &owner.auth(),
-            json!({"url": receiver.url, "events": ["payment.completed"]}),
-        )
-        .await;
-    assert_eq!(status, 201, "{endpoint}");
+    let endpoint =
+        crate::webhooks::subscribe(&app, &owner, &receiver.url, json!(["payment.completed"])).await;
     let txn = pay(&app, &owner, 150).await;
     completed(&app, &owner, &txn).await;
     let tenant = owner.tenant_id.clone();
@@ -388,7 +388,14 @@ async fn a_crash_after_the_commit_sends_one_email_one_notification_one_webhook()
     sink.wait_for(&owner.email, 1).await;
     receiver.wait_for(1).await;
     // Several more passes and job runs: nothing is repeated.
-    tokio::time::sleep(Duration::from_millis(3500)).await;
+    let (mails, hooks) = (
+        again.plugin_calls(SEND_JOB).await,
+        again.plugin_calls(crate::webhooks::DELIVER_JOB).await,
+    );
+    again.wait_for_plugin_calls(SEND_JOB, mails, 2).await;
+    again
+        .wait_for_plugin_calls(crate::webhooks::DELIVER_JOB, hooks, 2)
+        .await;
     assert_eq!(sink.to(&owner.email).len(), 1, "{:?}", sink.messages());
     let hooks = receiver.received();
     assert_eq!(hooks.len(), 1, "{hooks:?}");
@@ -558,7 +565,8 @@ async fn a_refused_address_fails_for_good_and_is_not_tried_again() {
         "the refused email to fail",
     )
     .await;
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let runs = app.plugin_calls(SEND_JOB).await;
+    app.wait_for_plugin_calls(SEND_JOB, runs, 2).await;
     let rows = queue(&app, &owner.tenant_id);
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!(rows[0]["status"], "failed");

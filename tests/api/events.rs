@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::helpers::{Options, Session, TestApp};
+use crate::helpers::{Options, Session, TestApp, open};
 
 /// The event the sandbox subscribes to.
 const PINGED: &str = "sandbox.pinged";
@@ -36,14 +36,6 @@ fn options(interval_ms: u64) -> Options {
 
 fn unique(label: &str) -> String {
     format!("{label}-{}", uuid::Uuid::new_v4().simple())
-}
-
-fn open(path: &Path) -> rusqlite::Connection {
-    let conn =
-        rusqlite::Connection::open(path).unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
-    conn.busy_timeout(Duration::from_secs(10))
-        .expect("busy timeout");
-    conn
 }
 
 /// Emits `name` with `payload` through `sandbox.emit`.

@@ -19,14 +19,9 @@ use crate::helpers::{Auth, Options, PASSWORD, TestApp, code};
 #[tokio::test]
 async fn the_default_data_directory_keeps_the_compiled_code_cache() {
     let cwd = tempfile::tempdir().expect("temp dir");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_malipo"))
+    let mut child = crate::helpers::malipo_bare()
         .args(["serve", "--listen", "127.0.0.1:0"])
         .current_dir(cwd.path())
-        .env_remove("MALIPO_DATA_DIR")
-        .env_remove("MALIPO_CACHE_DIR")
-        .env_remove("MALIPO_CONFIG")
-        .env_remove("RUST_LOG")
-        .env_remove("MALIPO_LOG_FORMAT")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -190,11 +185,9 @@ async fn the_registration_answer_names_the_plan_in_force() {
 #[test]
 fn cli_commands_are_quiet() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let output = Command::new(env!("CARGO_BIN_EXE_malipo"))
+    let output = crate::helpers::malipo_bare()
         .args(["tenant", "list", "--json", "--data-dir"])
         .arg(dir.path())
-        .env_remove("RUST_LOG")
-        .env_remove("MALIPO_LOG_FORMAT")
         .stdin(Stdio::null())
         .output()
         .expect("run malipo");
@@ -211,10 +204,12 @@ async fn idle_job_rounds_do_not_flood_the_audit_log() {
         TestApp::spawn_with(Options::daraja_sim().with_env("MALIPO_JOB_INTERVAL_SECS", "1")).await;
     let owner = app.register("Quiet Jobs").await;
     app.configure_mpesa(&owner).await;
-    // A few rounds of every job (reconcile, webhooks, emails, billing).
-    tokio::time::sleep(Duration::from_millis(4500)).await;
-    let conn = rusqlite::Connection::open(app.tenant_file(&owner.tenant_id)).expect("open");
-    conn.busy_timeout(Duration::from_secs(10)).expect("timeout");
+    // A few rounds of the tenant's jobs (reconcile, webhooks, emails).
+    for job in ["payments.reconcile", "webhooks.deliver", "emails.send"] {
+        let runs = app.plugin_calls(job).await;
+        app.wait_for_plugin_calls(job, runs, 3).await;
+    }
+    let conn = crate::helpers::open(&app.tenant_file(&owner.tenant_id));
     let job_rows: i64 = conn
         .query_row(
             "SELECT COUNT(*) FROM audit_log WHERE channel = 'job'",
@@ -347,14 +342,9 @@ async fn reconcile_uses_the_running_servers_emulator_and_its_summary_matches_its
     assert_eq!(status, 201, "{pushed}");
     let dir = app.data_dir.clone();
     let output = tokio::task::spawn_blocking(move || {
-        Command::new(env!("CARGO_BIN_EXE_malipo"))
+        crate::helpers::malipo_command()
             .args(["mpesa", "reconcile", "--data-dir"])
             .arg(&dir)
-            .env(
-                "MALIPO_CACHE_DIR",
-                std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("wasm-cache"),
-            )
-            .env("RUST_LOG", "warn")
             .env("MALIPO_RECONCILE_AFTER_SECS", "0")
             .stdin(Stdio::null())
             .output()

@@ -14,6 +14,55 @@ pub const TEST_GUESTS_DIR: &str = env!("MALIPO_TEST_GUESTS_DIR");
 /// A password that meets the policy.
 pub const PASSWORD: &str = "correct horse battery staple";
 
+/// The `malipo` binary with none of the caller's `MALIPO_*` variables
+/// (nor `RUST_LOG`): what a test runs depends only on what it sets, not on
+/// `MALIPO_DATA_DIR=… cargo test` in the developer's shell.
+pub fn malipo_bare() -> Command {
+    without_malipo_env(Command::new(env!("CARGO_BIN_EXE_malipo")))
+}
+
+/// `command` without the caller's `MALIPO_*` variables and `RUST_LOG`.
+fn without_malipo_env(mut command: Command) -> Command {
+    for (key, _) in std::env::vars_os() {
+        if key
+            .to_str()
+            .is_some_and(|k| k.starts_with("MALIPO_") || k == "RUST_LOG")
+        {
+            command.env_remove(key);
+        }
+    }
+    command
+}
+
+/// The test Python ([`test_python`]) without the caller's `MALIPO_*`
+/// variables: what it starts (`malipo mcp` over stdio) sees only the
+/// test's.
+pub fn python_command() -> Command {
+    without_malipo_env(Command::new(test_python()))
+}
+
+/// [`malipo_bare`] with the suite's shared compiled-plugin cache and quiet
+/// logs: how every test starts the binary (server or CLI).
+pub fn malipo_command() -> Command {
+    let mut command = malipo_bare();
+    command
+        .env(
+            "MALIPO_CACHE_DIR",
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join("wasm-cache"),
+        )
+        .env("RUST_LOG", "warn");
+    command
+}
+
+/// Opens a SQLite file of the server's (it may be writing: waits for locks).
+pub fn open(path: &Path) -> rusqlite::Connection {
+    let conn =
+        rusqlite::Connection::open(path).unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+    conn.busy_timeout(Duration::from_secs(10))
+        .expect("busy timeout");
+    conn
+}
+
 /// A running server.
 pub struct TestApp {
     pub base: String,
@@ -109,13 +158,10 @@ impl TestApp {
 
     /// A server on an existing data directory (kept by the caller).
     pub async fn start(dir: &Path, options: &Options) -> Self {
-        let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("wasm-cache");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_malipo"));
+        let mut command = malipo_command();
         command
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(dir)
-            .env("MALIPO_CACHE_DIR", &cache)
-            .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         let daraja_sim = options.daraja_sim_enabled();
@@ -268,29 +314,13 @@ impl TestApp {
     /// Saves Daraja credentials that the built-in emulator accepts
     /// (Safaricom's public sandbox shortcode and passkey).
     pub async fn configure_mpesa(&self, owner: &Session) {
-        let (status, body) = self
-            .call(
-                reqwest::Method::PUT,
-                "/api/v1/mpesa/credentials",
-                &owner.auth(),
-                Some(json!({
-                    "consumer_key": "k1",
-                    "consumer_secret": "s1",
-                    "shortcode": "174379",
-                    "passkey": "bfb279f9aa9bdbcf158e97dd71a467cd2e0c893059b10f78e6b72ada1ed2c919",
-                    "initiator_name": "testapi",
-                    "initiator_password": "Safaricom999!*!",
-                    "environment": "sandbox"
-                })),
-            )
-            .await;
-        assert_eq!(status, 200, "save credentials: {body}");
+        crate::mpesa::configure(self, owner, crate::mpesa::credentials()).await;
     }
 
     /// Makes a platform super-admin with `malipo bootstrap` (`email`, which
     /// must be the data directory's first) and logs in.
     pub async fn super_admin_as(&self, email: &str) -> Auth {
-        let output = Command::new(env!("CARGO_BIN_EXE_malipo"))
+        let output = malipo_command()
             .args(["bootstrap", "--email", email, "--data-dir"])
             .arg(&self.data_dir)
             .env("MALIPO_BOOTSTRAP_PASSWORD", "super admin passphrase")
@@ -326,6 +356,41 @@ impl TestApp {
             .json()
             .await
             .expect("json")
+    }
+
+    /// How many calls of a plugin operation (a job's, say) have finished,
+    /// from `/metrics` (`plugin_call_duration_seconds_count`, all tenants).
+    pub async fn plugin_calls(&self, operation: &str) -> f64 {
+        let metrics = self
+            .client
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await
+            .expect("scrape")
+            .text()
+            .await
+            .expect("metrics");
+        let label = format!("operation=\"{operation}\"");
+        metrics
+            .lines()
+            .filter(|l| l.contains("plugin_call_duration_seconds_count") && l.contains(&label))
+            .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse::<f64>().ok()))
+            .sum()
+    }
+
+    /// Waits until `runs` more calls of a plugin operation have finished
+    /// than `since` (a [`Self::plugin_calls`] reading): the observable
+    /// event "nothing more happens" checks wait on, instead of a sleep.
+    /// Two runs make sure one started after `since` was read.
+    pub async fn wait_for_plugin_calls(&self, operation: &str, since: f64, runs: u32) {
+        let wanted = since + f64::from(runs);
+        for _ in 0..600 {
+            if self.plugin_calls(operation).await >= wanted {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("{operation} did not run {runs} more time(s)");
     }
 
     /// Logs in.
@@ -552,4 +617,11 @@ pub fn header(response: &reqwest::Response, name: &str) -> Option<String> {
 /// The error code of an error body.
 pub fn code(body: &Value) -> &str {
     body["error"]["code"].as_str().unwrap_or("")
+}
+
+/// Whether `needle`'s bytes occur in `haystack` (a file, an export).
+pub fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|window| window == needle.as_bytes())
 }

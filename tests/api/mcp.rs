@@ -31,7 +31,7 @@ const TOOLS: &[&str] = &[
 async fn drive(scenario: Value) -> Value {
     let driver = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/mcp/driver.py");
     let output = tokio::task::spawn_blocking(move || {
-        let mut child = Command::new(crate::helpers::test_python())
+        let mut child = crate::helpers::python_command()
             .arg(driver)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -126,17 +126,7 @@ fn stk_args(amount: i64, key: &str) -> Value {
 
 /// Polls a transaction over REST until it leaves `pending`.
 async fn wait_final(app: &TestApp, owner: &Session, id: &str) -> Value {
-    for _ in 0..300 {
-        let (status, body) = app
-            .get(&format!("/api/v1/mpesa/transactions/{id}"), &owner.auth())
-            .await;
-        assert_eq!(status, 200, "{body}");
-        if body["transaction"]["status"] != "pending" {
-            return body["transaction"].clone();
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("transaction {id} stayed pending");
+    crate::mpesa::wait_final(app, &owner.auth(), id).await
 }
 
 fn tenant_rows(app: &TestApp, tenant: &str, sql: &str) -> Vec<Vec<String>> {
@@ -309,15 +299,7 @@ async fn a_push_over_mcp_completes_and_history_and_report_agree_with_rest() {
         "{rows:?}"
     );
     // The client's credential never leaves Malipo.
-    let recorded = reqwest::get(format!(
-        "{}/simulator/requests",
-        app.emulator.as_deref().expect("emulator")
-    ))
-    .await
-    .expect("emulator records")
-    .text()
-    .await
-    .expect("text");
+    let recorded = app.emulator_requests().await.to_string();
     assert!(!recorded.is_empty());
     assert!(
         !recorded.contains(&key),
@@ -507,27 +489,13 @@ async fn a_payout_from_mcp_waits_for_a_person_and_runs_once() {
         .expect("approval id")
         .to_string();
     // Nothing reached Daraja yet, and the dry run recorded nothing.
-    let b2c = |app: &TestApp| {
-        let url = format!(
-            "{}/simulator/requests",
-            app.emulator.clone().expect("emulator")
-        );
-        async move {
-            let all: Value = reqwest::get(url)
-                .await
-                .expect("records")
-                .json()
-                .await
-                .expect("json");
-            all.as_array()
-                .map(|r| {
-                    r.iter()
-                        .filter(|r| r["path"].as_str().is_some_and(|p| p.contains("b2c")))
-                        .count()
-                })
-                .unwrap_or(0)
-        }
-    };
+    async fn b2c(app: &TestApp) -> usize {
+        crate::mpesa::emu_requests(app)
+            .await
+            .iter()
+            .filter(|r| r["path"].as_str().is_some_and(|p| p.contains("b2c")))
+            .count()
+    }
     assert_eq!(b2c(&app).await, 0);
     let (status, pending) = app
         .get("/api/v1/approvals?status=pending", &owner.auth())

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use crate::helpers::{Auth, Options, PASSWORD, Session, TEST_GUESTS_DIR, TestApp};
+use crate::helpers::{Auth, Options, PASSWORD, Session, TEST_GUESTS_DIR, TestApp, open};
 
 /// refinery's default history table, used by the host's tenant migrations.
 const HISTORY: &str = "refinery_schema_history";
@@ -22,14 +22,6 @@ const LATER_INDEXES: [&str; 5] = [
 ];
 /// The history of a file at the newest schema.
 const LATEST: [i64; 8] = [1, 2, 3, 4, 5, 6, 7, 9];
-
-fn open(path: &Path) -> rusqlite::Connection {
-    let conn =
-        rusqlite::Connection::open(path).unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
-    conn.busy_timeout(Duration::from_secs(10))
-        .expect("busy timeout");
-    conn
-}
 
 fn tenant_file(dir: &Path, tenant_id: &str) -> PathBuf {
     dir.join("tenants").join(format!("{tenant_id}.db"))
@@ -193,15 +185,8 @@ async fn malipo_migrate_migrates_a_downgraded_file_without_serving() {
     let file = tenant_file(dir.path(), &owner.tenant_id);
     downgrade_to_v1(&file);
 
-    let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("wasm-cache");
-    let mut command = Command::new(env!("CARGO_BIN_EXE_malipo"));
-    command
-        .arg("migrate")
-        .arg("--data-dir")
-        .arg(dir.path())
-        .env("MALIPO_CACHE_DIR", &cache)
-        .env("RUST_LOG", "warn")
-        .env_remove("MALIPO_DATA_DIR");
+    let mut command = crate::helpers::malipo_command();
+    command.arg("migrate").arg("--data-dir").arg(dir.path());
     // It must finish by itself (a server would never return).
     let run = tokio::task::spawn_blocking(move || command.output());
     let output = tokio::time::timeout(Duration::from_secs(120), run)
@@ -245,14 +230,10 @@ async fn malipo_migrate_reports_a_file_it_cannot_migrate() {
     )
     .expect("write bogus file");
 
-    let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("wasm-cache");
-    let output = Command::new(env!("CARGO_BIN_EXE_malipo"))
+    let output = crate::helpers::malipo_command()
         .arg("migrate")
         .arg("--data-dir")
         .arg(dir.path())
-        .env("MALIPO_CACHE_DIR", &cache)
-        .env("RUST_LOG", "warn")
-        .env_remove("MALIPO_DATA_DIR")
         .output()
         .expect("run malipo migrate");
     let stdout = String::from_utf8_lossy(&output.stdout);

@@ -16,10 +16,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::helpers::{Options, PASSWORD, Session, TestApp};
-
-const B2C_PATH: &str = "/mpesa/b2c/v3/paymentrequest";
-const STK_PATH: &str = "/mpesa/stkpush/v1/processrequest";
-const SANDBOX_PASSKEY: &str = "bfb279f9aa9bdbcf158e97dd71a467cd2e0c893059b10f78e6b72ada1ed2c919";
+use crate::mpesa::{self, B2C_PATH, STK_PUSH_PATH};
 
 /// An emulator of our own, calling back after `callback_ms`.
 async fn emulator(callback_ms: u64) -> daraja_sim::Running {
@@ -39,24 +36,7 @@ fn options(sim: &daraja_sim::Running) -> Options {
 }
 
 async fn configure(app: &TestApp, owner: &Session, sim: &daraja_sim::Running) {
-    let (status, answer) = app
-        .call(
-            Method::PUT,
-            "/api/v1/mpesa/credentials",
-            &owner.auth(),
-            Some(json!({
-                "consumer_key": "k1",
-                "consumer_secret": "s1",
-                "shortcode": "174379",
-                "passkey": SANDBOX_PASSKEY,
-                "initiator_name": "testapi",
-                "initiator_password": daraja_sim::SANDBOX_INITIATOR_PASSWORD,
-                "environment": "custom",
-                "base_url": sim.base_url(),
-            })),
-        )
-        .await;
-    assert_eq!(status, 200, "save credentials: {answer}");
+    mpesa::configure(app, owner, mpesa::custom_credentials(&sim.base_url())).await;
 }
 
 fn set_faults(sim: &daraja_sim::Running, faults: Value) {
@@ -197,7 +177,7 @@ async fn a_bulk_payout_killed_mid_batch_and_retried_pays_everyone_exactly_once()
 }
 
 fn tenant_db(app: &TestApp, owner: &Session) -> rusqlite::Connection {
-    rusqlite::Connection::open(app.tenant_file(&owner.tenant_id)).expect("open tenant file")
+    crate::helpers::open(&app.tenant_file(&owner.tenant_id))
 }
 
 #[tokio::test]
@@ -273,7 +253,7 @@ async fn an_stk_push_is_committed_before_it_is_sent_and_never_pushed_twice() {
         .handle()
         .requests()
         .iter()
-        .filter(|r| r.path == STK_PATH)
+        .filter(|r| r.path == STK_PUSH_PATH)
         .count();
     assert_eq!(pushes, 1, "pushed once");
 
@@ -291,7 +271,7 @@ async fn an_stk_push_is_committed_before_it_is_sent_and_never_pushed_twice() {
         .handle()
         .requests()
         .iter()
-        .filter(|r| r.path == STK_PATH)
+        .filter(|r| r.path == STK_PUSH_PATH)
         .count();
     assert_eq!(pushes, 1, "still pushed once");
 }

@@ -7,7 +7,8 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::helpers::{Session, TestApp};
-use crate::webhooks::{options, pay};
+use crate::mpesa::pay;
+use crate::webhooks::options;
 
 async fn inbox(app: &TestApp, who: &Session) -> Value {
     let (status, body) = app.get("/api/v1/notifications", &who.auth()).await;

@@ -326,14 +326,10 @@ impl Drop for Exposed {
 
 async fn spawn_exposed(token: Option<&str>) -> Exposed {
     let temp = tempfile::tempdir().expect("temp dir");
-    let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("wasm-cache");
-    let mut command = Command::new(env!("CARGO_BIN_EXE_malipo"));
+    let mut command = crate::helpers::malipo_command();
     command
         .args(["serve", "--listen", "0.0.0.0:0", "--data-dir"])
         .arg(temp.path())
-        .env("MALIPO_CACHE_DIR", &cache)
-        .env("RUST_LOG", "warn")
-        .env_remove("MALIPO_METRICS_TOKEN")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
     if let Some(token) = token {
@@ -478,15 +474,10 @@ async fn json_logs_name_the_request_tenant_and_user() {
         plugins.join("malipo_test_sandbox.wasm"),
     )
     .expect("copy sandbox plugin");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_malipo"))
+    let mut child = crate::helpers::malipo_command()
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir.path())
-        .env(
-            "MALIPO_CACHE_DIR",
-            Path::new(env!("CARGO_TARGET_TMPDIR")).join("wasm-cache"),
-        )
         .env("MALIPO_LOG_FORMAT", "json")
-        .env("RUST_LOG", "warn")
         .env("MALIPO_PLUGIN_MAX_OUTPUT_BYTES", "65536")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -12,18 +12,12 @@ use crate::helpers::{Options, PASSWORD, TestApp, code};
 
 /// Runs `malipo <args> --data-dir <dir>` with `env`, to the end.
 pub fn malipo_cli(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("wasm-cache");
-    let mut command = Command::new(env!("CARGO_BIN_EXE_malipo"));
+    let mut command = crate::helpers::malipo_command();
     command
         .args(args)
         .arg("--data-dir")
         .arg(dir)
-        .env("MALIPO_CACHE_DIR", &cache)
-        .env("RUST_LOG", "warn")
         .env("RUST_BACKTRACE", "0")
-        .env_remove("MALIPO_DATA_DIR")
-        .env_remove("MALIPO_OWNER_PASSWORD")
-        .env_remove("MALIPO_USER_PASSWORD")
         .stdin(Stdio::null());
     for (key, value) in env {
         command.env(key, value);

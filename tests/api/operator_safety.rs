@@ -13,10 +13,9 @@ use crate::operator::{json_of, malipo_cli};
 #[tokio::test]
 async fn a_second_server_on_the_same_data_directory_refuses_to_start() {
     let app = TestApp::spawn().await;
-    let output = Command::new(env!("CARGO_BIN_EXE_malipo"))
+    let output = crate::helpers::malipo_command()
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(&app.data_dir)
-        .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
         .output()
         .expect("run a second malipo serve");

@@ -38,12 +38,9 @@ async fn spawn_with_guest(file: &str, options: &Options) -> (TestApp, tempfile::
 /// Starts `malipo serve` on `dir`, expecting it to refuse to start: answers
 /// its stderr. Fails if the server is still running after 90 s.
 fn refused_start(dir: &Path) -> String {
-    let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("wasm-cache");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_malipo"))
+    let mut child = crate::helpers::malipo_command()
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir)
-        .env("MALIPO_CACHE_DIR", &cache)
-        .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

@@ -13,7 +13,7 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{Auth, Options, Session, TestApp, code};
+use crate::helpers::{Auth, Options, Session, TestApp, code, open};
 
 /// The CPU deadline used by most tests here (keeps them quick).
 const DEADLINE_MS: u64 = 500;
@@ -124,15 +124,6 @@ async fn assert_serves(app: &TestApp, session: &Session, who: &str) -> String {
         "{who}: the new note is listed"
     );
     note
-}
-
-/// Opens a tenant's SQLite file directly (the server may be running: WAL).
-fn open(path: &Path) -> rusqlite::Connection {
-    let conn =
-        rusqlite::Connection::open(path).unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
-    conn.busy_timeout(Duration::from_secs(10))
-        .expect("busy timeout");
-    conn
 }
 
 /// One audit row, as the tests compare it.

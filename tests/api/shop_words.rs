@@ -4,7 +4,8 @@
 use serde_json::{Value, json};
 
 use crate::helpers::TestApp;
-use crate::webhooks::{Receiver, options, pay};
+use crate::mpesa::pay;
+use crate::webhooks::{Receiver, options};
 
 #[tokio::test]
 async fn a_payment_webhook_carries_the_account_reference_and_description() {
@@ -12,14 +13,8 @@ async fn a_payment_webhook_carries_the_account_reference_and_description() {
     let app = TestApp::spawn_with(options(true)).await;
     let owner = app.register("Order Matcher").await;
     app.configure_mpesa(&owner).await;
-    let (status, endpoint) = app
-        .post(
-            "/api/v1/webhooks",
-            &owner.auth(),
-            json!({"url": receiver.url, "events": ["payment.completed"]}),
-        )
-        .await;
-    assert_eq!(status, 201, "{endpoint}");
+    let endpoint =
+        crate::webhooks::subscribe(&app, &owner, &receiver.url, json!(["payment.completed"])).await;
     let txn = pay(&app, &owner, 75).await;
     let got = receiver.wait_for(1).await;
     let body: Value = serde_json::from_str(&got[0].body).expect("json body");

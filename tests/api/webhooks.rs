@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 
 use crate::helpers::{Options, Session, TestApp};
+use crate::mpesa::pay;
 
 /// One POST the receiver got.
 #[derive(Clone, Debug)]
@@ -107,17 +108,34 @@ fn verifies(secret: &str, message: &Received) -> bool {
     message.signature.split(' ').any(|s| s == expected)
 }
 
-pub(crate) async fn pay(app: &TestApp, owner: &Session, amount: i64) -> String {
-    let (status, body) = app
+/// Subscribes `url` to `events` for the owner's organization; answers the
+/// endpoint (with its signing secret, shown once).
+pub(crate) async fn subscribe(app: &TestApp, owner: &Session, url: &str, events: Value) -> Value {
+    let (status, endpoint) = app
         .post(
-            "/api/v1/mpesa/stk-push",
+            "/api/v1/webhooks",
             &owner.auth(),
-            json!({"phone_number": "254712345678", "amount": amount,
-                   "account_reference": "SHOP-1", "description": "Order"}),
+            json!({"url": url, "events": events}),
         )
         .await;
-    assert_eq!(status, 201, "{body}");
-    body["transaction"]["id"].as_str().expect("id").to_string()
+    assert_eq!(status, 201, "{endpoint}");
+    endpoint
+}
+
+/// The notifications plugin's job that sends the webhook messages due.
+pub(crate) const DELIVER_JOB: &str = "webhooks.deliver";
+
+/// Waits until the owner's in-app inbox holds `count` notifications (the
+/// notifications plugin has handled that many events).
+pub(crate) async fn wait_for_notifications(app: &TestApp, owner: &Session, count: usize) {
+    for _ in 0..300 {
+        let (_, body) = app.get("/api/v1/notifications", &owner.auth()).await;
+        if body["notifications"].as_array().map_or(0, Vec::len) >= count {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("fewer than {count} notifications arrived");
 }
 
 pub(crate) fn options(allow_loopback: bool) -> Options {
@@ -164,7 +182,8 @@ async fn a_completed_payment_reaches_the_shop_signed_retried_after_500_and_never
         assert_eq!(body["data"]["transaction_id"], txn.as_str());
         assert_eq!(body["data"]["amount"], 120);
     }
-    // Nothing more for that message once it answered 200, whatever runs next.
+    // Nothing more for that message once it answered 200, whatever runs
+    // next: the delivery job runs twice more after it is recorded delivered.
     let id = endpoint["id"].as_str().expect("id");
     for _ in 0..40 {
         let (_, log) = app
@@ -175,7 +194,8 @@ async fn a_completed_payment_reaches_the_shop_signed_retried_after_500_and_never
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let runs = app.plugin_calls(DELIVER_JOB).await;
+    app.wait_for_plugin_calls(DELIVER_JOB, runs, 2).await;
     assert_eq!(receiver.received().len(), 2, "{:?}", receiver.received());
     let (_, log) = app
         .get(&format!("/api/v1/webhooks/{id}/deliveries"), &owner.auth())
@@ -203,14 +223,7 @@ async fn nothing_is_sent_to_a_loopback_address_the_operator_did_not_allow() {
     let app = TestApp::spawn_with(options(false)).await;
     let owner = app.register("Careful Ltd").await;
     app.configure_mpesa(&owner).await;
-    let (status, endpoint) = app
-        .post(
-            "/api/v1/webhooks",
-            &owner.auth(),
-            json!({"url": receiver.url, "events": ["*"]}),
-        )
-        .await;
-    assert_eq!(status, 201, "{endpoint}");
+    let endpoint = subscribe(&app, &owner, &receiver.url, json!(["*"])).await;
     let id = endpoint["id"].as_str().expect("id").to_string();
     pay(&app, &owner, 130).await;
     let mut last = Value::Null;
@@ -240,14 +253,7 @@ async fn an_endpoint_that_answers_410_is_disabled_and_gets_nothing_more() {
     let app = TestApp::spawn_with(options(true)).await;
     let owner = app.register("Gone Ltd").await;
     app.configure_mpesa(&owner).await;
-    let (status, endpoint) = app
-        .post(
-            "/api/v1/webhooks",
-            &owner.auth(),
-            json!({"url": receiver.url, "events": ["payment.completed"]}),
-        )
-        .await;
-    assert_eq!(status, 201, "{endpoint}");
+    let endpoint = subscribe(&app, &owner, &receiver.url, json!(["payment.completed"])).await;
     let id = endpoint["id"].as_str().expect("id").to_string();
     pay(&app, &owner, 140).await;
     receiver.wait_for(1).await;
@@ -261,7 +267,9 @@ async fn an_endpoint_that_answers_410_is_disabled_and_gets_nothing_more() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(listed["webhooks"][0]["status"], "disabled", "{listed}");
-    // A second payment, completed, queues nothing for a disabled endpoint.
+    // A second payment, completed, queues nothing for a disabled endpoint:
+    // once its event reached the plugin (its in-app notification is there)
+    // and the delivery job ran twice more, nothing was queued or sent.
     let second = pay(&app, &owner, 150).await;
     for _ in 0..200 {
         let (_, body) = app
@@ -275,7 +283,9 @@ async fn an_endpoint_that_answers_410_is_disabled_and_gets_nothing_more() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    wait_for_notifications(&app, &owner, 2).await;
+    let runs = app.plugin_calls(DELIVER_JOB).await;
+    app.wait_for_plugin_calls(DELIVER_JOB, runs, 2).await;
     let (_, log) = app
         .get(&format!("/api/v1/webhooks/{id}/deliveries"), &owner.auth())
         .await;

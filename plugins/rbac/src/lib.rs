@@ -9,6 +9,8 @@ mod catalog;
 mod manifest;
 mod model;
 mod roles;
+#[cfg(test)]
+mod tests;
 
 use malipo_plugin_sdk::{Context, Db, Error, Input};
 use serde_json::Value;

@@ -31,12 +31,24 @@ impl Guest for Sandbox {
     }
 
     fn on_event(ctx: CallContext, event: Event) -> Result<(), PluginError> {
-        ops::on_event(&HostDb, &context(ctx), &event.id, &event.name, &event.payload).map_err(plugin_error)
+        ops::on_event(
+            &HostDb,
+            &context(ctx),
+            &event.id,
+            &event.name,
+            &event.payload,
+        )
+        .map_err(plugin_error)
     }
 }
 
 /// Routes an operation name to its handler.
-fn dispatch(db: &dyn Db, ctx: &Context, operation: &str, input: &Input) -> malipo_plugin_sdk::Result<Value> {
+fn dispatch(
+    db: &dyn Db,
+    ctx: &Context,
+    operation: &str,
+    input: &Input,
+) -> malipo_plugin_sdk::Result<Value> {
     match operation {
         "sandbox.noop" => Ok(ops::noop()),
         "sandbox.items.create" => ops::create_item(db, ctx, input),
@@ -51,7 +63,9 @@ fn dispatch(db: &dyn Db, ctx: &Context, operation: &str, input: &Input) -> malip
         "sandbox.echo" => Ok(ops::echo(ctx, input)),
         "sandbox.emit" => ops::emit(input, malipo::plugin::events::emit),
         "sandbox.events.list" => ops::list_events(db),
-        other => Err(Error::bad_request(format!("The sandbox plugin has no operation named `{other}`."))),
+        other => Err(Error::bad_request(format!(
+            "The sandbox plugin has no operation named `{other}`."
+        ))),
     }
 }
 

@@ -2,7 +2,9 @@
 
 use serde_json::{Value, json};
 
-use crate::malipo::plugin::types::{Annotations, HttpMethod, Manifest, Migration, Operation, PermissionDef};
+use crate::malipo::plugin::types::{
+    Annotations, HttpMethod, Manifest, Migration, Operation, PermissionDef,
+};
 
 /// The permission every sandbox operation needs.
 const RUN: &str = "sandbox.run";
@@ -11,7 +13,8 @@ pub fn manifest() -> Manifest {
     Manifest {
         name: "sandbox".to_owned(),
         version: env!("CARGO_PKG_VERSION").to_owned(),
-        description: "Test-only probes of the plugin sandbox. Never install in production.".to_owned(),
+        description: "Test-only probes of the plugin sandbox. Never install in production."
+            .to_owned(),
         operations: operations(),
         permissions: vec![PermissionDef {
             name: RUN.to_owned(),
@@ -42,14 +45,31 @@ pub fn manifest() -> Manifest {
 }
 
 /// Only reads.
-const READ: Annotations = Annotations { read_only: true, destructive: false, idempotent: true, open_world: false };
+const READ: Annotations = Annotations {
+    read_only: true,
+    destructive: false,
+    idempotent: true,
+    open_world: false,
+};
 /// Writes something new.
-const WRITE: Annotations = Annotations { read_only: false, destructive: false, idempotent: false, open_world: false };
+const WRITE: Annotations = Annotations {
+    read_only: false,
+    destructive: false,
+    idempotent: false,
+    open_world: false,
+};
 /// May destroy data (or try to).
-const DESTRUCTIVE: Annotations =
-    Annotations { read_only: false, destructive: true, idempotent: false, open_world: false };
+const DESTRUCTIVE: Annotations = Annotations {
+    read_only: false,
+    destructive: true,
+    idempotent: false,
+    open_world: false,
+};
 
-#[expect(clippy::too_many_arguments, reason = "a flat table of probe operations reads best")]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "a flat table of probe operations reads best"
+)]
 fn op(
     name: &str,
     method: HttpMethod,
@@ -70,7 +90,10 @@ fn op(
         input_schema: input.to_string(),
         output_schema: output.to_string(),
         success_status: status,
-        mcp_tool: Some(format!("sandbox_{}", name.trim_start_matches("sandbox.").replace('.', "_"))),
+        mcp_tool: Some(format!(
+            "sandbox_{}",
+            name.trim_start_matches("sandbox.").replace('.', "_")
+        )),
         annotations: hints,
         money: None,
         feature: None,

@@ -61,7 +61,9 @@ pub fn trap(db: &dyn Db, ctx: &Context, input: &Input) -> Result<Value> {
 /// `sandbox.fail`: stores a note, then fails with `conflict` (the host must roll back).
 pub fn fail(db: &dyn Db, ctx: &Context, input: &Input) -> Result<Value> {
     let id = insert_note(db, ctx, input.req_str("note")?)?;
-    Err(Error::conflict(format!("sandbox.fail: deliberate conflict after inserting item {id}")))
+    Err(Error::conflict(format!(
+        "sandbox.fail: deliberate conflict after inserting item {id}"
+    )))
 }
 
 /// `sandbox.trespass`: stores a note, then tries what the host must refuse:
@@ -108,11 +110,15 @@ pub fn echo(ctx: &Context, input: &Input) -> Value {
 /// `conflict`, so the host must roll the event back.
 pub fn emit(input: &Input, emit: impl FnOnce(&str, &str)) -> Result<Value> {
     let name = input.req_trimmed("name")?;
-    let payload = input.get("payload").map_or_else(|| "{}".to_owned(), Value::to_string);
+    let payload = input
+        .get("payload")
+        .map_or_else(|| "{}".to_owned(), Value::to_string);
     let fail = input.get("fail").and_then(Value::as_bool).unwrap_or(false);
     emit(name, &payload);
     if fail {
-        return Err(Error::conflict("sandbox.emit: deliberate conflict after emitting"));
+        return Err(Error::conflict(
+            "sandbox.emit: deliberate conflict after emitting",
+        ));
     }
     Ok(json!({ "emitted": true }))
 }
@@ -124,9 +130,18 @@ pub const PINGED: &str = "sandbox.pinged";
 /// `fail_times: n` makes the first `n` attempts fail (counted by the host
 /// in `event_deliveries`, since a failed attempt's own writes roll back):
 /// with `conflict`, or by panicking when `fail_with` is `trap`.
-pub fn on_event(db: &dyn Db, ctx: &Context, event_id: &str, name: &str, payload: &str) -> Result<()> {
+pub fn on_event(
+    db: &dyn Db,
+    ctx: &Context,
+    event_id: &str,
+    name: &str,
+    payload: &str,
+) -> Result<()> {
     let parsed: Value = serde_json::from_str(payload).unwrap_or(Value::Null);
-    let fail_times = parsed.get("fail_times").and_then(Value::as_i64).unwrap_or(0);
+    let fail_times = parsed
+        .get("fail_times")
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
     if fail_times > 0 {
         let attempts = db.query_int(
             "SELECT COALESCE(MAX(attempts), 0) FROM event_deliveries WHERE event_id = ?1 AND plugin = 'sandbox'",
@@ -134,11 +149,17 @@ pub fn on_event(db: &dyn Db, ctx: &Context, event_id: &str, name: &str, payload:
         )?;
         if attempts < fail_times {
             if parsed.get("fail_with").and_then(Value::as_str) == Some("trap") {
-                panic!("sandbox on-event: deliberate panic on attempt {}", attempts + 1);
+                panic!(
+                    "sandbox on-event: deliberate panic on attempt {}",
+                    attempts + 1
+                );
             }
             return Err(Error::new(
                 "unavailable",
-                format!("sandbox on-event: deliberate failure on attempt {}", attempts + 1),
+                format!(
+                    "sandbox on-event: deliberate failure on attempt {}",
+                    attempts + 1
+                ),
             ));
         }
     }
