@@ -729,12 +729,31 @@ fn complete_result(inner: &mut Inner, id: &str) -> Vec<Delivery> {
                             ),
                             KeyVal::new("OriginalTransactionID", Val::s(key.clone())),
                             KeyVal::new("Charge", Val::dec(0)),
-                            KeyVal::new("CreditPartyPublicName", Val::s(credit_name)),
+                            KeyVal::new("CreditPartyPublicName", Val::s(credit_name.clone())),
                             KeyVal::new(
                                 "DebitPartyPublicName",
                                 Val::s(inner.shortcode_name(&debit_shortcode)),
                             ),
                         ]);
+                        // The reversal is a transaction of its own: a
+                        // transaction-status query (by its receipt or its
+                        // OriginatorConversationID) finds it.
+                        let debit_name = inner.shortcode_name(&debit_shortcode);
+                        inner.receipts.insert(
+                            receipt.clone(),
+                            Receipt {
+                                receipt: receipt.clone(),
+                                amount,
+                                reason: "Reversal".to_owned(),
+                                debit_party: debit_name,
+                                credit_party: credit_name,
+                                shortcode: debit_shortcode,
+                                originator_conversation_id: originator.clone(),
+                                conversation_id: id.to_owned(),
+                                at: now,
+                                reversed: false,
+                            },
+                        );
                         receipt_out = Some(receipt);
                     }
                 }

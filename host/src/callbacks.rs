@@ -171,7 +171,7 @@ pub async fn deliver_due(state: &Arc<Core>) -> Result<usize, ApiError> {
         let audit = AuditEntry {
             actor_type: "callback".into(),
             channel: "callback".into(),
-            operation: format!("{}.callback.{}", item.plugin, item.kind),
+            operation: format!("{}.callback.{}", item.plugin, audited_kind(&item.kind)),
             target: Some(format!("callback-inbox/{}", item.id)),
             outcome: "success".into(),
             request_id: Some(ctx.request_id.clone()),
@@ -214,6 +214,16 @@ pub async fn deliver_due(state: &Arc<Core>) -> Result<usize, ApiError> {
     Ok(applied)
 }
 
+/// The kind a callback is audited under: a last path segment that is a
+/// UUID (a plugin's reference to its own request, e.g. `stk/<intent id>`)
+/// is left out, so one kind is one audited operation.
+fn audited_kind(kind: &str) -> &str {
+    match kind.rsplit_once('/') {
+        Some((head, last)) if uuid::Uuid::parse_str(last).is_ok() => head,
+        _ => kind,
+    }
+}
+
 /// Whether an error says the tenant's database was busy or locked.
 fn is_contention(message: &str) -> bool {
     let message = message.to_ascii_lowercase();
@@ -229,6 +239,16 @@ fn is_contention(message: &str) -> bool {
 
 #[cfg(test)]
 mod contention_tests {
+    #[test]
+    fn a_reference_segment_is_not_part_of_the_audited_kind() {
+        assert_eq!(
+            super::audited_kind("stk/0b9e6a52-6d8f-4c1e-9a55-3f1c2d4e5f60"),
+            "stk"
+        );
+        assert_eq!(super::audited_kind("stk"), "stk");
+        assert_eq!(super::audited_kind("b2c/result"), "b2c/result");
+    }
+
     #[test]
     fn busy_and_locked_databases_are_contention() {
         assert!(super::is_contention("plugin host: database is locked"));

@@ -327,3 +327,311 @@ async fn a_plugin_waiting_on_daraja_leaves_the_tenant_database_unlocked() {
     );
     assert!(direct.is_ok(), "the file was locked: {direct:?}");
 }
+
+// ---------------------------------------------------------------------------
+// An STK push whose Daraja answer was lost
+
+/// The push every lost-answer test sends.
+fn order(reference: &str) -> Value {
+    json!({
+        "phone_number": "254712345678",
+        "amount": 10,
+        "account_reference": reference,
+        "description": "Test"
+    })
+}
+
+async fn push_keyed(app: &TestApp, owner: &Session, key: &str) -> (u16, Value) {
+    app.call_with(
+        Method::POST,
+        "/api/v1/mpesa/stk-push",
+        &owner.auth(),
+        Some(order(key)),
+        &[("Idempotency-Key", key)],
+    )
+    .await
+}
+
+/// STK pushes the emulator received.
+fn pushes(sim: &daraja_sim::Running) -> usize {
+    sim.handle()
+        .requests()
+        .iter()
+        .filter(|r| r.path == STK_PATH)
+        .count()
+}
+
+/// Pushes with `key` while Daraja holds its answer, and SIGKILLs the
+/// server once the emulator registered the push: the answer (the
+/// CheckoutRequestID) is lost. Answers a new server on the same data, the
+/// owner's new session and the data directory.
+async fn lose_the_answer(
+    sim: &daraja_sim::Running,
+    options: &Options,
+    key: &'static str,
+) -> (TestApp, Session, tempfile::TempDir) {
+    let first = TestApp::spawn_with(options.clone()).await;
+    let owner = first.register(&format!("Lost {key}")).await;
+    configure(&first, &owner, sim).await;
+    set_faults(sim, json!({"response_delay_ms": 30_000}));
+    let call = {
+        let (base, auth) = (first.base.clone(), owner.access_token.clone());
+        tokio::spawn(async move {
+            let _ = reqwest::Client::new()
+                .post(format!("{base}/api/v1/mpesa/stk-push"))
+                .bearer_auth(auth)
+                .header("Idempotency-Key", key)
+                .json(&order(key))
+                .send()
+                .await;
+        })
+    };
+    let started = Instant::now();
+    while !sim.handle().transactions().iter().any(|t| t.kind == "stk") {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the push never reached the emulator"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let temp = first.stop().expect("the data directory");
+    call.abort();
+    set_faults(sim, json!({}));
+    assert_eq!(pushes(sim), 1);
+    let app = TestApp::start(temp.path(), options).await;
+    let (status, login) = app.login(&owner.email, PASSWORD).await;
+    assert_eq!(status, 200, "{login}");
+    let owner = Session {
+        default_store: owner.default_store.clone(),
+        ..Session::from_auth_response(&login, &owner.email)
+    };
+    (app, owner, temp)
+}
+
+async fn transaction(app: &TestApp, owner: &Session, id: &str) -> Value {
+    let (status, body) = app
+        .get(&format!("/api/v1/mpesa/transactions/{id}"), &owner.auth())
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body["transaction"].clone()
+}
+
+#[tokio::test]
+async fn an_stk_push_whose_answer_was_lost_is_answered_on_retry_and_settled_by_its_callback() {
+    // The emulator calls back only when told to (after the restart).
+    let sim = emulator(600_000).await;
+    let options = options(&sim);
+    let (app, owner, temp) = lose_the_answer(&sim, &options, "order-77").await;
+
+    // The same key again: the payment as it stands — not 409, not a
+    // second push.
+    let (status, answer) = push_keyed(&app, &owner, "order-77").await;
+    assert_eq!(status, 201, "{answer}");
+    let txn = &answer["transaction"];
+    assert_eq!(txn["status"], "pending", "{answer}");
+    assert_eq!(txn["checkout_request_id"], Value::Null, "{answer}");
+    assert_eq!(txn["account_reference"], "order-77", "{answer}");
+    let id = txn["id"].as_str().expect("id").to_string();
+    assert_eq!(pushes(&sim), 1, "never pushed again");
+
+    // Daraja calls back at the URL the push gave, which names the push's
+    // intent. The first server is gone; the public URL now reaches the new
+    // one (here: the same path on the new address).
+    sim.handle().flush_callbacks().await;
+    let callback = sim
+        .handle()
+        .callbacks()
+        .into_iter()
+        .find(|c| c.kind == daraja_sim::CallbackKind::Stk)
+        .expect("the emulator called back");
+    let path = callback
+        .url
+        .split_once("/callbacks/")
+        .map(|(_, rest)| format!("/callbacks/{rest}"))
+        .expect("a callback URL");
+    assert!(path.ends_with(&format!("/stk/{id}")), "{path}");
+    let delivered = app
+        .client
+        .post(format!("{}{path}", app.base))
+        .header("content-type", "application/json")
+        .body(callback.raw_body.clone())
+        .send()
+        .await
+        .expect("post the callback");
+    assert_eq!(delivered.status().as_u16(), 200);
+
+    let mut done = Value::Null;
+    for _ in 0..200 {
+        done = transaction(&app, &owner, &id).await;
+        if done["status"] != "pending" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(done["checkout_request_id"], callback.transaction.as_str());
+    assert!(done["receipt"].as_str().is_some(), "{done}");
+
+    // And the key answers the completed payment; still one push.
+    let (status, again) = push_keyed(&app, &owner, "order-77").await;
+    assert_eq!(status, 201, "{again}");
+    assert_eq!(again["transaction"]["id"], id.as_str());
+    assert_eq!(again["transaction"]["status"], "completed", "{again}");
+    assert_eq!(pushes(&sim), 1, "never pushed again");
+    let intents: i64 = tenant_db(&app, &owner)
+        .query_row("SELECT COUNT(*) FROM mpesa_submissions", [], |r| r.get(0))
+        .expect("read");
+    assert_eq!(intents, 0, "the intent became the transaction");
+    drop(app);
+    drop(temp);
+}
+
+#[tokio::test]
+async fn an_stk_push_without_answer_or_callback_fails_at_reconciliation_and_is_never_resent() {
+    let sim = emulator(600_000).await;
+    let options = options(&sim).with_env("MALIPO_TEST_CLOCK", "1");
+    let (app, owner, temp) = lose_the_answer(&sim, &options, "order-78").await;
+    let admin = app.super_admin().await;
+    let advance = |secs: i64| {
+        let (app, admin) = (&app, &admin);
+        async move {
+            let (status, body) = app
+                .post("/api/v1/admin/clock", admin, json!({"advance_secs": secs}))
+                .await;
+            assert_eq!(status, 200, "{body}");
+        }
+    };
+    let intents = || -> i64 {
+        tenant_db(&app, &owner)
+            .query_row("SELECT COUNT(*) FROM mpesa_submissions", [], |r| r.get(0))
+            .expect("read")
+    };
+
+    // A few minutes on, its callback may still come: nothing changes.
+    advance(180).await;
+    assert_eq!(intents(), 1);
+    // Past ten minutes with neither answer nor callback: failed, with the
+    // reason, and not sent again.
+    advance(15 * 60).await;
+    assert_eq!(intents(), 0);
+    let (status, listed) = app
+        .get("/api/v1/mpesa/transactions?kind=stk", &owner.auth())
+        .await;
+    assert_eq!(status, 200, "{listed}");
+    let listed = listed["transactions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    let failed = &listed[0];
+    assert_eq!(failed["status"], "failed", "{failed}");
+    assert!(
+        failed["result_desc"]
+            .as_str()
+            .is_some_and(|d| d.contains("never confirmed")),
+        "{failed}"
+    );
+    assert_eq!(pushes(&sim), 1, "never pushed again");
+
+    // The key answers that failed payment.
+    let (status, again) = push_keyed(&app, &owner, "order-78").await;
+    assert_eq!(status, 201, "{again}");
+    assert_eq!(again["transaction"]["id"], failed["id"]);
+    assert_eq!(again["transaction"]["status"], "failed", "{again}");
+    assert_eq!(pushes(&sim), 1, "never pushed again");
+    drop(app);
+    drop(temp);
+}
+
+// ---------------------------------------------------------------------------
+// A reversal whose result was lost
+
+#[tokio::test]
+async fn a_reversal_whose_result_was_lost_is_settled_by_reconciliations_status_answer() {
+    let sim = emulator(100).await;
+    let app = TestApp::spawn_with(options(&sim).with_env("MALIPO_TEST_CLOCK", "1")).await;
+    let owner = app.register("Lost Reversal").await;
+    configure(&app, &owner, &sim).await;
+    let (status, pushed) = app
+        .post("/api/v1/mpesa/stk-push", &owner.auth(), order("INV-5"))
+        .await;
+    assert_eq!(status, 201, "{pushed}");
+    let paid_id = pushed["transaction"]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let mut paid = Value::Null;
+    for _ in 0..200 {
+        paid = transaction(&app, &owner, &paid_id).await;
+        if paid["status"] != "pending" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(paid["status"], "completed", "{paid}");
+
+    // Daraja reverses the payment, but its result never reaches us.
+    set_faults(&sim, json!({"no_callback": true}));
+    let (status, answer) = app
+        .post(
+            "/api/v1/mpesa/reversals",
+            &owner.auth(),
+            json!({"transaction_id": paid_id, "remarks": "Refund"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{answer}");
+    let reversal_id = answer["transaction"]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let started = Instant::now();
+    while !sim
+        .handle()
+        .transactions()
+        .iter()
+        .any(|t| t.kind == "reversal" && t.status == "completed")
+    {
+        assert!(started.elapsed() < Duration::from_secs(30), "not reversed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    set_faults(&sim, json!({}));
+    assert_eq!(
+        transaction(&app, &owner, &reversal_id).await["status"],
+        "pending"
+    );
+
+    // Reconciliation asks Daraja about it (transaction status by its
+    // OriginatorConversationID); the answer settles the reversal and the
+    // payment it reversed.
+    let admin = app.super_admin().await;
+    let (status, body) = app
+        .post("/api/v1/admin/clock", &admin, json!({"advance_secs": 300}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let mut reversal = Value::Null;
+    for _ in 0..200 {
+        reversal = transaction(&app, &owner, &reversal_id).await;
+        if reversal["status"] != "pending" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        sim.handle()
+            .requests()
+            .iter()
+            .any(|r| r.path == "/mpesa/transactionstatus/v1/query"),
+        "reconciliation asked Daraja"
+    );
+    assert_eq!(reversal["status"], "completed", "{reversal}");
+    assert!(reversal["receipt"].as_str().is_some(), "{reversal}");
+    let original = transaction(&app, &owner, &paid_id).await;
+    assert_eq!(original["status"], "reversed", "{original}");
+    let reversals = sim
+        .handle()
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/mpesa/reversal/v1/request")
+        .count();
+    assert_eq!(reversals, 1, "never sent again");
+}

@@ -6,9 +6,11 @@ use serde_json::{Map, Value, json};
 use crate::daraja::code_text;
 use crate::env::Env;
 use crate::transactions::{self, Txn};
-use crate::{b2c, c2b, requests, reversal, stk};
+use crate::{b2c, c2b, intents, requests, reversal, stk};
 
-/// Callback kinds the host delivers (the path after the tenant's callback base).
+/// Callback kinds the host delivers (the path after the tenant's callback
+/// base); an STK push's own URL ends in `stk/<intent id>` instead of `stk`
+/// ([`intents::callback_kind`]).
 pub const KINDS: &[&str] = &[
     "stk",
     "b2c/result",
@@ -128,7 +130,7 @@ pub fn ignored(txn: &Txn, reason: &str) -> Value {
 /// `callback.receive`: `{"kind", "body": "<the posted JSON>", "received_at": ms}`.
 pub fn receive(env: &dyn Env, input: &Input) -> Result<Value> {
     let kind = input.req_trimmed("kind")?;
-    if !KINDS.contains(&kind) {
+    if !KINDS.contains(&kind) && intents::intent_of_kind(kind).is_none() {
         return Err(Error::bad_request(format!(
             "Unknown callback kind `{kind}`."
         )));
@@ -156,7 +158,9 @@ pub fn receive(env: &dyn Env, input: &Input) -> Result<Value> {
     let raw = raw.as_str();
     let received_at = input.opt_u64("received_at")?.unwrap_or(env.ctx().now_ms);
     let answer = match kind {
-        "stk" => stk::on_callback(env, &body, raw, received_at)?,
+        _ if kind == "stk" || intents::intent_of_kind(kind).is_some() => {
+            stk::on_callback(env, kind, &body, raw, received_at)?
+        }
         "c2b/confirmation" => c2b::on_confirmation(env, &body, raw, received_at)?,
         "c2b/validation" => c2b::on_validation(&body),
         _ => {

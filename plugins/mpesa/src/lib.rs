@@ -13,6 +13,7 @@ mod credentials;
 mod daraja;
 mod env;
 mod idempotency;
+mod intents;
 mod manifest;
 mod reports;
 mod requests;

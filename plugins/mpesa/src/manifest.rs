@@ -58,6 +58,11 @@ pub fn manifest() -> Manifest {
             version: 2,
             name: "two_phase".to_owned(),
             sql: include_str!("../migrations/V2__two_phase.sql").to_owned(),
+        },
+        Migration {
+            version: 3,
+            name: "stk_intents".to_owned(),
+            sql: include_str!("../migrations/V3__stk_intents.sql").to_owned(),
         }],
     }
 }
@@ -836,7 +841,8 @@ fn account_operations() -> Vec<Op> {
             summary: "Query a transaction's status at M-Pesa",
             description: "Asks Daraja about a transaction by its receipt (or a B2C payout without one by its \
                           OriginatorConversationID). Daraja answers later: read the result with \
-                          GET /mpesa/transaction-status/{id}. A result saying a pending payout completed settles it.",
+                          GET /mpesa/transaction-status/{id}. A result saying a pending payout or reversal \
+                          completed settles it (a reversal also marks its payment `reversed`).",
             input: targeted_input(
                 {
                     let mut params = target_params();
@@ -898,7 +904,11 @@ fn internal_operations() -> Vec<Op> {
                           nothing stored yet: deliver again later).",
             input: input(
                 json!({
-                    "kind": { "type": "string", "enum": crate::callbacks::KINDS },
+                    "kind": {
+                        "type": "string",
+                        "pattern": format!("^(stk/[0-9a-f-]{{36}}|{})$", crate::callbacks::KINDS.join("|")),
+                        "description": "The path under the tenant's callback base: one of the callback kinds, or `stk/<intent id>` (an STK push's own callback URL, naming its intent)."
+                    },
                     "body": { "type": ["string", "object"], "description": "The posted JSON, as received (a string; an object is accepted too)." },
                     "received_at": { "type": "integer", "minimum": 0, "description": "Milliseconds since the epoch." }
                 }),
@@ -919,7 +929,9 @@ fn internal_operations() -> Vec<Op> {
             summary: "Reconcile pending STK payments",
             description: "Job: runs an STK query for each pending STK payment older than `older_than_secs` \
                           (oldest first, at most 100 per run) and applies final answers; one still without an answer after \
-                          24 hours becomes `timeout`.",
+                          24 hours becomes `timeout`. An STK push whose Daraja answer was lost (no CheckoutRequestID) and \
+                          whose callback did not come within 10 minutes becomes `failed` (never confirmed, never sent again). \
+                          Pending B2C payouts and reversals are asked about with a transaction-status query.",
             input: input(
                 json!({ "older_than_secs": { "type": "integer", "minimum": 0, "default": 60 } }),
                 &[],

@@ -302,7 +302,9 @@ pub fn on_result(
             Sql::from(id.as_str()),
         ],
     )?;
-    // A status result that a pending payout completed settles the payout.
+    // A status result that a pending payout or reversal completed settles
+    // it (as its own result callback would have): a reversal also marks the
+    // payment it reversed `reversed`.
     let mut settled = false;
     if kind == "status"
         && new_status == "completed"
@@ -314,12 +316,18 @@ pub fn on_result(
             .map(|t| transactions::find(db, t))
             .transpose()?
             .flatten()
-        && txn.kind == "b2c"
+        && (txn.kind == "b2c" || txn.kind == "reversal")
         && txn.is_pending()
     {
         let receipt = envelope
             .param_text("ReceiptNo")
             .or_else(|| envelope.transaction_id.clone());
+        if txn.kind == "reversal"
+            && let Some(original) = txn.original_transaction_id.as_deref()
+        {
+            // Before settling, so the reversal's event follows the original's change.
+            transactions::mark_reversed(db, original, &txn.id, received_at)?;
+        }
         settled = settle(
             env,
             &txn,

@@ -8,6 +8,7 @@ use crate::credentials::Credentials;
 use crate::daraja::{Daraja, amount_value, code_text};
 use crate::env::{Env, codes, retry, upstream};
 use crate::idempotency::Keyed;
+use crate::intents;
 use crate::transactions::{self, NewTxn, Outcome, Txn, settle, status_for_code};
 use crate::validate;
 
@@ -77,10 +78,15 @@ pub fn push(env: &dyn Env, input: &Input) -> Result<Value> {
         return Ok(answer);
     }
     // A call with this key began and its answer was not recorded: the push
-    // may have reached the customer's phone. It is never sent again.
+    // may have reached the customer's phone. It is never sent again; the
+    // caller gets its payment as it stands (pending until its callback, or
+    // failed by reconciliation if none comes).
     if let Some(keyed) = &keyed
         && let Some(intent) = keyed.begun(db)?
     {
+        if let Some(txn) = intents::resume(env, &intent)? {
+            return Ok(json!({ "transaction": txn.to_json() }));
+        }
         return Err(Error::conflict(format!(
             "An earlier STK push with this Idempotency-Key (intent {intent}) was sent to Daraja and \
              its answer was not recorded; it is not sent again. Use a new key for a new payment."
@@ -90,6 +96,9 @@ pub fn push(env: &dyn Env, input: &Input) -> Result<Value> {
     let daraja = Daraja::new(env, &credentials);
     let shortcode = &credentials.settings.shortcode;
     let (password, timestamp) = daraja.stk_password();
+    // The intent's id ends the CallBackURL, so that the callback finds the
+    // intent even if Daraja's answer (the CheckoutRequestID) is lost.
+    let id = malipo_plugin_sdk::id::uuid_v4()?;
     let body = json!({
         "BusinessShortCode": shortcode.parse::<u64>().map_or_else(|_| json!(shortcode), |n| json!(n)),
         "Password": password,
@@ -99,16 +108,16 @@ pub fn push(env: &dyn Env, input: &Input) -> Result<Value> {
         "PartyA": phone,
         "PartyB": shortcode,
         "PhoneNumber": phone,
-        "CallBackURL": daraja.callback_url("stk")?,
+        "CallBackURL": daraja.callback_url(&intents::callback_kind(&id))?,
         "AccountReference": account_reference,
         "TransactionDesc": description,
     });
-    // Phase one: the intent (and the key) are written; the host commits
-    // them before the push leaves.
-    let id = malipo_plugin_sdk::id::uuid_v4()?;
+    // Phase one: the intent (with what its transaction will need) and the
+    // key are written; the host commits them before the push leaves.
     db.execute(
-        "INSERT INTO mpesa_submissions (id, operation, idempotency_key, phone_number, amount, created_at, created_ms) \
-         VALUES (?1, 'mpesa.stk-push', ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO mpesa_submissions (id, operation, idempotency_key, phone_number, amount, created_at, created_ms, \
+         store_id, account_reference, description, created_by) \
+         VALUES (?1, 'mpesa.stk-push', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         &[
             Sql::from(id.as_str()),
             Sql::from(keyed.as_ref().map(|k| k.key)),
@@ -116,6 +125,10 @@ pub fn push(env: &dyn Env, input: &Input) -> Result<Value> {
             Sql::Integer(amount),
             Sql::from(crate::clock::rfc3339_ms(ctx.now_ms)),
             Sql::Integer(i64::try_from(ctx.now_ms).unwrap_or(i64::MAX)),
+            Sql::from(store_id.as_deref()),
+            Sql::from(account_reference),
+            Sql::from(description),
+            Sql::from(ctx.user_id.clone()),
         ],
     )?;
     if let Some(keyed) = &keyed {
@@ -133,27 +146,30 @@ pub fn push(env: &dyn Env, input: &Input) -> Result<Value> {
     };
     let checkout = text("CheckoutRequestID")
         .ok_or_else(|| upstream("Daraja accepted the STK push but sent no CheckoutRequestID."))?;
-    let txn = transactions::insert(
-        db,
-        ctx,
-        &NewTxn {
-            id: &id,
-            kind: "stk",
-            status: "pending",
-            store_id: store_id.as_deref(),
-            phone_number: Some(&phone),
-            amount,
-            account_reference: Some(account_reference),
-            description: Some(description),
-            merchant_request_id: text("MerchantRequestID"),
-            checkout_request_id: Some(checkout),
-            ..NewTxn::default()
-        },
-    )?;
-    db.execute(
-        "DELETE FROM mpesa_submissions WHERE id = ?1",
-        &[Sql::from(id.as_str())],
-    )?;
+    // The push's callback may have come first and made the transaction
+    // from the intent (its URL names the intent): then it gets the ids.
+    let txn = if transactions::find(db, &id)?.is_some() {
+        intents::record_ids(env, &id, text("MerchantRequestID"), Some(checkout))?
+    } else {
+        transactions::insert(
+            db,
+            ctx,
+            &NewTxn {
+                id: &id,
+                kind: "stk",
+                status: "pending",
+                store_id: store_id.as_deref(),
+                phone_number: Some(&phone),
+                amount,
+                account_reference: Some(account_reference),
+                description: Some(description),
+                merchant_request_id: text("MerchantRequestID"),
+                checkout_request_id: Some(checkout),
+                ..NewTxn::default()
+            },
+        )?
+    };
+    intents::forget(env, &id)?;
     let answer = json!({ "transaction": txn.to_json() });
     if let Some(keyed) = &keyed {
         keyed.remember(db, ctx, &answer)?;
@@ -308,7 +324,8 @@ pub fn reconcile(env: &dyn Env, input: &Input) -> Result<Value> {
     let pending = transactions::select(
         db,
         &format!(
-            "WHERE kind = 'stk' AND status = 'pending' AND created_ms <= ?1 ORDER BY created_ms, id LIMIT {RECONCILE_BATCH}"
+            "WHERE kind = 'stk' AND status = 'pending' AND checkout_request_id IS NOT NULL AND created_ms <= ?1 \
+             ORDER BY created_ms, id LIMIT {RECONCILE_BATCH}"
         ),
         &[Sql::Integer(cutoff)],
     )?;
@@ -320,8 +337,16 @@ pub fn reconcile(env: &dyn Env, input: &Input) -> Result<Value> {
     let daraja = credentials.as_ref().map(|c| Daraja::new(env, c));
     let mut counts = serde_json::Map::new();
     let mut errors = Vec::new();
+    // Pushes whose answer was lost and whose callback never came: nothing
+    // to ask Daraja about (no CheckoutRequestID), so past their time they
+    // fail — they are never sent again.
+    let unanswered = intents::fail_unanswered(env)?;
+    for txn in &unanswered {
+        let slot = counts.entry(txn.status.clone()).or_insert(json!(0));
+        *slot = json!(slot.as_u64().unwrap_or(0) + 1);
+    }
     // Payments this run settled (the host audits the run only if any).
-    let mut changed = 0usize;
+    let mut changed = unanswered.len();
     // After Daraja fails to answer once, this run stops asking.
     let mut unreachable: Option<String> = None;
     for txn in &pending {
@@ -383,7 +408,7 @@ pub fn reconcile(env: &dyn Env, input: &Input) -> Result<Value> {
         }
     }
     Ok(json!({
-        "checked": pending.len(),
+        "checked": pending.len() + unanswered.len(),
         "changed": changed,
         "configured": credentials.is_some(),
         "by_status": counts,
@@ -431,8 +456,16 @@ fn mismatch(callback: &Value, txn: &Txn) -> Option<String> {
     }
 }
 
-/// Applies an STK callback (`{"Body":{"stkCallback":{…}}}`).
-pub fn on_callback(env: &dyn Env, body: &Value, raw: &str, received_at: u64) -> Result<Value> {
+/// Applies an STK callback (`{"Body":{"stkCallback":{…}}}`) posted to
+/// `kind` (`stk`, or `stk/<intent id>` for pushes since the URL names the
+/// intent).
+pub fn on_callback(
+    env: &dyn Env,
+    kind: &str,
+    body: &Value,
+    raw: &str,
+    received_at: u64,
+) -> Result<Value> {
     let callback = body
         .pointer("/Body/stkCallback")
         .filter(|v| v.is_object())
@@ -454,13 +487,18 @@ pub fn on_callback(env: &dyn Env, body: &Value, raw: &str, received_at: u64) -> 
         .filter(|c| !c.is_empty())
         .ok_or_else(|| Error::bad_request("The STK callback has no ResultCode."))?;
     let desc = text("ResultDesc").unwrap_or_default();
-    let txn = transactions::find_by(env.db(), "stk", "checkout_request_id", checkout)?.ok_or_else(
-        || {
-            retry(format!(
-                "No STK payment with CheckoutRequestID `{checkout}` (yet)."
-            ))
-        },
-    )?;
+    // By its CheckoutRequestID; else (the push's answer was lost, or has
+    // not been recorded yet) by the intent its URL names.
+    let txn = match transactions::find_by(env.db(), "stk", "checkout_request_id", checkout)? {
+        Some(txn) => txn,
+        None => intents::for_callback(env, kind, text("MerchantRequestID"), checkout)?.ok_or_else(
+            || {
+                retry(format!(
+                    "No STK payment with CheckoutRequestID `{checkout}` (yet)."
+                ))
+            },
+        )?,
+    };
     let ignored = |reason: &str| json!({ "applied": false, "transaction_id": txn.id, "status": txn.status, "reason": reason });
     if let (Some(given), Some(stored)) = (
         text("MerchantRequestID"),
