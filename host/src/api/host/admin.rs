@@ -12,15 +12,35 @@ use crate::error::{ApiError, blocking};
 use crate::ids::{TenantId, UserId};
 use crate::time_util::now_rfc3339;
 
+/// The new organization's name: `organization_name` (REST's word, as in
+/// `POST /auth/register`) or `name` (the CLI's `--name`); both may be given
+/// only if they agree.
+fn organization_name(call: &HostCall) -> Result<String, ApiError> {
+    let field = match (
+        call.opt_str_field("organization_name")?,
+        call.opt_str_field("name")?,
+    ) {
+        (Some(a), Some(b)) if a.trim() != b.trim() => {
+            return Err(ApiError::Validation(
+                "`organization_name` and `name` name the same thing; give one of them".into(),
+            ));
+        }
+        (Some(a), _) => ("organization_name", a),
+        (None, Some(b)) => ("name", b),
+        (None, None) => {
+            return Err(ApiError::Validation(
+                "`organization_name` (or `name`) is required".into(),
+            ));
+        }
+    };
+    name(&field.1, field.0, 120)
+}
+
 /// `POST /admin/tenants`: a tenant for a new or existing owner.
 pub fn create_tenant(state: Arc<AppState>, call: HostCall) -> HostFuture {
     Box::pin(async move {
         let actor = call.principal()?.user_id;
-        let organization = name(
-            &call.str_field("organization_name")?,
-            "organization_name",
-            120,
-        )?;
+        let organization = organization_name(&call)?;
         let owner_email = email(&call.str_field("owner_email")?)?;
         let plan = crate::billing::chosen_plan(&state, call.opt_str_field("plan_id")?)?;
         let state_for_db = Arc::clone(&state);

@@ -684,11 +684,15 @@ pub fn operations() -> Vec<Operation> {
                 Post,
                 "/admin/tenants",
                 None,
-                "Create an organization for a new or existing owner (super-admin).",
-                object(
-                    &["organization_name", "owner_email"],
-                    json!({"organization_name": str_, "owner_email": str_, "owner_password": str_, "owner_full_name": str_, "plan_id": str_}),
-                ),
+                "Create an organization for a new or existing owner (super-admin). The organization's name is `organization_name` (as in `POST /auth/register`) or `name` (as the CLI's `--name`).",
+                {
+                    let mut input = object(
+                        &["owner_email"],
+                        json!({"organization_name": str_, "name": {"type": "string", "description": "Same as `organization_name` (one of the two is required)."}, "owner_email": str_, "owner_password": str_, "owner_full_name": str_, "plan_id": str_}),
+                    );
+                    input["anyOf"] = json!([{"required": ["organization_name"]}, {"required": ["name"]}]);
+                    input
+                },
                 any_object(),
                 201,
                 CREATE,
