@@ -235,3 +235,26 @@ fn malipo_lock(dir: &Path) -> std::fs::File {
     write!(file, "4242 restore").expect("write");
     file
 }
+
+#[test]
+fn data_commands_have_help_with_json_and_examples() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for command in [
+        &["tenant", "export"][..],
+        &["tenant", "import"],
+        &["backup"],
+        &["restore"],
+        &["mpesa", "reconcile"],
+    ] {
+        let mut args = command.to_vec();
+        args.push("--help");
+        let output = malipo_cli(dir.path(), &args, &[]);
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "malipo {args:?}");
+        assert!(
+            stdout.contains("--json") && stdout.contains("Examples:"),
+            "`malipo {}` help: {stdout}",
+            command.join(" ")
+        );
+    }
+}
