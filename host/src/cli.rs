@@ -68,9 +68,16 @@ pub enum Command {
     /// Copy control.db and every tenant file, consistently, into a new
     /// generation `DIR/malipo-backup-<UTC time>/` while the server may run;
     /// keep the newest `--keep` generations.
+    #[command(
+        after_help = "Examples:\n  malipo backup --to /var/backups/malipo\n  malipo backup --to /var/backups/malipo --keep 14 --no-keys --json"
+    )]
     Backup(BackupArgs),
-    /// Put a backup generation back as the data directory (stop the server
-    /// first). Refuses to overwrite an existing control.db without --force.
+    /// Put a backup generation back as the data directory. Refuses while a
+    /// server serves the directory (stop it first), and refuses to
+    /// overwrite an existing control.db without --force.
+    #[command(
+        after_help = "Examples:\n  malipo restore --from /var/backups/malipo            # the newest generation, into an empty data directory\n  malipo restore --from /var/backups/malipo/malipo-backup-20261204T020000Z --force --json"
+    )]
     Restore(RestoreArgs),
     /// The configuration.
     #[command(subcommand)]
@@ -92,7 +99,7 @@ pub enum ConfigCommand {
 /// Flags of `malipo tenant export`.
 #[derive(Debug, Args)]
 pub struct TenantExportArgs {
-    /// The tenant's id.
+    /// The tenant's id or slug.
     pub id: String,
     /// The file to write (must not exist).
     #[arg(long)]
@@ -100,7 +107,10 @@ pub struct TenantExportArgs {
     /// Keep the sealed secrets (M-Pesa credentials, webhook secrets): only
     /// usable by an installation with the same master key.
     #[arg(long)]
-    pub full: bool,
+    pub full: bool,    /// Print one JSON object on stdout instead of text (errors too:
+    /// `{"error":{"code","message"}}`, with a non-zero exit).
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Flags of `malipo tenant import`.
@@ -116,7 +126,10 @@ pub struct TenantImportArgs {
     pub name: Option<String>,
     /// An existing account to make the tenant's Owner.
     #[arg(long)]
-    pub owner_email: Option<String>,
+    pub owner_email: Option<String>,    /// Print one JSON object on stdout instead of text (errors too:
+    /// `{"error":{"code","message"}}`, with a non-zero exit).
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Flags of `malipo backup`.
@@ -131,7 +144,10 @@ pub struct BackupArgs {
     /// Leave master.key and jwt.key out of the backup (keep them elsewhere;
     /// without the master key restored M-Pesa credentials cannot be read).
     #[arg(long)]
-    pub no_keys: bool,
+    pub no_keys: bool,    /// Print one JSON object on stdout instead of text (errors too:
+    /// `{"error":{"code","message"}}`, with a non-zero exit).
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Flags of `malipo restore`.
@@ -143,7 +159,10 @@ pub struct RestoreArgs {
     pub from: PathBuf,
     /// Overwrite the data directory's control.db and tenant files.
     #[arg(long)]
-    pub force: bool,
+    pub force: bool,    /// Print one JSON object on stdout instead of text (errors too:
+    /// `{"error":{"code","message"}}`, with a non-zero exit).
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Flags of `malipo mcp`.
@@ -164,12 +183,19 @@ pub enum MpesaCommand {
     /// Query every payment still pending after MALIPO_RECONCILE_AFTER_SECS
     /// and settle it by Daraja's answer, once, for every active tenant.
     /// Exits non-zero if any payment could not be queried.
+    #[command(
+        after_help = "Examples:\n  malipo mpesa reconcile\n  malipo mpesa reconcile --json\n  malipo mpesa reconcile --daraja-emulator-url http://127.0.0.1:40123"
+    )]
     Reconcile {
         /// Base URL of a running Daraja emulator, for tenants whose
         /// environment is `sandbox` without their own URL (what
         /// `serve --daraja-sim` gives them).
         #[arg(long, env = "MALIPO_DARAJA_EMULATOR_URL")]
         daraja_emulator_url: Option<String>,
+        /// Print one JSON object on stdout instead of text (errors too:
+        /// `{"error":{"code","message"}}`, with a non-zero exit).
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -284,10 +310,16 @@ pub enum TenantCommand {
     CancelDeletion(TenantIdArgs),
     /// Write the tenant's database to FILE: a consistent SQLite snapshot
     /// with secrets and one-time tokens removed (see docs/DATA.md).
+    #[command(
+        after_help = "Examples:\n  malipo tenant export duka-ltd --out duka.sqlite\n  malipo tenant export 0b5e…-tenant-id --out duka-full.sqlite --full --json"
+    )]
     Export(TenantExportArgs),
     /// Make an exported file a tenant again: the same tenant id (refused if
     /// it exists) or a new one with --as-new. Refuses a file whose schema is
     /// newer than this binary's.
+    #[command(
+        after_help = "Examples:\n  malipo tenant import duka.sqlite\n  malipo tenant import duka.sqlite --as-new --name 'Duka Copy' --owner-email owner@duka.example --json"
+    )]
     Import(TenantImportArgs),
 }
 

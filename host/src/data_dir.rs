@@ -27,6 +27,21 @@ pub enum DataDirError {
         /// The lock file.
         lock: String,
     },
+    /// A one-shot command (`malipo restore`, `malipo migrate`) holds the
+    /// lock while it rewrites files.
+    #[error(
+        "`malipo {command}` (pid {pid}) is working on the data directory {dir}; wait for it to finish (the lock is {lock})"
+    )]
+    Command {
+        /// The data directory.
+        dir: String,
+        /// The holder's pid.
+        pid: String,
+        /// The command holding it (`restore`, `migrate`).
+        command: String,
+        /// The lock file.
+        lock: String,
+    },
     /// The lock file could not be opened or written.
     #[error("lock the data directory {dir}: {source}")]
     Io {
@@ -76,9 +91,21 @@ fn open_lock_file(dir: &Path) -> Result<(File, PathBuf), DataDirError> {
 }
 
 fn busy(dir: &Path, path: &Path, file: &mut File) -> DataDirError {
-    let mut pid = String::new();
-    let _ = file.read_to_string(&mut pid);
-    let pid = pid.trim();
+    let mut holder = String::new();
+    let _ = file.read_to_string(&mut holder);
+    // `<pid>` for a server, `<pid> <command>` for a one-shot command.
+    let (pid, command) = holder
+        .trim()
+        .split_once(' ')
+        .map_or((holder.trim(), ""), |(pid, command)| (pid, command.trim()));
+    if !command.is_empty() {
+        return DataDirError::Command {
+            dir: dir.display().to_string(),
+            pid: pid.to_string(),
+            command: command.to_string(),
+            lock: path.display().to_string(),
+        };
+    }
     DataDirError::Busy {
         dir: dir.display().to_string(),
         pid: if pid.is_empty() {
@@ -93,6 +120,18 @@ fn busy(dir: &Path, path: &Path, file: &mut File) -> DataDirError {
 /// Takes the data directory's exclusive lock for a server's lifetime;
 /// [`DataDirError::Busy`] if another process holds it.
 pub fn lock(dir: &Path) -> Result<DataDirLock, DataDirError> {
+    take(dir, None)
+}
+
+/// Takes the data directory's exclusive lock for a one-shot command that
+/// must not run beside a server (`restore`, `migrate`): refuses while a
+/// server (or another such command) holds it, and a server started
+/// meanwhile refuses naming `command`.
+pub fn lock_for(dir: &Path, command: &str) -> Result<DataDirLock, DataDirError> {
+    take(dir, Some(command))
+}
+
+fn take(dir: &Path, command: Option<&str>) -> Result<DataDirLock, DataDirError> {
     let (mut file, path) = open_lock_file(dir)?;
     match file.try_lock() {
         Ok(()) => {}
@@ -102,7 +141,11 @@ pub fn lock(dir: &Path) -> Result<DataDirLock, DataDirError> {
     // The pid is for people reading the error; the lock is what counts.
     file.set_len(0).map_err(io(dir))?;
     file.rewind().map_err(io(dir))?;
-    write!(file, "{}", std::process::id()).map_err(io(dir))?;
+    match command {
+        None => write!(file, "{}", std::process::id()),
+        Some(command) => write!(file, "{} {command}", std::process::id()),
+    }
+    .map_err(io(dir))?;
     file.flush().map_err(io(dir))?;
     Ok(DataDirLock { _file: file, path })
 }

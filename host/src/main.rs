@@ -31,7 +31,8 @@ fn main() -> anyhow::Result<()> {
         Command::User(command) => commands::operator::user(config, command),
         Command::Mpesa(MpesaCommand::Reconcile {
             daraja_emulator_url,
-        }) => reconcile(config, daraja_emulator_url),
+            json,
+        }) => commands::mpesa::reconcile(config, daraja_emulator_url, json),
         Command::Mcp(args) => mcp_stdio(config, args),
         Command::Config(ConfigCommand::Show { json }) => commands::config::show(&flags, json),
         Command::Backup(args) => commands::data::backup(&config, args),
@@ -121,44 +122,6 @@ fn running_emulator(config: &Config) -> Option<String> {
     served
         .then(|| url.trim().to_string())
         .filter(|u| !u.is_empty())
-}
-
-fn reconcile(config: Config, emulator: Option<String>) -> anyhow::Result<()> {
-    let emulator = emulator.or_else(|| {
-        let url = running_emulator(&config)?;
-        eprintln!("using the Daraja emulator of the running server at {url}");
-        Some(url)
-    });
-    with_state(config, |state| async move {
-        if let Some(url) = emulator {
-            use_emulator(&state, &url)?;
-        }
-        let report = malipo::jobs::run_once(
-            &state,
-            Some(("mpesa", "payments.reconcile")),
-            malipo::jobs::Scope::AllTenants,
-        )
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-        for problem in &report.problems {
-            eprintln!("{problem}");
-        }
-        // A run that answered but could not check some payments did not
-        // succeed either: it is counted as failed, so the summary and the
-        // exit status always agree.
-        let failed = report.runs_with_problems();
-        println!(
-            "reconciled {} tenant(s); {} failed; {} problem(s)",
-            report.runs,
-            failed,
-            report.problems.len()
-        );
-        anyhow::ensure!(
-            failed == 0,
-            "reconciliation did not settle everything it tried; see above"
-        );
-        Ok(())
-    })
 }
 
 fn serve(config: Config, args: ServeArgs) -> anyhow::Result<()> {

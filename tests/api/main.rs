@@ -3,11 +3,13 @@
 //! driven over real HTTP.
 
 mod account_takeover;
+mod admin_tenant_name;
 mod alerts;
 mod audit;
 mod auth;
 mod billing;
 mod callback_replay;
+mod cli_json;
 mod configuration;
 mod data;
 mod domain_proof;
@@ -16,6 +18,7 @@ mod errors;
 mod events;
 mod first_days;
 mod helpers;
+mod invoice_pay_checks;
 mod isolation;
 mod key_limits;
 mod lifecycle;
@@ -29,6 +32,7 @@ mod onboarding;
 mod operations;
 mod operator;
 mod operator_safety;
+mod readme_walkthrough;
 mod plugin_isolation;
 mod report_partition;
 mod sandbox;

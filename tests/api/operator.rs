@@ -466,7 +466,7 @@ fn tables_of(conn: &rusqlite::Connection) -> Vec<String> {
         .expect("tables")
 }
 
-fn host_versions(conn: &rusqlite::Connection) -> Vec<i64> {
+pub(crate) fn host_versions(conn: &rusqlite::Connection) -> Vec<i64> {
     conn.prepare("SELECT version FROM refinery_schema_history ORDER BY version")
         .expect("prepare")
         .query_map([], |row| row.get(0))
@@ -478,7 +478,7 @@ fn host_versions(conn: &rusqlite::Connection) -> Vec<i64> {
 /// A tenant file at host schema V5 and no plugin tables: the shipped
 /// V1..V5 SQL applied, with the history rows (checksums included) that a
 /// real file made by the server records for them, so refinery accepts it.
-fn old_schema_file(real: &Path, target: &Path) {
+pub(crate) fn old_schema_file(real: &Path, target: &Path) {
     let source = rusqlite::Connection::open(real).expect("open the real file");
     let history_ddl: String = source
         .query_row(

@@ -32,6 +32,35 @@ pub async fn pay_invoice(
     invoice_id: &str,
     phone_number: &str,
 ) -> Result<Value, ApiError> {
+    // What the caller can fix comes first: an unknown invoice is 404, a
+    // paid or void one 409, a malformed phone 422 — whether or not the
+    // platform can collect yet (503 below).
+    let invoice = call_plugin(
+        state,
+        tenant,
+        PLUGIN,
+        "invoices.get",
+        charge_context(tenant, user.clone()),
+        json!({"id": invoice_id}),
+        true,
+        None,
+        None,
+    )
+    .await?;
+    if let Some(status @ ("paid" | "void")) = invoice["status"].as_str() {
+        return Err(ApiError::Conflict(format!(
+            "invoice {} is {}",
+            invoice["number"].as_str().unwrap_or(invoice_id),
+            if status == "paid" { "already paid" } else { "void" }
+        )));
+    }
+    if !is_safaricom_mobile(phone_number) {
+        return Err(ApiError::Validation(
+            "`phone_number` must be a Safaricom mobile number such as 0712345678, 712345678, \
+             254712345678 or +254712345678."
+                .into(),
+        ));
+    }
     let platform = state.billing.platform_tenant().ok_or_else(|| {
         ApiError::Unavailable(
             "invoices cannot be paid yet: the platform's own M-Pesa account is not set up \
@@ -134,6 +163,28 @@ pub async fn pay_invoice(
         "status": "pending",
         "message": "An M-Pesa prompt was sent to the phone; the invoice is marked paid once the payment completes.",
     }))
+}
+
+/// Whether `text` is a Kenyan mobile number the `mpesa` plugin accepts
+/// (`07…`/`01…`, `7…`/`1…`, `2547…`/`2541…`, `+254…`; spaces and hyphens
+/// ignored) — the same rule as its `validate::normalize_phone`, checked here
+/// so that a typo is 422 before the platform account is looked for.
+fn is_safaricom_mobile(text: &str) -> bool {
+    let compact: String = text.chars().filter(|c| !matches!(c, ' ' | '-')).collect();
+    let digits = compact.strip_prefix('+').unwrap_or(&compact);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return false;
+    }
+    if compact.starts_with('+') && !digits.starts_with("254") {
+        return false;
+    }
+    let subscriber = match digits.len() {
+        12 => digits.strip_prefix("254"),
+        10 => digits.strip_prefix('0'),
+        9 => Some(digits),
+        _ => None,
+    };
+    subscriber.is_some_and(|s| matches!(s.as_bytes().first(), Some(b'7' | b'1')))
 }
 
 /// Settles the charge a platform payment event names (a no-op for events

@@ -14,38 +14,48 @@ use malipo::ids::{TenantId, UserId};
 use malipo::tenancy::snapshot::{self, ExportInfo, Secrets};
 use serde_json::json;
 
+use crate::commands::operator::{Failure, Out};
+
 pub use backup::{backup, restore};
 
 /// Opens the data directory's control.db, refusing to create one.
 fn open_control(config: &Config) -> anyhow::Result<ControlDb> {
     let path = config.control_db_path();
-    anyhow::ensure!(
-        path.is_file(),
-        "{} has no control.db (is --data-dir / MALIPO_DATA_DIR right?)",
-        config.data_dir.display()
-    );
+    if !path.is_file() {
+        return Err(no_control(config));
+    }
     ControlDb::open(&path).context("open control.db")
 }
 
-/// `malipo tenant export ID --out FILE [--full]`.
+/// `malipo tenant export ID --out FILE [--full] [--json]`.
 pub fn export(config: &Config, args: TenantExportArgs) -> anyhow::Result<()> {
-    let id = TenantId::parse(&args.id)
-        .with_context(|| format!("`{}` is not a tenant id (a lower-case UUID)", args.id))?;
-    anyhow::ensure!(
-        !args.out.exists(),
-        "{} already exists; choose another --out",
-        args.out.display()
-    );
+    Out::run(args.json, |out| export_to(config, &args, out))
+}
+
+fn export_to(config: &Config, args: &TenantExportArgs, out: Out) -> anyhow::Result<()> {
+    if !config.control_db_path().is_file() {
+        return Err(no_control(config));
+    }
+    let id = crate::commands::operator::parse_tenant(config, &args.id)?;
+    if args.out.exists() {
+        return Err(Failure::error(
+            "conflict",
+            format!(
+                "{} already exists; choose another --out",
+                args.out.display()
+            ),
+        ));
+    }
     let control = open_control(config)?;
     let record = control
         .tenant(id)?
-        .with_context(|| format!("no tenant {id} in control.db"))?;
+        .ok_or_else(|| Failure::error("not_found", format!("no tenant {id} in control.db")))?;
     let info = ExportInfo {
         tenant_id: id,
         name: record.name.clone(),
-        slug: record.slug,
-        plan: record.plan,
-        status: record.status,
+        slug: record.slug.clone(),
+        plan: record.plan.clone(),
+        status: record.status.clone(),
     };
     let secrets = if args.full {
         Secrets::KeepSealed
@@ -66,37 +76,75 @@ pub fn export(config: &Config, args: TenantExportArgs) -> anyhow::Result<()> {
         ),
         ..Default::default()
     })?;
-    let removed = export
+    let seconds = started.elapsed().as_secs_f64();
+    let scrubbed: serde_json::Map<String, serde_json::Value> = export
         .scrubbed
         .iter()
-        .map(|(table, rows)| format!("{table} {rows}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    println!(
-        "exported tenant {id} ({}) to {}: {} bytes in {:.2} s; rows scrubbed: {}{}",
-        record.name,
-        args.out.display(),
-        export.bytes,
-        started.elapsed().as_secs_f64(),
-        if removed.is_empty() { "none" } else { &removed },
-        if args.full {
-            " (sealed secrets kept: --full)"
-        } else {
-            ""
-        }
-    );
+        .map(|(table, rows)| (table.to_string(), json!(rows)))
+        .collect();
+    let document = json!({
+        "tenant": record.public_json(),
+        "file": args.out.display().to_string(),
+        "bytes": export.bytes,
+        "full": args.full,
+        "scrubbed": scrubbed,
+        "seconds": seconds,
+    });
+    out.answer(&document, || {
+        let removed = export
+            .scrubbed
+            .iter()
+            .map(|(table, rows)| format!("{table} {rows}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        format!(
+            "exported tenant {id} ({}) to {}: {} bytes in {seconds:.2} s; rows scrubbed: {}{}",
+            record.name,
+            args.out.display(),
+            export.bytes,
+            if removed.is_empty() { "none" } else { &removed },
+            if args.full {
+                " (sealed secrets kept: --full)"
+            } else {
+                ""
+            }
+        )
+    });
     Ok(())
 }
 
-/// `malipo tenant import FILE [--as-new] [--name NAME] [--owner-email EMAIL]`.
+/// The error of a data directory without control.db.
+fn no_control(config: &Config) -> anyhow::Error {
+    Failure::error(
+        "not_found",
+        format!(
+            "{} has no control.db (is --data-dir / MALIPO_DATA_DIR right?)",
+            config.data_dir.display()
+        ),
+    )
+}
+
+/// `malipo tenant import FILE [--as-new] [--name NAME] [--owner-email EMAIL] [--json]`.
 pub fn import(config: Config, args: TenantImportArgs) -> anyhow::Result<()> {
+    let json = args.json;
+    Out::run(json, |out| import_from(config, args, out))
+}
+
+fn import_from(config: Config, args: TenantImportArgs, out: Out) -> anyhow::Result<()> {
     // What the file is, before anything is built or written.
-    let file =
-        snapshot::inspect(&args.file).with_context(|| format!("read {}", args.file.display()))?;
+    let file = snapshot::inspect(&args.file).map_err(|error| {
+        Failure::error(
+            "validation_failed",
+            format!("read {}: {error:#}", args.file.display()),
+        )
+    })?;
     crate::with_state(config, |state| async move {
         if let Some(error) = snapshot::newer_schema(&file.versions, &state.tenancy.known_versions())
         {
-            anyhow::bail!("refusing to import {}: {error}", args.file.display());
+            return Err(Failure::error(
+                "conflict",
+                format!("refusing to import {}: {error}", args.file.display()),
+            ));
         }
         let id = if args.as_new {
             TenantId::new()
@@ -105,23 +153,30 @@ pub fn import(config: Config, args: TenantImportArgs) -> anyhow::Result<()> {
                 .export
                 .as_ref()
                 .map(|export| export.tenant_id.clone())
-                .context("the file does not name its tenant (no malipo_export table); import it with --as-new")?;
-            TenantId::parse(&named).with_context(|| {
-                format!("the file names tenant `{named}`, which is not a tenant id")
+                .ok_or_else(|| Failure::error("validation_failed", "the file does not name its tenant (no malipo_export table); import it with --as-new"))?;
+            TenantId::parse(&named).ok_or_else(|| {
+                Failure::error(
+                    "validation_failed",
+                    format!("the file names tenant `{named}`, which is not a tenant id"),
+                )
             })?
         };
-        anyhow::ensure!(
-            state.control.tenant(id)?.is_none() && !state.tenancy.path_of(id).exists(),
-            "tenant {id} already exists; import with --as-new to make a copy beside it"
-        );
-        if let Some(email) = &args.owner_email {
-            anyhow::ensure!(
-                state
-                    .control
-                    .user_by_email(&email.trim().to_lowercase())?
-                    .is_some(),
-                "no account with the email {email}; create it first"
-            );
+        if state.control.tenant(id)?.is_some() || state.tenancy.path_of(id).exists() {
+            return Err(Failure::error(
+                "conflict",
+                format!("tenant {id} already exists; import with --as-new to make a copy beside it"),
+            ));
+        }
+        if let Some(email) = &args.owner_email
+            && state
+                .control
+                .user_by_email(&email.trim().to_lowercase())?
+                .is_none()
+        {
+            return Err(Failure::error(
+                "not_found",
+                format!("no account with the email {email}; create it first"),
+            ));
         }
         let name = args
             .name
@@ -136,7 +191,7 @@ pub fn import(config: Config, args: TenantImportArgs) -> anyhow::Result<()> {
         let record = state
             .control
             .insert_imported_tenant(id, &name, &plan)?
-            .with_context(|| format!("tenant {id} already exists"))?;
+            .ok_or_else(|| Failure::error("conflict", format!("tenant {id} already exists")))?;
         let imported = import_file(&state, id, &args, &file).await;
         if let Err(error) = imported {
             state.tenancy.remove_file(id).ok();
@@ -147,6 +202,7 @@ pub fn import(config: Config, args: TenantImportArgs) -> anyhow::Result<()> {
         if let Err(error) = malipo::audit::heads::publish(&state.control, &state.tenancy, id) {
             eprintln!("warning: could not record the tenant's audit head: {error}");
         }
+        let from_tenant = file.export.as_ref().map(|e| e.tenant_id.clone());
         state.control.platform_audit(&PlatformAuditEntry {
             channel: "cli".into(),
             operation: "tenant.imported".into(),
@@ -155,7 +211,7 @@ pub fn import(config: Config, args: TenantImportArgs) -> anyhow::Result<()> {
             detail: Some(
                 json!({
                     "name": record.name,
-                    "from_tenant": file.export.as_ref().map(|e| e.tenant_id.clone()),
+                    "from_tenant": from_tenant,
                     "as_new": args.as_new,
                     "owner_email": args.owner_email,
                 })
@@ -163,14 +219,24 @@ pub fn import(config: Config, args: TenantImportArgs) -> anyhow::Result<()> {
             ),
             ..Default::default()
         })?;
-        println!(
-            "imported {} as tenant {id} ({}, slug {}, plan {}); {members} member(s) with an account here{}",
-            args.file.display(),
-            record.name,
-            record.slug,
-            record.plan,
-            if owner_added { "; owner added" } else { "" }
-        );
+        let document = json!({
+            "tenant": record.public_json(),
+            "file": args.file.display().to_string(),
+            "from_tenant_id": from_tenant,
+            "as_new": args.as_new,
+            "members_restored": members,
+            "owner_added": owner_added,
+        });
+        out.answer(&document, || {
+            format!(
+                "imported {} as tenant {id} ({}, slug {}, plan {}); {members} member(s) with an account here{}",
+                args.file.display(),
+                record.name,
+                record.slug,
+                record.plan,
+                if owner_added { "; owner added" } else { "" }
+            )
+        });
         Ok(())
     })
 }

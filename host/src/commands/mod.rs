@@ -4,4 +4,6 @@
 
 pub mod config;
 pub mod data;
+pub mod guard;
+pub mod mpesa;
 pub mod operator;

@@ -14,8 +14,9 @@ mod tenant;
 mod user;
 
 pub use migrate::migrate;
+pub use output::{Failure, Out};
 pub use secrets::password;
-pub use tenant::tenant;
+pub use tenant::{parse_id as parse_tenant, tenant};
 pub use user::user;
 
 use malipo::core::operation::RequestMeta;

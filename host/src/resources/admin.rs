@@ -15,14 +15,34 @@ use crate::ids::{TenantId, UserId};
 use crate::resources::support::{email, hash_password, name, new_password, provision_tenant};
 use crate::time_util::now_rfc3339;
 
+/// The new organization's name: `organization_name` (REST's word, as in
+/// `POST /auth/register`) or `name` (the CLI's `--name`); both may be given
+/// only if they agree.
+fn organization_name(call: &HostCall) -> Result<String, ApiError> {
+    let field = match (
+        call.opt_str_field("organization_name")?,
+        call.opt_str_field("name")?,
+    ) {
+        (Some(a), Some(b)) if a.trim() != b.trim() => {
+            return Err(ApiError::Validation(
+                "`organization_name` and `name` name the same thing; give one of them".into(),
+            ));
+        }
+        (Some(a), _) => ("organization_name", a),
+        (None, Some(b)) => ("name", b),
+        (None, None) => {
+            return Err(ApiError::Validation(
+                "`organization_name` (or `name`) is required".into(),
+            ));
+        }
+    };
+    name(&field.1, field.0, 120)
+}
+
 /// `POST /admin/tenants`: a tenant for a new or existing owner.
 pub async fn create_tenant(state: Arc<Core>, call: HostCall) -> Result<Value, ApiError> {
     let actor = call.principal()?.user_id;
-    let organization = name(
-        &call.str_field("organization_name")?,
-        "organization_name",
-        120,
-    )?;
+    let organization = organization_name(&call)?;
     let owner_email = email(&call.str_field("owner_email")?)?;
     let plan = crate::billing::chosen_plan(&state, call.opt_str_field("plan_id")?)?;
     let state_for_db = Arc::clone(&state);
@@ -161,11 +181,15 @@ pub fn operations() -> Vec<Operation> {
     let str_ = json!({"type": "string"});
     vec![
         Op::post("/admin/tenants", "admin.tenants.create")
-            .summary("Create an organization for a new or existing owner (super-admin).")
-            .input(object(
-                &["organization_name", "owner_email"],
-                json!({"organization_name": str_, "owner_email": str_, "owner_password": str_, "owner_full_name": str_, "plan_id": str_}),
-            ))
+            .summary("Create an organization for a new or existing owner (super-admin). The organization's name is `organization_name` (as in `POST /auth/register`) or `name` (as the CLI's `--name`).")
+            .input({
+                let mut input = object(
+                    &["owner_email"],
+                    json!({"organization_name": str_, "name": {"type": "string", "description": "Same as `organization_name` (one of the two is required)."}, "owner_email": str_, "owner_password": str_, "owner_full_name": str_, "plan_id": str_}),
+                );
+                input["anyOf"] = json!([{"required": ["organization_name"]}, {"required": ["name"]}]);
+                input
+            })
             .status(201)
             .access(Access::SuperAdmin)
             .handle(create_tenant),

@@ -5,7 +5,11 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
 
-use crate::core::operation::{Access, Method, Operation};
+use crate::core::operation::{Access, Method, Operation, Target};
+
+/// Host operations that call a plugin or the platform's M-Pesa account and
+/// so can answer 502, 503 or 504 like a plugin operation.
+const UPSTREAM_HOST_OPS: &[&str] = &["invoices.pay", "tenant.export"];
 
 fn path_parameters(path: &str) -> Vec<Value> {
     path.split('/')
@@ -64,6 +68,26 @@ pub fn document(operations: &[std::sync::Arc<Operation>]) -> Value {
         if op.spec.method != Method::Get {
             entry["responses"]["409"] =
                 error_response("Conflicts with the current state (nothing was changed)");
+        }
+        // Every caller meets a per-minute rate (per address on the public
+        // auth routes, per organization and plan elsewhere).
+        entry["responses"]["429"] =
+            error_response("Too many requests (`Retry-After` says when to try again)");
+        if matches!(op.access, Access::Tenant) {
+            entry["responses"]["402"] = error_response(
+                "The plan or subscription does not allow it now: `subscription_suspended`, `plan_limit_reached` or `quota_exceeded`",
+            );
+        }
+        // Plugin calls, and the host operations that depend on a plugin or
+        // on the platform's M-Pesa account, can meet an upstream that is
+        // down, not set up, or too slow.
+        if matches!(op.target, Target::Plugin(_)) || UPSTREAM_HOST_OPS.contains(&op.spec.name.as_str()) {
+            entry["responses"]["502"] = error_response(
+                "An upstream (Daraja) or the plugin answered in a way that could not be used",
+            );
+            entry["responses"]["503"] =
+                error_response("Not available now, or not set up yet (e.g. no platform M-Pesa account)");
+            entry["responses"]["504"] = error_response("The plugin call ran past its deadline");
         }
         if op.spec.method != Method::Get && op.spec.method != Method::Delete {
             entry["requestBody"] = json!({

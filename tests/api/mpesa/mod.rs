@@ -344,8 +344,9 @@ pub(crate) fn callback_parts(url: &str) -> (String, String) {
         .split("/callbacks/mpesa/")
         .nth(1)
         .unwrap_or_else(|| panic!("not an mpesa callback URL: {url}"));
+    // `<tenant>/<token>/stk/<intent id>`: the push's own URL names its intent.
     let parts: Vec<&str> = rest.split('/').collect();
-    assert_eq!(parts.len(), 3, "callback URL shape: {url}");
+    assert_eq!(parts.len(), 4, "callback URL shape: {url}");
     assert_eq!(parts[2], "stk", "{url}");
     (parts[0].to_string(), parts[1].to_string())
 }

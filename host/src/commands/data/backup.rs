@@ -14,7 +14,10 @@ use malipo::config::Config;
 use malipo::ids::TenantId;
 use malipo::tenancy::snapshot;
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use sha2::{Digest, Sha256};
+
+use crate::commands::operator::{Failure, Out};
 
 /// The version of manifest.json's shape.
 const MANIFEST_FORMAT: u32 = 1;
@@ -92,7 +95,16 @@ fn utc_stamp() -> anyhow::Result<String> {
 
 /// `malipo backup`.
 pub fn backup(config: &Config, args: BackupArgs) -> anyhow::Result<()> {
-    anyhow::ensure!(args.keep >= 1, "--keep must be at least 1");
+    Out::run(args.json, |out| back_up(config, &args, out))
+}
+
+fn back_up(config: &Config, args: &BackupArgs, out: Out) -> anyhow::Result<()> {
+    if args.keep < 1 {
+        return Err(Failure::error(
+            "validation_failed",
+            "--keep must be at least 1",
+        ));
+    }
     let control = super::open_control(config)?;
     std::fs::create_dir_all(&args.to).with_context(|| format!("create {}", args.to.display()))?;
     let name = format!("{PREFIX}{}", utc_stamp()?);
@@ -119,14 +131,27 @@ pub fn backup(config: &Config, args: BackupArgs) -> anyhow::Result<()> {
         .with_context(|| format!("rename {} to {}", partial.display(), done.display()))?;
     let removed = prune(&args.to, args.keep)?;
     let bytes: u64 = manifest.files.iter().map(|f| f.bytes).sum();
-    println!(
-        "backed up control.db and {} tenant file(s) ({bytes} bytes) to {} in {:.2} s; removed {} old generation(s), keeping {}",
-        manifest.tenant_files,
-        done.display(),
-        started.elapsed().as_secs_f64(),
-        removed.len(),
-        args.keep
-    );
+    let seconds = started.elapsed().as_secs_f64();
+    let document = json!({
+        "generation": done.display().to_string(),
+        "created_at": manifest.created_at,
+        "tenant_files": manifest.tenant_files,
+        "files": manifest.files.len(),
+        "bytes": bytes,
+        "keys_included": manifest.keys_included,
+        "removed": removed.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+        "keep": args.keep,
+        "seconds": seconds,
+    });
+    out.answer(&document, || {
+        format!(
+            "backed up control.db and {} tenant file(s) ({bytes} bytes) to {} in {seconds:.2} s; removed {} old generation(s), keeping {}",
+            manifest.tenant_files,
+            done.display(),
+            removed.len(),
+            args.keep
+        )
+    });
     Ok(())
 }
 
@@ -222,13 +247,24 @@ fn prune(dir: &Path, keep: usize) -> anyhow::Result<Vec<PathBuf>> {
 
 /// `malipo restore`.
 pub fn restore(config: &Config, args: RestoreArgs) -> anyhow::Result<()> {
-    malipo::data_dir::ensure_not_served(&config.data_dir)?;
+    Out::run(args.json, |out| put_back(config, &args, out))
+}
+
+fn put_back(config: &Config, args: &RestoreArgs, out: Out) -> anyhow::Result<()> {
+    // Held until the files are in place: a server started meanwhile refuses.
+    let _lock = crate::commands::guard::exclusive(config, "restore")?;
     let generation = if args.from.join("manifest.json").is_file() {
         args.from.clone()
     } else {
-        generations(&args.from)?
-            .pop()
-            .with_context(|| format!("no complete backup generation in {}", args.from.display()))?
+        generations(&args.from)
+            .ok()
+            .and_then(|mut all| all.pop())
+            .ok_or_else(|| {
+                Failure::error(
+                    "not_found",
+                    format!("no complete backup generation in {}", args.from.display()),
+                )
+            })?
     };
     let text =
         std::fs::read_to_string(generation.join("manifest.json")).context("read manifest.json")?;
@@ -247,19 +283,27 @@ pub fn restore(config: &Config, args: RestoreArgs) -> anyhow::Result<()> {
             file.path
         );
         let (bytes, sha256) = sha256_of(&generation.join(&file.path))?;
-        anyhow::ensure!(
-            bytes == file.bytes && sha256 == file.sha256,
-            "{} does not match the manifest (damaged or edited backup); nothing was restored",
-            file.path
-        );
+        if bytes != file.bytes || sha256 != file.sha256 {
+            return Err(Failure::error(
+                "validation_failed",
+                format!(
+                    "{} does not match the manifest (damaged or edited backup); nothing was restored",
+                    file.path
+                ),
+            ));
+        }
         bar.inc(1);
     }
     let control = config.control_db_path();
-    anyhow::ensure!(
-        args.force || !control.exists(),
-        "{} exists; stop the server and pass --force to overwrite it",
-        control.display()
-    );
+    if !args.force && control.exists() {
+        return Err(Failure::error(
+            "conflict",
+            format!(
+                "{} exists; pass --force to overwrite it",
+                control.display()
+            ),
+        ));
+    }
     std::fs::create_dir_all(config.tenants_dir())?;
     for file in &manifest.files {
         let target = config.data_dir.join(&file.path);
@@ -278,13 +322,23 @@ pub fn restore(config: &Config, args: RestoreArgs) -> anyhow::Result<()> {
         bar.inc(1);
     }
     bar.finish_and_clear();
-    println!(
-        "restored control.db and {} tenant file(s) from {} (made {}) into {}",
-        manifest.tenant_files,
-        generation.display(),
-        manifest.created_at,
-        config.data_dir.display()
-    );
+    let document = json!({
+        "generation": generation.display().to_string(),
+        "created_at": manifest.created_at,
+        "tenant_files": manifest.tenant_files,
+        "files": manifest.files.len(),
+        "keys_included": manifest.keys_included,
+        "data_dir": config.data_dir.display().to_string(),
+    });
+    out.answer(&document, || {
+        format!(
+            "restored control.db and {} tenant file(s) from {} (made {}) into {}",
+            manifest.tenant_files,
+            generation.display(),
+            manifest.created_at,
+            config.data_dir.display()
+        )
+    });
     Ok(())
 }
 

@@ -28,6 +28,9 @@ struct Failed {
 }
 
 fn run(config: Config, args: &MigrateArgs, out: Out) -> anyhow::Result<()> {
+    // Not under a running server: it would keep running its own (maybe
+    // older) schema against the files changed here.
+    let _lock = crate::commands::guard::exclusive(&config, "migrate")?;
     let tenants_dir = config.tenants_dir();
     // Opening control.db migrates it; the plugins are loaded for their tables.
     let state = malipo::app::build_state(config)?;
