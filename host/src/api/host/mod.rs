@@ -690,7 +690,8 @@ pub fn operations() -> Vec<Operation> {
                         &["owner_email"],
                         json!({"organization_name": str_, "name": {"type": "string", "description": "Same as `organization_name` (one of the two is required)."}, "owner_email": str_, "owner_password": str_, "owner_full_name": str_, "plan_id": str_}),
                     );
-                    input["anyOf"] = json!([{"required": ["organization_name"]}, {"required": ["name"]}]);
+                    input["anyOf"] =
+                        json!([{"required": ["organization_name"]}, {"required": ["name"]}]);
                     input
                 },
                 any_object(),
