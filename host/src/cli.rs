@@ -107,7 +107,8 @@ pub struct TenantExportArgs {
     /// Keep the sealed secrets (M-Pesa credentials, webhook secrets): only
     /// usable by an installation with the same master key.
     #[arg(long)]
-    pub full: bool,    /// Print one JSON object on stdout instead of text (errors too:
+    pub full: bool,
+    /// Print one JSON object on stdout instead of text (errors too:
     /// `{"error":{"code","message"}}`, with a non-zero exit).
     #[arg(long)]
     pub json: bool,
@@ -126,7 +127,8 @@ pub struct TenantImportArgs {
     pub name: Option<String>,
     /// An existing account to make the tenant's Owner.
     #[arg(long)]
-    pub owner_email: Option<String>,    /// Print one JSON object on stdout instead of text (errors too:
+    pub owner_email: Option<String>,
+    /// Print one JSON object on stdout instead of text (errors too:
     /// `{"error":{"code","message"}}`, with a non-zero exit).
     #[arg(long)]
     pub json: bool,
@@ -144,7 +146,8 @@ pub struct BackupArgs {
     /// Leave master.key and jwt.key out of the backup (keep them elsewhere;
     /// without the master key restored M-Pesa credentials cannot be read).
     #[arg(long)]
-    pub no_keys: bool,    /// Print one JSON object on stdout instead of text (errors too:
+    pub no_keys: bool,
+    /// Print one JSON object on stdout instead of text (errors too:
     /// `{"error":{"code","message"}}`, with a non-zero exit).
     #[arg(long)]
     pub json: bool,
@@ -159,7 +162,8 @@ pub struct RestoreArgs {
     pub from: PathBuf,
     /// Overwrite the data directory's control.db and tenant files.
     #[arg(long)]
-    pub force: bool,    /// Print one JSON object on stdout instead of text (errors too:
+    pub force: bool,
+    /// Print one JSON object on stdout instead of text (errors too:
     /// `{"error":{"code","message"}}`, with a non-zero exit).
     #[arg(long)]
     pub json: bool,

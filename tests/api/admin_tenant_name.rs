@@ -51,8 +51,14 @@ async fn admin_tenants_accepts_name_as_well_as_organization_name() {
         json!({"name": "One", "organization_name": "Two", "owner_email": owner_email(), "owner_password": PASSWORD}),
         json!({"owner_email": owner_email(), "owner_password": PASSWORD}),
     ] {
-        let (status, refused) = app.post("/api/v1/admin/tenants", &admin, body.clone()).await;
-        assert_eq!((status, code(&refused)), (422, "validation_failed"), "{body} → {refused}");
+        let (status, refused) = app
+            .post("/api/v1/admin/tenants", &admin, body.clone())
+            .await;
+        assert_eq!(
+            (status, code(&refused)),
+            (422, "validation_failed"),
+            "{body} → {refused}"
+        );
         assert!(
             refused["error"]["message"]
                 .as_str()
@@ -67,12 +73,17 @@ async fn admin_tenants_accepts_name_as_well_as_organization_name() {
     );
 
     // The document names both.
-    let (status, doc) = app.get("/api/v1/openapi.json", &crate::helpers::Auth::None).await;
+    let (status, doc) = app
+        .get("/api/v1/openapi.json", &crate::helpers::Auth::None)
+        .await;
     assert_eq!(status, 200);
-    let schema = &doc["paths"]["/api/v1/admin/tenants"]["post"]["requestBody"]["content"]
-        ["application/json"]["schema"];
+    let schema = &doc["paths"]["/api/v1/admin/tenants"]["post"]["requestBody"]["content"]["application/json"]
+        ["schema"];
     assert!(schema["properties"]["name"].is_object(), "{schema}");
-    assert!(schema["properties"]["organization_name"].is_object(), "{schema}");
+    assert!(
+        schema["properties"]["organization_name"].is_object(),
+        "{schema}"
+    );
     assert!(
         !schema["required"]
             .as_array()

@@ -43,15 +43,22 @@ async fn export_import_backup_and_restore_answer_json() {
     let owner = app.register("Json Duka").await;
 
     // Export by slug, as `tenant list` shows it.
+    let (status, tenant) = app.get("/api/v1/tenant", &owner.auth()).await;
+    assert_eq!(status, 200, "{tenant}");
+    let slug = tenant["slug"].as_str().expect("slug").to_string();
     let out = data.path().join("duka.sqlite");
     let out_arg = out.to_str().expect("utf-8");
     let exported = cli_ok(
         &dir,
-        &["tenant", "export", "json-duka", "--out", out_arg, "--json"],
+        &["tenant", "export", &slug, "--out", out_arg, "--json"],
         &[],
     );
-    assert_eq!(exported["tenant"]["id"], json!(owner.tenant_id), "{exported}");
-    assert_eq!(exported["tenant"]["slug"], json!("json-duka"), "{exported}");
+    assert_eq!(
+        exported["tenant"]["id"],
+        json!(owner.tenant_id),
+        "{exported}"
+    );
+    assert_eq!(exported["tenant"]["slug"], json!(slug), "{exported}");
     assert_eq!(exported["file"], json!(out_arg), "{exported}");
     assert_eq!(exported["full"], json!(false));
     assert!(
@@ -62,12 +69,19 @@ async fn export_import_backup_and_restore_answer_json() {
     // The same file again: refused, as JSON.
     let again = cli_err(
         &dir,
-        &["tenant", "export", "json-duka", "--out", out_arg, "--json"],
+        &["tenant", "export", &slug, "--out", out_arg, "--json"],
     );
     assert_eq!(code(&again), "conflict", "{again}");
     let unknown = cli_err(
         &dir,
-        &["tenant", "export", "no-such-shop", "--out", "x.sqlite", "--json"],
+        &[
+            "tenant",
+            "export",
+            "no-such-shop",
+            "--out",
+            "x.sqlite",
+            "--json",
+        ],
     );
     assert_eq!(code(&unknown), "not_found", "{unknown}");
 
@@ -89,16 +103,29 @@ async fn export_import_backup_and_restore_answer_json() {
         ],
         &[],
     );
-    assert_eq!(imported["tenant"]["name"], json!("Json Duka Copy"), "{imported}");
+    assert_eq!(
+        imported["tenant"]["name"],
+        json!("Json Duka Copy"),
+        "{imported}"
+    );
     assert_ne!(imported["tenant"]["id"], json!(owner.tenant_id));
-    assert_eq!(imported["from_tenant_id"], json!(owner.tenant_id), "{imported}");
+    assert_eq!(
+        imported["from_tenant_id"],
+        json!(owner.tenant_id),
+        "{imported}"
+    );
     assert_eq!(imported["as_new"], json!(true));
     assert_eq!(imported["owner_added"], json!(true));
     let garbage = data.path().join("garbage.sqlite");
     std::fs::write(&garbage, b"not a database").expect("write");
     let bad = cli_err(
         &dir,
-        &["tenant", "import", garbage.to_str().expect("utf-8"), "--json"],
+        &[
+            "tenant",
+            "import",
+            garbage.to_str().expect("utf-8"),
+            "--json",
+        ],
     );
     assert_eq!(code(&bad), "validation_failed", "{bad}");
 
@@ -109,7 +136,10 @@ async fn export_import_backup_and_restore_answer_json() {
     assert_eq!(backed["tenant_files"], json!(2), "{backed}");
     assert_eq!(backed["keys_included"], json!(true), "{backed}");
     assert_eq!(backed["removed"], json!([]), "{backed}");
-    let generation = backed["generation"].as_str().expect("generation").to_string();
+    let generation = backed["generation"]
+        .as_str()
+        .expect("generation")
+        .to_string();
     assert!(Path::new(&generation).join("manifest.json").is_file());
     let bad_keep = cli_err(&dir, &["backup", "--to", to, "--keep", "0", "--json"]);
     assert_eq!(code(&bad_keep), "validation_failed", "{bad_keep}");

@@ -37,7 +37,10 @@ fn walkthrough_blocks(readme: &str) -> Vec<String> {
             (None, _) => {}
         }
     }
-    assert!(current.is_none(), "an unclosed ``` block in the walk-through");
+    assert!(
+        current.is_none(),
+        "an unclosed ``` block in the walk-through"
+    );
     blocks
 }
 
@@ -53,8 +56,9 @@ async fn the_readme_walkthrough_runs_as_written() {
         Command::new("curl").arg("--version").output().is_ok(),
         "the walk-through test needs curl (apt-get install curl)"
     );
-    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"))
-        .expect("read README.md");
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"))
+            .expect("read README.md");
     let blocks = walkthrough_blocks(&readme);
     let promised: usize = blocks
         .iter()

@@ -51,7 +51,11 @@ pub async fn pay_invoice(
         return Err(ApiError::Conflict(format!(
             "invoice {} is {}",
             invoice["number"].as_str().unwrap_or(invoice_id),
-            if status == "paid" { "already paid" } else { "void" }
+            if status == "paid" {
+                "already paid"
+            } else {
+                "void"
+            }
         )));
     }
     if !is_safaricom_mobile(phone_number) {

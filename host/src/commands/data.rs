@@ -164,7 +164,9 @@ fn import_from(config: Config, args: TenantImportArgs, out: Out) -> anyhow::Resu
         if state.control.tenant(id)?.is_some() || state.tenancy.path_of(id).exists() {
             return Err(Failure::error(
                 "conflict",
-                format!("tenant {id} already exists; import with --as-new to make a copy beside it"),
+                format!(
+                    "tenant {id} already exists; import with --as-new to make a copy beside it"
+                ),
             ));
         }
         if let Some(email) = &args.owner_email

@@ -81,12 +81,15 @@ pub fn document(operations: &[std::sync::Arc<Operation>]) -> Value {
         // Plugin calls, and the host operations that depend on a plugin or
         // on the platform's M-Pesa account, can meet an upstream that is
         // down, not set up, or too slow.
-        if matches!(op.target, Target::Plugin(_)) || UPSTREAM_HOST_OPS.contains(&op.spec.name.as_str()) {
+        if matches!(op.target, Target::Plugin(_))
+            || UPSTREAM_HOST_OPS.contains(&op.spec.name.as_str())
+        {
             entry["responses"]["502"] = error_response(
                 "An upstream (Daraja) or the plugin answered in a way that could not be used",
             );
-            entry["responses"]["503"] =
-                error_response("Not available now, or not set up yet (e.g. no platform M-Pesa account)");
+            entry["responses"]["503"] = error_response(
+                "Not available now, or not set up yet (e.g. no platform M-Pesa account)",
+            );
             entry["responses"]["504"] = error_response("The plugin call ran past its deadline");
         }
         if op.spec.method != Method::Get && op.spec.method != Method::Delete {

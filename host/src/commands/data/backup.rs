@@ -298,10 +298,7 @@ fn put_back(config: &Config, args: &RestoreArgs, out: Out) -> anyhow::Result<()>
     if !args.force && control.exists() {
         return Err(Failure::error(
             "conflict",
-            format!(
-                "{} exists; pass --force to overwrite it",
-                control.display()
-            ),
+            format!("{} exists; pass --force to overwrite it", control.display()),
         ));
     }
     std::fs::create_dir_all(config.tenants_dir())?;
