@@ -17,7 +17,6 @@ use crate::config::Config;
 use crate::control::ControlDb;
 use crate::core::Core;
 use crate::core::operation::{Access, Operation, Target};
-use crate::ids::TenantId;
 use crate::jwt::JwtKeys;
 use crate::plugins::manifest::PermissionSpec;
 use crate::plugins::{CallRequest, PluginRuntime, engine};

@@ -238,7 +238,7 @@ pub fn outbox_depth(tenant: TenantId, depth: i64) {
 }
 
 /// Sets the number of tenant databases open now.
-pub fn open_tenant_dbs(open: usize) {
+pub fn open_tenant_dbs(open: u64) {
     metrics()
         .open_tenant_dbs
         .set(i64::try_from(open).unwrap_or(i64::MAX));

@@ -125,7 +125,7 @@ fn key_from_row(row: &Row<'_>) -> rusqlite::Result<Option<ApiKeyRecord>> {
 impl ControlDb {
     /// Stores a new key and answers its record and its secret (shown once).
     pub fn create_api_key(&self, new: NewApiKey) -> Result<(ApiKeyRecord, String), ControlError> {
-        let secret = token::generate("mlp_");
+        let secret = tokens::generate("mlp_");
         let record = ApiKeyRecord {
             id: uuid::Uuid::new_v4().to_string(),
             tenant_id: new.tenant_id,
@@ -159,7 +159,7 @@ impl ControlDb {
                 record.user_id.to_string(),
                 record.name,
                 record.prefix,
-                token::digest(&secret),
+                tokens::digest(&secret),
                 serde_json::to_string(&record.permissions).unwrap_or_else(|_| "[]".into()),
                 record.created_at,
                 record.expires_at,
@@ -176,7 +176,7 @@ impl ControlDb {
     /// The live (not revoked, not expired) key with this secret, marking it used.
     pub fn api_key_by_secret(&self, secret: &str) -> Result<Option<ApiKeyRecord>, ControlError> {
         let conn = self.conn()?;
-        let hash = token::digest(secret);
+        let hash = tokens::digest(secret);
         let found = conn
             .query_row(
                 &format!(

@@ -32,7 +32,7 @@ impl ControlDb {
         invitation: &Invitation,
         invited_by: UserId,
     ) -> Result<String, ControlError> {
-        let raw = token::generate("mli_");
+        let raw = tokens::generate("mli_");
         self.conn()?.execute(
             "INSERT INTO invitations (id, tenant_id, email, role_id, store_id, token_hash, invited_by, created_at, expires_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
@@ -42,7 +42,7 @@ impl ControlDb {
                 invitation.email,
                 invitation.role_id,
                 invitation.store_id,
-                token::digest(&raw),
+                tokens::digest(&raw),
                 invited_by.to_string(),
                 now_rfc3339(),
                 invitation.expires_at,
@@ -58,7 +58,7 @@ impl ControlDb {
             .query_row(
                 "SELECT id, tenant_id, email, role_id, store_id, expires_at FROM invitations
                   WHERE token_hash = ?1 AND accepted_at IS NULL AND expires_at > ?2",
-                params![token::digest(raw), unix_now()],
+                params![tokens::digest(raw), unix_now()],
                 |row| {
                     let tenant: String = row.get(1)?;
                     Ok(TenantId::parse(&tenant).map(|tenant_id| Invitation {

@@ -15,7 +15,7 @@ mod mail;
 mod plans;
 mod platform_audit;
 mod sessions;
-mod tenants;
+pub(crate) mod tenants;
 mod users;
 
 pub use api_keys::{ApiKeyRecord, KeyGuardrails, NewApiKey};

@@ -52,10 +52,10 @@ impl ControlDb {
                 now
             ],
         )?;
-        let refresh = token::generate("mlr_");
+        let refresh = tokens::generate("mlr_");
         tx.execute(
             "INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
-            params![token::digest(&refresh), session_id, now, unix_now() + ttl_secs],
+            params![tokens::digest(&refresh), session_id, now, unix_now() + ttl_secs],
         )?;
         tx.commit()?;
         Ok((session_id, refresh))
@@ -74,7 +74,7 @@ impl ControlDb {
                 "SELECT r.session_id, r.expires_at, r.used_at, s.revoked_at, s.user_id, s.tenant_id
                    FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id
                   WHERE r.token_hash = ?1",
-                [token::digest(presented)],
+                [tokens::digest(presented)],
                 |row| {
                     Ok((
                         row.get::<_, String>(0)?,
@@ -110,12 +110,12 @@ impl ControlDb {
         };
         tx.execute(
             "UPDATE refresh_tokens SET used_at = ?2 WHERE token_hash = ?1",
-            params![token::digest(presented), now],
+            params![tokens::digest(presented), now],
         )?;
-        let refresh = token::generate("mlr_");
+        let refresh = tokens::generate("mlr_");
         tx.execute(
             "INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
-            params![token::digest(&refresh), session_id, now, unix_now() + ttl_secs],
+            params![tokens::digest(&refresh), session_id, now, unix_now() + ttl_secs],
         )?;
         tx.commit()?;
         Ok(RefreshOutcome::Rotated {
@@ -168,10 +168,10 @@ impl ControlDb {
         user: UserId,
         ttl_secs: i64,
     ) -> Result<String, ControlError> {
-        let raw = token::generate("mlp_reset_");
+        let raw = tokens::generate("mlp_reset_");
         self.conn()?.execute(
             "INSERT INTO password_resets (token_hash, user_id, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
-            params![token::digest(&raw), user.to_string(), now_rfc3339(), unix_now() + ttl_secs],
+            params![tokens::digest(&raw), user.to_string(), now_rfc3339(), unix_now() + ttl_secs],
         )?;
         Ok(raw)
     }
@@ -191,7 +191,7 @@ impl ControlDb {
                 "UPDATE password_resets SET used_at = ?2
                   WHERE token_hash = ?1 AND used_at IS NULL AND expires_at > ?3
                   RETURNING user_id",
-                params![token::digest(raw), now, unix_now()],
+                params![tokens::digest(raw), now, unix_now()],
                 |row| row.get(0),
             )
             .optional()?;

@@ -59,9 +59,9 @@ pub struct Membership {
     pub created_at: String,
 }
 
-pub(super) const TENANT_COLUMNS: &str = "id, name, slug, status, plan, created_at, deletion_due_at";
+pub(crate) const TENANT_COLUMNS: &str = "id, name, slug, status, plan, created_at, deletion_due_at";
 
-pub(super) fn tenant_from_row(row: &Row<'_>) -> rusqlite::Result<TenantRecord> {
+pub(crate) fn tenant_from_row(row: &Row<'_>) -> rusqlite::Result<TenantRecord> {
     let id: String = row.get(0)?;
     Ok(TenantRecord {
         id: TenantId::parse(&id).ok_or_else(|| {

@@ -5,25 +5,21 @@
 //! host handler or plugin, and the audit rows. [`call_plugin`] is how the
 //! core's own services (billing, metering, jobs, callbacks) call plugins.
 
-use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use axum::extract::{ConnectInfo, FromRequestParts, Path, Request};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
 use crate::approvals::service as approvals;
 use crate::audit::{self, AuditEntry};
-use crate::auth::{Principal, principal};
+use crate::auth::Principal;
 use crate::core::Core;
 use crate::core::operation::{Access, Answer, HostCall, Operation, RequestMeta, Target};
 use crate::core::{authz, guardrails, input};
-use crate::error::{ApiError, blocking, current_request_id};
+use crate::error::{ApiError, blocking};
+use crate::plugins::ProgressSink;
 use crate::plugins::bindings::CallContext;
-use crate::plugins::{CallRequest, PluginCallError, ProgressSink};
 use crate::{billing, metering};
 
 /// One call of an operation, from whichever channel it came through.

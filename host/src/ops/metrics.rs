@@ -190,13 +190,13 @@ mod tests {
 
     #[test]
     fn recorded_series_appear_in_the_exposition() {
-        operation(
+        crate::telemetry::operation(
             "rest",
             "/api/v1/unit-test/{id}",
             404,
-            Duration::from_millis(3),
+            std::time::Duration::from_millis(3),
         );
-        let text = metrics().encode().unwrap_or_default();
+        let text = crate::telemetry::metrics().encode().unwrap_or_default();
         assert!(
             text.contains(
                 r#"malipo_operation_calls_total{channel="rest",route="/api/v1/unit-test/{id}",status="404"} 1"#

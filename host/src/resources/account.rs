@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::core::Core;
 use crate::core::operation::HostCall;
@@ -170,7 +170,6 @@ pub async fn update_tenant(state: Arc<Core>, call: HostCall) -> Result<Value, Ap
 /// The operations of this module, declared next to their handlers.
 pub fn operations() -> Vec<Operation> {
     let str_ = json!({"type": "string"});
-    let store = json!({"type": "object", "properties": {"id": {"type": "string"}, "name": {"type": "string"}, "status": {"type": "string"}}});
     vec![
         Op::get("/me", "me.get")
             .summary("The caller: user, tenant, roles and effective permissions; `stores` (the stores usable here: \

@@ -2,13 +2,13 @@
 
 use std::sync::Arc;
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::control::{PlatformAuditEntry, UserRecord};
 use crate::core::Core;
 use crate::core::operation::HostCall;
 use crate::core::operation::{Access, Op, Operation};
-use crate::core::schema::{any_object, id_input, object};
+use crate::core::schema::object;
 use crate::deletion::StatusChange;
 use crate::error::{ApiError, blocking};
 use crate::ids::{TenantId, UserId};
@@ -170,10 +170,6 @@ pub async fn update_tenant(state: Arc<Core>, call: HostCall) -> Result<Value, Ap
     .await?
     .ok_or_else(|| ApiError::not_found("tenant"))?;
     Ok(tenant.public_json())
-}
-
-fn tenant_id(call: &HostCall) -> Result<TenantId, ApiError> {
-    TenantId::parse(&call.str_field("id")?).ok_or_else(|| ApiError::not_found("tenant"))
 }
 
 /// The operations of this module, declared next to their handlers.

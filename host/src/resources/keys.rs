@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::auth::Credential;
 use crate::control::{KeyGuardrails, NewApiKey};

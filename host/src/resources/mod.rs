@@ -1,28 +1,26 @@
 //! The host's own operations, declared once each: the router and the
 //! OpenAPI document are built from [`operations`].
 
-mod account;
-mod admin;
-mod audit;
-mod auth;
-mod branding;
-mod callback_inbox;
-mod domains;
-mod export;
-mod features;
-mod hooks;
-mod keys;
-mod memberships;
-mod onboarding;
-mod people;
-mod settings;
-mod stores;
+pub mod account;
+pub mod admin;
+pub mod audit;
+pub mod auth;
+pub mod branding;
+pub mod callback_inbox;
+pub mod domains;
+pub mod export;
+pub mod features;
+pub mod hooks;
+pub mod keys;
+pub mod memberships;
+pub mod onboarding;
+pub mod people;
+pub mod settings;
+pub mod stores;
 pub mod support;
 
 /// The organization's branding row (for the host's own mail).
 pub use branding::read as branding_row;
-
-use serde_json::{Value, json};
 
 use crate::core::operation::Operation;
 use crate::plugins::manifest::PermissionSpec;

@@ -10,10 +10,8 @@ use crate::control::CreatedTenant;
 use crate::control::{PlatformAuditEntry, TenantRecord, UserRecord};
 use crate::core::Core;
 use crate::core::operation::RequestMeta;
-use crate::core::plugin_call::call_plugin;
 use crate::error::{ApiError, blocking};
 use crate::ids::{StoreId, TenantId, UserId};
-use crate::plugins::bindings::CallContext;
 use crate::time_util::now_rfc3339;
 
 /// A normalised email address (trimmed, lower-case, plausible shape).

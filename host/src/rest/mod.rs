@@ -18,7 +18,7 @@ use axum::response::IntoResponse;
 use axum::routing::{MethodFilter, MethodRouter, get};
 
 use crate::core::Core;
-use crate::core::operation::{Method, Operation};
+use crate::core::operation::Method;
 use crate::error::{ApiError, blocking};
 
 fn filter(method: Method) -> MethodFilter {

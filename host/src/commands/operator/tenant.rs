@@ -8,7 +8,7 @@ use malipo::config::Config;
 use malipo::control::{ControlDb, PlatformAuditEntry, TenantRecord, UserRecord};
 use malipo::core::Core;
 use malipo::deletion::StatusChange;
-use malipo::deletion::service;
+use malipo::deletion::service as tenant_deletion;
 use malipo::deletion::service::Actor;
 use malipo::ids::{TenantId, UserId};
 use malipo::resources::support;
