@@ -8,7 +8,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use reqwest::Method;
@@ -361,8 +361,7 @@ async fn a_crash_after_the_commit_sends_one_email_one_notification_one_webhook()
     let app = TestApp::spawn_with(frozen).await;
     let owner = app.register("Crashy Ltd").await;
     app.configure_mpesa(&owner).await;
-    let endpoint =
-        crate::webhooks::subscribe(&app, &owner, &receiver.url, json!(["payment.completed"])).await;
+    crate::webhooks::subscribe(&app, &owner, &receiver.url, json!(["payment.completed"])).await;
     let txn = pay(&app, &owner, 150).await;
     completed(&app, &owner, &txn).await;
     let tenant = owner.tenant_id.clone();

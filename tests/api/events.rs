@@ -7,7 +7,6 @@
 //! `sandbox.emit` can emit) and records every delivery in `sandbox_events`,
 //! one row per delivery, readable through `sandbox.events.list`.
 
-use std::path::Path;
 use std::time::Duration;
 
 use serde_json::{Value, json};

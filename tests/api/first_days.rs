@@ -4,7 +4,7 @@
 //! transactions, and an expired token says so (no leeway).
 
 use std::io::{BufRead, BufReader, Read};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use reqwest::Method;

@@ -2,7 +2,6 @@
 //! (by the server, or by `malipo migrate`).
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use crate::helpers::{Auth, Options, PASSWORD, Session, TEST_GUESTS_DIR, TestApp, open};

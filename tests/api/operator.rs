@@ -3,7 +3,7 @@
 //! REST): `malipo tenant …`, `malipo user …`, `malipo migrate`.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};

@@ -3,7 +3,7 @@
 //! refuse), `tenant delete --now` asks (or needs `--yes`), and the data
 //! directory is the owner's only (0700 directories, 0600 files).
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use serde_json::json;
 

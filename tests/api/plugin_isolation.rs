@@ -9,7 +9,7 @@
 //! `randomblob` fails inside the call while the host's memory stays low.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use reqwest::Method;

@@ -6,7 +6,6 @@
 //! Every probe operation of the `sandbox` test plugin first inserts a note
 //! into `sandbox_items` and then misbehaves; the host must roll the note back.
 
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 

@@ -13,8 +13,7 @@ async fn a_payment_webhook_carries_the_account_reference_and_description() {
     let app = TestApp::spawn_with(options(true)).await;
     let owner = app.register("Order Matcher").await;
     app.configure_mpesa(&owner).await;
-    let endpoint =
-        crate::webhooks::subscribe(&app, &owner, &receiver.url, json!(["payment.completed"])).await;
+    crate::webhooks::subscribe(&app, &owner, &receiver.url, json!(["payment.completed"])).await;
     let txn = pay(&app, &owner, 75).await;
     let got = receiver.wait_for(1).await;
     let body: Value = serde_json::from_str(&got[0].body).expect("json body");

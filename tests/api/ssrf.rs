@@ -12,7 +12,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use reqwest::Method;
 use serde_json::json;
 
 use crate::helpers::{Options, Session, TestApp};

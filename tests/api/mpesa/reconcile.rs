@@ -5,7 +5,6 @@
 use std::collections::BTreeSet;
 
 use super::*;
-use crate::helpers::code;
 
 /// Pushes while the emulator suppresses callbacks; answers the payment once
 /// the emulator completed it without calling back. With `check_pending`,
