@@ -357,7 +357,7 @@ fn pushes(sim: &daraja_sim::Running) -> usize {
     sim.handle()
         .requests()
         .iter()
-        .filter(|r| r.path == STK_PATH)
+        .filter(|r| r.path == crate::mpesa::STK_PUSH_PATH)
         .count()
 }
 
