@@ -214,14 +214,11 @@ pub async fn deliver_due(state: &Arc<Core>) -> Result<usize, ApiError> {
     Ok(applied)
 }
 
-/// The kind a callback is audited under: a last path segment that is a
-/// UUID (a plugin's reference to its own request, e.g. `stk/<intent id>`)
-/// is left out, so one kind is one audited operation.
+/// The kind a callback is audited under: without the reference a plugin
+/// put at the end of its path ([`crate::control::split_reference`]), so one
+/// kind is one audited operation.
 fn audited_kind(kind: &str) -> &str {
-    match kind.rsplit_once('/') {
-        Some((head, last)) if uuid::Uuid::parse_str(last).is_ok() => head,
-        _ => kind,
-    }
+    crate::control::split_reference(kind).0
 }
 
 /// Whether an error says the tenant's database was busy or locked.

@@ -352,12 +352,13 @@ async fn push_keyed(app: &TestApp, owner: &Session, key: &str) -> (u16, Value) {
     .await
 }
 
-/// STK pushes the emulator received.
+/// STK pushes the emulator registered (its request log records a request
+/// only once answered, and these answers are held or lost).
 fn pushes(sim: &daraja_sim::Running) -> usize {
     sim.handle()
-        .requests()
+        .transactions()
         .iter()
-        .filter(|r| r.path == crate::mpesa::STK_PUSH_PATH)
+        .filter(|t| t.kind == "stk")
         .count()
 }
 
@@ -373,6 +374,12 @@ async fn lose_the_answer(
     let first = TestApp::spawn_with(options.clone()).await;
     let owner = first.register(&format!("Lost {key}")).await;
     configure(&first, &owner, sim).await;
+    // The access token is fetched (and cached) before Daraja turns slow:
+    // the delay is for the push's answer, not for the token.
+    let (status, body) = first
+        .post("/api/v1/mpesa/credentials/test", &owner.auth(), json!({}))
+        .await;
+    assert_eq!(status, 200, "{body}");
     set_faults(sim, json!({"response_delay_ms": 30_000}));
     let call = {
         let (base, auth) = (first.base.clone(), owner.access_token.clone());

@@ -116,8 +116,12 @@ pub struct InboxEntry {
     pub tenant_id: String,
     /// The plugin it is for.
     pub plugin: String,
-    /// The path's last segments, e.g. `stk` or `b2c/result`.
+    /// The path's last segments, e.g. `stk` or `b2c/result`, without a
+    /// trailing reference ([`split_reference`]).
     pub kind: String,
+    /// The plugin's reference to its own request that ended the path (e.g.
+    /// the intent id of `stk/<id>`), if any.
+    pub reference: Option<String>,
     /// `pending`, `applied` or `failed` (the plugin refused it for good).
     pub state: String,
     /// Deliveries tried so far.
@@ -128,6 +132,16 @@ pub struct InboxEntry {
     pub received_at: i64,
     /// The raw JSON body, as Daraja sent it.
     pub body: String,
+}
+
+/// A callback path's kind and the reference a plugin put at its end: a
+/// last segment that is a UUID (e.g. `stk/<intent id>`) is a reference,
+/// so that one kind is one kind whatever request it answers.
+pub fn split_reference(path: &str) -> (&str, Option<&str>) {
+    match path.rsplit_once('/') {
+        Some((head, last)) if uuid::Uuid::parse_str(last).is_ok() => (head, Some(last)),
+        _ => (path, None),
+    }
 }
 
 /// What a replay found.
@@ -160,11 +174,14 @@ impl ControlDb {
             .query_map(
                 params![state, tenant.map(|t| t.to_string()), i64::from(limit)],
                 |row| {
+                    let path: String = row.get(3)?;
+                    let (kind, reference) = split_reference(&path);
                     Ok(InboxEntry {
                         id: row.get(0)?,
                         tenant_id: row.get(1)?,
                         plugin: row.get(2)?,
-                        kind: row.get(3)?,
+                        kind: kind.to_string(),
+                        reference: reference.map(str::to_string),
                         state: row.get(4)?,
                         attempts: row.get(5)?,
                         last_error: row.get(6)?,

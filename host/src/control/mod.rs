@@ -20,7 +20,7 @@ mod users;
 
 pub use api_keys::{ApiKeyRecord, KeyGuardrails, NewApiKey};
 pub use domains::{Claim, HeldDomain};
-pub use inbox::{InboxEntry, InboxItem, Replay};
+pub use inbox::{InboxEntry, InboxItem, Replay, split_reference};
 pub use invitations::Invitation;
 pub use mail::OutgoingMail;
 pub use plans::{LIMIT_NAMES, Plan, PlatformCharge};

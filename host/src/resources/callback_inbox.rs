@@ -34,6 +34,7 @@ pub fn entry_schema() -> Value {
         "tenant_id": {"type": "string", "format": "uuid"},
         "plugin": {"type": "string"},
         "kind": {"type": "string"},
+        "reference": {"type": ["string", "null"], "description": "The plugin's reference to its own request that ended the callback's path (e.g. an STK push's intent id), if any."},
         "state": {"type": "string", "enum": ["failed", "pending", "applied"]},
         "attempts": {"type": "integer"},
         "last_error": {"type": ["string", "null"]},
