@@ -6,7 +6,6 @@
 
 use std::time::Duration;
 
-use axum::http::{HeaderMap, Uri};
 use moka::sync::Cache;
 
 use crate::control::{ControlDb, ControlError};
@@ -19,15 +18,10 @@ const MAX_LEN: usize = 253;
 /// Longest label.
 const MAX_LABEL: usize = 63;
 
-/// The hostname of a request: `Host` (or the URI's authority), lower-case,
+/// The hostname an authority (a request's `Host`) names: lower-case,
 /// without port or trailing dot.
-pub fn of_request(headers: &HeaderMap, uri: &Uri) -> Option<String> {
-    let raw = headers
-        .get(axum::http::header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
-        .or_else(|| uri.host().map(str::to_string))?;
-    let host = strip_port(raw.trim());
+pub fn normalize(authority: &str) -> Option<String> {
+    let host = strip_port(authority.trim());
     let host = host.trim_end_matches('.').to_ascii_lowercase();
     (!host.is_empty()).then_some(host)
 }
@@ -166,21 +160,11 @@ mod tests {
 
     #[test]
     fn the_request_host_loses_its_port() {
-        let mut headers = HeaderMap::new();
-        let uri = Uri::from_static("/api/v1/public/tenant");
-        headers.insert(
-            axum::http::header::HOST,
-            axum::http::HeaderValue::from_static("Pay.Alpha.test:8080"),
-        );
         assert_eq!(
-            of_request(&headers, &uri).as_deref(),
+            normalize("Pay.Alpha.test:8080").as_deref(),
             Some("pay.alpha.test")
         );
-        headers.insert(
-            axum::http::header::HOST,
-            axum::http::HeaderValue::from_static("[::1]:80"),
-        );
-        assert_eq!(of_request(&headers, &uri).as_deref(), Some("::1"));
+        assert_eq!(normalize("[::1]:80").as_deref(), Some("::1"));
         assert_eq!(
             of_url("https://pay.malipo.co.ke:8443/base").as_deref(),
             Some("pay.malipo.co.ke")

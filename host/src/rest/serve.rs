@@ -37,7 +37,7 @@ pub async fn serve(state: Arc<Core>, op: Arc<Operation>, request: Request) -> Re
             .and_then(|v| v.to_str().ok())
             .map(|ua| ua.chars().take(256).collect()),
         channel: "rest".into(),
-        host: crate::hostnames::of_request(&parts.headers, &parts.uri),
+        host: request_host(&parts.headers, &parts.uri),
     };
     let path = match Path::<HashMap<String, String>>::from_request_parts(&mut parts, &()).await {
         Ok(Path(path)) => path,
@@ -166,6 +166,17 @@ pub fn client_ip(
         }
     }
     client
+}
+
+/// The hostname a request was sent to: `Host` (or the URI's authority),
+/// normalised by [`crate::hostnames::normalize`].
+fn request_host(headers: &axum::http::HeaderMap, uri: &axum::http::Uri) -> Option<String> {
+    let raw = headers
+        .get(axum::http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| uri.host().map(str::to_string))?;
+    crate::hostnames::normalize(&raw)
 }
 
 /// Sets the content type and the extra headers of a text or file answer
