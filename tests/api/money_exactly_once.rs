@@ -36,7 +36,7 @@ fn options(sim: &daraja_sim::Running) -> Options {
 }
 
 async fn configure(app: &TestApp, owner: &Session, sim: &daraja_sim::Running) {
-    mpesa::configure(app, owner, mpesa::custom_credentials(&sim.base_url())).await;
+    mpesa::configure(app, owner, mpesa::custom_credentials(sim.base_url())).await;
 }
 
 fn set_faults(sim: &daraja_sim::Running, faults: Value) {
