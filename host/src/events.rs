@@ -193,7 +193,7 @@ pub fn emit_host_event(
     append(conn, name, &payload.to_string(), "host")
 }
 
-pub use crate::tenancy::outbox::append;
+use crate::tenancy::outbox::append;
 
 /// Wakes the delivery worker (after a host event committed).
 pub fn wake(state: &Core) {

@@ -206,8 +206,6 @@ async fn run_tenant(
     report
 }
 
-pub use crate::audit::{run_changed_something, write_job_run as audit_job_run};
-
 /// Dunning: sends the STK pushes for unpaid invoices that billing's
 /// renewal job says are due for another try.
 async fn retry_charges(

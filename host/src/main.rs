@@ -75,7 +75,7 @@ fn init_logs(server: bool) {
 /// Points tenants without their own Daraja URL at a running emulator.
 fn use_emulator(state: &malipo::core::Core, url: &str) -> anyhow::Result<()> {
     let services = state.runtime.services();
-    let (_, host, port) = malipo::plugins::services::url_host(url)
+    let (_, host, port) = malipo::config::url_host(url)
         .ok_or_else(|| anyhow::anyhow!("the Daraja emulator URL must be an http(s) URL"))?;
     services.set("daraja-emulator-url", url.trim_end_matches('/'));
     services.allow_host(&port.map_or(host.clone(), |p| format!("{host}:{p}")));

@@ -107,7 +107,6 @@ pub async fn acknowledge(state: Arc<Core>, call: HostCall) -> Result<Value, ApiE
 /// The operations of this module, declared next to their handlers.
 pub fn operations() -> Vec<Operation> {
     vec![
-        // Alerts about tenants' abnormal behaviour (host/src/alerts/routes.rs).
         Op::get("/admin/alerts", "admin.alerts.list")
             .summary("Alerts about organizations' abnormal behaviour — a spike of failed sign-ins, failed payments or server errors — newest first (super-admin).")
             .input(list_input())

@@ -309,7 +309,7 @@ async fn import_file(
         })
         .await??;
         let meta = crate::commands::operator::cli_meta();
-        malipo::resources::support::rbac(
+        malipo::core::authz::rbac(
             state,
             id,
             None,

@@ -20,11 +20,6 @@ pub const ACCESS_ALL_STORES: &str = "stores.access_all";
 /// Cache key of one decision.
 pub type DecisionKey = (TenantId, u64, UserId, String, Option<StoreId>);
 
-/// Forgets every cached decision of a tenant.
-pub fn invalidate(state: &Core, tenant: TenantId) {
-    state.authz_changed(tenant);
-}
-
 fn generation(state: &Core, tenant: TenantId) -> u64 {
     state
         .authz_generations

@@ -415,4 +415,4 @@ pub async fn invoke_plugin(
     Ok(output)
 }
 
-pub use crate::core::plugin_call::{call_plugin, plugin_error};
+use crate::core::plugin_call::call_plugin;

@@ -153,7 +153,7 @@ pub fn schedule(
         .schedule_tenant_deletion(id, &rfc3339_in(grace_secs))?
         .ok_or(DeletionError::NoSuchTenant(id))?;
     state.billing.invalidate(id);
-    crate::core::authz::invalidate(state, id);
+    state.authz_changed(id);
     actor.audit(
         state,
         "tenant.deletion_scheduled",
@@ -191,7 +191,7 @@ pub fn purge(state: &Core, id: TenantId, actor: &Actor) -> Result<PurgedRows, De
     state.tenancy.remove_file(id)?;
     let purged = state.control.purge_tenant_rows(id)?;
     state.billing.invalidate(id);
-    crate::core::authz::invalidate(state, id);
+    state.authz_changed(id);
     crate::metering::forget_tenant(state, id);
     // Its custom domain's row went with the tenant; drop cached lookups too.
     state.hostnames.forget_all();

@@ -18,11 +18,6 @@ pub struct ToolCatalog {
     by_name: HashMap<String, Arc<Operation>>,
 }
 
-/// The tool name of an operation ([`Operation::tool_name`]).
-fn tool_name(op: &Operation) -> String {
-    op.tool_name()
-}
-
 fn as_object(schema: &Value) -> Option<JsonObject> {
     match schema {
         Value::Object(map) if map.get("type").and_then(Value::as_str) == Some("object") => {
@@ -81,7 +76,7 @@ fn tool_of(op: &Operation) -> Tool {
         .open_world(hints.open_world);
     let mut annotations = annotations;
     annotations.title = Some(op.spec.summary.clone());
-    let mut tool = Tool::new(tool_name(op), describe(op, gated), input)
+    let mut tool = Tool::new(op.tool_name(), describe(op, gated), input)
         .with_title(op.spec.summary.clone())
         .with_annotations(annotations);
     if let Some(output) = output {
@@ -100,7 +95,7 @@ impl ToolCatalog {
             if !op.is_tool() {
                 continue;
             }
-            let name = tool_name(op);
+            let name = op.tool_name();
             anyhow::ensure!(
                 !by_name.contains_key(&name),
                 "two operations declare the MCP tool `{name}`"

@@ -150,7 +150,7 @@ fn callback_token_name(plugin: &str) -> String {
 /// secrets written before secrets were kept per plugin until they move.
 pub const HOST_SECRETS: &str = "";
 
-pub use crate::crypto::secret_field;
+use crate::crypto::secret_field;
 
 /// Moves the tenant's secrets written before secrets were kept per plugin
 /// (`plugin = ''`, a name not starting with `__`, sealed with

@@ -2,6 +2,7 @@
 //! certificates, the outbound-HTTP policy and agent, and host settings such
 //! as the public URL callbacks reach.
 
+use crate::config::url_host;
 use std::collections::HashMap;
 use std::sync::RwLock;
 
@@ -63,8 +64,6 @@ impl HostServices {
     }
 }
 
-pub use crate::config::url_host;
-
 /// The `host` label of an outbound request: the Daraja hosts by name, the
 /// emulator the operator configured, anything else folded.
 pub fn daraja_host(services: &HostServices, host: &str, port: Option<u16>) -> &'static str {
@@ -79,7 +78,7 @@ pub fn daraja_host(services: &HostServices, host: &str, port: Option<u16>) -> &'
     }
     let emulator = services
         .get("daraja-emulator-url")
-        .and_then(|url| crate::config::url_host(&url));
+        .and_then(|url| url_host(&url));
     match emulator {
         Some((_, emulator_host, emulator_port))
             if emulator_host.eq_ignore_ascii_case(&host) && emulator_port == port =>

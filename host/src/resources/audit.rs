@@ -138,7 +138,6 @@ pub async fn admin_verify(state: Arc<Core>, _call: HostCall) -> Result<Value, Ap
 /// The operations of this module, declared next to their handlers.
 pub fn operations() -> Vec<Operation> {
     vec![
-        // The audit log and the platform audit (host/src/resources/audit.rs).
         Op::get("/audit", "audit.list")
             .permission("audit.read")
             .summary("The organization's audit log, newest first: filters, paging by `cursor`, `format=csv` for a CSV export.")

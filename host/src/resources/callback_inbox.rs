@@ -118,7 +118,6 @@ pub async fn replay(state: Arc<Core>, call: HostCall) -> Result<Value, ApiError>
 /// The operations of this module, declared next to their handlers.
 pub fn operations() -> Vec<Operation> {
     vec![
-        // The callback inbox (host/src/resources/callback_inbox.rs).
         Op::get("/admin/callbacks", "admin.callbacks.list")
             .summary("Stored callbacks by state, newest first: `failed` (default) are those their plugin refused for good, with the reason (super-admin).")
             .input(list_input())

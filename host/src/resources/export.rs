@@ -86,7 +86,6 @@ pub async fn export(state: Arc<Core>, call: HostCall) -> Result<FileBody, ApiErr
 /// The operations of this module, declared next to their handlers.
 pub fn operations() -> Vec<Operation> {
     vec![
-        // The tenant's data as one SQLite file (host/src/resources/export.rs).
         Op::get("/tenant/export", "tenant.export")
             .permission("tenant.export")
             .summary("Download the organization's database: a consistent SQLite snapshot taken while it keeps working, with secrets, tokens and password material removed (application/vnd.sqlite3; tables in docs/DATA.md).")

@@ -13,7 +13,7 @@ use crate::error::{ApiError, blocking};
 use crate::ids::{StoreId, UserId};
 use crate::resources::support;
 use crate::resources::support::{
-    access_of, email, hash_password, issue_tokens, merged, name, new_password, rbac,
+    access_of, email, hash_password, issue_tokens, merged, name, new_password,
 };
 use crate::time_util::{now_rfc3339, unix_now};
 
@@ -148,7 +148,7 @@ pub async fn invite(state: Arc<Core>, call: HostCall) -> Result<Value, ApiError>
         }
     }
     // The inviter may only hand out what they hold themselves.
-    let role = rbac(
+    let role = crate::core::authz::rbac(
         &state,
         tenant,
         Some(principal.user_id),
@@ -315,7 +315,7 @@ pub async fn accept(state: Arc<Core>, call: HostCall) -> Result<Value, ApiError>
     })
     .await?;
     call.mark_audited();
-    support::rbac(
+    crate::core::authz::rbac(
         &state,
         tenant,
         None,

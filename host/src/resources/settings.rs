@@ -81,8 +81,6 @@ pub async fn patch(state: Arc<Core>, call: HostCall) -> Result<Value, ApiError> 
 /// The operations of this module, declared next to their handlers.
 pub fn operations() -> Vec<Operation> {
     vec![
-        // Settings, feature flags and custom domains (settings.rs,
-        // features.rs, domains.rs).
         Op::get("/tenant/settings", "tenant.settings.get")
             .permission("tenant.read")
             .summary("The organization's settings (currency display, time zone, locale, payment defaults), every key with its effective value: the one set, else its default.")

@@ -9,6 +9,7 @@ use crate::audit::{self, AuditEntry};
 use crate::control::CreatedTenant;
 use crate::control::{PlatformAuditEntry, TenantRecord, UserRecord};
 use crate::core::Core;
+use crate::core::authz::rbac;
 use crate::core::operation::RequestMeta;
 use crate::error::{ApiError, blocking};
 use crate::ids::{StoreId, TenantId, UserId};
@@ -94,8 +95,6 @@ pub fn merged(mut base: Value, extra: Value) -> Value {
     }
     base
 }
-
-pub use crate::core::authz::{rbac, system_ctx};
 
 /// The user's roles and effective permissions in a tenant (at a store).
 pub async fn access_of(

@@ -8,7 +8,7 @@ use malipo::cli::UserCommand;
 use malipo::config::Config;
 use malipo::control::{ControlDb, PlatformAuditEntry, UserRecord};
 use malipo::core::Core;
-use malipo::core::execute::call_plugin;
+use malipo::core::plugin_call::call_plugin;
 use malipo::ids::{TenantId, UserId};
 use malipo::resources::support;
 use serde_json::{Value, json};
@@ -215,7 +215,7 @@ fn assign_role(
             tenant,
             &authorizer(&state)?,
             "assignments.grant",
-            support::system_ctx(tenant, None, &meta),
+            malipo::core::authz::system_ctx(tenant, None, &meta),
             json!({"user_id": user.id, "role_id": role_id}),
             false,
             None,
@@ -276,7 +276,7 @@ async fn role_named(
         tenant,
         &authorizer(state)?,
         "roles.list",
-        support::system_ctx(tenant, None, meta),
+        malipo::core::authz::system_ctx(tenant, None, meta),
         json!({}),
         true,
         None,
