@@ -180,12 +180,60 @@ pub fn approve(state: Arc<AppState>, call: HostCall) -> HostFuture {
     })
 }
 
-/// `POST /approvals/{id}/reject`.
+/// `POST /approvals/{id}/reject` with an optional `reason` (at most
+/// [`approvals::MAX_REASON_CHARS`] characters): stored with the approval
+/// and written to the rejection's audit row, in one transaction.
 pub fn reject(state: Arc<AppState>, call: HostCall) -> HostFuture {
     Box::pin(async move {
+        let reason = call
+            .opt_str_field("reason")?
+            .map(|r| r.trim().to_string())
+            .filter(|r| !r.is_empty());
+        if reason
+            .as_ref()
+            .is_some_and(|r| r.chars().count() > approvals::MAX_REASON_CHARS)
+        {
+            return Err(ApiError::Validation(format!(
+                "`reason` is longer than {} characters",
+                approvals::MAX_REASON_CHARS
+            )));
+        }
         let (principal, tenant, approval) = to_decide(&state, &call).await?;
         let id = approval.id.clone();
-        decide(&state, tenant, &approval, "rejected", &principal).await?;
+        let mut entry = call.audit.clone();
+        entry.detail = Some(json!({"approval_id": id, "reason": reason}).to_string());
+        let audited = Arc::clone(&call.audited);
+        let decided_by = principal.user_id.to_string();
+        let for_write = Arc::clone(&state);
+        let claim_id = id.clone();
+        let claimed = blocking(move || {
+            crate::api::host::support::audited_write(
+                &for_write,
+                tenant,
+                entry,
+                &audited,
+                |tx, _| {
+                    if approvals::reject(tx, &claim_id, &decided_by, reason.as_deref())? {
+                        Ok(true)
+                    } else {
+                        // Nothing changed: no success row either.
+                        Err(ApiError::Conflict(String::new()))
+                    }
+                },
+            )
+        })
+        .await;
+        match claimed {
+            Ok(_) => {}
+            Err(ApiError::Conflict(_)) => {
+                let now = load(&state, &principal, id).await?;
+                return Err(ApiError::Conflict(format!(
+                    "this approval is already {}; it is decided, and runs, at most once",
+                    now.status
+                )));
+            }
+            Err(error) => return Err(error),
+        }
         if let Some(reservation) = approval.reservation() {
             guardrails::release(&state, reservation).await;
         }

@@ -652,8 +652,11 @@ pub fn operations() -> Vec<Operation> {
                 Post,
                 "/approvals/{id}/reject",
                 Some("approvals.approve"),
-                "Reject a pending request; nothing moves.",
-                id_input(),
+                "Reject a pending request; nothing moves. An optional `reason` (at most 500 characters) is kept with the approval and in the audit log.",
+                object(
+                    &["id"],
+                    json!({"id": {"type": "string"}, "reason": {"type": "string", "maxLength": 500}}),
+                ),
                 any_object(),
                 200,
                 UPDATE,
