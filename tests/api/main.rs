@@ -4,6 +4,7 @@
 
 mod account_takeover;
 mod alerts;
+mod approval_reason;
 mod audit;
 mod auth;
 mod billing;
@@ -13,6 +14,7 @@ mod data;
 mod domain_proof;
 mod email;
 mod errors;
+mod event_stream;
 mod events;
 mod first_days;
 mod helpers;

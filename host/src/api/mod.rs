@@ -6,6 +6,7 @@
 pub mod approvals;
 pub mod authz;
 pub mod dispatch;
+pub mod event_stream;
 pub mod guardrails;
 pub mod host;
 pub mod idempotency_lock;
@@ -92,6 +93,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .nest("/api/v1", api)
         .route("/api/v1/openapi.json", get(openapi_document))
+        .route(event_stream::PATH, get(event_stream::serve))
         .route(
             "/callbacks/{plugin}/{tenant}/{token}/{*kind}",
             axum::routing::post(crate::callbacks::receive),
