@@ -403,7 +403,12 @@ async function approvals() {
       const act = async (verb, button) => {
         button.disabled = true;
         try {
-          const out = await api("POST", `/approvals/${a.id}/${verb}`, { body: {} });
+          const body = {};
+          if (verb === "reject") {
+            const reason = (cell.querySelector("[name=reason]") || {}).value || "";
+            if (reason.trim()) body.reason = reason.trim();
+          }
+          const out = await api("POST", `/approvals/${a.id}/${verb}`, { body });
           const st = (out.approval && out.approval.status) || out.status || (verb === "approve" ? "approved" : "rejected");
           cell.replaceChildren(status(st));
         } catch (e) {
@@ -415,10 +420,11 @@ async function approvals() {
         h("button", { type: "button", class: "primary", onclick: (ev) => act("approve", ev.currentTarget) }, t("approvals.approve")),
         " ",
         h("button", { type: "button", class: "danger", onclick: (ev) => act("reject", ev.currentTarget) }, t("approvals.reject")),
+        h("label", { class: "field" }, t("approvals.reason"), h("input", { name: "reason", maxlength: 500 })),
       );
     } else cell.append(status(a.status));
     const items = (a.input && Array.isArray(a.input.items) ? a.input.items : []).slice(0, 5);
-    const what = h("td", { class: "wrap" }, a.summary || a.operation || "", items.length ? h("ul", {}, items.map((i) => h("li", {}, `${i.phone_number}: ${money(i.amount)}`))) : null, a.error ? h("p", { class: "error" }, a.error) : null);
+    const what = h("td", { class: "wrap" }, a.summary || a.operation || "", items.length ? h("ul", {}, items.map((i) => h("li", {}, `${i.phone_number}: ${money(i.amount)}`))) : null, a.error ? h("p", { class: "error" }, a.error) : null, a.reason ? h("p", { class: "muted" }, t("approvals.reason") + ": " + a.reason) : null);
     return h("tr", { "data-id": a.id }, h("td", {}, when(a.created_at)), what, h("td", {}, (a.requested_by || "").slice(0, 8) + (a.channel ? " (" + a.channel + ")" : "")), cell);
   });
   return [
@@ -792,7 +798,7 @@ async function admin() {
   return [
     h("h1", {}, t("admin.title")),
     h("h2", {}, t("admin.tenants")),
-    table(["Name", t("billing.plan"), t("tx.status"), t("tx.created"), ""], (tenants.tenants || []).map((x) => h("tr", {}, h("td", {}, x.name), h("td", {}, x.plan || ""), h("td", {}, status(x.status), x.deletion_due_at ? " → " + when(x.deletion_due_at) : ""), h("td", {}, when(x.created_at)),
+    table(["Name", t("billing.plan"), t("tx.status"), t("tx.created"), [t("admin.size"), "num"], t("admin.activity"), ""], (tenants.tenants || []).map((x) => h("tr", {}, h("td", {}, x.name), h("td", {}, x.plan || ""), h("td", {}, status(x.status), x.deletion_due_at ? " → " + when(x.deletion_due_at) : ""), h("td", {}, when(x.created_at)), h("td", { class: "num" }, x.db_bytes ? (x.db_bytes / 1048576).toFixed(1) + " MB" : "—"), h("td", {}, x.last_activity_at ? when(x.last_activity_at) : "—"),
       h("td", {}, x.status === "active" ? h("button", { type: "button", onclick: act(() => api("PATCH", "/admin/tenants/" + x.id, { body: { status: "suspended" } })) }, t("admin.suspend")) : h("button", { type: "button", onclick: act(() => api("PATCH", "/admin/tenants/" + x.id, { body: { status: "active" } })) }, t("admin.reactivate")),
         " ", x.deletion_due_at ? null : h("button", { type: "button", class: "danger", onclick: act(() => api("DELETE", "/admin/tenants/" + x.id)) }, t("admin.delete")))))),
     h("h2", {}, t("admin.plans")),
