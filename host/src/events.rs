@@ -138,7 +138,10 @@ pub async fn worker(state: Arc<AppState>) {
     let signal = Arc::clone(&state.event_signal);
     let mut last_sweep = Instant::now();
     loop {
-        if tokio::time::timeout(interval, signal.notified()).await.is_ok() {
+        if tokio::time::timeout(interval, signal.notified())
+            .await
+            .is_ok()
+        {
             // Open event streams read the outbox too (`signal` has one consumer: this loop).
             crate::api::event_stream::wake();
         }

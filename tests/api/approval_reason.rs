@@ -45,7 +45,13 @@ async fn a_rejection_keeps_its_reason_in_the_approval_and_the_audit_log() {
         .await;
     assert_eq!(status, 422, "{body}");
     assert_eq!(code(&body), "validation_failed", "{body}");
-    assert!(body["error"]["message"].as_str().unwrap_or_default().contains("`reason`"), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("`reason`"),
+        "{body}"
+    );
 
     let reason = "Not on this month's payroll";
     let (status, body) = app
@@ -54,7 +60,9 @@ async fn a_rejection_keeps_its_reason_in_the_approval_and_the_audit_log() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["approval"]["status"], "rejected", "{body}");
     assert_eq!(body["approval"]["reason"], reason, "{body}");
-    let (status, body) = app.get(&format!("/api/v1/approvals/{id}"), &owner.auth()).await;
+    let (status, body) = app
+        .get(&format!("/api/v1/approvals/{id}"), &owner.auth())
+        .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["approval"]["reason"], reason, "{body}");
 
@@ -74,13 +82,19 @@ async fn a_rejection_keeps_its_reason_in_the_approval_and_the_audit_log() {
         .post(&path, &owner.auth(), json!({"reason": "again"}))
         .await;
     assert_eq!(status, 409, "{body}");
-    let (_, body) = app.get(&format!("/api/v1/approvals/{id}"), &owner.auth()).await;
+    let (_, body) = app
+        .get(&format!("/api/v1/approvals/{id}"), &owner.auth())
+        .await;
     assert_eq!(body["approval"]["reason"], reason, "{body}");
 
     // Without a reason is fine too.
     let other = pending(&app, &owner).await;
     let (status, body) = app
-        .post(&format!("/api/v1/approvals/{other}/reject"), &owner.auth(), json!({}))
+        .post(
+            &format!("/api/v1/approvals/{other}/reject"),
+            &owner.auth(),
+            json!({}),
+        )
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["approval"]["reason"], Value::Null, "{body}");

@@ -26,9 +26,7 @@ struct Stream {
 
 impl Stream {
     async fn open(app: &TestApp, auth: &Auth, last_event_id: Option<i64>) -> Self {
-        let mut request = app
-            .client
-            .get(format!("{}/api/v1/events/stream", app.base));
+        let mut request = app.client.get(format!("{}/api/v1/events/stream", app.base));
         request = match auth {
             Auth::Bearer(token) => request.bearer_auth(token),
             Auth::ApiKey(key) => request.bearer_auth(key),
@@ -146,7 +144,10 @@ async fn pay(app: &TestApp, who: &Session, store: &str, amount: i64) -> String {
 async fn settled(app: &TestApp, who: &Session, transaction: &str) {
     for _ in 0..200 {
         let (status, body) = app
-            .get(&format!("/api/v1/mpesa/transactions/{transaction}"), &who.auth())
+            .get(
+                &format!("/api/v1/mpesa/transactions/{transaction}"),
+                &who.auth(),
+            )
             .await;
         assert_eq!(status, 200, "{body}");
         let now = body["status"]
