@@ -48,6 +48,11 @@ const FILES: &[(&str, &str, &[u8])] = &[
         include_bytes!("../assets/dashboard/api.js"),
     ),
     (
+        "live.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../assets/dashboard/live.js"),
+    ),
+    (
         "i18n.js",
         "text/javascript; charset=utf-8",
         include_bytes!("../assets/dashboard/i18n.js"),

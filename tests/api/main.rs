@@ -5,6 +5,7 @@
 mod account_takeover;
 mod admin_tenant_name;
 mod alerts;
+mod approval_reason;
 mod audit;
 mod auth;
 mod billing;
@@ -15,6 +16,7 @@ mod data;
 mod domain_proof;
 mod email;
 mod errors;
+mod event_stream;
 mod events;
 mod first_days;
 mod helpers;

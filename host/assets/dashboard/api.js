@@ -43,7 +43,8 @@ export function signedIn(answer, extra = {}) {
 
 let refreshing = null;
 
-async function refresh() {
+/** Trades the refresh token for new tokens once; answers whether it worked. */
+export async function refreshTokens() {
   const s = session();
   if (!s || !s.refresh) return false;
   if (!refreshing) {
@@ -87,7 +88,7 @@ export async function api(method, path, { body, query, headers = {}, raw = false
     throw new ApiError(0, "network", "");
   }
   if (r.status === 401 && retry && s && s.refresh && !path.startsWith("/auth/")) {
-    if (await refresh()) return api(method, path, { body, query, headers, raw, retry: false });
+    if (await refreshTokens()) return api(method, path, { body, query, headers, raw, retry: false });
     saveSession(null);
     window.dispatchEvent(new Event("malipo:signed-out"));
   }

@@ -390,14 +390,11 @@ function shell(route) {
 }
 
 let renderSeq = 0;
-let cleanup = null;
+let cleanups = [];
 
 export async function render() {
   const seq = ++renderSeq;
-  if (cleanup) {
-    cleanup();
-    cleanup = null;
-  }
+  for (const f of cleanups.splice(0)) f();
   const path = location.pathname;
   if (path === "/reset-password") return mount(resetPage());
   if (path === "/accept-invitation") return mount(acceptPage());
@@ -413,7 +410,7 @@ export async function render() {
   const titleKey = (NAV.find(([id]) => id === route) || [null, route === "admin" ? "nav.admin" : "nav.overview"])[1];
   document.title = t(titleKey) + " · " + orgName();
   try {
-    const content = await page({ h, t, main, route, hash: location.hash, onCleanup: (f) => (cleanup = f) });
+    const content = await page({ h, t, main, route, hash: location.hash, onCleanup: (f) => cleanups.push(f) });
     if (seq !== renderSeq) return;
     main.replaceChildren(...[].concat(content));
   } catch (e) {

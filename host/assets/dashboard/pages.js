@@ -1,6 +1,7 @@
 // The signed-in pages. Each takes {h, t, main, hash, onCleanup} and
 // answers the nodes of its <main>; every call goes through the REST API.
 import { api, ApiError, newKey, session } from "./api.js";
+import { subscribe, connected } from "./live.js";
 import { t, money, when, statusText } from "./i18n.js";
 import { h, field, onSubmit, banner, errorText, context, can, applyBranding, readableOn, refreshContext, render, showError } from "./app.js";
 
@@ -165,26 +166,47 @@ async function transactions({ onCleanup }) {
       button.disabled = false;
     }
   });
-  // Rows still pending refresh themselves: a payment turns completed
-  // without reloading the page.
-  const timer = setInterval(async () => {
-    const pending = [...list.querySelectorAll("tr[data-id]")].filter((tr) => tr.querySelector(".status.pending"));
-    for (const tr of pending.slice(0, 10)) {
+  // Rows still pending turn final in place, without reloading: from the
+  // organization's event stream, or by asking while the stream is down.
+  const liveNote = h("p", { class: "muted live", id: "tx-live", "aria-live": "polite" });
+  const showLive = () => {
+    liveNote.textContent = connected() ? t("tx.live") : t("tx.polling");
+    liveNote.dataset.live = connected() ? "on" : "off";
+  };
+  const settle = (tr, x) => {
+    if (!x.status || x.status === "pending") return;
+    tr.querySelector(".tx-status").replaceChildren(status(x.status));
+    tr.children[5].textContent = x.receipt || "";
+  };
+  const pendingRows = () => [...list.querySelectorAll("tr[data-id]")].filter((tr) => tr.querySelector(".status.pending"));
+  const ask = async () => {
+    for (const tr of pendingRows().slice(0, 10)) {
       try {
         const r = await api("GET", "/mpesa/transactions/" + tr.dataset.id);
-        const x = r.transaction || r;
-        if (x.status !== "pending") {
-          tr.querySelector(".tx-status").replaceChildren(status(x.status));
-          tr.children[5].textContent = x.receipt || "";
-        }
+        settle(tr, r.transaction || r);
       } catch {
         /* next tick */
       }
     }
+  };
+  onCleanup(
+    subscribe((ev) => {
+      showLive();
+      if (ev.name === "stream.open") return ask();
+      const d = ev.data || {};
+      if (!d.transaction_id) return;
+      const tr = list.querySelector(`tr[data-id="${CSS.escape(d.transaction_id)}"]`);
+      if (tr) settle(tr, d);
+    }),
+  );
+  const timer = setInterval(() => {
+    showLive();
+    if (!connected()) ask();
   }, 1500);
   onCleanup(() => clearInterval(timer));
+  showLive();
   load();
-  return [h("h1", {}, t("tx.title")), form, progress, list];
+  return [h("h1", {}, t("tx.title")), form, progress, liveNote, list];
 }
 
 async function transactionDetail(id, { onCleanup }) {
@@ -214,16 +236,20 @@ async function transactionDetail(id, { onCleanup }) {
   const r = await api("GET", "/mpesa/transactions/" + encodeURIComponent(id));
   let x = r.transaction || r;
   draw(x);
-  const timer = setInterval(async () => {
+  // While pending: read it again when the event stream says it changed (or
+  // it reconnected), and every 1.5 s only while the stream is down.
+  const again = async () => {
     if (x.status !== "pending") return;
     try {
       const r2 = await api("GET", "/mpesa/transactions/" + encodeURIComponent(id));
       x = r2.transaction || r2;
       if (x.status !== "pending") draw(x);
     } catch {
-      /* next tick */
+      /* next event or tick */
     }
-  }, 1500);
+  };
+  onCleanup(subscribe((ev) => (ev.name === "stream.open" || (ev.data && ev.data.transaction_id === x.id)) && again()));
+  const timer = setInterval(() => !connected() && again(), 1500);
   onCleanup(() => clearInterval(timer));
   return [h("p", {}, h("a", { href: "#/transactions" }, "← " + t("tx.title"))), h("h1", {}, t("tx.detail")), box];
 }
@@ -241,7 +267,10 @@ async function collect({ onCleanup }) {
     h("button", { type: "submit", class: "primary" }, t("collect.submit")),
   );
   let timer = null;
+  let again = null;
   onCleanup(() => timer && clearInterval(timer));
+  // The result turns final from the event stream; polling only while it is down.
+  onCleanup(subscribe((ev) => again && again(ev)));
   onSubmit(form, async (v) => {
     const body = { phone_number: v.phone_number.trim(), amount: Number(v.amount) };
     if (v.account_reference) body.account_reference = v.account_reference;
@@ -258,17 +287,19 @@ async function collect({ onCleanup }) {
         ),
       );
     draw();
-    if (timer) clearInterval(timer);
-    timer = setInterval(async () => {
+    const read = async () => {
+      if (x.status !== "pending") return;
       try {
         const r2 = await api("GET", "/mpesa/transactions/" + x.id);
         x = r2.transaction || r2;
         draw();
-        if (x.status !== "pending") clearInterval(timer);
       } catch {
-        /* next tick */
+        /* next event or tick */
       }
-    }, 1000);
+    };
+    again = (ev) => (ev.name === "stream.open" || (ev.data && ev.data.transaction_id === x.id)) && read();
+    if (timer) clearInterval(timer);
+    timer = setInterval(() => !connected() && read(), 1000);
   });
   return [h("h1", {}, t("collect.title")), form, result];
 }
@@ -372,7 +403,12 @@ async function approvals() {
       const act = async (verb, button) => {
         button.disabled = true;
         try {
-          const out = await api("POST", `/approvals/${a.id}/${verb}`, { body: {} });
+          const body = {};
+          if (verb === "reject") {
+            const reason = (cell.querySelector("[name=reason]") || {}).value || "";
+            if (reason.trim()) body.reason = reason.trim();
+          }
+          const out = await api("POST", `/approvals/${a.id}/${verb}`, { body });
           const st = (out.approval && out.approval.status) || out.status || (verb === "approve" ? "approved" : "rejected");
           cell.replaceChildren(status(st));
         } catch (e) {
@@ -384,10 +420,11 @@ async function approvals() {
         h("button", { type: "button", class: "primary", onclick: (ev) => act("approve", ev.currentTarget) }, t("approvals.approve")),
         " ",
         h("button", { type: "button", class: "danger", onclick: (ev) => act("reject", ev.currentTarget) }, t("approvals.reject")),
+        h("label", { class: "field" }, t("approvals.reason"), h("input", { name: "reason", maxlength: 500 })),
       );
     } else cell.append(status(a.status));
     const items = (a.input && Array.isArray(a.input.items) ? a.input.items : []).slice(0, 5);
-    const what = h("td", { class: "wrap" }, a.summary || a.operation || "", items.length ? h("ul", {}, items.map((i) => h("li", {}, `${i.phone_number}: ${money(i.amount)}`))) : null, a.error ? h("p", { class: "error" }, a.error) : null);
+    const what = h("td", { class: "wrap" }, a.summary || a.operation || "", items.length ? h("ul", {}, items.map((i) => h("li", {}, `${i.phone_number}: ${money(i.amount)}`))) : null, a.error ? h("p", { class: "error" }, a.error) : null, a.reason ? h("p", { class: "muted" }, t("approvals.reason") + ": " + a.reason) : null);
     return h("tr", { "data-id": a.id }, h("td", {}, when(a.created_at)), what, h("td", {}, (a.requested_by || "").slice(0, 8) + (a.channel ? " (" + a.channel + ")" : "")), cell);
   });
   return [
@@ -761,7 +798,7 @@ async function admin() {
   return [
     h("h1", {}, t("admin.title")),
     h("h2", {}, t("admin.tenants")),
-    table(["Name", t("billing.plan"), t("tx.status"), t("tx.created"), ""], (tenants.tenants || []).map((x) => h("tr", {}, h("td", {}, x.name), h("td", {}, x.plan || ""), h("td", {}, status(x.status), x.deletion_due_at ? " → " + when(x.deletion_due_at) : ""), h("td", {}, when(x.created_at)),
+    table(["Name", t("billing.plan"), t("tx.status"), t("tx.created"), [t("admin.size"), "num"], t("admin.activity"), ""], (tenants.tenants || []).map((x) => h("tr", {}, h("td", {}, x.name), h("td", {}, x.plan || ""), h("td", {}, status(x.status), x.deletion_due_at ? " → " + when(x.deletion_due_at) : ""), h("td", {}, when(x.created_at)), h("td", { class: "num" }, x.db_bytes ? (x.db_bytes / 1048576).toFixed(1) + " MB" : "—"), h("td", {}, x.last_activity_at ? when(x.last_activity_at) : "—"),
       h("td", {}, x.status === "active" ? h("button", { type: "button", onclick: act(() => api("PATCH", "/admin/tenants/" + x.id, { body: { status: "suspended" } })) }, t("admin.suspend")) : h("button", { type: "button", onclick: act(() => api("PATCH", "/admin/tenants/" + x.id, { body: { status: "active" } })) }, t("admin.reactivate")),
         " ", x.deletion_due_at ? null : h("button", { type: "button", class: "danger", onclick: act(() => api("DELETE", "/admin/tenants/" + x.id)) }, t("admin.delete")))))),
     h("h2", {}, t("admin.plans")),

@@ -173,9 +173,49 @@ pub async fn approve(state: Arc<Core>, call: HostCall) -> Result<Value, ApiError
 
 /// `POST /approvals/{id}/reject`.
 pub async fn reject(state: Arc<Core>, call: HostCall) -> Result<Value, ApiError> {
+    let reason = call
+        .opt_str_field("reason")?
+        .map(|r| r.trim().to_string())
+        .filter(|r| !r.is_empty());
+    if reason
+        .as_ref()
+        .is_some_and(|r| r.chars().count() > approvals::MAX_REASON_CHARS)
+    {
+        return Err(ApiError::Validation(format!(
+            "`reason` is longer than {} characters",
+            approvals::MAX_REASON_CHARS
+        )));
+    }
     let (principal, tenant, approval) = to_decide(&state, &call).await?;
     let id = approval.id.clone();
-    decide(&state, tenant, &approval, "rejected", &principal).await?;
+    let mut entry = call.audit.clone();
+    entry.detail = Some(json!({"approval_id": id, "reason": reason}).to_string());
+    let audited = Arc::clone(&call.audited);
+    let decided_by = principal.user_id.to_string();
+    let for_write = Arc::clone(&state);
+    let claim_id = id.clone();
+    let claimed = blocking(move || {
+        crate::resources::support::audited_write(&for_write, tenant, entry, &audited, |tx, _| {
+            if approvals::reject(tx, &claim_id, &decided_by, reason.as_deref())? {
+                Ok(true)
+            } else {
+                // Nothing changed: no success row either.
+                Err(ApiError::Conflict(String::new()))
+            }
+        })
+    })
+    .await;
+    match claimed {
+        Ok(_) => {}
+        Err(ApiError::Conflict(_)) => {
+            let now = load(&state, &principal, id).await?;
+            return Err(ApiError::Conflict(format!(
+                "this approval is already {}; it is decided, and runs, at most once",
+                now.status
+            )));
+        }
+        Err(error) => return Err(error),
+    }
     if let Some(reservation) = approval.reservation() {
         guardrails::release(&state, reservation).await;
     }
@@ -207,8 +247,11 @@ pub fn operations() -> Vec<Operation> {
             .handle(approve),
         Op::post("/approvals/{id}/reject", "approvals.reject")
             .permission("approvals.approve")
-            .summary("Reject a pending request; nothing moves.")
-            .input(id_input())
+            .summary("Reject a pending request; nothing moves. An optional `reason` (at most 500 characters) is kept with the approval and in the audit log.")
+            .input(json!({"type": "object", "required": ["id"], "properties": {
+                "id": {"type": "string"},
+                "reason": {"type": "string", "maxLength": 500}
+            }}))
             .update()
             .handle(reject),
     ]

@@ -225,10 +225,12 @@ pub struct Approval {
     pub result: Option<Value>,
     /// Its error, if it failed.
     pub error: Option<String>,
+    /// Why it was rejected, if the person said.
+    pub reason: Option<String>,
 }
 
 const COLUMNS: &str = "id, operation, tool, input, amount, summary, status, requested_by, channel, api_key_id, \
-     store_id, reserved_amount, created_at, decided_by, decided_at, result, error";
+     store_id, reserved_amount, created_at, decided_by, decided_at, result, error, reason";
 
 fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Approval> {
     let input: String = row.get(3)?;
@@ -251,6 +253,7 @@ fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Approval> {
         decided_at: row.get(14)?,
         result: result.and_then(|r| serde_json::from_str(&r).ok()),
         error: row.get(16)?,
+        reason: row.get(17)?,
     })
 }
 
@@ -274,6 +277,7 @@ impl Approval {
             "decided_at": self.decided_at,
             "result": self.result,
             "error": self.error,
+            "reason": self.reason,
         })
     }
 
@@ -359,6 +363,25 @@ pub fn claim(
         "UPDATE approvals SET status = ?2, decided_by = ?3, decided_at = ?4
           WHERE id = ?1 AND status = 'pending'",
         params![id, to, by, now_rfc3339()],
+    )?;
+    Ok(changed == 1)
+}
+
+/// Longest rejection reason kept, in characters.
+pub const MAX_REASON_CHARS: usize = 500;
+
+/// Rejects a pending approval as `by`, with an optional reason, once:
+/// `false` when it is no longer pending.
+pub fn reject(
+    conn: &rusqlite::Connection,
+    id: &str,
+    by: &str,
+    reason: Option<&str>,
+) -> Result<bool, ApiError> {
+    let changed = conn.execute(
+        "UPDATE approvals SET status = 'rejected', decided_by = ?2, decided_at = ?3, reason = ?4
+          WHERE id = ?1 AND status = 'pending'",
+        params![id, by, now_rfc3339(), reason],
     )?;
     Ok(changed == 1)
 }

@@ -3,6 +3,7 @@
 //! manifest's — and is served by [`serve::serve`]. The OpenAPI document is
 //! generated from the same list ([`openapi`]).
 
+pub mod event_stream;
 pub mod openapi;
 pub mod request_id;
 pub mod serve;
@@ -53,6 +54,7 @@ pub fn router(state: Arc<Core>, openapi: Arc<serde_json::Value>) -> Router {
     }
     Router::new()
         .nest("/api/v1", api)
+        .route(event_stream::PATH, get(event_stream::serve))
         .fallback(not_found)
         .with_state(Arc::clone(&state))
         .merge(health_router(state))
