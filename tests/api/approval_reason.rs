@@ -22,7 +22,7 @@ async fn pending(app: &TestApp, owner: &Session) -> String {
             "/api/v1/mpesa/b2c/bulk",
             &bot,
             json!({"command_id": "BusinessPayment",
-                   "items": [{"phone_number": "254712345678", "amount": 50}]}),
+                   "items": [{"phone_number": "254712345678", "amount": 50, "remarks": "May salary"}]}),
         )
         .await;
     assert_eq!(status, 202, "{answer}");

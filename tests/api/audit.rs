@@ -436,7 +436,7 @@ async fn rows_written_before_the_chain_are_chained_in_id_order() {
     }
     let before = all_entries(&app, &owner.auth(), "limit=500").await;
     let file = app.tenant_file(&owner.tenant_id);
-    // Back to the schema before the chain (V6, and V7 after it): no seq,
+    // Back to the schema before the chain (V6, and all after it): no seq,
     // no hashes, no heads.
     let (app, auth) = edit_offline(app, &owner, |dir| {
         sql(
@@ -448,6 +448,7 @@ async fn rows_written_before_the_chain_are_chained_in_id_order() {
              DELETE FROM host_meta WHERE key LIKE 'audit_%';
              DROP TABLE settings;
              ALTER TABLE branding DROP COLUMN terminology;
+             ALTER TABLE approvals DROP COLUMN reason;
              DELETE FROM refinery_schema_history WHERE version >= 6;",
         );
         sql(&dir.join("control.db"), "DELETE FROM tenant_audit_heads");

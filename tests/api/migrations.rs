@@ -20,7 +20,7 @@ const LATER_INDEXES: [&str; 5] = [
     "audit_log_by_seq",
 ];
 /// The history of a file at the newest schema.
-const LATEST: [i64; 8] = [1, 2, 3, 4, 5, 6, 7, 9];
+const LATEST: [i64; 9] = [1, 2, 3, 4, 5, 6, 7, 9, 10];
 
 fn tenant_file(dir: &Path, tenant_id: &str) -> PathBuf {
     dir.join("tenants").join(format!("{tenant_id}.db"))
