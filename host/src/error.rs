@@ -101,6 +101,11 @@ pub enum ApiError {
     /// The server is not able to serve this now (503).
     #[error("{0}")]
     Unavailable(String),
+    /// The organization's database stayed locked by other work past the
+    /// busy timeout (503, `database_busy`, `Retry-After: 1`): contention,
+    /// worth retrying, never a refusal.
+    #[error("{0}")]
+    Busy(String),
     /// Anything else: logged in full, answered as a bare 500.
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
@@ -125,7 +130,7 @@ impl ApiError {
             Self::Plugin { status, .. }
             | Self::Plan { status, .. }
             | Self::Coded { status, .. } => *status,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -147,6 +152,7 @@ impl ApiError {
             Self::TooManyRequests { .. } => "rate_limited",
             Self::Plugin { code, .. } | Self::Plan { code, .. } | Self::Coded { code, .. } => code,
             Self::Unavailable(_) => "unavailable",
+            Self::Busy(_) => "database_busy",
             Self::Unexpected(_) => "internal",
         }
     }
@@ -179,6 +185,13 @@ impl ApiError {
         )
     }
 
+    /// The answer when the organization's database stayed locked.
+    pub fn busy() -> Self {
+        Self::Busy(
+            "the organization's database is busy with other work; try again in a moment".into(),
+        )
+    }
+
     /// The answer to an access token past its expiry: `401 unauthorized`
     /// (the code every credential failure keeps) with a message that says it
     /// expired and names `POST /api/v1/auth/refresh`.
@@ -191,8 +204,22 @@ impl ApiError {
 
 impl From<rusqlite::Error> for ApiError {
     fn from(error: rusqlite::Error) -> Self {
-        Self::Unexpected(error.into())
+        if is_sqlite_busy(&error) {
+            Self::busy()
+        } else {
+            Self::Unexpected(error.into())
+        }
     }
+}
+
+/// Whether SQLite refused because another connection holds the database
+/// (`SQLITE_BUSY`, `SQLITE_LOCKED`, by their result codes): contention that
+/// passes, not a fault in the statement.
+pub fn is_sqlite_busy(error: &rusqlite::Error) -> bool {
+    matches!(
+        error.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
 }
 
 impl From<r2d2::Error> for ApiError {
@@ -215,9 +242,14 @@ impl IntoResponse for ApiError {
             }
         });
         let mut response = (status, axum::Json(body)).into_response();
-        if let Self::TooManyRequests {
-            retry_after_secs, ..
-        } = &self
+        let retry_after = match &self {
+            Self::TooManyRequests {
+                retry_after_secs, ..
+            } => Some(*retry_after_secs),
+            Self::Busy(_) => Some(1),
+            _ => None,
+        };
+        if let Some(retry_after_secs) = retry_after
             && let Ok(value) = axum::http::HeaderValue::from_str(&retry_after_secs.to_string())
         {
             response
@@ -243,4 +275,38 @@ where
     })
     .await
     .map_err(|join| ApiError::Unexpected(anyhow::anyhow!("blocking task failed: {join}")))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ApiError, is_sqlite_busy};
+
+    #[test]
+    fn a_locked_database_is_busy_and_a_bad_statement_is_not() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("t.db");
+        let holder = rusqlite::Connection::open(&path).expect("open");
+        holder
+            .execute_batch("CREATE TABLE t (x); BEGIN EXCLUSIVE; INSERT INTO t VALUES (1);")
+            .expect("lock");
+        let other = rusqlite::Connection::open(&path).expect("open");
+        other
+            .busy_timeout(std::time::Duration::ZERO)
+            .expect("timeout");
+        let locked = other
+            .execute("INSERT INTO t VALUES (2)", [])
+            .expect_err("the file is locked");
+        assert!(is_sqlite_busy(&locked), "{locked}");
+        let error = ApiError::from(locked);
+        assert_eq!(
+            (error.status().as_u16(), error.code()),
+            (503, "database_busy")
+        );
+
+        let wrong = holder
+            .execute("INSERT INTO missing VALUES (1)", [])
+            .expect_err("no such table");
+        assert!(!is_sqlite_busy(&wrong), "{wrong}");
+        assert_eq!(ApiError::from(wrong).code(), "internal");
+    }
 }

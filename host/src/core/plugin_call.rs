@@ -120,6 +120,7 @@ pub fn plugin_error(error: PluginCallError) -> ApiError {
             "plugin_bad_output",
             error.to_string(),
         ),
+        E::Busy(_) => ApiError::busy(),
         E::Host(message) => ApiError::Unexpected(anyhow::anyhow!(message)),
     }
 }

@@ -69,6 +69,10 @@ pub struct ActiveCall {
     /// Set when the transaction could not be reopened after outbound I/O:
     /// the call can write nothing more and fails.
     pub transaction_lost: Option<String>,
+    /// Set when one of the call's statements (or reopening its transaction)
+    /// met a busy or locked database: if the call then fails, it failed of
+    /// contention.
+    pub contended: bool,
 }
 
 impl ActiveCall {
@@ -115,6 +119,7 @@ impl ActiveCall {
         let conn = &self.conn;
         if let Err(error) = self.access.as_host(|| conn.execute_batch(begin)) {
             tracing::error!(%error, tenant_id = %self.tenant_id, "could not reopen a plugin call's transaction after outbound I/O");
+            self.contended |= crate::error::is_sqlite_busy(&error);
             self.transaction_lost = Some(error.to_string());
         }
         self.add_io(waited.elapsed());
@@ -440,13 +445,24 @@ fn bind(stmt: &mut rusqlite::Statement<'_>, params: &[tenant_db::Value]) -> rusq
 
 const NO_CALL: &str = "no call in progress";
 
+/// A failed statement's message for the plugin; notes on the call when the
+/// database was busy or locked, so the host can tell contention from a
+/// refusal whatever the plugin makes of the message.
+fn sql_failed(contended: &mut bool, error: rusqlite::Error) -> String {
+    *contended |= crate::error::is_sqlite_busy(&error);
+    error.to_string()
+}
+
 impl tenant_db::Host for HostState {
     fn execute(&mut self, sql: String, params: Vec<tenant_db::Value>) -> Result<u64, String> {
         let call = self.call.as_mut().ok_or(NO_CALL)?;
         call.writable()?;
         // `prepare`, not `prepare_cached`: the authorizer runs at prepare time,
         // and a cached statement would skip it.
-        let mut stmt = call.conn.prepare(&sql).map_err(|e| e.to_string())?;
+        let mut stmt = call
+            .conn
+            .prepare(&sql)
+            .map_err(|e| sql_failed(&mut call.contended, e))?;
         if stmt.parameter_count() != params.len() {
             return Err(format!(
                 "statement takes {} parameters, got {}",
@@ -454,8 +470,10 @@ impl tenant_db::Host for HostState {
                 params.len()
             ));
         }
-        bind(&mut stmt, &params).map_err(|e| e.to_string())?;
-        let changed = stmt.raw_execute().map_err(|e| e.to_string())?;
+        bind(&mut stmt, &params).map_err(|e| sql_failed(&mut call.contended, e))?;
+        let changed = stmt
+            .raw_execute()
+            .map_err(|e| sql_failed(&mut call.contended, e))?;
         Ok(changed as u64)
     }
 
@@ -466,7 +484,10 @@ impl tenant_db::Host for HostState {
     ) -> Result<tenant_db::Rows, String> {
         let call = self.call.as_mut().ok_or(NO_CALL)?;
         call.writable()?;
-        let mut stmt = call.conn.prepare(&sql).map_err(|e| e.to_string())?;
+        let mut stmt = call
+            .conn
+            .prepare(&sql)
+            .map_err(|e| sql_failed(&mut call.contended, e))?;
         if stmt.parameter_count() != params.len() {
             return Err(format!(
                 "statement takes {} parameters, got {}",
@@ -474,7 +495,7 @@ impl tenant_db::Host for HostState {
                 params.len()
             ));
         }
-        bind(&mut stmt, &params).map_err(|e| e.to_string())?;
+        bind(&mut stmt, &params).map_err(|e| sql_failed(&mut call.contended, e))?;
         let columns: Vec<String> = stmt
             .column_names()
             .into_iter()
@@ -483,10 +504,13 @@ impl tenant_db::Host for HostState {
         let width = columns.len();
         let mut rows = Vec::new();
         let mut raw = stmt.raw_query();
-        while let Some(row) = raw.next().map_err(|e| e.to_string())? {
+        while let Some(row) = raw.next().map_err(|e| sql_failed(&mut call.contended, e))? {
             let mut values = Vec::with_capacity(width);
             for index in 0..width {
-                let (value, size) = from_sql(row.get_ref(index).map_err(|e| e.to_string())?);
+                let (value, size) = from_sql(
+                    row.get_ref(index)
+                        .map_err(|e| sql_failed(&mut call.contended, e))?,
+                );
                 if size > call.read_budget {
                     return Err("query result exceeds the plugin output limit".into());
                 }

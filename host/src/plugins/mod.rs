@@ -112,6 +112,11 @@ pub enum PluginCallError {
         /// What was wrong.
         detail: String,
     },
+    /// The tenant's database stayed locked by other work (`SQLITE_BUSY` /
+    /// `SQLITE_LOCKED`, seen by the host or by one of the plugin's
+    /// statements): the call may succeed when retried.
+    #[error("the tenant database is busy: {0}")]
+    Busy(String),
     /// The host could not run the call.
     #[error("plugin host: {0}")]
     Host(String),
@@ -119,13 +124,20 @@ pub enum PluginCallError {
 
 impl From<rusqlite::Error> for PluginCallError {
     fn from(error: rusqlite::Error) -> Self {
-        Self::Host(error.to_string())
+        if crate::error::is_sqlite_busy(&error) {
+            Self::Busy(error.to_string())
+        } else {
+            Self::Host(error.to_string())
+        }
     }
 }
 
 impl From<crate::tenancy::TenancyError> for PluginCallError {
     fn from(error: crate::tenancy::TenancyError) -> Self {
-        Self::Host(error.to_string())
+        match error {
+            crate::tenancy::TenancyError::Sqlite(error) => error.into(),
+            other => Self::Host(other.to_string()),
+        }
     }
 }
 
@@ -516,6 +528,7 @@ impl PluginRuntime {
             uncommitted_events: 0,
             events_emitted: Arc::clone(&self.events_emitted),
             transaction_lost: None,
+            contended: false,
         });
         live.store.set_epoch_deadline(self.deadline_ticks());
         let outcome = body(&mut live);
@@ -526,6 +539,7 @@ impl PluginRuntime {
         };
         let emitted = call.uncommitted_events;
         let transaction_lost = call.transaction_lost;
+        let contended = call.contended;
         let conn = call.conn;
         // The host's own statements (commit, audit rows) run without the
         // plugin's limits again.
@@ -573,9 +587,24 @@ impl PluginRuntime {
         // The transaction could not be reopened after outbound I/O: what the
         // call did before it is committed; nothing after it may be written.
         let result = match (result, transaction_lost) {
+            (Ok(_), Some(lost)) if contended => Err(PluginCallError::Busy(format!(
+                "the call's transaction could not be reopened after outbound I/O: {lost}"
+            ))),
             (Ok(_), Some(lost)) => Err(PluginCallError::Host(format!(
                 "the call's transaction could not be reopened after outbound I/O: {lost}"
             ))),
+            // One of the plugin's statements met a locked database and the
+            // call then failed (however the plugin worded or wrapped it):
+            // contention, not the plugin's refusal.
+            (
+                Err(
+                    PluginCallError::Failed { message, .. }
+                    | PluginCallError::Trap {
+                        detail: message, ..
+                    },
+                ),
+                _,
+            ) if contended => Err(PluginCallError::Busy(message)),
             (result, _) => result,
         };
         let result = finish(&conn, result);
@@ -822,6 +851,7 @@ pub fn outcome_label<T>(result: &Result<T, PluginCallError>) -> &'static str {
         Err(E::Trap { .. }) => "trap",
         Err(E::CapabilityDenied { .. }) => "capability_denied",
         Err(E::BadOutput { .. }) => "bad_output",
+        Err(E::Busy(_)) => "busy",
         Err(E::Host(_)) => "host_error",
     }
 }

@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 use base64::Engine as _;
 
 use super::*;
+use crate::helpers::code;
 
 #[tokio::test]
 async fn a_duplicated_callback_completes_the_payment_once() {
@@ -469,4 +470,79 @@ async fn two_tenants_use_their_own_credentials_and_receive_only_their_own_callba
     assert_eq!(status, 404, "A cannot read B's payment");
     assert_eq!(report_totals(&app, &a).await["amount_completed"], 10);
     assert_eq!(report_totals(&app, &b).await["amount_completed"], 20);
+}
+
+/// Another writer holds the organization's file (an operator's `sqlite3`
+/// shell, a long import) when Daraja's callback arrives: the callback waits
+/// in the inbox as pending and is delivered once the file is free — never
+/// failed for good — and a REST write meanwhile answers `503 database_busy`
+/// with `Retry-After`, not a bare 500.
+#[tokio::test]
+async fn a_callback_meeting_a_locked_database_waits_and_is_applied_when_it_frees() {
+    let app = TestApp::spawn_with(Options::daraja_sim()).await;
+    let owner = app.register("Busy Till").await;
+    app.configure_mpesa(&owner).await;
+    set_faults(&app, json!({"delay_ms": 600_000})).await;
+    let txn = push(&app, &owner.auth(), payment("0712345678", json!(40))).await;
+    set_faults(&app, json!({})).await;
+    let id = txn["id"].as_str().expect("id").to_string();
+    let checkout = txn["checkout_request_id"].as_str().expect("checkout");
+    let merchant = txn["merchant_request_id"].as_str().expect("merchant");
+    let url = recorded_push(&app, checkout).await["body"]["CallBackURL"]
+        .as_str()
+        .expect("url")
+        .to_string();
+
+    let holder = rusqlite::Connection::open(app.tenant_file(&owner.tenant_id)).expect("open");
+    holder.execute_batch("BEGIN EXCLUSIVE").expect("lock");
+    let body = stk_success(merchant, checkout, 40, 254_712_345_678, "BUSY000001");
+    let (status, ack) = post_callback(&app, &url.replace(&app.base, ""), &body).await;
+    assert_eq!(status, 200, "acknowledged as Daraja expects: {ack}");
+
+    let (status, refused) = app
+        .post("/api/v1/stores", &owner.auth(), json!({"name": "Annex"}))
+        .await;
+    assert_eq!(status, 503, "{refused}");
+    assert_eq!(code(&refused), "database_busy", "{refused}");
+
+    let admin = app.super_admin().await;
+    let waiting = |state: &'static str| {
+        let (app, admin, tenant) = (&app, &admin, owner.tenant_id.clone());
+        async move {
+            let (status, body) = app
+                .get(
+                    &format!("/api/v1/admin/callbacks?state={state}&tenant_id={tenant}"),
+                    admin,
+                )
+                .await;
+            assert_eq!(status, 200, "{body}");
+            body["callbacks"].as_array().cloned().unwrap_or_default()
+        }
+    };
+    let mut retried = None;
+    for _ in 0..TRIES {
+        retried = waiting("pending").await.into_iter().find(|c| {
+            c["attempts"].as_i64() >= Some(1)
+                && c["last_error"].as_str().is_some_and(|e| e.contains("busy"))
+        });
+        if retried.is_some() {
+            break;
+        }
+        sleep().await;
+    }
+    assert!(
+        retried.is_some(),
+        "the callback met the lock and waits to be retried: {:?}",
+        waiting("pending").await
+    );
+    assert_eq!(
+        waiting("failed").await,
+        Vec::<Value>::new(),
+        "never failed for good"
+    );
+
+    drop(holder);
+    let done = wait_final(&app, &owner.auth(), &id).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(done["receipt"], "BUSY000001", "{done}");
 }
