@@ -58,6 +58,21 @@ const FILES: &[(&str, &str, &[u8])] = &[
         include_bytes!("../assets/dashboard/i18n.js"),
     ),
     (
+        "widgets.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../assets/dashboard/widgets.js"),
+    ),
+    (
+        "access.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../assets/dashboard/access.js"),
+    ),
+    (
+        "templates.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../assets/dashboard/templates.js"),
+    ),
+    (
         "pages.js",
         "text/javascript; charset=utf-8",
         include_bytes!("../assets/dashboard/pages.js"),

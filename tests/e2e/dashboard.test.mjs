@@ -108,13 +108,21 @@ test("an STK payment turns completed without reloading", async () => {
   await page.locator("#stk-result .status").waitFor();
   await page.locator("#stk-result .status.completed").waitFor({ timeout: 20000 });
   // And in the transactions list, a pending payment turns completed in place.
+  // It is the organization's event stream that turns it, not polling: the
+  // page says it is live, and asks for no single transaction meanwhile.
   await go(page, "#/transactions");
+  await page.locator('#tx-live[data-live="on"]').waitFor({ timeout: 10000 });
   const r = await call("POST", "/mpesa/stk-push", { token: shop.token, body: { phone_number: "0712345679", amount: 30 }, headers: { "Idempotency-Key": "e2e-live-1" } });
   assert.equal(r.status, 201, JSON.stringify(r.body));
   await page.getByRole("button", { name: "Filter" }).click();
   const row = page.locator(`tr[data-id="${r.body.transaction.id}"]`);
   await row.locator(".status").waitFor();
+  const polls = [];
+  const watch = (req) => req.url().includes("/api/v1/mpesa/transactions/" + r.body.transaction.id) && polls.push(req.url());
+  page.on("request", watch);
   await row.locator(".status.completed").waitFor({ timeout: 20000 });
+  page.off("request", watch);
+  assert.deepEqual(polls, [], "the row was settled by the event stream");
   assert.equal(await page.evaluate(() => window.__noReload), true, "the page was not reloaded");
   await page.close();
 });
@@ -214,6 +222,116 @@ test("an invited member accepts through the emailed link and sees only what the 
   await member.locator("main .banner.error").waitFor();
   assert.match(await member.locator("main .banner.error").textContent(), /do not have access/);
   await member.close();
+});
+
+/** Serious or critical axe-core violations on the page as it stands. */
+async function axeViolations(page) {
+  await page.evaluate(AXE);
+  return page.evaluate(async () => {
+    // eslint-disable-next-line no-undef
+    const r = await axe.run(document, { resultTypes: ["violations"] });
+    return r.violations.filter((v) => v.impact === "serious" || v.impact === "critical").map((v) => v.id);
+  });
+}
+
+test("a role is made and edited in the team page, given to a member for one store and taken away", async () => {
+  const page = await freshPage();
+  await signIn(page, shop);
+  await go(page, "#/team");
+  const form = page.locator("#role-form");
+  await form.getByLabel("Role name").fill("Cashier");
+  await form.getByLabel("payments.read", { exact: true }).check();
+  await form.getByLabel("payments.create", { exact: true }).check();
+  await form.locator("button[type=submit]").click();
+  const cashier = page.locator("details.role", { hasText: "Cashier" });
+  await cashier.waitFor();
+  const roleOf = async () => (await call("GET", "/roles", { token: shop.token })).body.roles.find((r) => r.name === "Cashier");
+  assert.deepEqual((await roleOf()).permissions.sort(), ["payments.create", "payments.read"]);
+
+  // The same name again is refused in words, next to the form, never as JSON.
+  await form.getByLabel("Role name").fill("cashier");
+  await form.locator("button[type=submit]").click();
+  const refusal = form.locator("[role=alert], [data-error-for]:not(:empty)").first();
+  await refusal.waitFor();
+  const words = await refusal.textContent();
+  assert.ok(words.length > 5 && !words.includes("{"), words);
+
+  // Editing: one permission taken away, saved, and the API agrees.
+  await cashier.locator("summary").click();
+  await cashier.getByLabel("payments.create", { exact: true }).uncheck();
+  await cashier.locator("button[type=submit]").click();
+  await cashier.locator(".banner.ok").waitFor();
+  assert.deepEqual((await roleOf()).permissions, ["payments.read"]);
+  assert.deepEqual(await axeViolations(page), [], "the open role editor");
+
+  // Given to the invited member for Westlands only, then taken away.
+  const row = page.locator('tr[data-user="cashier@duka.example"]');
+  await row.locator("select[name=role_id]").selectOption({ label: "Cashier" });
+  await row.locator("select[name=store_id]").selectOption({ label: "Westlands" });
+  await row.locator(".assign-role button[type=submit]").click();
+  await page.locator('tr[data-user="cashier@duka.example"] li', { hasText: "Cashier · Westlands" }).waitFor();
+  const users = (await call("GET", "/users", { token: shop.token })).body.users;
+  const member = users.find((u) => u.email === "cashier@duka.example");
+  const held = async () => (await call("GET", `/users/${member.id}/roles`, { token: shop.token })).body.assignments;
+  const given = (await held()).find((a) => a.role_name === "Cashier");
+  assert.ok(given && given.store_id, "given for one store: " + JSON.stringify(await held()));
+  await page.getByRole("button", { name: "Take Cashier from Cashier Wanjiku" }).click();
+  await page.locator('tr[data-user="cashier@duka.example"] li', { hasText: "Cashier ·" }).waitFor({ state: "detached" });
+  assert.ok(!(await held()).some((a) => a.role_name === "Cashier"), "taken away");
+  await page.close();
+});
+
+test("an email template that does not render is refused in words; a good one is saved; the default comes back", async () => {
+  const page = await freshPage();
+  await signIn(page, shop);
+  await go(page, "#/settings");
+  const panel = page.locator("details.template").first();
+  const name = await panel.getAttribute("data-template");
+  await panel.locator("summary").click();
+  const subject = panel.getByLabel("Subject");
+  await subject.waitFor();
+  await subject.fill("Asante {{ data.amount");
+  await panel.locator("button[type=submit]").click();
+  const refusal = panel.locator("[role=alert], [data-error-for]:not(:empty)").first();
+  await refusal.waitFor();
+  assert.ok(!(await refusal.textContent()).includes('{"error"'), await refusal.textContent());
+  const stored = async () => (await call("GET", "/notification-templates/" + name, { token: shop.token })).body;
+  assert.equal((await stored()).overridden, false, "nothing stored");
+
+  await subject.fill("Asante: {{ data.amount }}");
+  await panel.locator("button[type=submit]").click();
+  await panel.locator(".banner.ok").waitFor();
+  assert.equal((await stored()).subject, "Asante: {{ data.amount }}");
+  assert.equal((await stored()).overridden, true);
+  assert.deepEqual(await axeViolations(page), [], "the open template editor");
+
+  await panel.getByRole("button", { name: "Restore the default" }).click();
+  await panel.locator(".banner.ok", { hasText: "default" }).waitFor();
+  assert.equal((await stored()).overridden, false);
+  assert.notEqual(await subject.inputValue(), "Asante: {{ data.amount }}");
+  await page.close();
+});
+
+test("an approval is rejected in the queue with a reason the API keeps", async () => {
+  const key = await call("POST", "/api-keys", { token: shop.token, body: { name: "payroll bot", permissions: ["payouts.create", "payments.read"] } });
+  assert.equal(key.status, 201, JSON.stringify(key.body));
+  const asked = await call("POST", "/mpesa/b2c/bulk", {
+    token: key.body.key,
+    body: { command_id: "BusinessPayment", items: [{ phone_number: "0712000009", amount: 75, remarks: "Bonus" }] },
+  });
+  assert.equal(asked.status, 202, JSON.stringify(asked.body));
+  const id = asked.body.approval_id;
+  const page = await freshPage();
+  await signIn(page, shop);
+  await go(page, "#/approvals");
+  const row = page.locator("tbody tr", { hasText: /712000009/ }).first();
+  await row.getByLabel("Reason").fill("Not on this month's payroll");
+  await row.getByRole("button", { name: "Reject" }).click();
+  await row.locator(".status.rejected").waitFor();
+  const kept = await call("GET", "/approvals/" + id, { token: shop.token });
+  assert.equal(kept.body.approval.status, "rejected", JSON.stringify(kept.body));
+  assert.equal(kept.body.approval.reason, "Not on this month's payroll", JSON.stringify(kept.body));
+  await page.close();
 });
 
 test("a password reset through the emailed link", async () => {

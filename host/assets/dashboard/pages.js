@@ -4,27 +4,12 @@ import { api, ApiError, newKey, session } from "./api.js";
 import { subscribe, connected } from "./live.js";
 import { t, money, when, statusText } from "./i18n.js";
 import { h, field, onSubmit, banner, errorText, context, can, applyBranding, readableOn, refreshContext, render, showError } from "./app.js";
+import { status, table } from "./widgets.js";
+import { team } from "./access.js";
+import { templates } from "./templates.js";
 
 const STATUSES = ["pending", "completed", "failed", "cancelled", "timeout", "reversed"];
 const KINDS = ["stk", "b2c", "c2b", "reversal"];
-
-function status(s) {
-  return h("span", { class: "status " + s }, statusText(s));
-}
-
-function table(headers, rows, caption) {
-  return h(
-    "div",
-    { class: "table-wrap", tabindex: "0" },
-    h(
-      "table",
-      {},
-      caption ? h("caption", { class: "muted" }, caption) : null,
-      h("thead", {}, h("tr", {}, headers.map((x) => (Array.isArray(x) ? h("th", { class: x[1], scope: "col" }, x[0]) : h("th", { scope: "col" }, x))))),
-      h("tbody", {}, rows),
-    ),
-  );
-}
 
 function params() {
   const q = location.hash.split("?")[1] || "";
@@ -533,55 +518,6 @@ async function billing() {
   return out;
 }
 
-// -------------------------------------------------------------------- team
-async function team() {
-  const [users, roles] = await Promise.all([api("GET", "/users"), api("GET", "/roles").catch(() => ({ roles: [] }))]);
-  const stores = context().stores;
-  const out = [h("h1", {}, t("team.title")), h("h2", {}, t("team.members"))];
-  out.push(
-    table([t("team.name"), t("team.email"), t("team.status"), ""], users.users.map((u) => {
-      const cell = h("td", {});
-      if (can("users.update") && u.id !== context().me.user.id) {
-        const next = u.status === "active" ? "deactivated" : "active";
-        cell.append(h("button", { type: "button", onclick: async (ev) => { try { await api("PATCH", "/users/" + u.id, { body: { status: next } }); render(); } catch (e) { ev.target.after(h("span", { class: "error" }, " " + errorText(e))); } } }, next === "active" ? t("team.reactivate") : t("team.deactivate")));
-      }
-      if (can("stores.members.manage") && stores.length) {
-        const f = h("form", { class: "inline" }, field(t("tx.store"), "store", { options: stores.map((s) => [s.id, s.name]) }), h("button", { type: "submit" }, t("team.assign", { store: t("term.store") })));
-        onSubmit(f, async (v) => {
-          await api("POST", `/stores/${v.store}/users`, { body: { user_id: u.id } });
-          f.append(h("span", { role: "status" }, " " + t("team.added")));
-        });
-        cell.append(f);
-      }
-      return h("tr", {}, h("td", {}, u.full_name), h("td", {}, u.email), h("td", {}, status(u.status)), cell);
-    })),
-  );
-  if (can("invitations.create")) {
-    const done = h("div", { "aria-live": "polite" });
-    const f = h(
-      "form",
-      { class: "stack card", id: "invite-form" },
-      h("h2", {}, t("team.invite")),
-      done,
-      field(t("team.email"), "email", { type: "email", required: true }),
-      field(t("team.role"), "role_id", { options: roles.roles.filter((r) => r.name !== "Owner").map((r) => [r.id, r.name]) }),
-      field(t("tx.store"), "store_id", { options: [["", t("store.all")], ...stores.map((s) => [s.id, s.name])] }),
-      h("button", { type: "submit", class: "primary" }, t("team.invite")),
-    );
-    onSubmit(f, async (v) => {
-      const body = { email: v.email, role_id: v.role_id };
-      if (v.store_id) body.store_id = v.store_id;
-      await api("POST", "/invitations", { body });
-      done.replaceChildren(banner("ok", t("team.invited", { email: v.email })));
-      f.querySelector("[name=email]").value = "";
-    });
-    out.push(f);
-  }
-  out.push(h("h2", {}, t("team.roles")));
-  out.push(table([t("team.role"), t("keys.perms")], roles.roles.map((r) => h("tr", {}, h("td", {}, r.name), h("td", { class: "wrap" }, (r.permissions || []).join(", "))))));
-  return out;
-}
-
 // -------------------------------------------------------------------- keys
 async function keys() {
   const r = await api("GET", "/api-keys");
@@ -596,6 +532,7 @@ async function keys() {
     field(t("keys.cap_call"), "max_amount_per_call", { type: "number", min: 1 }),
     field(t("keys.cap_day"), "max_amount_per_day", { type: "number", min: 1 }),
     field(t("keys.tools"), "allowed_tools", {}),
+    field(t("keys.approval"), "approval_required", { options: [["", t("keys.approval_default")], ["true", t("keys.approval_yes")], ["false", t("keys.approval_no")]] }),
     h("button", { type: "submit", class: "primary" }, t("keys.create")),
   );
   onSubmit(f, async (v) => {
@@ -603,6 +540,7 @@ async function keys() {
     if (v.max_amount_per_call) body.max_amount_per_call = Number(v.max_amount_per_call);
     if (v.max_amount_per_day) body.max_amount_per_day = Number(v.max_amount_per_day);
     if (v.allowed_tools) body.allowed_tools = v.allowed_tools.split(",").map((x) => x.trim()).filter((x) => x);
+    if (v.approval_required) body.approval_required = v.approval_required === "true";
     const k = await api("POST", "/api-keys", { body });
     secret.replaceChildren(h("div", { class: "card" }, h("p", {}, t("keys.secret")), h("p", { class: "secret", id: "key-secret" }, k.key)));
   });
@@ -611,10 +549,20 @@ async function keys() {
     h("h1", {}, t("keys.title")),
     secret,
     list.length
-      ? table([t("keys.name"), t("keys.perms"), t("tx.created"), ""], list.map((k) => h("tr", {}, h("td", {}, k.name), h("td", {}, (k.permissions || []).join(", ")), h("td", {}, when(k.created_at)), h("td", {}, h("button", { type: "button", class: "danger", onclick: async () => { await api("DELETE", "/api-keys/" + k.id); render(); } }, t("keys.revoke"))))))
+      ? table([t("keys.name"), t("keys.perms"), t("keys.limits"), t("tx.created"), ""], list.map((k) => h("tr", {}, h("td", {}, k.name), h("td", { class: "wrap" }, (k.permissions || []).join(", ")), h("td", { class: "wrap" }, keyLimits(k)), h("td", {}, when(k.created_at)), h("td", {}, h("button", { type: "button", class: "danger", onclick: async () => { await api("DELETE", "/api-keys/" + k.id); render(); } }, t("keys.revoke"))))))
       : h("p", {}, t("keys.none")),
     f,
   ];
+}
+
+/** What bounds a key besides its permissions, in words. */
+function keyLimits(k) {
+  const parts = [];
+  if (k.max_amount_per_call) parts.push(t("keys.cap_call_is", { amount: money(k.max_amount_per_call) }));
+  if (k.max_amount_per_day) parts.push(t("keys.cap_day_is", { amount: money(k.max_amount_per_day) }));
+  if (k.allowed_tools && k.allowed_tools.length) parts.push(t("keys.tools_are", { tools: k.allowed_tools.join(", ") }));
+  if (k.approval_required) parts.push(t("keys.needs_approval"));
+  return parts.length ? parts.join(" · ") : "—";
 }
 
 // ---------------------------------------------------------------- branding
@@ -726,11 +674,7 @@ async function settings() {
       h("p", {}, "POST /api/v1/mpesa/c2b/register registers the C2B URLs with Safaricom.")));
   }
   if (can("notifications.manage")) {
-    const tpl = await api("GET", "/notification-templates").catch(() => null);
-    if (tpl) {
-      const list = tpl.templates || [];
-      out.push(h("div", { class: "card" }, h("h2", {}, t("settings.templates")), h("ul", {}, list.map((x) => h("li", {}, (x.name || x) + (x.overridden ? " ✎" : ""))))));
-    }
+    out.push(await templates().catch((e) => banner("error", errorText(e))));
   }
   return out;
 }
