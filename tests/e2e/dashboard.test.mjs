@@ -377,6 +377,9 @@ test("switching to Swahili, and the organization's locale as the default", async
   await page.locator("#lang-switch").selectOption("sw");
   await page.waitForFunction(() => document.querySelector("nav.side") && document.querySelector("nav.side").textContent.includes("Miamala"));
   assert.equal(await page.evaluate(() => document.documentElement.lang), "sw");
+  // Every English phrase has its Swahili one.
+  const missing = await page.evaluate(async () => (await import("/dashboard/assets/i18n.js")).untranslated());
+  assert.deepEqual(missing, [], "phrases without Swahili");
   await page.locator("#lang-switch").selectOption("en");
   await page.evaluate(() => localStorage.removeItem("malipo.lang"));
   await page.close();

@@ -256,6 +256,7 @@ const en = {
 };
 
 const sw = {
+  "app.name": "Malipo",
   "nav.overview": "Muhtasari",
   "nav.transactions": "Miamala",
   "nav.collect": "Omba malipo",
@@ -593,4 +594,9 @@ export function statusText(status) {
   const key = "status." + status;
   const dict = DICTS[state.lang] || en;
   return dict[key] || en[key] || status;
+}
+
+/** Keys the English dictionary has and the Swahili one lacks (a test keeps it empty). */
+export function untranslated() {
+  return Object.keys(en).filter((k) => !(k in sw));
 }
