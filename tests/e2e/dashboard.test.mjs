@@ -281,6 +281,48 @@ test("a role is made and edited in the team page, given to a member for one stor
   await page.close();
 });
 
+test("someone in two organizations chooses one at sign-in and can switch", async () => {
+  // Other Shop invites the cashier Duka Letu already has; they accept with their password.
+  const roles = await call("GET", "/roles", { token: other.token });
+  const manager = roles.body.roles.find((r) => r.name === "Manager");
+  const invited = await call("POST", "/invitations", { token: other.token, body: { email: "cashier@duka.example", role_id: manager.id } });
+  assert.equal(invited.status, 201, JSON.stringify(invited.body));
+  let link = null;
+  for (let i = 0; i < 150 && !link; i++) {
+    const mail = sink.messages().find((m) => m.rcpt_tos.includes("cashier@duka.example") && /Other Shop/.test(m.text || ""));
+    link = mail && /accept-invitation\?token=([A-Za-z0-9_\-]+)/.exec(mail.text);
+    if (!link) await new Promise((r) => setTimeout(r, 200));
+  }
+  assert.ok(link, "the second invitation arrived");
+  const accepted = await call("POST", "/invitations/accept", { body: { token: link[1], password: "another long passphrase" } });
+  assert.equal(accepted.status, 200, JSON.stringify(accepted.body));
+
+  const page = await freshPage();
+  await page.goto(server.base + "/");
+  await page.getByLabel("Email").fill("cashier@duka.example");
+  await page.getByLabel("Password").fill("another long passphrase");
+  await page.locator("#signin button[type=submit]").click();
+  await page.locator("#org-choice").waitFor();
+  const names = await page.locator("#org-choice button").allTextContents();
+  assert.deepEqual(names.sort(), ["Duka Letu", "Other Shop"], names.join());
+  assert.deepEqual(await axeViolations(page), [], "the organization choice");
+  await page.getByRole("button", { name: "Other Shop" }).click();
+  await page.locator("nav.side").waitFor();
+  assert.match(await page.locator("#brand-name").textContent(), /Other Shop/);
+  const me = await page.evaluate(async () => (await fetch("/api/v1/me", { headers: { authorization: "Bearer " + JSON.parse(sessionStorage.getItem("malipo.session")).access } })).json());
+  assert.equal(me.tenant.name, "Other Shop", JSON.stringify(me.tenant));
+  // Switching leads back to the choice, and the other organization is one click away.
+  await page.locator("#org-switch").click();
+  await page.getByLabel("Email").fill("cashier@duka.example");
+  await page.getByLabel("Password").fill("another long passphrase");
+  await page.locator("#signin button[type=submit]").click();
+  await page.getByRole("button", { name: "Duka Letu" }).click();
+  await page.locator("nav.side").waitFor();
+  const again = await page.evaluate(async () => (await fetch("/api/v1/me", { headers: { authorization: "Bearer " + JSON.parse(sessionStorage.getItem("malipo.session")).access } })).json());
+  assert.equal(again.tenant.name, "Duka Letu");
+  await page.close();
+});
+
 test("an email template that does not render is refused in words; a good one is saved; the default comes back", async () => {
   const page = await freshPage();
   await signIn(page, shop);

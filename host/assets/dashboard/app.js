@@ -144,21 +144,56 @@ function signInPage() {
     { class: "stack", id: "signin" },
     field(t("signin.email"), "email", { type: "email", autocomplete: "username", required: true }),
     field(t("signin.password"), "password", { type: "password", autocomplete: "current-password", required: true }),
-    field(t("signin.org"), "tenant_id", { autocomplete: "off" }),
     h("button", { type: "submit", class: "primary" }, t("signin.submit")),
   );
   onSubmit(form, async (v) => {
     const body = { email: v.email, password: v.password };
-    if (v.tenant_id) body.tenant_id = v.tenant_id.trim();
+    let answer;
     try {
-      signedIn(await api("POST", "/auth/login", { body }), { store_id: null });
+      answer = await api("POST", "/auth/login", { body });
     } catch (e) {
       if (e instanceof ApiError && e.status === 401) e.message = t("error.unauthorized");
       throw e;
     }
+    const orgs = (answer.memberships || []).filter((m) => m.tenant && m.tenant.id);
+    if (orgs.length > 1) return mount(chooseOrganizationPage(answer, orgs, body));
+    signedIn(answer, { store_id: null });
     await start();
   });
   return publicPage(t("signin.title"), form, h("p", {}, h("a", { href: "#/forgot" }, t("signin.forgot"))));
+}
+
+/**
+ * Someone in several organizations chooses one after signing in. The login
+ * already made is for the first; another is one more login naming it (the
+ * password stays in this closure, never stored).
+ */
+function chooseOrganizationPage(answer, orgs, credentials) {
+  const said = h("div", { "aria-live": "polite" });
+  const choose = (m) => async (ev) => {
+    const button = ev.currentTarget;
+    button.disabled = true;
+    try {
+      const chosen = m.tenant.id === (answer.tenant && answer.tenant.id) ? answer : await api("POST", "/auth/login", { body: { ...credentials, tenant_id: m.tenant.id } });
+      signedIn(chosen, { store_id: null });
+      await start();
+    } catch (e) {
+      button.disabled = false;
+      said.replaceChildren(banner("error", errorText(e)));
+    }
+  };
+  return publicPage(
+    t("signin.choose"),
+    said,
+    h(
+      "ul",
+      { class: "plain stack", id: "org-choice" },
+      orgs.map((m) =>
+        h("li", {}, h("button", { type: "button", class: "primary org", onclick: choose(m) }, m.tenant.name || m.tenant.id), " ",
+          h("span", { class: "muted" }, (m.roles || []).map((r) => r.role_name).join(", "))),
+      ),
+    ),
+  );
 }
 
 function forgotPage() {
@@ -363,6 +398,7 @@ function shell(route) {
     ),
     h("div", { class: "brand", id: "brand-name" }, logo, orgName()),
     h("label", {}, t("store.choose") + " ", storeSelect),
+    (me.memberships || []).length > 1 ? h("button", { type: "button", class: "link", id: "org-switch", onclick: signOut }, t("signin.switch")) : null,
     languageSwitch(),
     h(
       "button",
@@ -370,23 +406,26 @@ function shell(route) {
         type: "button",
         class: "link",
         id: "signout",
-        onclick: async () => {
-          try {
-            await api("POST", "/auth/logout", { body: {} });
-          } catch {
-            /* signed out either way */
-          }
-          saveSession(null);
-          ctx.me = null;
-          location.hash = "";
-          render();
-        },
+        onclick: signOut,
       },
       t("signout"),
     ),
   );
   const main = h("main", { id: "main", tabindex: "-1" }, h("p", { class: "muted" }, t("loading")));
   return { header, nav, main };
+}
+
+/** Ends the session (and so leads back to signing in, where an organization is chosen). */
+async function signOut() {
+  try {
+    await api("POST", "/auth/logout", { body: {} });
+  } catch {
+    /* signed out either way */
+  }
+  saveSession(null);
+  ctx.me = null;
+  location.hash = "";
+  render();
 }
 
 let renderSeq = 0;
