@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { mkdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { createRequire } from "node:module";
-import { startServer, startSink, startBrowser, client, organization, repo } from "./harness.mjs";
+import { startServer, startSink, startBrowser, client, organization, superAdmin, repo } from "./harness.mjs";
 
 const require = createRequire(import.meta.url);
 const AXE = readFileSync(require.resolve("axe-core/axe.min.js"), "utf8");
@@ -320,6 +320,37 @@ test("someone in two organizations chooses one at sign-in and can switch", async
   await page.locator("nav.side").waitFor();
   const again = await page.evaluate(async () => (await fetch("/api/v1/me", { headers: { authorization: "Bearer " + JSON.parse(sessionStorage.getItem("malipo.session")).access } })).json());
   assert.equal(again.tenant.name, "Duka Letu");
+  await page.close();
+});
+
+test("the super-admin sees every organization with plan, usage, size and activity, and suspends and reactivates one", async () => {
+  const third = await organization(call, "Third Shop", "owner@third.example");
+  const pushed = await call("POST", "/mpesa/stk-push", { token: third.token, body: { phone_number: "0712000444", amount: 12 }, headers: { "Idempotency-Key": "third-1" } });
+  assert.equal(pushed.status, 201, JSON.stringify(pushed.body));
+  const admin = superAdmin(server, "root@platform.example");
+  const page = await freshPage();
+  await signIn(page, admin);
+  await go(page, "#/admin");
+  const row = page.locator(`tr[data-tenant="${third.tenant.id}"]`);
+  await row.waitFor();
+  const text = await row.textContent();
+  assert.match(text, /Third Shop/);
+  assert.match(await row.locator("td.usage").textContent(), /\d+ transactions · \d+ API calls/);
+  assert.match(text, /\d+\.\d MB/, "database size: " + text);
+  assert.deepEqual(await axeViolations(page), [], "the super-admin page");
+
+  await row.getByRole("button", { name: "Suspend" }).click();
+  await page.locator(`tr[data-tenant="${third.tenant.id}"] .status.suspended`).waitFor();
+  const refused = await call("GET", "/me", { token: third.token });
+  assert.equal(refused.status, 403, JSON.stringify(refused.body));
+  await page.locator(`tr[data-tenant="${third.tenant.id}"]`).getByRole("button", { name: "Reactivate" }).click();
+  await page.locator(`tr[data-tenant="${third.tenant.id}"] .status.active`).waitFor();
+  assert.equal((await call("GET", "/me", { token: third.token })).status, 200);
+  // An organization's owner is not the platform: the page is not theirs.
+  const owner = await freshPage();
+  await signIn(owner, shop);
+  assert.ok(!(await owner.locator("nav.side").textContent()).includes("Super-admin"));
+  await owner.close();
   await page.close();
 });
 

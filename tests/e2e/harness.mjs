@@ -3,7 +3,7 @@
 // `cargo build -p malipo` first) with `serve --daraja-sim` on a free port
 // and its own temporary data dir, the test SMTP sink (tests/smtp/sink.py,
 // Python from .venv), and Debian's chromium through playwright-core.
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, existsSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -115,6 +115,15 @@ export async function startServer({ smtpUrl = "", env = {} } = {}) {
       rmSync(dataDir, { recursive: true, force: true });
     },
   };
+}
+
+/** Makes a platform super-admin with `malipo bootstrap` (safe beside the running server). */
+export function superAdmin(server, email, password = "super admin passphrase") {
+  execFileSync(binaryPath(), ["bootstrap", "--email", email, "--data-dir", server.dataDir], {
+    env: { ...process.env, RUST_LOG: "warn", MALIPO_BOOTSTRAP_PASSWORD: password },
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  return { email, password };
 }
 
 /** Debian's chromium, headless, with a fresh profile; never downloads one. */

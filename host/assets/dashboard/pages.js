@@ -723,12 +723,18 @@ async function audit() {
 
 // ------------------------------------------------------------------- admin
 async function admin() {
-  const [tenants, alerts, pa, plans] = await Promise.all([
+  const [tenants, alerts, pa, plans, usage] = await Promise.all([
     api("GET", "/admin/tenants"),
     api("GET", "/admin/alerts").catch(() => ({ alerts: [] })),
     api("GET", "/admin/audit", { query: { limit: 20 } }).catch(() => ({ entries: [] })),
     api("GET", "/admin/plans").catch(() => ({ plans: [] })),
+    api("GET", "/admin/usage").catch(() => ({ tenants: [] })),
   ]);
+  const used = Object.fromEntries((usage.tenants || []).map((u) => [u.tenant_id, u.usage || {}]));
+  const usageOf = (id) => {
+    const u = used[id];
+    return u && typeof u.transactions === "number" ? t("admin.usage_line", { tx: u.transactions, api: u.api_calls }) : "—";
+  };
   const act = (fn) => async (ev) => {
     ev.target.disabled = true;
     try {
@@ -742,7 +748,7 @@ async function admin() {
   return [
     h("h1", {}, t("admin.title")),
     h("h2", {}, t("admin.tenants")),
-    table(["Name", t("billing.plan"), t("tx.status"), t("tx.created"), [t("admin.size"), "num"], t("admin.activity"), ""], (tenants.tenants || []).map((x) => h("tr", {}, h("td", {}, x.name), h("td", {}, x.plan || ""), h("td", {}, status(x.status), x.deletion_due_at ? " → " + when(x.deletion_due_at) : ""), h("td", {}, when(x.created_at)), h("td", { class: "num" }, x.db_bytes ? (x.db_bytes / 1048576).toFixed(1) + " MB" : "—"), h("td", {}, x.last_activity_at ? when(x.last_activity_at) : "—"),
+    table(["Name", t("billing.plan"), t("tx.status"), t("tx.created"), t("admin.usage"), [t("admin.size"), "num"], t("admin.activity"), ""], (tenants.tenants || []).map((x) => h("tr", { "data-tenant": x.id }, h("td", {}, x.name), h("td", {}, x.plan || ""), h("td", {}, status(x.status), x.deletion_due_at ? " → " + when(x.deletion_due_at) : ""), h("td", {}, when(x.created_at)), h("td", { class: "usage" }, usageOf(x.id)), h("td", { class: "num" }, x.db_bytes ? (x.db_bytes / 1048576).toFixed(1) + " MB" : "—"), h("td", {}, x.last_activity_at ? when(x.last_activity_at) : "—"),
       h("td", {}, x.status === "active" ? h("button", { type: "button", onclick: act(() => api("PATCH", "/admin/tenants/" + x.id, { body: { status: "suspended" } })) }, t("admin.suspend")) : h("button", { type: "button", onclick: act(() => api("PATCH", "/admin/tenants/" + x.id, { body: { status: "active" } })) }, t("admin.reactivate")),
         " ", x.deletion_due_at ? null : h("button", { type: "button", class: "danger", onclick: act(() => api("DELETE", "/admin/tenants/" + x.id)) }, t("admin.delete")))))),
     h("h2", {}, t("admin.plans")),
