@@ -378,6 +378,10 @@ test("an email template that does not render is refused in words; a good one is 
   assert.equal((await stored()).overridden, true);
   assert.deepEqual(await axeViolations(page), [], "the open template editor");
 
+  // The C2B URLs are registered with Safaricom (here its emulator) from the same page.
+  await page.getByRole("button", { name: "Register the C2B URLs with Safaricom" }).click();
+  await page.locator("#c2b-form .banner.ok", { hasText: "174379" }).waitFor();
+
   await panel.getByRole("button", { name: "Restore the default" }).click();
   await panel.locator(".banner.ok", { hasText: "default" }).waitFor();
   assert.equal((await stored()).overridden, false);

@@ -668,10 +668,24 @@ async function settings() {
       f.querySelectorAll("input[type=password]").forEach((i) => (i.value = ""));
     });
     out.push(f);
-    const origin = location.origin;
-    out.push(h("div", { class: "card" }, h("h2", {}, t("settings.callbacks")),
-      h("p", { class: "muted" }, "STK / B2C / C2B: " + origin + "/callbacks/mpesa/…"),
-      h("p", {}, "POST /api/v1/mpesa/c2b/register registers the C2B URLs with Safaricom.")));
+    // STK, B2C, reversal and status requests carry their own callback
+    // URLs (made per request, with the organization's callback token);
+    // only C2B's are registered with Safaricom once, from here.
+    const c2bSaid = h("div", { "aria-live": "polite" });
+    const c2b = h(
+      "form",
+      { class: "stack card", id: "c2b-form" },
+      h("h2", {}, t("settings.callbacks")),
+      h("p", { class: "muted" }, t("settings.callbacks.help")),
+      c2bSaid,
+      field(t("settings.c2b.type"), "response_type", { options: [["Completed", t("settings.c2b.completed")], ["Cancelled", t("settings.c2b.cancelled")]] }),
+      h("button", { type: "submit" }, t("settings.c2b.register")),
+    );
+    onSubmit(c2b, async (v) => {
+      const r = await api("POST", "/mpesa/c2b/register", { body: { response_type: v.response_type } });
+      c2bSaid.replaceChildren(banner("ok", t("settings.c2b.done", { shortcode: r.shortcode, at: when(r.registered_at) })));
+    });
+    out.push(c2b);
   }
   if (can("notifications.manage")) {
     out.push(await templates().catch((e) => banner("error", errorText(e))));
