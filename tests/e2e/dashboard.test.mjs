@@ -354,6 +354,41 @@ test("the super-admin sees every organization with plan, usage, size and activit
   await page.close();
 });
 
+test("the audit log filters by operation, channel and outcome, pages, and shows the chain's verification", async () => {
+  const page = await freshPage();
+  await signIn(page, shop);
+  await go(page, "#/audit");
+  await page.locator("main .banner.ok", { hasText: "intact" }).waitFor();
+  const filters = page.locator("#audit-filters");
+  await filters.getByLabel("Operation").fill("roles.*");
+  await filters.locator("button[type=submit]").click();
+  await page.waitForFunction(() => location.hash.includes("operation=roles.*"));
+  await page.locator("main tbody tr").first().waitFor();
+  const ops = await page.locator("main tbody tr td:nth-child(2)").allTextContents();
+  assert.ok(ops.length > 0 && ops.every((o) => o.startsWith("roles.")), ops.join());
+  // The assistant's payout came over MCP: the channel filter finds it and only MCP rows.
+  await go(page, "#/audit?channel=mcp");
+  await page.locator("main tbody tr").first().waitFor();
+  const channels = await page.locator("main tbody tr td:nth-child(4)").allTextContents();
+  assert.ok(channels.length > 0 && channels.every((c) => c === "mcp"), channels.join());
+  await go(page, "#/audit?outcome=failure&operation=roles.create");
+  const outcomes = await page.locator("main tbody tr td:nth-child(5)").allTextContents();
+  assert.ok(outcomes.length > 0 && outcomes.every((o) => o.startsWith("failure")), outcomes.join());
+  // More than a page: an "older" link follows the cursor.
+  await go(page, "#/audit?limit=3");
+  const first = await page.locator("main tbody tr").allTextContents();
+  assert.equal(first.length, 3);
+  await page.locator("#audit-next").click();
+  await page.waitForFunction(() => location.hash.includes("cursor="));
+  await page.waitForFunction((old) => {
+    const row = document.querySelector("main tbody tr");
+    return row && row.textContent !== old;
+  }, first[0]);
+  const second = await page.locator("main tbody tr").allTextContents();
+  assert.ok(second.length > 0 && !second.some((row) => first.includes(row)), "the next page holds other entries");
+  await page.close();
+});
+
 test("an email template that does not render is refused in words; a good one is saved; the default comes back", async () => {
   const page = await freshPage();
   await signIn(page, shop);

@@ -719,19 +719,45 @@ async function webhooks() {
 // ------------------------------------------------------------------- audit
 async function audit() {
   const p = params();
-  const [v, r] = await Promise.all([api("GET", "/audit/verify").catch((e) => ({ error: e })), api("GET", "/audit", { query: { limit: 50, operation: p.operation || "" } })]);
+  const FILTERS = ["operation", "outcome", "channel", "actor_id", "from", "to"];
+  const query = { limit: Number(p.limit) || 50 };
+  for (const k of [...FILTERS, "cursor"]) if (p[k]) query[k] = p[k];
+  const [v, r] = await Promise.all([api("GET", "/audit/verify").catch((e) => ({ error: e })), api("GET", "/audit", { query })]);
   const check = v.error ? banner("error", errorText(v.error)) : v.ok ? banner("ok", t("audit.ok", { n: v.rows })) : banner("error", t("audit.broken", { n: v.first_broken && (v.first_broken.seq || v.first_broken) }));
-  const f = h("form", { class: "inline card" }, field(t("audit.operation"), "operation", { value: p.operation || "" }), h("button", { type: "submit", class: "primary" }, t("tx.filter")));
+  const f = h(
+    "form",
+    { class: "inline card", id: "audit-filters" },
+    field(t("audit.operation"), "operation", { value: p.operation || "", placeholder: "stores.*" }),
+    field(t("audit.outcome"), "outcome", { options: [["", t("tx.any")], ["success", "success"], ["failure", "failure"]], value: p.outcome || "" }),
+    field(t("audit.channel"), "channel", { options: [["", t("tx.any")], ["rest", "rest"], ["mcp", "mcp"], ["cli", "cli"], ["job", "job"], ["system", "system"], ["callback", "callback"]], value: p.channel || "" }),
+    field(t("audit.actor"), "actor_id", { value: p.actor_id || "" }),
+    field(t("tx.from"), "from", { type: "date", value: p.from || "" }),
+    field(t("tx.to"), "to", { type: "date", value: p.to || "" }),
+    h("button", { type: "submit", class: "primary" }, t("tx.filter")),
+  );
+  const hashOf = (values) => {
+    const q = new URLSearchParams();
+    for (const k of [...FILTERS, "cursor", "limit"]) if (values[k]) q.set(k, values[k]);
+    const text = q.toString();
+    return "#/audit" + (text ? "?" + text : "");
+  };
   onSubmit(f, async (x) => {
-    await api("GET", "/audit", { query: { limit: 1, operation: x.operation } });
-    location.hash = "#/audit" + (x.operation ? "?operation=" + encodeURIComponent(x.operation) : "");
+    // Asked once here so a refused filter is shown next to its field.
+    const probe = { limit: 1 };
+    for (const k of FILTERS) if (x[k]) probe[k] = x[k];
+    await api("GET", "/audit", { query: probe });
+    location.hash = hashOf(x);
   });
+  const more = r.next_cursor ? h("p", { class: "pager" }, h("a", { href: hashOf({ ...p, cursor: r.next_cursor }), id: "audit-next" }, t("audit.older"))) : null;
   return [
     h("h1", {}, t("audit.title")),
     h("h2", {}, t("audit.verify")),
     check,
     f,
-    table([t("audit.when"), t("audit.operation"), t("audit.actor"), "channel", t("audit.outcome")], r.entries.map((e) => h("tr", {}, h("td", {}, when(e.at)), h("td", {}, e.operation), h("td", {}, e.actor_type + (e.actor_id ? " " + e.actor_id.slice(0, 8) : "")), h("td", {}, e.channel), h("td", {}, e.outcome)))),
+    r.entries.length
+      ? table([t("audit.when"), t("audit.operation"), t("audit.actor"), t("audit.channel"), t("audit.outcome")], r.entries.map((e) => h("tr", {}, h("td", {}, when(e.at)), h("td", {}, e.operation), h("td", {}, e.actor_type + (e.actor_id ? " " + e.actor_id.slice(0, 8) : "")), h("td", {}, e.channel), h("td", {}, e.outcome))))
+      : h("p", { class: "muted", id: "audit-none" }, t("audit.none")),
+    more,
   ];
 }
 
