@@ -389,6 +389,25 @@ test("the audit log filters by operation, channel and outcome, pages, and shows 
   await page.close();
 });
 
+test("reports show money in and money out apart, by kind, as charts and a table", async () => {
+  const page = await freshPage();
+  await signIn(page, shop);
+  await go(page, "#/reports?group_by=kind");
+  await page.locator("main table").waitFor();
+  const cells = async (kind) => page.locator("main tbody tr", { has: page.locator("td", { hasText: new RegExp("^" + kind + "$") }) }).locator("td").allTextContents();
+  const stk = await cells("stk");
+  const b2c = await cells("b2c");
+  const amount = (text) => Number(text.replace(/[^0-9.]/g, ""));
+  // Columns: kind, count, completed, rate, in, out, net.
+  assert.ok(amount(stk[4]) > 0 && amount(stk[5]) === 0, "payments are money in: " + stk.join(" | "));
+  assert.ok(amount(b2c[5]) > 0 && amount(b2c[4]) === 0, "payouts are money out: " + b2c.join(" | "));
+  const groups = await page.locator("main tbody tr").count() - 1;
+  assert.equal(await page.locator('svg.chart rect[data-series="in"]').count(), groups);
+  assert.equal(await page.locator('svg.chart rect[data-series="out"]').count(), groups);
+  assert.equal(await page.locator('svg.chart rect[data-series="rate"]').count(), groups);
+  await page.close();
+});
+
 test("an email template that does not render is refused in words; a good one is saved; the default comes back", async () => {
   const page = await freshPage();
   await signIn(page, shop);

@@ -420,30 +420,43 @@ async function approvals() {
 }
 
 // ----------------------------------------------------------------- reports
-function barChart(groups, label) {
+/**
+ * An SVG bar chart: for each group one bar per series, side by side. Each
+ * bar carries its value in a <title>; the table under it has the figures.
+ */
+function barChart(groups, series, label, format) {
   const W = 640;
-  const H = 220;
-  const max = Math.max(1, ...groups.map((g) => g.amount_completed));
-  const bw = groups.length ? Math.min(60, (W - 40) / groups.length - 6) : 0;
+  const H = 200;
+  const max = Math.max(1, ...groups.flatMap((g) => series.map((s) => s.value(g))));
+  const slot = groups.length ? Math.min(80, (W - 40) / groups.length) : 0;
+  const bw = Math.max(2, (slot - 8) / series.length);
   const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
   svg.setAttribute("viewBox", `0 0 ${W} ${H + 40}`);
   svg.setAttribute("class", "chart");
   svg.setAttribute("role", "img");
   svg.setAttribute("aria-label", label);
+  const el = (name, attrs) => {
+    const node = document.createElementNS(svg.namespaceURI, name);
+    Object.entries(attrs).forEach(([k, v]) => node.setAttribute(k, v));
+    return node;
+  };
   groups.forEach((g, i) => {
-    const hgt = Math.round((g.amount_completed / max) * H);
-    const x = 30 + i * (bw + 6);
-    const rect = document.createElementNS(svg.namespaceURI, "rect");
-    Object.entries({ x, y: H - hgt + 10, width: bw, height: hgt, fill: "var(--primary)" }).forEach(([k, v]) => rect.setAttribute(k, v));
-    const title = document.createElementNS(svg.namespaceURI, "title");
-    title.textContent = `${g.key}: ${money(g.amount_completed)}`;
-    rect.append(title);
-    const text = document.createElementNS(svg.namespaceURI, "text");
-    Object.entries({ x: x + bw / 2, y: H + 28, "text-anchor": "middle", "font-size": "11", fill: "#1b1f24" }).forEach(([k, v]) => text.setAttribute(k, v));
+    series.forEach((s, j) => {
+      const value = s.value(g);
+      const hgt = Math.round((value / max) * H);
+      const rect = el("rect", { x: 30 + i * slot + j * bw, y: H - hgt + 10, width: bw, height: hgt, fill: s.colour, "data-series": s.name });
+      const title = document.createElementNS(svg.namespaceURI, "title");
+      title.textContent = `${g.key} · ${s.label}: ${format(value)}`;
+      rect.append(title);
+      svg.append(rect);
+    });
+    const text = el("text", { x: 30 + i * slot + (slot - 8) / 2, y: H + 28, "text-anchor": "middle", "font-size": "11", fill: "#1b1f24" });
     text.textContent = String(g.key).slice(0, 10);
-    svg.append(rect, text);
+    svg.append(text);
   });
-  return svg;
+  const legend = h("p", { class: "legend" }, series.map((s) => h("span", {}, h("span", { class: "swatch" }), " " + s.label + " ")));
+  legend.querySelectorAll(".swatch").forEach((sw, i) => sw.style.setProperty("background", series[i].colour));
+  return h("figure", { class: "chart" }, svg, h("figcaption", {}, label), series.length > 1 ? legend : null);
 }
 
 async function reports() {
@@ -463,15 +476,30 @@ async function reports() {
   });
   const r = await api("GET", "/mpesa/reports", { query: q });
   const name = (g) => (q.group_by === "store" ? storeName(g.key) || g.key : g.key);
-  const rows = r.groups.map((g) => h("tr", {}, h("td", {}, name(g)), h("td", { class: "num" }, g.count), h("td", { class: "num" }, g.completed), h("td", { class: "num" }, Math.round(g.success_rate * 100) + "%"), h("td", { class: "num" }, money(g.amount_completed))));
-  const tot = r.totals;
+  const moneyIn = (g) => (g.money_in ? g.money_in.amount : 0);
+  const moneyOut = (g) => (g.money_out ? g.money_out.amount : 0);
+  const pct = (x) => Math.round(x * 100) + "%";
+  const line = (label, g, head) =>
+    h("tr", {}, head ? h("th", { scope: "row" }, label) : h("td", {}, label), h("td", { class: "num" }, g.count), h("td", { class: "num" }, g.completed), h("td", { class: "num" }, pct(g.success_rate)),
+      h("td", { class: "num" }, money(moneyIn(g))), h("td", { class: "num" }, money(moneyOut(g))), h("td", { class: "num" }, money(g.net_amount ?? moneyIn(g) - moneyOut(g))));
+  const groups = r.groups.map((g) => ({ ...g, key: name(g) }));
+  const css = getComputedStyle(document.documentElement);
+  const colour = (v, fallback) => css.getPropertyValue(v).trim() || fallback;
   return [
     h("h1", {}, t("reports.title")),
     form,
-    h("div", { class: "card" }, barChart(r.groups.map((g) => ({ ...g, key: name(g) })), t("reports.total"))),
-    table([t("reports.group"), [t("reports.count"), "num"], [t("reports.completed"), "num"], [t("reports.rate"), "num"], [t("reports.total"), "num"]], [
-      ...rows,
-      h("tr", {}, h("th", { scope: "row" }, "Σ"), h("td", { class: "num" }, tot.count), h("td", { class: "num" }, tot.completed), h("td", { class: "num" }, Math.round(tot.success_rate * 100) + "%"), h("td", { class: "num" }, money(tot.amount_completed))),
+    h(
+      "div",
+      { class: "grid charts" },
+      h("div", { class: "card" }, barChart(groups, [
+        { name: "in", label: t("reports.in"), colour: colour("--primary", "#0a7e3c"), value: moneyIn },
+        { name: "out", label: t("reports.out"), colour: colour("--secondary", "#134e4a"), value: moneyOut },
+      ], t("reports.money"), money)),
+      h("div", { class: "card" }, barChart(groups, [{ name: "rate", label: t("reports.rate"), colour: colour("--primary", "#0a7e3c"), value: (g) => g.success_rate }], t("reports.rate"), pct)),
+    ),
+    table([t("reports.group"), [t("reports.count"), "num"], [t("reports.completed"), "num"], [t("reports.rate"), "num"], [t("reports.in"), "num"], [t("reports.out"), "num"], [t("reports.net"), "num"]], [
+      ...r.groups.map((g) => line(name(g), g, false)),
+      line("Σ", r.totals, true),
     ]),
   ];
 }
