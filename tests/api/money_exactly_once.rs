@@ -352,14 +352,98 @@ async fn push_keyed(app: &TestApp, owner: &Session, key: &str) -> (u16, Value) {
     .await
 }
 
-/// STK pushes the emulator registered (its request log records a request
-/// only once answered, and these answers are held or lost).
-fn pushes(sim: &daraja_sim::Running) -> usize {
+/// Transactions of `kind` (`stk`, `reversal`, …) the emulator registered
+/// (its request log records a request only once answered, and these
+/// answers are held or lost).
+fn registered(sim: &daraja_sim::Running, kind: &str) -> usize {
     sim.handle()
         .transactions()
         .iter()
-        .filter(|t| t.kind == "stk")
+        .filter(|t| t.kind == kind)
         .count()
+}
+
+/// STK pushes the emulator registered.
+fn pushes(sim: &daraja_sim::Running) -> usize {
+    registered(sim, "stk")
+}
+
+/// A first server whose owner configured M-Pesa against `sim`, the access
+/// token fetched (and cached) before Daraja turns slow: a later delay is
+/// for a request's answer, not for the token.
+async fn first_server(
+    sim: &daraja_sim::Running,
+    options: &Options,
+    name: &str,
+) -> (TestApp, Session) {
+    let first = TestApp::spawn_with(options.clone()).await;
+    let owner = first.register(name).await;
+    configure(&first, &owner, sim).await;
+    let (status, body) = first
+        .post("/api/v1/mpesa/credentials/test", &owner.auth(), json!({}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    (first, owner)
+}
+
+/// One keyed request whose answer Daraja holds.
+struct Held {
+    /// The API path it is posted to.
+    path: &'static str,
+    key: &'static str,
+    body: Value,
+    /// The kind of transaction the emulator registers for it.
+    kind: &'static str,
+}
+
+/// Sends `held` while Daraja holds its answer, and SIGKILLs `first` once
+/// the emulator registered it: the answer is lost. Answers a new server on
+/// the same data, the owner's new session and the data directory.
+async fn kill_while_daraja_holds_the_answer(
+    sim: &daraja_sim::Running,
+    options: &Options,
+    first: TestApp,
+    owner: &Session,
+    held: Held,
+) -> (TestApp, Session, tempfile::TempDir) {
+    set_faults(sim, json!({"response_delay_ms": 30_000}));
+    let call = {
+        let (url, auth) = (
+            format!("{}{}", first.base, held.path),
+            owner.access_token.clone(),
+        );
+        let (key, body) = (held.key, held.body.clone());
+        tokio::spawn(async move {
+            let _ = reqwest::Client::new()
+                .post(url)
+                .bearer_auth(auth)
+                .header("Idempotency-Key", key)
+                .json(&body)
+                .send()
+                .await;
+        })
+    };
+    let started = Instant::now();
+    while registered(sim, held.kind) == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the {} never reached the emulator",
+            held.kind
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let temp = first.stop().expect("the data directory");
+    call.abort();
+    set_faults(sim, json!({}));
+    assert_eq!(registered(sim, held.kind), 1);
+    let app = TestApp::start(temp.path(), options).await;
+    let (status, login) = app.login(&owner.email, PASSWORD).await;
+    assert_eq!(status, 200, "{login}");
+    let owner = Session {
+        default_store: owner.default_store.clone(),
+        ..Session::from_auth_response(&login, &owner.email)
+    };
+    (app, owner, temp)
 }
 
 /// Pushes with `key` while Daraja holds its answer, and SIGKILLs the
@@ -371,48 +455,38 @@ async fn lose_the_answer(
     options: &Options,
     key: &'static str,
 ) -> (TestApp, Session, tempfile::TempDir) {
-    let first = TestApp::spawn_with(options.clone()).await;
-    let owner = first.register(&format!("Lost {key}")).await;
-    configure(&first, &owner, sim).await;
-    // The access token is fetched (and cached) before Daraja turns slow:
-    // the delay is for the push's answer, not for the token.
-    let (status, body) = first
-        .post("/api/v1/mpesa/credentials/test", &owner.auth(), json!({}))
-        .await;
-    assert_eq!(status, 200, "{body}");
-    set_faults(sim, json!({"response_delay_ms": 30_000}));
-    let call = {
-        let (base, auth) = (first.base.clone(), owner.access_token.clone());
-        tokio::spawn(async move {
-            let _ = reqwest::Client::new()
-                .post(format!("{base}/api/v1/mpesa/stk-push"))
-                .bearer_auth(auth)
-                .header("Idempotency-Key", key)
-                .json(&order(key))
-                .send()
-                .await;
-        })
+    let (first, owner) = first_server(sim, options, &format!("Lost {key}")).await;
+    let held = Held {
+        path: "/api/v1/mpesa/stk-push",
+        key,
+        body: order(key),
+        kind: "stk",
     };
-    let started = Instant::now();
-    while !sim.handle().transactions().iter().any(|t| t.kind == "stk") {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "the push never reached the emulator"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    kill_while_daraja_holds_the_answer(sim, options, first, &owner, held).await
+}
+
+/// Polls a transaction until it leaves `pending` (or the tries run out);
+/// answers it as it then stands.
+async fn settled(app: &TestApp, owner: &Session, id: &str) -> Value {
+    let mut txn = Value::Null;
+    for _ in 0..200 {
+        txn = transaction(app, owner, id).await;
+        if txn["status"] != "pending" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let temp = first.stop().expect("the data directory");
-    call.abort();
-    set_faults(sim, json!({}));
-    assert_eq!(pushes(sim), 1);
-    let app = TestApp::start(temp.path(), options).await;
-    let (status, login) = app.login(&owner.email, PASSWORD).await;
-    assert_eq!(status, 200, "{login}");
-    let owner = Session {
-        default_store: owner.default_store.clone(),
-        ..Session::from_auth_response(&login, &owner.email)
-    };
-    (app, owner, temp)
+    txn
+}
+
+/// The path of a callback the emulator sent to a server that is gone: the
+/// same path on the new server is where the public URL now leads.
+fn callback_path(callback: &daraja_sim::CallbackRecord) -> String {
+    callback
+        .url
+        .split_once("/callbacks/")
+        .map(|(_, rest)| format!("/callbacks/{rest}"))
+        .expect("a callback URL")
 }
 
 async fn transaction(app: &TestApp, owner: &Session, id: &str) -> Value {
@@ -451,30 +525,12 @@ async fn an_stk_push_whose_answer_was_lost_is_answered_on_retry_and_settled_by_i
         .into_iter()
         .find(|c| c.kind == daraja_sim::CallbackKind::Stk)
         .expect("the emulator called back");
-    let path = callback
-        .url
-        .split_once("/callbacks/")
-        .map(|(_, rest)| format!("/callbacks/{rest}"))
-        .expect("a callback URL");
+    let path = callback_path(&callback);
     assert!(path.ends_with(&format!("/stk/{id}")), "{path}");
-    let delivered = app
-        .client
-        .post(format!("{}{path}", app.base))
-        .header("content-type", "application/json")
-        .body(callback.raw_body.clone())
-        .send()
-        .await
-        .expect("post the callback");
-    assert_eq!(delivered.status().as_u16(), 200);
+    let (delivered, _) = mpesa::post_callback(&app, &path, &callback.raw_body).await;
+    assert_eq!(delivered, 200);
 
-    let mut done = Value::Null;
-    for _ in 0..200 {
-        done = transaction(&app, &owner, &id).await;
-        if done["status"] != "pending" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let done = settled(&app, &owner, &id).await;
     assert_eq!(done["status"], "completed", "{done}");
     assert_eq!(done["checkout_request_id"], callback.transaction.as_str());
     assert!(done["receipt"].as_str().is_some(), "{done}");
@@ -567,14 +623,7 @@ async fn a_reversal_whose_result_was_lost_is_settled_by_reconciliations_status_a
         .as_str()
         .expect("id")
         .to_string();
-    let mut paid = Value::Null;
-    for _ in 0..200 {
-        paid = transaction(&app, &owner, &paid_id).await;
-        if paid["status"] != "pending" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let paid = settled(&app, &owner, &paid_id).await;
     assert_eq!(paid["status"], "completed", "{paid}");
 
     // Daraja reverses the payment, but its result never reaches us.
@@ -615,14 +664,7 @@ async fn a_reversal_whose_result_was_lost_is_settled_by_reconciliations_status_a
         .post("/api/v1/admin/clock", &admin, json!({"advance_secs": 300}))
         .await;
     assert_eq!(status, 200, "{body}");
-    let mut reversal = Value::Null;
-    for _ in 0..200 {
-        reversal = transaction(&app, &owner, &reversal_id).await;
-        if reversal["status"] != "pending" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let reversal = settled(&app, &owner, &reversal_id).await;
     assert!(
         sim.handle()
             .requests()
@@ -641,4 +683,251 @@ async fn a_reversal_whose_result_was_lost_is_settled_by_reconciliations_status_a
         .filter(|r| r.path == "/mpesa/reversal/v1/request")
         .count();
     assert_eq!(reversals, 1, "never sent again");
+}
+
+// ---------------------------------------------------------------------------
+// A reversal whose Daraja answer was lost
+
+/// The reversal every lost-answer test asks for: all of the payment.
+fn refund(paid_id: &str) -> Value {
+    json!({"transaction_id": paid_id, "remarks": "Refund"})
+}
+
+async fn reverse_keyed(app: &TestApp, owner: &Session, paid_id: &str, key: &str) -> (u16, Value) {
+    app.call_with(
+        Method::POST,
+        "/api/v1/mpesa/reversals",
+        &owner.auth(),
+        Some(refund(paid_id)),
+        &[("Idempotency-Key", key)],
+    )
+    .await
+}
+
+/// A payment the emulator completed (its callback flushed at once).
+async fn completed_payment(sim: &daraja_sim::Running, app: &TestApp, owner: &Session) -> Value {
+    let (status, pushed) = app
+        .post("/api/v1/mpesa/stk-push", &owner.auth(), order("INV-7"))
+        .await;
+    assert_eq!(status, 201, "{pushed}");
+    sim.handle().flush_callbacks().await;
+    let paid = settled(
+        app,
+        owner,
+        pushed["transaction"]["id"].as_str().expect("id"),
+    )
+    .await;
+    assert_eq!(paid["status"], "completed", "{paid}");
+    paid
+}
+
+/// A completed payment, then a reversal of it with `key` whose answer
+/// Daraja holds while the server is SIGKILLed (see `lose_the_answer`).
+/// Answers the new server, the owner's session, the data directory and
+/// the payment.
+async fn lose_the_reversal_answer(
+    sim: &daraja_sim::Running,
+    options: &Options,
+    key: &'static str,
+) -> (TestApp, Session, tempfile::TempDir, Value) {
+    let (first, owner) = first_server(sim, options, &format!("Lost {key}")).await;
+    let paid = completed_payment(sim, &first, &owner).await;
+    let held = Held {
+        path: "/api/v1/mpesa/reversals",
+        key,
+        body: refund(paid["id"].as_str().expect("id")),
+        kind: "reversal",
+    };
+    let (app, owner, temp) =
+        kill_while_daraja_holds_the_answer(sim, options, first, &owner, held).await;
+    (app, owner, temp, paid)
+}
+
+/// Moves the test clock on, which runs every job (reconciliation too) once.
+async fn advance(app: &TestApp, admin: &crate::helpers::Auth, secs: i64) {
+    let (status, body) = app
+        .post("/api/v1/admin/clock", admin, json!({"advance_secs": secs}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test]
+async fn a_reversal_killed_while_daraja_holds_its_answer_is_answered_on_retry_and_settled_by_its_result()
+ {
+    // The emulator posts results only when told to (after the restart).
+    let sim = emulator(600_000).await;
+    let options = options(&sim);
+    let (app, owner, temp, paid) = lose_the_reversal_answer(&sim, &options, "refund-77").await;
+    let paid_id = paid["id"].as_str().expect("id");
+
+    // The same key again: the reversal as it stands — not a second one.
+    let (status, answer) = reverse_keyed(&app, &owner, paid_id, "refund-77").await;
+    assert_eq!(status, 201, "{answer}");
+    assert_eq!(registered(&sim, "reversal"), 1, "never sent again");
+    let txn = &answer["transaction"];
+    assert_eq!(txn["kind"], "reversal", "{answer}");
+    assert_eq!(txn["status"], "pending", "{answer}");
+    assert_eq!(txn["original_transaction_id"], paid_id, "{answer}");
+    let id = txn["id"].as_str().expect("id").to_string();
+
+    // Without a key: that reversal is under way, so no other is sent.
+    let (status, refused) = app
+        .post("/api/v1/mpesa/reversals", &owner.auth(), refund(paid_id))
+        .await;
+    assert_eq!(status, 409, "{refused}");
+    assert_eq!(crate::helpers::code(&refused), "conflict", "{refused}");
+    assert_eq!(registered(&sim, "reversal"), 1, "never sent again");
+
+    // Daraja posts the result to the ResultURL the request gave, which names
+    // the reversal; it settles the reversal and the payment it reversed.
+    sim.handle().flush_callbacks().await;
+    let result = sim
+        .handle()
+        .callbacks()
+        .into_iter()
+        .find(|c| c.kind == daraja_sim::CallbackKind::Result)
+        .expect("the emulator posted the reversal's result");
+    let path = callback_path(&result);
+    assert!(path.ends_with(&format!("/reversal/result/{id}")), "{path}");
+    let (delivered, _) = mpesa::post_callback(&app, &path, &result.raw_body).await;
+    assert_eq!(delivered, 200);
+    let done = settled(&app, &owner, &id).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert!(done["receipt"].as_str().is_some(), "{done}");
+    assert_eq!(
+        done["conversation_id"],
+        result.transaction.as_str(),
+        "{done}"
+    );
+    let original = transaction(&app, &owner, paid_id).await;
+    assert_eq!(original["status"], "reversed", "{original}");
+
+    // The key answers the completed reversal; still one reversal at Daraja.
+    let (status, again) = reverse_keyed(&app, &owner, paid_id, "refund-77").await;
+    assert_eq!(status, 201, "{again}");
+    assert_eq!(again["transaction"]["id"], id.as_str(), "{again}");
+    assert_eq!(again["transaction"]["status"], "completed", "{again}");
+    assert_eq!(registered(&sim, "reversal"), 1, "never sent again");
+    drop(app);
+    drop(temp);
+}
+
+#[tokio::test]
+async fn a_reversal_whose_answer_and_result_were_lost_is_resolved_by_reconciliation_without_resending()
+ {
+    let sim = emulator(600_000).await;
+    let options = options(&sim).with_env("MALIPO_TEST_CLOCK", "1");
+    let (app, owner, temp, paid) = lose_the_reversal_answer(&sim, &options, "refund-78").await;
+    let paid_id = paid["id"].as_str().expect("id");
+
+    // Daraja reverses the payment and posts its result to the server that
+    // is gone: neither the answer nor the result reaches us.
+    sim.handle().flush_callbacks().await;
+    assert!(
+        sim.handle()
+            .transactions()
+            .iter()
+            .any(|t| t.kind == "reversal" && t.status == "completed"),
+        "Daraja reversed the payment"
+    );
+    let (status, listed) = app
+        .get("/api/v1/mpesa/transactions?kind=reversal", &owner.auth())
+        .await;
+    assert_eq!(status, 200, "{listed}");
+    let listed = listed["transactions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        listed.len(),
+        1,
+        "the reversal was recorded before it was sent: {listed:?}"
+    );
+    let id = listed[0]["id"].as_str().expect("id").to_string();
+    assert_eq!(listed[0]["status"], "pending", "{listed:?}");
+
+    // Reconciliation asks Daraja about it — by the payment it reverses, as
+    // no id of the reversal's own is known — and never sends it again; the
+    // answer settles the reversal and the payment.
+    let admin = app.super_admin().await;
+    advance(&app, &admin, 300).await;
+    let asked = sim
+        .handle()
+        .requests()
+        .iter()
+        .filter(|r| r.path == mpesa::STATUS_PATH)
+        .filter_map(|r| r.body.clone())
+        .collect::<Vec<_>>();
+    assert!(
+        asked.iter().any(|b| b["TransactionID"] == paid["receipt"]),
+        "reconciliation asked about the reversed payment: {asked:?}"
+    );
+    sim.handle().flush_callbacks().await;
+    let done = settled(&app, &owner, &id).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    let original = transaction(&app, &owner, paid_id).await;
+    assert_eq!(original["status"], "reversed", "{original}");
+    assert_eq!(registered(&sim, "reversal"), 1, "never sent again");
+
+    // The key answers the completed reversal.
+    let (status, again) = reverse_keyed(&app, &owner, paid_id, "refund-78").await;
+    assert_eq!(status, 201, "{again}");
+    assert_eq!(again["transaction"]["id"], id.as_str(), "{again}");
+    assert_eq!(again["transaction"]["status"], "completed", "{again}");
+    assert_eq!(registered(&sim, "reversal"), 1, "never sent again");
+    drop(app);
+    drop(temp);
+}
+
+#[tokio::test]
+async fn a_reversal_without_answer_or_result_fails_at_reconciliation_and_is_never_resent() {
+    // Daraja holds the reversal's result beyond the test.
+    let sim = emulator(600_000).await;
+    let options = options(&sim).with_env("MALIPO_TEST_CLOCK", "1");
+    let (app, owner, temp, paid) = lose_the_reversal_answer(&sim, &options, "refund-79").await;
+    let paid_id = paid["id"].as_str().expect("id");
+    let (status, pending) = reverse_keyed(&app, &owner, paid_id, "refund-79").await;
+    assert_eq!(status, 201, "{pending}");
+    let id = pending["transaction"]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let admin = app.super_admin().await;
+
+    // A few minutes on, its result may still come: reconciliation asks
+    // Daraja, and nothing changes yet.
+    advance(&app, &admin, 180).await;
+    assert!(
+        sim.handle()
+            .requests()
+            .iter()
+            .any(|r| r.path == mpesa::STATUS_PATH),
+        "reconciliation asked Daraja"
+    );
+    assert_eq!(transaction(&app, &owner, &id).await["status"], "pending");
+    // Past ten minutes with neither answer nor result: failed, with the
+    // reason, and not sent again; the payment is not reversed.
+    advance(&app, &admin, 15 * 60).await;
+    let failed = transaction(&app, &owner, &id).await;
+    assert_eq!(failed["status"], "failed", "{failed}");
+    assert!(
+        failed["result_desc"]
+            .as_str()
+            .is_some_and(|d| d.contains("never confirmed")),
+        "{failed}"
+    );
+    assert_eq!(
+        transaction(&app, &owner, paid_id).await["status"],
+        "completed"
+    );
+    assert_eq!(registered(&sim, "reversal"), 1, "never sent again");
+
+    // The key answers that failed reversal.
+    let (status, again) = reverse_keyed(&app, &owner, paid_id, "refund-79").await;
+    assert_eq!(status, 201, "{again}");
+    assert_eq!(again["transaction"]["id"], id.as_str(), "{again}");
+    assert_eq!(again["transaction"]["status"], "failed", "{again}");
+    assert_eq!(registered(&sim, "reversal"), 1, "never sent again");
+    drop(app);
+    drop(temp);
 }

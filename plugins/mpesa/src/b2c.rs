@@ -7,8 +7,9 @@ use serde_json::{Map, Value, json};
 use crate::callbacks::{ResultEnvelope, find_transaction, ignored};
 use crate::credentials::Credentials;
 use crate::daraja::Daraja;
-use crate::env::{Env, codes, retry};
+use crate::env::{Env, retry};
 use crate::idempotency::Keyed;
+use crate::submission::{self, QUEUED, SUBMITTING};
 use crate::transactions::{self, NewTxn, Outcome, settle};
 use crate::validate;
 
@@ -16,6 +17,8 @@ pub const COMMANDS: &[&str] = &["SalaryPayment", "BusinessPayment", "PromotionPa
 pub const MAX_ITEMS: usize = 100;
 pub const MIN_AMOUNT: i64 = 10;
 pub const MAX_AMOUNT: i64 = 250_000;
+/// The remarks of a transaction-status query about a payout whose send was interrupted.
+pub const ASK_REMARKS: &str = "Interrupted payout";
 
 /// One validated payout.
 struct Item {
@@ -121,7 +124,7 @@ pub fn bulk(env: &dyn Env, input: &Input) -> Result<Value> {
     for (seq, row) in rows.iter().enumerate() {
         let id = row.req_text("id")?.to_owned();
         match (row.text("submission"), row.text("status")) {
-            (Some("queued"), _) => {
+            (Some(QUEUED), _) => {
                 let item = Item {
                     phone: row.req_text("phone_number")?.to_owned(),
                     amount: row.int("amount").unwrap_or(0),
@@ -140,11 +143,11 @@ pub fn bulk(env: &dyn Env, input: &Input) -> Result<Value> {
             }
             // Sent before the server stopped, its answer unrecorded, or
             // accepted and its result lost: ask Daraja, never send again.
-            (Some("submitting"), _) => {
-                ask(env, &id)?;
+            (Some(SUBMITTING), _) => {
+                submission::ask(env, &id, ASK_REMARKS)?;
             }
             (None, Some("pending")) if resuming => {
-                ask(env, &id)?;
+                submission::ask(env, &id, ASK_REMARKS)?;
             }
             _ => {}
         }
@@ -205,21 +208,9 @@ fn record_batch(
                 ..NewTxn::default()
             },
         )?;
-        set_submission(db, &id, Some("queued"))?;
+        submission::mark(db, &id, Some(QUEUED))?;
     }
     Ok(batch_id)
-}
-
-fn set_submission(
-    db: &dyn malipo_plugin_sdk::Db,
-    id: &str,
-    submission: Option<&str>,
-) -> Result<()> {
-    db.execute(
-        "UPDATE mpesa_transactions SET submission = ?1 WHERE id = ?2",
-        &[Sql::from(submission), Sql::from(id)],
-    )?;
-    Ok(())
 }
 
 /// Sends one queued payout: marks it `submitting` (committed by the host
@@ -235,8 +226,7 @@ fn send_item(
     occasion: Option<&str>,
     item: &Item,
 ) -> Result<()> {
-    let db = env.db();
-    set_submission(db, id, Some("submitting"))?;
+    submission::mark(env.db(), id, Some(SUBMITTING))?;
     let mut body: Map<String, Value> = shared.clone();
     body.insert("OriginatorConversationID".into(), json!(id));
     body.insert(
@@ -249,92 +239,15 @@ fn send_item(
     body.insert("PartyB".into(), json!(item.phone));
     body.insert("Remarks".into(), json!(item.remarks));
     body.insert("Occassion".into(), json!(occasion.unwrap_or(&item.remarks)));
-    let sent = daraja.post("/mpesa/b2c/v3/paymentrequest", &Value::Object(body));
-    let failed = |result_code: Option<&str>, result_desc: &str| -> Result<()> {
-        set_submission(db, id, None)?;
-        if let Some(txn) = transactions::find(db, id)? {
-            settle(
-                env,
-                &txn,
-                &Outcome {
-                    status: "failed",
-                    result_code,
-                    result_desc: Some(result_desc),
-                    at_ms: env.ctx().now_ms,
-                    ..Outcome::default()
-                },
-            )?;
-        }
-        Ok(())
-    };
-    match sent {
-        Ok(reply) if reply.accepted() => {
-            let text = |name: &str| {
-                reply
-                    .json
-                    .get(name)
-                    .and_then(Value::as_str)
-                    .map(str::to_owned)
-            };
-            let conversation = text("ConversationID");
-            let originator = text("OriginatorConversationID").unwrap_or_else(|| id.to_owned());
-            db.execute(
-                "UPDATE mpesa_transactions SET conversation_id = ?1, originator_conversation_id = ?2, \
-                 submission = NULL WHERE id = ?3",
-                &[Sql::from(conversation), Sql::from(originator), Sql::from(id)],
-            )?;
-        }
-        Ok(reply) => {
-            let (result_code, result_desc) = reply
-                .error()
-                .or_else(|| {
-                    let code = reply
-                        .json
-                        .get("ResponseCode")
-                        .and_then(crate::daraja::code_text)?;
-                    Some((code, reply.describe()))
-                })
-                .unwrap_or_else(|| (reply.status.to_string(), reply.describe()));
-            failed(Some(&result_code), &result_desc)?;
-        }
-        Err(error) if error.code == codes::UNAVAILABLE => {
-            // The request may have reached Daraja: the payout stays pending
-            // (and `submitting`) until a result callback or a
-            // transaction-status query settles it.
-            let note = format!("Daraja did not answer ({}); unconfirmed", error.message);
-            env.warn(&format!("B2C payout {id}: {note}"));
-            db.execute(
-                "UPDATE mpesa_transactions SET note = ?1 WHERE id = ?2",
-                &[Sql::from(note.as_str()), Sql::from(id)],
-            )?;
-        }
-        Err(error) if error.code == codes::UPSTREAM => {
-            // Refused before sending (e.g. no new token): nothing was paid.
-            failed(None, &error.message)?;
-        }
-        Err(error) => return Err(error),
-    }
-    Ok(())
-}
-
-/// Asks Daraja about a payout whose send was interrupted (a transaction
-/// status query by its OriginatorConversationID; the result settles it).
-/// Never sends the payout again. Answers whether Daraja was asked.
-pub fn ask(env: &dyn Env, id: &str) -> Result<bool> {
-    let input = Input::parse(
-        &json!({ "transaction_id": id, "remarks": "Interrupted payout" }).to_string(),
+    submission::send(
+        env,
+        daraja,
+        id,
+        "/mpesa/b2c/v3/paymentrequest",
+        &Value::Object(body),
+        "B2C payout",
     )?;
-    match crate::requests::status(env, &input) {
-        Ok(_) => set_submission(env.db(), id, None).map(|()| true),
-        Err(error) if error.code == Error::INTERNAL => Err(error),
-        Err(error) => {
-            env.warn(&format!(
-                "payout {id}: could not ask Daraja about it yet: {}",
-                error.message
-            ));
-            Ok(false)
-        }
-    }
+    Ok(())
 }
 
 /// A batch with its items (in request order) and a count per status.

@@ -6,11 +6,10 @@ use serde_json::{Map, Value, json};
 use crate::daraja::code_text;
 use crate::env::Env;
 use crate::transactions::{self, Txn};
-use crate::{b2c, c2b, intents, requests, reversal, stk};
+use crate::{b2c, c2b, requests, reversal, stk, validate};
 
 /// Callback kinds the host delivers (the path after the tenant's callback
-/// base); an STK push's own URL ends in `stk/<intent id>` instead of `stk`
-/// ([`intents::callback_kind`]).
+/// base); some end in a reference instead ([`REFERENCED`]).
 pub const KINDS: &[&str] = &[
     "stk",
     "b2c/result",
@@ -24,6 +23,27 @@ pub const KINDS: &[&str] = &[
     "c2b/confirmation",
     "c2b/validation",
 ];
+
+/// Kinds whose URL may end in a reference to the request it answers — an
+/// STK push's `stk/<intent id>` ([`crate::intents::callback_kind`]), a
+/// reversal's `reversal/result/<id>` and `reversal/timeout/<id>`. Daraja
+/// posts to a URL exactly as given, so the answer finds its request even
+/// when the synchronous answer that named it was lost.
+const REFERENCED: &[&str] = &["stk", "reversal/result", "reversal/timeout"];
+
+/// The callback kind `kind` with a reference to request `id` at its end.
+pub fn with_reference(kind: &str, id: &str) -> String {
+    format!("{kind}/{id}")
+}
+
+/// A callback kind and the reference at its end (a last segment that is a
+/// UUID), if any — as the host's `control::split_reference` splits it.
+pub fn split_reference(kind: &str) -> (&str, Option<&str>) {
+    match kind.rsplit_once('/') {
+        Some((head, last)) if validate::is_uuid(last) => (head, Some(last)),
+        _ => (kind, None),
+    }
+}
 
 /// The `{"Result":{…}}` envelope of the initiator APIs' result and
 /// queue-timeout posts.
@@ -130,7 +150,8 @@ pub fn ignored(txn: &Txn, reason: &str) -> Value {
 /// `callback.receive`: `{"kind", "body": "<the posted JSON>", "received_at": ms}`.
 pub fn receive(env: &dyn Env, input: &Input) -> Result<Value> {
     let kind = input.req_trimmed("kind")?;
-    if !KINDS.contains(&kind) && intents::intent_of_kind(kind).is_none() {
+    let (base, reference) = split_reference(kind);
+    if !KINDS.contains(&base) || (reference.is_some() && !REFERENCED.contains(&base)) {
         return Err(Error::bad_request(format!(
             "Unknown callback kind `{kind}`."
         )));
@@ -157,18 +178,18 @@ pub fn receive(env: &dyn Env, input: &Input) -> Result<Value> {
     }
     let raw = raw.as_str();
     let received_at = input.opt_u64("received_at")?.unwrap_or(env.ctx().now_ms);
-    let answer = match kind {
-        _ if kind == "stk" || intents::intent_of_kind(kind).is_some() => {
-            stk::on_callback(env, kind, &body, raw, received_at)?
-        }
+    let answer = match base {
+        "stk" => stk::on_callback(env, kind, &body, raw, received_at)?,
         "c2b/confirmation" => c2b::on_confirmation(env, &body, raw, received_at)?,
         "c2b/validation" => c2b::on_validation(&body),
         _ => {
             let envelope = ResultEnvelope::parse(&body)?;
-            let timeout = kind.ends_with("/timeout");
-            match kind.split('/').next().unwrap_or_default() {
+            let timeout = base.ends_with("/timeout");
+            match base.split('/').next().unwrap_or_default() {
                 "b2c" => b2c::on_result(env, &envelope, raw, received_at, timeout)?,
-                "reversal" => reversal::on_result(env, &envelope, raw, received_at, timeout)?,
+                "reversal" => {
+                    reversal::on_result(env, &envelope, reference, raw, received_at, timeout)?
+                }
                 "status" => {
                     requests::on_result(env, "status", &envelope, raw, received_at, timeout)?
                 }
@@ -186,6 +207,20 @@ pub fn receive(env: &dyn Env, input: &Input) -> Result<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn splits_references_off_kinds() {
+        let id = "0b9e6a52-6d8f-4c1e-9a55-3f1c2d4e5f60";
+        let kind = with_reference("reversal/result", id);
+        assert_eq!(kind, format!("reversal/result/{id}"));
+        assert_eq!(split_reference(&kind), ("reversal/result", Some(id)));
+        assert_eq!(
+            split_reference("reversal/result"),
+            ("reversal/result", None)
+        );
+        assert_eq!(split_reference("b2c/timeout"), ("b2c/timeout", None));
+        assert_eq!(split_reference("stk"), ("stk", None));
+    }
 
     #[test]
     fn parses_result_envelopes() {

@@ -324,17 +324,29 @@ impl<'a> Daraja<'a> {
 
     /// The fields every initiator call (B2C, reversal, status, balance) shares.
     pub fn initiator_fields(&self, result_kind: &str) -> Result<serde_json::Map<String, Value>> {
+        self.initiator_fields_for(result_kind, None)
+    }
+
+    /// The same, with result URLs that end in `reference` (the request's
+    /// own id: `<kind>/result/<id>`, `<kind>/timeout/<id>`), so that its
+    /// result finds it even if the synchronous answer naming it was lost.
+    pub fn initiator_fields_for(
+        &self,
+        result_kind: &str,
+        reference: Option<&str>,
+    ) -> Result<serde_json::Map<String, Value>> {
+        let url = |end: &str| {
+            let kind = format!("{result_kind}/{end}");
+            self.callback_url(&match reference {
+                Some(id) => crate::callbacks::with_reference(&kind, id),
+                None => kind,
+            })
+        };
         let credential = self.credentials.security_credential(self.env)?;
         let mut fields = serde_json::Map::new();
         fields.insert("SecurityCredential".into(), json!(credential));
-        fields.insert(
-            "ResultURL".into(),
-            json!(self.callback_url(&format!("{result_kind}/result"))?),
-        );
-        fields.insert(
-            "QueueTimeOutURL".into(),
-            json!(self.callback_url(&format!("{result_kind}/timeout"))?),
-        );
+        fields.insert("ResultURL".into(), json!(url("result")?));
+        fields.insert("QueueTimeOutURL".into(), json!(url("timeout")?));
         Ok(fields)
     }
 }

@@ -10,16 +10,15 @@
 
 use malipo_plugin_sdk::{Error, Result, Sql};
 
+use crate::callbacks;
 use crate::env::Env;
-use crate::transactions::{self, NewTxn, Outcome, Txn, settle};
+use crate::transactions::{self, NewTxn, RECONCILE_BATCH, Txn};
 
 /// An intent with neither an answer nor a callback after this long is
 /// failed by reconciliation (Daraja's callback comes within about a
-/// minute of the push, and is never retried).
+/// minute of the push, and is never retried); a reversal whose answer was
+/// lost likewise ([`crate::reversal::fail_unanswered`]).
 pub const UNANSWERED_MS: i64 = 10 * 60 * 1000;
-
-/// Intents one reconciliation run settles at most.
-const BATCH: usize = 100;
 
 /// The note of a transaction a retry made from an intent.
 const NOTE_LOST: &str = "Daraja's answer to this push was lost; the push was not sent again. \
@@ -32,23 +31,15 @@ const UNANSWERED_DESC: &str = "The STK push was sent but Daraja's answer was los
 /// The callback kind (the path under the tenant's callback base) of the
 /// push whose intent is `id`.
 pub fn callback_kind(id: &str) -> String {
-    format!("stk/{id}")
+    callbacks::with_reference("stk", id)
 }
 
 /// The intent a callback kind `stk/<id>` names, if it names one.
 pub fn intent_of_kind(kind: &str) -> Option<&str> {
-    kind.strip_prefix("stk/").filter(|id| is_uuid(id))
-}
-
-fn is_uuid(text: &str) -> bool {
-    text.len() == 36
-        && text.char_indices().all(|(i, c)| {
-            if matches!(i, 8 | 13 | 18 | 23) {
-                c == '-'
-            } else {
-                c.is_ascii_hexdigit()
-            }
-        })
+    match callbacks::split_reference(kind) {
+        ("stk", reference) => reference,
+        _ => None,
+    }
 }
 
 /// A stored STK push intent.
@@ -206,14 +197,11 @@ pub fn for_callback(
 /// not sent again). Answers the transactions it failed.
 pub fn fail_unanswered(env: &dyn Env) -> Result<Vec<Txn>> {
     let db = env.db();
-    let now = env.ctx().now_ms;
-    let cutoff = i64::try_from(now)
-        .unwrap_or(i64::MAX)
-        .saturating_sub(UNANSWERED_MS);
+    let cutoff = transactions::created_before(env, UNANSWERED_MS);
     let stale = db.query(
         &format!(
             "SELECT id FROM mpesa_submissions WHERE operation = 'mpesa.stk-push' AND created_ms <= ?1 \
-             ORDER BY created_ms, id LIMIT {BATCH}"
+             ORDER BY created_ms, id LIMIT {RECONCILE_BATCH}"
         ),
         &[Sql::Integer(cutoff)],
     )?;
@@ -227,35 +215,11 @@ pub fn fail_unanswered(env: &dyn Env) -> Result<Vec<Txn>> {
         db,
         &format!(
             "WHERE kind = 'stk' AND status = 'pending' AND checkout_request_id IS NULL AND created_ms <= ?1 \
-             ORDER BY created_ms, id LIMIT {BATCH}"
+             ORDER BY created_ms, id LIMIT {RECONCILE_BATCH}"
         ),
         &[Sql::Integer(cutoff)],
     )?);
-    let mut failed = Vec::new();
-    for txn in unanswered {
-        if failed.iter().any(|t: &Txn| t.id == txn.id) {
-            continue;
-        }
-        let changed = settle(
-            env,
-            &txn,
-            &Outcome {
-                status: "failed",
-                result_desc: Some(UNANSWERED_DESC),
-                note: Some("failed by reconciliation: never confirmed, not sent again"),
-                at_ms: now,
-                ..Outcome::default()
-            },
-        )?;
-        if changed {
-            env.warn(&format!(
-                "reconcile: STK push {} was never confirmed by Daraja; failed",
-                txn.id
-            ));
-            failed.push(transactions::find(db, &txn.id)?.unwrap_or(txn));
-        }
-    }
-    Ok(failed)
+    transactions::fail_unconfirmed(env, unanswered, UNANSWERED_DESC, "STK push")
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ mod reports;
 mod requests;
 mod reversal;
 mod stk;
+mod submission;
 mod transactions;
 mod validate;
 

@@ -728,8 +728,10 @@ fn payment_operations() -> Vec<Op> {
             permission: Some("payments.reverse"),
             summary: "Reverse a payment",
             description: "Asks Daraja to reverse a completed payment (STK push or C2B), in full or in part. The \
-                          reversal is a transaction of its own, pending until Daraja's result; when it completes, \
-                          the original payment becomes `reversed`.",
+                          reversal is a transaction of its own, recorded before it is sent and pending until Daraja's \
+                          result; when it completes, the original payment becomes `reversed`. One Daraja refuses is \
+                          answered `failed`; a retry with the same Idempotency-Key answers the reversal as it stands \
+                          and never sends it again.",
             input: targeted_input(
                 {
                     let mut params = target_params();

@@ -9,7 +9,7 @@ use crate::credentials::Credentials;
 use crate::daraja::Daraja;
 use crate::env::{Env, retry, upstream};
 use crate::reversal::named_transaction;
-use crate::transactions::{self, Outcome, settle};
+use crate::transactions::{self, Outcome, Txn, settle};
 use crate::validate;
 
 const COLUMNS: &str = "id, kind, status, store_id, transaction_id, receipt, originator_conversation_id, \
@@ -155,6 +155,13 @@ pub fn status(env: &dyn Env, input: &Input) -> Result<Value> {
                 .and_then(Value::as_str)
                 .map(str::to_owned)
         });
+    // A reversal whose answer was lost has no id of its own yet: it is asked
+    // about by the receipt of the payment it reverses, whose status says
+    // whether it was reversed.
+    let receipt = match (receipt, &originator, &txn) {
+        (None, None, Some(t)) if t.kind == "reversal" => reversed_receipt(env, t)?,
+        (receipt, _, _) => receipt,
+    };
     if receipt.is_none() && originator.is_none() {
         return Err(Error::conflict(
             "This transaction has no M-Pesa receipt to ask about yet; for an STK push use \
@@ -200,6 +207,17 @@ pub fn status(env: &dyn Env, input: &Input) -> Result<Value> {
         body,
         &sent,
     )
+}
+
+/// The receipt of the payment reversal `txn` reverses, if known.
+fn reversed_receipt(env: &dyn Env, txn: &Txn) -> Result<Option<String>> {
+    Ok(txn
+        .original_transaction_id
+        .as_deref()
+        .map(|id| transactions::find(env.db(), id))
+        .transpose()?
+        .flatten()
+        .and_then(|original| original.receipt))
 }
 
 /// `mpesa.balance.get`.
@@ -262,7 +280,7 @@ pub fn on_result(
     let mut found = None;
     for (column, value) in envelope.ids() {
         let table = db.query(
-            &format!("SELECT id, status, transaction_id FROM mpesa_requests WHERE kind = ?1 AND {column} = ?2 LIMIT 1"),
+            &format!("SELECT id, status, transaction_id, receipt FROM mpesa_requests WHERE kind = ?1 AND {column} = ?2 LIMIT 1"),
             &[Sql::from(kind), Sql::from(value)],
         )?;
         if let Some(row) = table.first() {
@@ -270,11 +288,12 @@ pub fn on_result(
                 row.req_text("id")?.to_owned(),
                 row.req_text("status")?.to_owned(),
                 row.text("transaction_id").map(str::to_owned),
+                row.text("receipt").map(str::to_owned),
             ));
             break;
         }
     }
-    let (id, status, transaction_id) =
+    let (id, status, transaction_id, asked_receipt) =
         found.ok_or_else(|| retry(format!("No {kind} query matches this result (yet).")))?;
     if status != "pending" {
         return Ok(
@@ -308,9 +327,6 @@ pub fn on_result(
     let mut settled = false;
     if kind == "status"
         && new_status == "completed"
-        && envelope
-            .param_text("TransactionStatus")
-            .is_some_and(|s| s.eq_ignore_ascii_case("completed"))
         && let Some(txn) = transaction_id
             .as_deref()
             .map(|t| transactions::find(db, t))
@@ -319,27 +335,48 @@ pub fn on_result(
         && (txn.kind == "b2c" || txn.kind == "reversal")
         && txn.is_pending()
     {
-        let receipt = envelope
-            .param_text("ReceiptNo")
-            .or_else(|| envelope.transaction_id.clone());
-        if txn.kind == "reversal"
-            && let Some(original) = txn.original_transaction_id.as_deref()
-        {
-            // Before settling, so the reversal's event follows the original's change.
-            transactions::mark_reversed(db, original, &txn.id, received_at)?;
+        let state = envelope.param_text("TransactionStatus").unwrap_or_default();
+        // A reversal asked about by the payment it reverses (its own answer
+        // was lost): that payment's state tells, and its receipt is not the
+        // reversal's.
+        let by_payment = txn.kind == "reversal"
+            && asked_receipt.is_some()
+            && asked_receipt == reversed_receipt(env, &txn)?;
+        let (done, receipt, desc) = if by_payment {
+            (
+                state.eq_ignore_ascii_case("reversed"),
+                None,
+                "Reversed, according to a transaction-status query of the payment it reverses.",
+            )
+        } else {
+            (
+                state.eq_ignore_ascii_case("completed"),
+                envelope
+                    .param_text("ReceiptNo")
+                    .or_else(|| envelope.transaction_id.clone()),
+                "Completed, according to a transaction-status query.",
+            )
+        };
+        if done {
+            if txn.kind == "reversal"
+                && let Some(original) = txn.original_transaction_id.as_deref()
+            {
+                // Before settling, so the reversal's event follows the original's change.
+                transactions::mark_reversed(db, original, &txn.id, received_at)?;
+            }
+            settled = settle(
+                env,
+                &txn,
+                &Outcome {
+                    status: "completed",
+                    result_code: Some("0"),
+                    result_desc: Some(desc),
+                    receipt: receipt.as_deref(),
+                    at_ms: received_at,
+                    ..Outcome::default()
+                },
+            )?;
         }
-        settled = settle(
-            env,
-            &txn,
-            &Outcome {
-                status: "completed",
-                result_code: Some("0"),
-                result_desc: Some("Completed, according to a transaction-status query."),
-                receipt: receipt.as_deref(),
-                at_ms: received_at,
-                ..Outcome::default()
-            },
-        )?;
     }
     Ok(
         json!({ "applied": true, "request_id": id, "status": new_status, "settled_transaction": settled }),

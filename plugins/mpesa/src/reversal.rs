@@ -1,4 +1,4 @@
-//! Reversals of completed payments: the request to Daraja and its result, which marks the original `reversed`.
+//! Reversals of completed payments: the request to Daraja — two-phase: the reversal and its idempotency key are committed before it is sent, and its result URLs name it — and its result, which marks the original `reversed`.
 
 use malipo_plugin_sdk::{Error, Input, Result, Sql};
 use serde_json::{Map, Value, json};
@@ -6,10 +6,22 @@ use serde_json::{Map, Value, json};
 use crate::callbacks::{ResultEnvelope, find_transaction, ignored};
 use crate::credentials::Credentials;
 use crate::daraja::Daraja;
-use crate::env::{Env, retry, upstream};
+use crate::env::{Env, retry};
 use crate::idempotency::Keyed;
-use crate::transactions::{self, NewTxn, Outcome, Txn, settle};
+use crate::intents::UNANSWERED_MS;
+use crate::submission::{self, SUBMITTING, Sent};
+use crate::transactions::{self, NewTxn, Outcome, RECONCILE_BATCH, Txn, settle};
 use crate::validate;
+
+/// Where reversals are sent.
+const PATH: &str = "/mpesa/reversal/v1/request";
+
+/// The remarks of a transaction-status query about a reversal.
+pub const ASK_REMARKS: &str = "Unconfirmed reversal";
+
+/// Why reconciliation failed a reversal.
+const UNANSWERED_DESC: &str = "The reversal was sent but Daraja's answer was lost and no result came \
+     within 10 minutes: it was never confirmed, and it is not sent again.";
 
 /// Kinds of transaction that can be reversed: money the tenant received.
 const REVERSIBLE: &[&str] = &["stk", "c2b"];
@@ -46,6 +58,12 @@ pub fn named_transaction(env: &dyn Env, input: &Input) -> Result<Txn> {
 }
 
 /// `mpesa.reversals.create`: asks Daraja to reverse (part of) a completed payment.
+///
+/// Two-phase: the reversal (`pending`, `submitting`) and the idempotency
+/// key are written first — the host commits them before the request
+/// leaves — and Daraja's answer is recorded after. Its ResultURL and
+/// QueueTimeOutURL end in the reversal's id, so its result settles it even
+/// if that answer is lost.
 pub fn create(env: &dyn Env, input: &Input) -> Result<Value> {
     let (db, ctx) = (env.db(), env.ctx());
     let original = named_transaction(env, input)?;
@@ -53,6 +71,31 @@ pub fn create(env: &dyn Env, input: &Input) -> Result<Value> {
         return Err(Error::validation(
             "Only payments received (STK push or C2B) can be reversed.",
         ));
+    }
+    let amount = match input.get("amount") {
+        None => original.amount,
+        value => validate::amount_field(value, "amount", 1, original.amount)?,
+    };
+    let remarks = validate::text_field(input, "remarks", 2, 100)?;
+    let request = json!({ "original": original.id, "amount": amount, "remarks": remarks });
+    let keyed = Keyed::new(
+        "mpesa.reversals.create",
+        validate::idempotency_key(input)?,
+        &request,
+    );
+    // Before the payment's state is checked: the reversal a key made may
+    // have reversed it since.
+    if let Some(keyed) = &keyed {
+        if let Some(answer) = keyed.replay(db)? {
+            return Ok(answer);
+        }
+        // A call with this key began and its answer was not recorded (the
+        // server stopped while Daraja held it): the reversal may have
+        // reached Daraja. It is never sent again; the caller gets it as it
+        // stands (pending until its result or reconciliation settles it).
+        if let Some(id) = keyed.begun(db)? {
+            return resume(env, &id);
+        }
     }
     match original.status.as_str() {
         "completed" => {}
@@ -66,34 +109,13 @@ pub fn create(env: &dyn Env, input: &Input) -> Result<Value> {
     let receipt = original.receipt.clone().ok_or_else(|| {
         Error::conflict("The payment's M-Pesa receipt is not known yet, so it cannot be reversed.")
     })?;
-    let amount = match input.get("amount") {
-        None => original.amount,
-        value => validate::amount_field(value, "amount", 1, original.amount)?,
-    };
-    let remarks = validate::text_field(input, "remarks", 2, 100)?;
-    let request = json!({ "original": original.id, "amount": amount, "remarks": remarks });
-    let keyed = Keyed::new(
-        "mpesa.reversals.create",
-        validate::idempotency_key(input)?,
-        &request,
-    );
-    if let Some(keyed) = &keyed
-        && let Some(answer) = keyed.replay(db)?
-    {
-        return Ok(answer);
-    }
-    if db.exists(
-        "SELECT 1 FROM mpesa_transactions WHERE kind = 'reversal' AND original_transaction_id = ?1 \
-         AND status IN ('pending', 'completed')",
-        &[Sql::from(original.id.as_str())],
-    )? {
-        return Err(Error::conflict(
-            "A reversal of this payment is already under way.",
-        ));
-    }
     let credentials = Credentials::load(env)?;
     let daraja = Daraja::new(env, &credentials);
-    let mut body: Map<String, Value> = daraja.initiator_fields("reversal")?;
+    // Settle the prerequisites before recording anything: a failure here
+    // reverses nothing.
+    let id = malipo_plugin_sdk::id::uuid_v4()?;
+    let mut body: Map<String, Value> = daraja.initiator_fields_for("reversal", Some(&id))?;
+    daraja.token()?;
     body.insert(
         "Initiator".into(),
         json!(credentials.settings.initiator_name),
@@ -108,23 +130,21 @@ pub fn create(env: &dyn Env, input: &Input) -> Result<Value> {
     body.insert("RecieverIdentifierType".into(), json!("11"));
     body.insert("Remarks".into(), json!(remarks));
     body.insert("Occasion".into(), json!(original.id));
-    let ack = daraja
-        .post("/mpesa/reversal/v1/request", &Value::Object(body))?
-        .into_accepted("reversal")?;
-    let text = |name: &str| {
-        ack.get(name)
-            .and_then(Value::as_str)
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-    };
-    let (originator, conversation) = (text("OriginatorConversationID"), text("ConversationID"));
-    if originator.is_none() && conversation.is_none() {
-        return Err(upstream(
-            "Daraja accepted the reversal but sent no conversation id.",
+    // Checked after the prerequisites (which may talk to Daraja, and so
+    // commit), in the same transaction as the reversal it allows: one at a
+    // time — a reversal sent and not answered is under way too.
+    if db.exists(
+        "SELECT 1 FROM mpesa_transactions WHERE kind = 'reversal' AND original_transaction_id = ?1 \
+         AND status IN ('pending', 'completed')",
+        &[Sql::from(original.id.as_str())],
+    )? {
+        return Err(Error::conflict(
+            "A reversal of this payment is already under way.",
         ));
     }
-    let id = malipo_plugin_sdk::id::uuid_v4()?;
-    let txn = transactions::insert(
+    // Phase one: the reversal and the key; the host commits them before
+    // the request leaves.
+    transactions::insert(
         db,
         ctx,
         &NewTxn {
@@ -134,31 +154,118 @@ pub fn create(env: &dyn Env, input: &Input) -> Result<Value> {
             store_id: original.store_id.as_deref(),
             phone_number: original.phone_number.as_deref(),
             amount,
-            originator_conversation_id: originator,
-            conversation_id: conversation,
             original_transaction_id: Some(&original.id),
             command_id: Some("TransactionReversal"),
             remarks: Some(remarks),
             ..NewTxn::default()
         },
     )?;
-    let answer = json!({ "transaction": txn.to_json() });
+    submission::mark(db, &id, Some(SUBMITTING))?;
     if let Some(keyed) = &keyed {
+        keyed.begin(db, ctx, &id)?;
+    }
+    // Phase two: the answer — its ids, a refusal (failed), or none (still
+    // pending and submitting).
+    let sent = submission::send(env, &daraja, &id, PATH, &Value::Object(body), "Reversal")?;
+    let txn = transactions::find(db, &id)?.ok_or_else(|| Error::internal("a reversal vanished"))?;
+    let answer = json!({ "transaction": txn.to_json() });
+    // Unanswered, the key stays begun: a retry answers the reversal as it
+    // then stands.
+    if let Some(keyed) = &keyed
+        && sent != Sent::Unanswered
+    {
         keyed.remember(db, ctx, &answer)?;
     }
     Ok(answer)
 }
 
-/// Applies a reversal result (or queue timeout) callback.
+/// A retry with the key of a reversal whose answer was never recorded: that
+/// reversal as it stands.
+fn resume(env: &dyn Env, id: &str) -> Result<Value> {
+    let txn = transactions::find(env.db(), id)?
+        .filter(|t| t.kind == "reversal")
+        .ok_or_else(|| {
+            Error::conflict(format!(
+                "An earlier reversal with this Idempotency-Key ({id}) was sent to Daraja and its answer \
+                 was not recorded; it is not sent again. Use a new key for a new reversal."
+            ))
+        })?;
+    Ok(json!({ "transaction": txn.to_json() }))
+}
+
+/// The reversal a result posted to `reversal/<result|timeout>/<id>` names,
+/// when no reversal has the result's conversation ids: one whose answer was
+/// lost (or is not recorded yet) learns them now. `None` if the reference
+/// names no reversal, or one Daraja gave other ids.
+fn named_by(
+    env: &dyn Env,
+    reference: Option<&str>,
+    envelope: &ResultEnvelope,
+) -> Result<Option<Txn>> {
+    let db = env.db();
+    let Some(txn) = reference
+        .map(|id| transactions::find(db, id))
+        .transpose()?
+        .flatten()
+        .filter(|t| t.kind == "reversal")
+    else {
+        return Ok(None);
+    };
+    let known = |column: &str| txn.json.get(column).is_some_and(|v| !v.is_null());
+    if known("originator_conversation_id") || known("conversation_id") {
+        return Ok(None);
+    }
+    db.execute(
+        "UPDATE mpesa_transactions SET originator_conversation_id = ?1, conversation_id = ?2, \
+         submission = NULL WHERE id = ?3",
+        &[
+            Sql::from(envelope.originator_conversation_id.as_deref()),
+            Sql::from(envelope.conversation_id.as_deref()),
+            Sql::from(txn.id.as_str()),
+        ],
+    )?;
+    transactions::find(db, &txn.id)
+}
+
+/// Reconciliation: every reversal whose answer was lost (no conversation id
+/// of its own), with no result within [`UNANSWERED_MS`] and about which
+/// Daraja was asked without that settling it, fails (it was never
+/// confirmed; it is not sent again). Answers the reversals it failed.
+pub fn fail_unanswered(env: &dyn Env) -> Result<Vec<Txn>> {
+    let unanswered = transactions::select(
+        env.db(),
+        &format!(
+            "WHERE kind = 'reversal' AND status = 'pending' AND originator_conversation_id IS NULL \
+             AND conversation_id IS NULL AND created_ms <= ?1 \
+             AND EXISTS (SELECT 1 FROM mpesa_requests r WHERE r.transaction_id = mpesa_transactions.id) \
+             ORDER BY created_ms, id LIMIT {RECONCILE_BATCH}"
+        ),
+        &[Sql::Integer(transactions::created_before(
+            env,
+            UNANSWERED_MS,
+        ))],
+    )?;
+    transactions::fail_unconfirmed(env, unanswered, UNANSWERED_DESC, "reversal")
+}
+
+/// Applies a reversal result (or queue timeout) callback, posted to a URL
+/// that ends in `reference` (the reversal's id) for reversals sent since
+/// their result URLs name them.
 pub fn on_result(
     env: &dyn Env,
     envelope: &ResultEnvelope,
+    reference: Option<&str>,
     raw: &str,
     received_at: u64,
     timeout: bool,
 ) -> Result<Value> {
-    let txn = find_transaction(env, "reversal", envelope)?
-        .ok_or_else(|| retry("No reversal matches this result (yet)."))?;
+    // By its conversation ids; else (its answer was lost, or is not
+    // recorded yet) by the reversal its URL names.
+    let txn = match find_transaction(env, "reversal", envelope)? {
+        Some(txn) => txn,
+        None => named_by(env, reference, envelope)?
+            .ok_or_else(|| retry("No reversal matches this result (yet)."))?,
+    };
     if !txn.is_pending() {
         return Ok(ignored(&txn, "the reversal is already final"));
     }

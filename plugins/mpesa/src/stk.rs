@@ -8,16 +8,14 @@ use crate::credentials::Credentials;
 use crate::daraja::{Daraja, amount_value, code_text};
 use crate::env::{Env, codes, retry, upstream};
 use crate::idempotency::Keyed;
-use crate::intents;
-use crate::transactions::{self, NewTxn, Outcome, Txn, settle, status_for_code};
+use crate::transactions::{self, NewTxn, Outcome, RECONCILE_BATCH, Txn, settle, status_for_code};
 use crate::validate;
+use crate::{b2c, intents, reversal, submission};
 
 /// A pending STK payment with no final answer after this long times out.
 pub const GIVE_UP_MS: i64 = DAY_MS;
 /// A pending payout or reversal is asked about again after this long.
 const ASK_AGAIN_MS: i64 = 10 * 60 * 1000;
-/// Pending payments one reconciliation run queries at most.
-const RECONCILE_BATCH: usize = 100;
 
 /// `AccountReference` when neither the request nor the organization's
 /// `payments.account_reference` setting gives one (the host's default in
@@ -340,7 +338,10 @@ pub fn reconcile(env: &dyn Env, input: &Input) -> Result<Value> {
     // Pushes whose answer was lost and whose callback never came: nothing
     // to ask Daraja about (no CheckoutRequestID), so past their time they
     // fail — they are never sent again.
-    let unanswered = intents::fail_unanswered(env)?;
+    let mut unanswered = intents::fail_unanswered(env)?;
+    // Reversals whose answer was lost and whose result did not come likewise
+    // (before the asking below, which they have had).
+    unanswered.extend(reversal::fail_unanswered(env)?);
     for txn in &unanswered {
         let slot = counts.entry(txn.status.clone()).or_insert(json!(0));
         *slot = json!(slot.as_u64().unwrap_or(0) + 1);
@@ -398,7 +399,12 @@ pub fn reconcile(env: &dyn Env, input: &Input) -> Result<Value> {
             &[Sql::Integer(cutoff), Sql::Integer(recent)],
         )?;
         for txn in &stale {
-            if crate::b2c::ask(env, &txn.id)? {
+            let remarks = if txn.kind == "reversal" {
+                reversal::ASK_REMARKS
+            } else {
+                b2c::ASK_REMARKS
+            };
+            if submission::ask(env, &txn.id, remarks)? {
                 asked += 1;
             } else if errors.len() < 20 {
                 errors.push(

@@ -21,6 +21,8 @@ pub const STATUSES: &[&str] = &[
 ];
 /// Statuses a transaction leaves `pending` for.
 pub const FINAL: &[&str] = &["completed", "failed", "cancelled", "timeout"];
+/// Transactions one reconciliation run asks about (or fails) at most, per kind of work.
+pub const RECONCILE_BATCH: usize = 100;
 
 /// Every stored column an answer shows (the raw callback only in `get`).
 const COLUMNS: &str = "id, kind, status, store_id, phone_number, amount, account_reference, description, \
@@ -242,6 +244,51 @@ pub fn settle(env: &dyn Env, txn: &Txn, outcome: &Outcome<'_>) -> Result<bool> {
         emit(env, &updated);
     }
     Ok(true)
+}
+
+/// The creation time (ms since the epoch) of a transaction that is
+/// `age_ms` old now: older ones were created at or before it.
+pub fn created_before(env: &dyn Env, age_ms: i64) -> i64 {
+    i64::try_from(env.ctx().now_ms)
+        .unwrap_or(i64::MAX)
+        .saturating_sub(age_ms)
+}
+
+/// Reconciliation: fails each of `candidates` still pending — sent, but
+/// Daraja's answer was lost and no result came in time, so it was never
+/// confirmed; it is not sent again — with `desc` as the reason, and logs
+/// a warning naming `what`. Answers those it failed, as they now stand.
+pub fn fail_unconfirmed(
+    env: &dyn Env,
+    candidates: Vec<Txn>,
+    desc: &str,
+    what: &str,
+) -> Result<Vec<Txn>> {
+    let mut failed: Vec<Txn> = Vec::new();
+    for txn in candidates {
+        if failed.iter().any(|t| t.id == txn.id) {
+            continue;
+        }
+        let changed = settle(
+            env,
+            &txn,
+            &Outcome {
+                status: "failed",
+                result_desc: Some(desc),
+                note: Some("failed by reconciliation: never confirmed, not sent again"),
+                at_ms: env.ctx().now_ms,
+                ..Outcome::default()
+            },
+        )?;
+        if changed {
+            env.warn(&format!(
+                "reconcile: {what} {} was never confirmed by Daraja; failed",
+                txn.id
+            ));
+            failed.push(find(env.db(), &txn.id)?.unwrap_or(txn));
+        }
+    }
+    Ok(failed)
 }
 
 /// Marks a completed payment reversed (by the reversal `reversal_id`).

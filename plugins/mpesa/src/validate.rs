@@ -196,6 +196,18 @@ pub fn is_receipt(text: &str) -> bool {
         && text.bytes().any(|b| b.is_ascii_uppercase())
 }
 
+/// Whether `text` is a UUID as this plugin writes them (hyphenated, 36 characters).
+pub fn is_uuid(text: &str) -> bool {
+    text.len() == 36
+        && text.char_indices().all(|(i, c)| {
+            if matches!(i, 8 | 13 | 18 | 23) {
+                c == '-'
+            } else {
+                c.is_ascii_hexdigit()
+            }
+        })
+}
+
 /// A required id-like string field.
 pub fn req_id<'a>(input: &'a Input, field: &str) -> Result<&'a str> {
     opt_id(input, field)?.ok_or_else(|| Error::validation(format!("`{field}` is required.")))

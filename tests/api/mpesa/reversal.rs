@@ -1,5 +1,5 @@
 //! Reversals: partial, once, never beyond the amount, never of a failed or
-//! pending payment.
+//! pending payment; one Daraja refuses is failed and blocks no other.
 
 use super::*;
 use crate::helpers::code;
@@ -113,4 +113,51 @@ async fn a_completed_payment_can_be_reversed_once_and_only_within_its_amount() {
         1,
         "only one reversal reached Daraja"
     );
+}
+
+#[tokio::test]
+async fn a_reversal_daraja_refuses_is_failed_and_does_not_block_another() {
+    let app = spawn().await;
+    let owner = app.register("Mpesa Reversal Refused").await;
+    configure(&app, &owner, credentials()).await;
+    let paid = completed_payment(&app, &owner.auth(), 100).await;
+    let paid_id = paid["id"].as_str().expect("id");
+    let refund = json!({"transaction_id": paid_id, "remarks": "Refund"});
+
+    // Daraja refuses the request (HTTP 500, not processed). The reversal
+    // was recorded before it was sent; the refusal fails it, with Daraja's
+    // words, and the payment stays as it was.
+    set_faults(&app, json!({"http_500_burst": 1})).await;
+    let (status, answer) = app
+        .post("/api/v1/mpesa/reversals", &owner.auth(), refund.clone())
+        .await;
+    set_faults(&app, json!({})).await;
+    assert_eq!(status, 201, "{answer}");
+    let refused = &answer["transaction"];
+    assert_eq!(refused["kind"], "reversal", "{answer}");
+    assert_eq!(refused["status"], "failed", "{answer}");
+    assert_eq!(refused["result_code"], "500.001.1001", "{answer}");
+    assert_eq!(
+        get_txn(&app, &owner.auth(), paid_id).await["status"],
+        "completed"
+    );
+
+    // Nothing is under way, so another reversal goes out and completes.
+    let (status, answer) = app
+        .post("/api/v1/mpesa/reversals", &owner.auth(), refund)
+        .await;
+    assert_eq!(status, 201, "{answer}");
+    assert_eq!(answer["transaction"]["status"], "pending", "{answer}");
+    let done = wait_final(
+        &app,
+        &owner.auth(),
+        answer["transaction"]["id"].as_str().expect("id"),
+    )
+    .await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(
+        get_txn(&app, &owner.auth(), paid_id).await["status"],
+        "reversed"
+    );
+    assert_eq!(emu_requests_to(&app, REVERSAL_PATH).await.len(), 2);
 }
