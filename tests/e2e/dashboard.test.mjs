@@ -127,6 +127,30 @@ test("an STK payment turns completed without reloading", async () => {
   await page.close();
 });
 
+test("a completed payment is reversed from its page and turns reversed", async () => {
+  const paid = await call("POST", "/mpesa/stk-push", { token: shop.token, body: { phone_number: "0712000555", amount: 40 }, headers: { "Idempotency-Key": "e2e-reverse-1" } });
+  assert.equal(paid.status, 201, JSON.stringify(paid.body));
+  const id = paid.body.transaction.id;
+  const state = async (txn) => (await call("GET", "/mpesa/transactions/" + txn, { token: shop.token })).body.transaction;
+  for (let i = 0; i < 100 && (await state(id)).status !== "completed"; i++) await new Promise((r) => setTimeout(r, 200));
+  const page = await freshPage();
+  await signIn(page, shop);
+  await go(page, "#/transactions/" + id);
+  await page.getByLabel("Reason for the reversal").fill("Customer returned the goods");
+  await page.getByRole("button", { name: "Reverse this payment" }).click();
+  await page.getByRole("link", { name: "Follow the reversal" }).click();
+  await page.waitForFunction((original) => location.hash.startsWith("#/transactions/") && !location.hash.endsWith(original), id);
+  const reversalId = await page.evaluate(() => decodeURIComponent(location.hash.split("/")[2]));
+  const reversal = await state(reversalId);
+  assert.equal(reversal.kind, "reversal", JSON.stringify(reversal));
+  assert.equal(reversal.original_transaction_id, id);
+  for (let i = 0; i < 100 && (await state(id)).status !== "reversed"; i++) await new Promise((r) => setTimeout(r, 200));
+  assert.equal((await state(id)).status, "reversed");
+  await go(page, "#/transactions/" + id);
+  await page.locator("main .status.reversed").first().waitFor();
+  await page.close();
+});
+
 test("a payout CSV is previewed, sent and paid; an assistant's payout is approved in the queue", async () => {
   const page = await freshPage();
   await signIn(page, shop);

@@ -210,9 +210,19 @@ async function transactionDetail(id, { onCleanup }) {
     }
     if (x.status === "completed" && x.receipt && x.kind !== "reversal" && can("payments.reverse")) {
       const rev = h("form", { class: "stack" }, field(t("tx.reverse.remarks"), "remarks", { required: true, minlength: 2 }), h("button", { type: "submit", class: "danger" }, t("tx.reverse")));
+      // One key for this form: sending it again (after a lost answer)
+      // answers the same reversal instead of reversing twice.
+      const key = newKey();
       onSubmit(rev, async (v) => {
-        await api("POST", "/mpesa/reversals", { body: { transaction_id: x.id, remarks: v.remarks }, headers: { "Idempotency-Key": newKey() } });
-        rev.replaceChildren(banner("ok", t("tx.reverse.sent")));
+        const r = await api("POST", "/mpesa/reversals", { body: { transaction_id: x.id, remarks: v.remarks }, headers: { "Idempotency-Key": key } });
+        const made = (r && r.transaction) || {};
+        if (made.status === "failed") {
+          rev.replaceChildren(banner("error", t("tx.reverse.refused", { why: made.result_desc || made.result_code || "" })));
+        } else if (r && r.approval_id) {
+          rev.replaceChildren(banner("ok", t("tx.reverse.approval")));
+        } else {
+          rev.replaceChildren(banner("ok", t("tx.reverse.sent")), made.id ? h("p", {}, h("a", { href: "#/transactions/" + made.id }, t("tx.reverse.follow"))) : null);
+        }
       });
       parts.push(h("h2", {}, t("tx.reverse")), rev);
     }
