@@ -9,6 +9,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::helpers::{Auth, Options, Session, TestApp, code};
+use crate::mpesa::push_in_store;
 
 /// One event as the stream framed it.
 #[derive(Debug, Clone)]
@@ -121,25 +122,6 @@ fn parse(frame: &str) -> Option<Sent> {
 
 const SOON: Duration = Duration::from_secs(20);
 
-async fn pay(app: &TestApp, who: &Session, store: &str, amount: i64) -> String {
-    let (status, body) = app
-        .call_with(
-            Method::POST,
-            "/api/v1/mpesa/stk-push",
-            &who.auth(),
-            Some(json!({"phone_number": "254712345678", "amount": amount,
-                        "account_reference": "INV-1", "description": "Order"})),
-            &[("X-Store-ID", store)],
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
-    body["transaction"]["id"]
-        .as_str()
-        .or_else(|| body["id"].as_str())
-        .expect("transaction id")
-        .to_string()
-}
-
 /// Waits until the transaction is no longer pending.
 async fn settled(app: &TestApp, who: &Session, transaction: &str) {
     for _ in 0..200 {
@@ -188,7 +170,7 @@ async fn a_tenants_own_payment_arrives_and_never_on_another_tenants_stream() {
     let mut alpha_stream = Stream::open(&app, &alpha.auth(), None).await;
     let mut beta_stream = Stream::open(&app, &beta.auth(), None).await;
 
-    let paid = pay(&app, &alpha, &alpha_store, 150).await;
+    let paid = push_in_store(&app, &alpha, &alpha_store, 150).await;
     let seen = alpha_stream.until(SOON, completes(&paid)).await;
     let last = seen.last().expect("an event");
     assert_eq!(last.data["data"]["amount"], 150, "{last:?}");
@@ -196,7 +178,7 @@ async fn a_tenants_own_payment_arrives_and_never_on_another_tenants_stream() {
     assert_eq!(last.data["id"], last.id, "{last:?}");
 
     // Beta's stream works, and what it hears is Beta's own payment only.
-    let theirs = pay(&app, &beta, &beta_store, 70).await;
+    let theirs = push_in_store(&app, &beta, &beta_store, 70).await;
     let heard = beta_stream.until(SOON, completes(&theirs)).await;
     assert!(!mentions(&heard, &paid), "{heard:?}");
     assert!(
@@ -238,9 +220,9 @@ async fn a_store_limited_member_hears_only_their_stores_events() {
 
     let mut owners = Stream::open(&app, &owner.auth(), None).await;
     let mut cashiers = Stream::open(&app, &cashier.auth(), None).await;
-    let elsewhere = pay(&app, &owner, &second, 22).await;
+    let elsewhere = push_in_store(&app, &owner, &second, 22).await;
     owners.until(SOON, completes(&elsewhere)).await;
-    let here = pay(&app, &owner, &first, 11).await;
+    let here = push_in_store(&app, &owner, &first, 11).await;
     let heard = cashiers.until(SOON, completes(&here)).await;
     assert!(
         !mentions(&heard, &elsewhere),
@@ -282,13 +264,13 @@ async fn last_event_id_resumes_after_a_gap() {
     let app = TestApp::spawn_with(Options::daraja_sim()).await;
     let (owner, store) = shop(&app, "Resume Shop").await;
     let mut stream = Stream::open(&app, &owner.auth(), None).await;
-    let first = pay(&app, &owner, &store, 10).await;
+    let first = push_in_store(&app, &owner, &store, 10).await;
     let seen = stream.until(SOON, completes(&first)).await;
     let last_id = seen.last().expect("an event").id;
     drop(stream);
 
     // Paid while nobody listened.
-    let missed = pay(&app, &owner, &store, 20).await;
+    let missed = push_in_store(&app, &owner, &store, 20).await;
     settled(&app, &owner, &missed).await;
 
     // Resuming gets the missed payment, not the one already seen.

@@ -489,6 +489,27 @@ fn callback_path(callback: &daraja_sim::CallbackRecord) -> String {
         .expect("a callback URL")
 }
 
+/// The emulator's first callback of `kind` (sent to a server that is gone),
+/// posted again to the one now running at the same path; answers the path
+/// and the record.
+async fn redeliver(
+    sim: &daraja_sim::Running,
+    app: &TestApp,
+    kind: daraja_sim::CallbackKind,
+) -> (String, daraja_sim::CallbackRecord) {
+    sim.handle().flush_callbacks().await;
+    let callback = sim
+        .handle()
+        .callbacks()
+        .into_iter()
+        .find(|c| c.kind == kind)
+        .expect("the emulator called back");
+    let path = callback_path(&callback);
+    let (delivered, _) = mpesa::post_callback(app, &path, &callback.raw_body).await;
+    assert_eq!(delivered, 200, "{path}");
+    (path, callback)
+}
+
 async fn transaction(app: &TestApp, owner: &Session, id: &str) -> Value {
     let (status, body) = app
         .get(&format!("/api/v1/mpesa/transactions/{id}"), &owner.auth())
@@ -518,17 +539,8 @@ async fn an_stk_push_whose_answer_was_lost_is_answered_on_retry_and_settled_by_i
     // Daraja calls back at the URL the push gave, which names the push's
     // intent. The first server is gone; the public URL now reaches the new
     // one (here: the same path on the new address).
-    sim.handle().flush_callbacks().await;
-    let callback = sim
-        .handle()
-        .callbacks()
-        .into_iter()
-        .find(|c| c.kind == daraja_sim::CallbackKind::Stk)
-        .expect("the emulator called back");
-    let path = callback_path(&callback);
+    let (path, callback) = redeliver(&sim, &app, daraja_sim::CallbackKind::Stk).await;
     assert!(path.ends_with(&format!("/stk/{id}")), "{path}");
-    let (delivered, _) = mpesa::post_callback(&app, &path, &callback.raw_body).await;
-    assert_eq!(delivered, 200);
 
     let done = settled(&app, &owner, &id).await;
     assert_eq!(done["status"], "completed", "{done}");
@@ -780,17 +792,8 @@ async fn a_reversal_killed_while_daraja_holds_its_answer_is_answered_on_retry_an
 
     // Daraja posts the result to the ResultURL the request gave, which names
     // the reversal; it settles the reversal and the payment it reversed.
-    sim.handle().flush_callbacks().await;
-    let result = sim
-        .handle()
-        .callbacks()
-        .into_iter()
-        .find(|c| c.kind == daraja_sim::CallbackKind::Result)
-        .expect("the emulator posted the reversal's result");
-    let path = callback_path(&result);
+    let (path, result) = redeliver(&sim, &app, daraja_sim::CallbackKind::Result).await;
     assert!(path.ends_with(&format!("/reversal/result/{id}")), "{path}");
-    let (delivered, _) = mpesa::post_callback(&app, &path, &result.raw_body).await;
-    assert_eq!(delivered, 200);
     let done = settled(&app, &owner, &id).await;
     assert_eq!(done["status"], "completed", "{done}");
     assert!(done["receipt"].as_str().is_some(), "{done}");

@@ -12,6 +12,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::helpers::{Auth, Options, Session, TestApp};
+use crate::mpesa::push_in_store;
 
 /// A tenant with two stores, a payment (and its notification, webhook
 /// delivery and audit row) in each, an approval in each, and a cashier
@@ -44,25 +45,6 @@ async fn ok(app: &TestApp, method: Method, path: &str, auth: &Auth, body: Option
     let (status, answer) = app.call(method, path, auth, body).await;
     assert!((200..300).contains(&status), "{path}: {status} {answer}");
     answer
-}
-
-async fn pay(app: &TestApp, owner: &Session, store: &str, amount: i64) -> String {
-    let (status, body) = app
-        .call_with(
-            Method::POST,
-            "/api/v1/mpesa/stk-push",
-            &owner.auth(),
-            Some(json!({"phone_number": "254712345678", "amount": amount,
-                        "account_reference": "INV-1", "description": "Order"})),
-            &[("X-Store-ID", store)],
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
-    body["transaction"]["id"]
-        .as_str()
-        .or_else(|| body["id"].as_str())
-        .expect("transaction id")
-        .to_string()
 }
 
 async fn wait_for<F: Fn(&Value) -> bool>(app: &TestApp, path: &str, auth: &Auth, done: F) -> Value {
@@ -145,8 +127,8 @@ async fn world() -> World {
     )
     .await;
     let payments = [
-        pay(&app, &owner, &first, 11).await,
-        pay(&app, &owner, &second, 22).await,
+        push_in_store(&app, &owner, &first, 11).await,
+        push_in_store(&app, &owner, &second, 22).await,
     ];
     // Both payments settle, notify, and queue their webhook messages.
     wait_for(&app, "/api/v1/notifications", &owner.auth(), |body| {

@@ -500,3 +500,27 @@ pub(crate) fn assert_settled_by_query(txn: &Value) {
         "no callback, so no receipt: {txn}"
     );
 }
+
+/// An STK push made in one store (`X-Store-ID`); answers the payment's id.
+pub(crate) async fn push_in_store(
+    app: &TestApp,
+    who: &Session,
+    store: &str,
+    amount: i64,
+) -> String {
+    let (status, body) = app
+        .call_with(
+            Method::POST,
+            "/api/v1/mpesa/stk-push",
+            &who.auth(),
+            Some(json!({"phone_number": "254712345678", "amount": amount,
+                        "account_reference": "INV-1", "description": "Order"})),
+            &[("X-Store-ID", store)],
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    body["transaction"]["id"]
+        .as_str()
+        .expect("transaction id")
+        .to_string()
+}
