@@ -700,6 +700,22 @@ async fn a_reversal_whose_result_was_lost_is_settled_by_reconciliations_status_a
 // ---------------------------------------------------------------------------
 // A reversal whose Daraja answer was lost
 
+/// A retry with the same key answers the reversal `id` as it stands
+/// (`status`), and Daraja still registered one reversal.
+async fn retry_answers_the_reversal(
+    sim: &daraja_sim::Running,
+    app: &TestApp,
+    owner: &Session,
+    (paid_id, key): (&str, &str),
+    (id, status): (&str, &str),
+) {
+    let (code, again) = reverse_keyed(app, owner, paid_id, key).await;
+    assert_eq!(code, 201, "{again}");
+    assert_eq!(again["transaction"]["id"], id, "{again}");
+    assert_eq!(again["transaction"]["status"], status, "{again}");
+    assert_eq!(registered(sim, "reversal"), 1, "never sent again");
+}
+
 /// The reversal every lost-answer test asks for: all of the payment.
 fn refund(paid_id: &str) -> Value {
     json!({"transaction_id": paid_id, "remarks": "Refund"})
@@ -806,11 +822,14 @@ async fn a_reversal_killed_while_daraja_holds_its_answer_is_answered_on_retry_an
     assert_eq!(original["status"], "reversed", "{original}");
 
     // The key answers the completed reversal; still one reversal at Daraja.
-    let (status, again) = reverse_keyed(&app, &owner, paid_id, "refund-77").await;
-    assert_eq!(status, 201, "{again}");
-    assert_eq!(again["transaction"]["id"], id.as_str(), "{again}");
-    assert_eq!(again["transaction"]["status"], "completed", "{again}");
-    assert_eq!(registered(&sim, "reversal"), 1, "never sent again");
+    retry_answers_the_reversal(
+        &sim,
+        &app,
+        &owner,
+        (paid_id, "refund-77"),
+        (&id, "completed"),
+    )
+    .await;
     drop(app);
     drop(temp);
 }
@@ -873,11 +892,14 @@ async fn a_reversal_whose_answer_and_result_were_lost_is_resolved_by_reconciliat
     assert_eq!(registered(&sim, "reversal"), 1, "never sent again");
 
     // The key answers the completed reversal.
-    let (status, again) = reverse_keyed(&app, &owner, paid_id, "refund-78").await;
-    assert_eq!(status, 201, "{again}");
-    assert_eq!(again["transaction"]["id"], id.as_str(), "{again}");
-    assert_eq!(again["transaction"]["status"], "completed", "{again}");
-    assert_eq!(registered(&sim, "reversal"), 1, "never sent again");
+    retry_answers_the_reversal(
+        &sim,
+        &app,
+        &owner,
+        (paid_id, "refund-78"),
+        (&id, "completed"),
+    )
+    .await;
     drop(app);
     drop(temp);
 }
@@ -926,11 +948,7 @@ async fn a_reversal_without_answer_or_result_fails_at_reconciliation_and_is_neve
     assert_eq!(registered(&sim, "reversal"), 1, "never sent again");
 
     // The key answers that failed reversal.
-    let (status, again) = reverse_keyed(&app, &owner, paid_id, "refund-79").await;
-    assert_eq!(status, 201, "{again}");
-    assert_eq!(again["transaction"]["id"], id.as_str(), "{again}");
-    assert_eq!(again["transaction"]["status"], "failed", "{again}");
-    assert_eq!(registered(&sim, "reversal"), 1, "never sent again");
+    retry_answers_the_reversal(&sim, &app, &owner, (paid_id, "refund-79"), (&id, "failed")).await;
     drop(app);
     drop(temp);
 }
