@@ -1,103 +1,15 @@
-//! Native test harness: the SDK `Db` over an in-memory SQLite with the plugin's migration, a fake host
-//! that records events, and a movable clock.
+//! Native test harness: the SDK's test database (an in-memory SQLite behind
+//! the host's rules) with the plugin's migration, a fake host that records
+//! events, and a movable clock.
 
 use std::cell::{Cell, RefCell};
 
-use malipo_plugin_sdk::{Context, Db, Error, Input, Result, Sql, Table};
-use rusqlite::types::Value as SqlValue;
+use malipo_plugin_sdk::testing::{SqliteDb, context};
+use malipo_plugin_sdk::{Context, Db, Error, Input, Result};
 use serde_json::Value;
 
 use crate::Host;
 use crate::period::{DAY_MS, days_from_civil};
-
-/// The SDK database over rusqlite.
-pub struct SqliteDb(pub rusqlite::Connection);
-
-fn to_sqlite(params: &[Sql]) -> Vec<SqlValue> {
-    params
-        .iter()
-        .map(|param| match param {
-            Sql::Null => SqlValue::Null,
-            Sql::Integer(i) => SqlValue::Integer(*i),
-            Sql::Real(r) => SqlValue::Real(*r),
-            Sql::Text(s) => SqlValue::Text(s.clone()),
-            Sql::Blob(b) => SqlValue::Blob(b.clone()),
-        })
-        .collect()
-}
-
-fn db_err(err: rusqlite::Error) -> Error {
-    Error::internal(format!("database error: {err}"))
-}
-
-impl Db for SqliteDb {
-    fn execute(&self, sql: &str, params: &[Sql]) -> Result<u64> {
-        check_sql(sql);
-        let n = self
-            .0
-            .execute(sql, rusqlite::params_from_iter(to_sqlite(params)))
-            .map_err(db_err)?;
-        Ok(u64::try_from(n).unwrap_or(0))
-    }
-
-    fn query(&self, sql: &str, params: &[Sql]) -> Result<Table> {
-        check_sql(sql);
-        let mut statement = self.0.prepare(sql).map_err(db_err)?;
-        let columns: Vec<String> = statement
-            .column_names()
-            .iter()
-            .map(|c| (*c).to_owned())
-            .collect();
-        let width = columns.len();
-        let rows = statement
-            .query_map(rusqlite::params_from_iter(to_sqlite(params)), |row| {
-                (0..width)
-                    .map(|i| {
-                        row.get::<_, SqlValue>(i).map(|value| match value {
-                            SqlValue::Null => Sql::Null,
-                            SqlValue::Integer(i) => Sql::Integer(i),
-                            SqlValue::Real(r) => Sql::Real(r),
-                            SqlValue::Text(s) => Sql::Text(s),
-                            SqlValue::Blob(b) => Sql::Blob(b),
-                        })
-                    })
-                    .collect::<rusqlite::Result<Vec<Sql>>>()
-            })
-            .map_err(db_err)?
-            .collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(db_err)?;
-        Ok(Table { columns, rows })
-    }
-}
-
-/// What the host refuses: other tables, PRAGMA, transactions, schema changes.
-fn check_sql(sql: &str) {
-    let upper = sql.to_uppercase();
-    for word in [
-        "PRAGMA",
-        "ATTACH",
-        "BEGIN",
-        "COMMIT",
-        "SAVEPOINT",
-        "CREATE ",
-        "DROP ",
-        "ALTER ",
-    ] {
-        assert!(!upper.contains(word), "the host would refuse: {sql}");
-    }
-    for keyword in ["FROM ", "INTO ", "UPDATE ", "JOIN "] {
-        for (index, _) in upper.match_indices(keyword) {
-            if upper[..index].ends_with("DO ") {
-                continue; // ON CONFLICT … DO UPDATE SET
-            }
-            let rest = sql[index + keyword.len()..].trim_start();
-            assert!(
-                rest.starts_with("billing_"),
-                "a table not owned by billing: {sql}"
-            );
-        }
-    }
-}
 
 /// A tenant with a movable clock.
 pub struct Harness {
@@ -133,11 +45,13 @@ pub fn date(year: i64, month: i64, day: i64) -> i64 {
 impl Harness {
     /// A fresh tenant at `now` with the test catalog.
     pub fn new(now: i64) -> Self {
-        let conn = rusqlite::Connection::open_in_memory().expect("in-memory SQLite");
-        conn.execute_batch(include_str!("../migrations/V1__init.sql"))
-            .expect("the migration applies");
+        let manifest = crate::manifest::manifest();
+        let db = SqliteDb::in_memory("billing", &manifest.read_tables).expect("in-memory SQLite");
+        for migration in manifest.migrations {
+            db.migrate(&migration.sql).expect("the migration applies");
+        }
         Self {
-            db: SqliteDb(conn),
+            db,
             catalog: Some(crate::plans::tests::CATALOG.to_owned()),
             now: Cell::new(now),
             events: RefCell::new(Vec::new()),
@@ -152,19 +66,21 @@ impl Harness {
         self.now.set(ms);
     }
 
-    /// Runs an operation as a user of tenant `t1` at the current clock.
+    /// Runs an operation as user `u1` of tenant `t1` at the current clock,
+    /// under the read-only rule its annotations declare.
     pub fn call(&self, operation: &str, input: Value) -> Result<Value> {
         let ctx = Context {
             tenant_id: "t1".to_owned(),
-            user_id: Some("u1".to_owned()),
-            store_id: None,
             request_id: "r1".to_owned(),
-            channel: "rest".to_owned(),
-            now_ms: u64::try_from(self.now.get()).unwrap_or(0),
-            allowed_stores: None,
+            ..context(Some("u1"), u64::try_from(self.now.get()).unwrap_or(0))
         };
+        let read_only = crate::manifest::manifest()
+            .operations
+            .iter()
+            .any(|op| op.name == operation && op.annotations.read_only);
         let input = Input::parse(&input.to_string())?;
-        crate::dispatch(self, &ctx, operation, &input)
+        self.db
+            .call(read_only, || crate::dispatch(self, &ctx, operation, &input))
     }
 
     /// Runs an operation that must succeed.

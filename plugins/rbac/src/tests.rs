@@ -4,117 +4,51 @@
 
 use std::collections::BTreeSet;
 
-use malipo_plugin_sdk::{Context, Db, Error, Input, Result, Sql, Table};
-use rusqlite::types::{Value as SqlValue, ValueRef};
+use malipo_plugin_sdk::testing::{SqliteDb, code, context};
+use malipo_plugin_sdk::{Error, Input, Result};
 use serde_json::{Value, json};
 
 use crate::access;
 
-/// An in-memory tenant database.
-struct SqliteDb {
-    conn: rusqlite::Connection,
-}
+/// The host's clock in every call.
+const NOW_MS: u64 = 1_780_000_000_000;
 
-impl SqliteDb {
-    /// The host tables, five members, two stores and the plugin's migration.
-    fn new() -> Self {
-        let conn = rusqlite::Connection::open_in_memory().expect("in-memory SQLite");
-        conn.execute_batch(
-            "CREATE TABLE stores (id TEXT PRIMARY KEY, name TEXT NOT NULL); \
-             CREATE TABLE members (user_id TEXT PRIMARY KEY, email TEXT NOT NULL); \
-             INSERT INTO stores VALUES ('s1', 'Westlands'), ('s2', 'Airport'); \
-             INSERT INTO members VALUES ('owner', 'o@x'), ('admin', 'a@x'), ('manager', 'm@x'), \
-                                        ('member', 'e@x'), ('clerk', 'c@x');",
-        )
-        .expect("host tables");
-        for migration in crate::manifest::manifest().migrations {
-            conn.execute_batch(&migration.sql)
-                .expect("the plugin's migration applies");
-        }
-        Self { conn }
+/// A tenant database with the plugin's migration, plus the host tables it
+/// reads (`members`, `stores`): five members and two stores.
+fn database() -> SqliteDb {
+    let manifest = crate::manifest::manifest();
+    let db = SqliteDb::in_memory("rbac", &manifest.read_tables).expect("in-memory SQLite");
+    db.seed(
+        "CREATE TABLE stores (id TEXT PRIMARY KEY, name TEXT NOT NULL); \
+         CREATE TABLE members (user_id TEXT PRIMARY KEY, email TEXT NOT NULL); \
+         INSERT INTO stores VALUES ('s1', 'Westlands'), ('s2', 'Airport'); \
+         INSERT INTO members VALUES ('owner', 'o@x'), ('admin', 'a@x'), ('manager', 'm@x'), \
+                                    ('member', 'e@x'), ('clerk', 'c@x');",
+    )
+    .expect("host tables");
+    for migration in manifest.migrations {
+        db.migrate(&migration.sql)
+            .expect("the plugin's migration applies");
     }
+    db
 }
 
-fn params(values: &[Sql]) -> Vec<SqlValue> {
-    values
-        .iter()
-        .map(|value| match value {
-            Sql::Null => SqlValue::Null,
-            Sql::Integer(i) => SqlValue::Integer(*i),
-            Sql::Real(r) => SqlValue::Real(*r),
-            Sql::Text(s) => SqlValue::Text(s.clone()),
-            Sql::Blob(b) => SqlValue::Blob(b.clone()),
-        })
-        .collect()
-}
-
-fn db_err(err: rusqlite::Error) -> Error {
-    Error::internal(format!("database error: {err}"))
-}
-
-impl Db for SqliteDb {
-    fn execute(&self, sql: &str, values: &[Sql]) -> Result<u64> {
-        let changed = self
-            .conn
-            .execute(sql, rusqlite::params_from_iter(params(values)))
-            .map_err(db_err)?;
-        Ok(u64::try_from(changed).unwrap_or(u64::MAX))
-    }
-
-    fn query(&self, sql: &str, values: &[Sql]) -> Result<Table> {
-        let mut stmt = self.conn.prepare(sql).map_err(db_err)?;
-        let columns: Vec<String> = stmt
-            .column_names()
-            .iter()
-            .map(|c| (*c).to_owned())
-            .collect();
-        let width = columns.len();
-        let rows = stmt
-            .query_map(rusqlite::params_from_iter(params(values)), |row| {
-                (0..width)
-                    .map(|i| {
-                        Ok(match row.get_ref(i)? {
-                            ValueRef::Null => Sql::Null,
-                            ValueRef::Integer(n) => Sql::Integer(n),
-                            ValueRef::Real(r) => Sql::Real(r),
-                            ValueRef::Text(t) => Sql::Text(String::from_utf8_lossy(t).into_owned()),
-                            ValueRef::Blob(b) => Sql::Blob(b.to_vec()),
-                        })
-                    })
-                    .collect::<rusqlite::Result<Vec<Sql>>>()
-            })
-            .map_err(db_err)?
-            .collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(db_err)?;
-        Ok(Table { columns, rows })
-    }
-}
-
-/// A call by `user` (`None`: the host itself).
-fn ctx(user: Option<&str>) -> Context {
-    Context {
-        tenant_id: "t_1".to_owned(),
-        user_id: user.map(str::to_owned),
-        store_id: None,
-        request_id: "req".to_owned(),
-        channel: if user.is_some() { "rest" } else { "system" }.to_owned(),
-        now_ms: 1_780_000_000_000,
-        allowed_stores: None,
-    }
-}
-
+/// Runs `operation` as `user` (`None`: the host itself), under the
+/// read-only rule its annotations declare.
 fn call(db: &SqliteDb, user: Option<&str>, operation: &str, input: Value) -> Result<Value> {
+    let read_only = crate::manifest::manifest()
+        .operations
+        .iter()
+        .any(|op| op.name == operation && op.annotations.read_only);
     let input = Input::parse(&input.to_string())?;
-    crate::dispatch(db, &ctx(user), operation, &input)
+    db.call(read_only, || {
+        crate::dispatch(db, &context(user, NOW_MS), operation, &input)
+    })
 }
 
 fn ok(db: &SqliteDb, user: Option<&str>, operation: &str, input: Value) -> Value {
     call(db, user, operation, input.clone())
         .unwrap_or_else(|e| panic!("{operation} {input}: {} {}", e.code, e.message))
-}
-
-fn code(result: Result<Value>) -> &'static str {
-    result.expect_err("the call fails").code
 }
 
 /// The catalog a few plugins declare, with their default roles.
@@ -140,7 +74,7 @@ fn role_id(db: &SqliteDb, name: &str) -> String {
 /// A tenant with the catalog synced and each system role held by the
 /// member of that name (tenant-wide); `clerk` holds nothing yet.
 fn tenant() -> SqliteDb {
-    let db = SqliteDb::new();
+    let db = database();
     ok(&db, None, "catalog.sync", catalog());
     for (user, role) in [
         ("owner", "Owner"),
@@ -175,7 +109,7 @@ fn set(names: &[&str]) -> BTreeSet<String> {
 
 #[test]
 fn the_catalog_grants_new_permissions_to_their_default_roles_and_everything_to_the_owner() {
-    let db = SqliteDb::new();
+    let db = database();
     assert_eq!(
         ok(&db, None, "catalog.sync", catalog()),
         json!({"added": 7})
@@ -231,7 +165,7 @@ fn the_catalog_grants_new_permissions_to_their_default_roles_and_everything_to_t
 
 #[test]
 fn the_catalog_refuses_malformed_permission_names() {
-    let db = SqliteDb::new();
+    let db = database();
     for name in [
         "nodot",
         ".leading",
@@ -699,7 +633,7 @@ fn the_last_owner_stays() {
 
 #[test]
 fn unknown_operations_are_bad_requests() {
-    let db = SqliteDb::new();
+    let db = database();
     assert_eq!(
         code(call(&db, None, "roles.explode", json!({}))),
         Error::BAD_REQUEST

@@ -4,6 +4,10 @@
 //! implements [`Db`] over its `tenant-db` import, and converts [`Error`]
 //! back into its generated `plugin-error`; [`bindings_glue!`] writes that
 //! glue, plus a `progress` helper over the `progress` import.
+//!
+//! With the `testing` feature (for plugins' dev-dependencies only),
+//! [`testing`] runs a plugin's SQL natively against an in-memory SQLite
+//! database behind the host's access rules.
 #![forbid(unsafe_code)]
 
 pub mod context;
@@ -12,6 +16,8 @@ pub mod error;
 mod glue;
 pub mod id;
 pub mod input;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod time;
 
 pub use context::Context;

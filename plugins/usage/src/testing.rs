@@ -3,143 +3,31 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
-use malipo_plugin_sdk::{Context, Db, Error, Input, Result, Sql, Table};
-use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
-use rusqlite::types::{Value as SqlValue, ValueRef};
+use malipo_plugin_sdk::testing::{SqliteDb, code, context};
+use malipo_plugin_sdk::{Db, Error, Input, Result};
 use serde_json::{Value, json};
 
 use crate::Host;
 
-/// The tenant database: an in-memory SQLite file with the host tables the
-/// plugin reads and the plugin's migrations, behind an authorizer with the
-/// host's rules (own `usage_` tables, declared read tables, no writes in
-/// read-only operations, no PRAGMA, ATTACH, transactions or schema changes).
-pub struct SqliteDb {
-    conn: rusqlite::Connection,
-    /// The running operation is declared read-only.
-    read_only: Arc<AtomicBool>,
-    /// Host tables the manifest declares for reading.
-    read_tables: Vec<String>,
-}
-
-impl SqliteDb {
-    pub fn new() -> Self {
-        let conn = rusqlite::Connection::open_in_memory().expect("in-memory SQLite");
-        conn.execute_batch(
-            "CREATE TABLE stores (id TEXT PRIMARY KEY, name TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'active', \
-                                  created_at TEXT NOT NULL DEFAULT '', updated_at TEXT NOT NULL DEFAULT ''); \
-             CREATE TABLE members (user_id TEXT PRIMARY KEY, email TEXT NOT NULL, full_name TEXT NOT NULL, \
-                                   status TEXT NOT NULL DEFAULT 'active', joined_at TEXT NOT NULL DEFAULT ''); \
-             CREATE TABLE store_members (store_id TEXT NOT NULL, user_id TEXT NOT NULL);",
-        )
-        .expect("host tables");
-        let manifest = crate::manifest::manifest();
-        for migration in &manifest.migrations {
-            conn.execute_batch(&migration.sql)
-                .expect("the plugin's migrations apply");
-        }
-        let db = Self {
-            conn,
-            read_only: Arc::new(AtomicBool::new(false)),
-            read_tables: manifest.read_tables,
-        };
-        db.guard();
-        db
+/// The tenant database: the host tables the plugin reads and the plugin's
+/// migrations, behind the host's rules (see [`SqliteDb`]).
+pub fn database() -> SqliteDb {
+    let manifest = crate::manifest::manifest();
+    let db = SqliteDb::in_memory("usage", &manifest.read_tables).expect("in-memory SQLite");
+    db.seed(
+        "CREATE TABLE stores (id TEXT PRIMARY KEY, name TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'active', \
+                              created_at TEXT NOT NULL DEFAULT '', updated_at TEXT NOT NULL DEFAULT ''); \
+         CREATE TABLE members (user_id TEXT PRIMARY KEY, email TEXT NOT NULL, full_name TEXT NOT NULL, \
+                               status TEXT NOT NULL DEFAULT 'active', joined_at TEXT NOT NULL DEFAULT ''); \
+         CREATE TABLE store_members (store_id TEXT NOT NULL, user_id TEXT NOT NULL);",
+    )
+    .expect("host tables");
+    for migration in &manifest.migrations {
+        db.migrate(&migration.sql)
+            .expect("the plugin's migrations apply");
     }
-
-    /// Installs the authorizer.
-    fn guard(&self) {
-        let read_only = Arc::clone(&self.read_only);
-        let read_tables = self.read_tables.clone();
-        self.conn
-            .authorizer(Some(move |ctx: AuthContext<'_>| {
-                let own = |table: &str| table.starts_with("usage_");
-                match ctx.action {
-                    AuthAction::Select | AuthAction::Function { .. } => Authorization::Allow,
-                    AuthAction::Read { table_name, .. }
-                        if own(table_name) || read_tables.iter().any(|t| t == table_name) =>
-                    {
-                        Authorization::Allow
-                    }
-                    AuthAction::Insert { table_name }
-                    | AuthAction::Update { table_name, .. }
-                    | AuthAction::Delete { table_name }
-                        if own(table_name) && !read_only.load(Ordering::SeqCst) =>
-                    {
-                        Authorization::Allow
-                    }
-                    _ => Authorization::Deny,
-                }
-            }))
-            .expect("authorizer");
-    }
-
-    /// Seeds host tables directly, as the host (the plugin never writes them).
-    pub fn seed(&self, sql: &str) {
-        self.conn
-            .authorizer(None::<fn(AuthContext<'_>) -> Authorization>)
-            .expect("no authorizer");
-        self.conn.execute_batch(sql).expect("seed data");
-        self.guard();
-    }
-}
-
-fn params(params: &[Sql]) -> Vec<SqlValue> {
-    params
-        .iter()
-        .map(|p| match p {
-            Sql::Null => SqlValue::Null,
-            Sql::Integer(i) => SqlValue::Integer(*i),
-            Sql::Real(r) => SqlValue::Real(*r),
-            Sql::Text(s) => SqlValue::Text(s.clone()),
-            Sql::Blob(b) => SqlValue::Blob(b.clone()),
-        })
-        .collect()
-}
-
-fn db_err(err: rusqlite::Error) -> Error {
-    Error::internal(format!("database error: {err}"))
-}
-
-impl Db for SqliteDb {
-    fn execute(&self, sql: &str, values: &[Sql]) -> Result<u64> {
-        let changed = self
-            .conn
-            .execute(sql, rusqlite::params_from_iter(params(values)))
-            .map_err(db_err)?;
-        Ok(changed as u64)
-    }
-
-    fn query(&self, sql: &str, values: &[Sql]) -> Result<Table> {
-        let mut stmt = self.conn.prepare(sql).map_err(db_err)?;
-        let columns: Vec<String> = stmt
-            .column_names()
-            .iter()
-            .map(|c| (*c).to_owned())
-            .collect();
-        let width = columns.len();
-        let rows = stmt
-            .query_map(rusqlite::params_from_iter(params(values)), |row| {
-                (0..width)
-                    .map(|i| {
-                        Ok(match row.get_ref(i)? {
-                            ValueRef::Null => Sql::Null,
-                            ValueRef::Integer(n) => Sql::Integer(n),
-                            ValueRef::Real(r) => Sql::Real(r),
-                            ValueRef::Text(t) => Sql::Text(String::from_utf8_lossy(t).into_owned()),
-                            ValueRef::Blob(b) => Sql::Blob(b.to_vec()),
-                        })
-                    })
-                    .collect::<rusqlite::Result<Vec<Sql>>>()
-            })
-            .map_err(db_err)?
-            .collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(db_err)?;
-        Ok(Table { columns, rows })
-    }
+    db
 }
 
 /// The host of a test: a database, settings and the events emitted.
@@ -152,7 +40,7 @@ pub struct FakeHost {
 impl FakeHost {
     pub fn new() -> Self {
         Self {
-            db: SqliteDb::new(),
+            db: database(),
             config: RefCell::new(HashMap::new()),
             emitted: RefCell::new(Vec::new()),
         }
@@ -184,14 +72,23 @@ impl FakeHost {
             .operations
             .iter()
             .any(|op| op.name == operation && op.annotations.read_only);
-        self.db.read_only.store(read_only, Ordering::SeqCst);
         let input = Input::parse(&input.to_string())?;
-        crate::dispatch(self, &ctx(now_ms), operation, &input)
+        self.db.call(read_only, || {
+            crate::dispatch(self, &context(None, now_ms), operation, &input)
+        })
     }
 
     /// Delivers an event.
     pub fn event(&self, now_ms: u64, id: &str, name: &str, payload: Value) -> Result<()> {
-        crate::money::on_event(&self.db, &ctx(now_ms), id, name, &payload.to_string())
+        self.db.call(false, || {
+            crate::money::on_event(
+                &self.db,
+                &context(None, now_ms),
+                id,
+                name,
+                &payload.to_string(),
+            )
+        })
     }
 
     /// The `(metric, threshold, used, period)` of each event emitted so far, then forgets them.
@@ -228,18 +125,6 @@ impl Host for FakeHost {
     }
 }
 
-pub fn ctx(now_ms: u64) -> Context {
-    Context {
-        tenant_id: "t_1".to_owned(),
-        user_id: None,
-        store_id: None,
-        request_id: "req".to_owned(),
-        channel: "system".to_owned(),
-        now_ms,
-        allowed_stores: None,
-    }
-}
-
 /// Milliseconds at noon UTC of a `YYYY-MM-DD` day.
 pub fn at(day: &str) -> u64 {
     let date = crate::period::Date::parse(day).expect("a valid test day");
@@ -258,10 +143,6 @@ pub fn entry(
         "day": day, "channel": channel, "operation": "mpesa.stk_push", "store_id": store,
         "calls": calls, "errors": 0, "transactions": transactions
     })
-}
-
-fn code<T: std::fmt::Debug>(result: Result<T>) -> &'static str {
-    result.expect_err("the call fails").code
 }
 
 #[test]
@@ -563,7 +444,8 @@ fn current_usage_against_the_plan() {
                  ('s2', 'airport', 'active'), ('s3', 'Old Town', 'archived'), ('s4', 'Unused', 'archived'); \
              INSERT INTO members (user_id, email, full_name, status) VALUES \
                  ('u1', 'a@x', 'A', 'active'), ('u2', 'b@x', 'B', 'deactivated');",
-        );
+        )
+        .expect("seed data");
     let now = at("2026-05-20");
     host.call(
         now,
@@ -841,7 +723,7 @@ fn the_test_database_enforces_the_host_rules() {
     assert!(host.db.execute("DELETE FROM stores", &[]).is_err());
     assert!(host.db.execute("PRAGMA user_version = 3", &[]).is_err());
     assert!(host.db.execute("CREATE TABLE usage_x (a)", &[]).is_err());
-    host.db.read_only.store(true, Ordering::SeqCst);
+    host.db.set_read_only(true);
     assert!(host.db.execute("DELETE FROM usage_daily", &[]).is_err());
 }
 

@@ -4,57 +4,28 @@
 //!
 //! Never install it in production.
 
+use guest_kit::malipo::plugin::tenant_db;
+use guest_kit::probe::{bad_request, manifest, operation, permission};
+use guest_kit::{CallContext, Event, Guest, Manifest, PluginError};
 use serde_json::json;
-
-wit_bindgen::generate!({ world: "plugin", path: "../../../wit" });
-
-use malipo::plugin::types::{Annotations, HttpMethod, Operation, PermissionDef};
 
 struct Squatter;
 
-export!(Squatter);
+guest_kit::export!(Squatter);
 
 impl Guest for Squatter {
     fn manifest() -> Manifest {
-        Manifest {
-            name: "audit".to_owned(),
-            version: env!("CARGO_PKG_VERSION").to_owned(),
-            description: "Test-only hostile plugin. Never install in production.".to_owned(),
-            operations: vec![Operation {
-                name: "audit.wipe".to_owned(),
-                method: HttpMethod::Post,
-                path: Some("/audit-squatter/wipe".to_owned()),
-                permission: Some("squatter.run".to_owned()),
-                summary: "Delete the newest audit entries (tests only).".to_owned(),
-                description: "Test-only hostile probe.".to_owned(),
-                input_schema: json!({"type": "object", "additionalProperties": true}).to_string(),
-                output_schema: json!({"type": "object"}).to_string(),
-                success_status: 200,
-                mcp_tool: None,
-                annotations: Annotations {
-                    read_only: false,
-                    destructive: true,
-                    idempotent: false,
-                    open_world: false,
-                },
-                money: None,
-                feature: None,
-            }],
-            permissions: vec![PermissionDef {
-                name: "squatter.run".to_owned(),
-                description: "Run the hostile probe (tests only).".to_owned(),
-                default_roles: vec!["Owner".to_owned()],
-            }],
-            subscriptions: Vec::new(),
-            emits: Vec::new(),
-            read_tables: Vec::new(),
-            secrets: Vec::new(),
-            outbound_hosts: Vec::new(),
-            jobs: Vec::new(),
-            callbacks: false,
-            sends_mail: false,
-            migrations: Vec::new(),
-        }
+        manifest(
+            "audit",
+            vec![operation(
+                "audit.wipe",
+                "/audit-squatter/wipe",
+                "squatter.run",
+                "Delete the newest audit entries (tests only).",
+                true,
+            )],
+            permission("squatter.run", "Run the hostile probe (tests only)."),
+        )
     }
 
     fn invoke(
@@ -62,14 +33,11 @@ impl Guest for Squatter {
         _operation: String,
         _input: String,
     ) -> Result<String, PluginError> {
-        let deleted = malipo::plugin::tenant_db::execute(
+        let deleted = tenant_db::execute(
             "DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log ORDER BY id DESC LIMIT 2)",
             &[],
         )
-        .map_err(|message| PluginError {
-            code: "bad_request".to_owned(),
-            message,
-        })?;
+        .map_err(bad_request)?;
         Ok(json!({ "deleted": deleted }).to_string())
     }
 

@@ -5,11 +5,10 @@
 //!
 //! Never install it in production.
 
-use serde_json::{Value, json};
-
-wit_bindgen::generate!({ world: "plugin", path: "../../../wit" });
-
-use malipo::plugin::types::{Annotations, HttpMethod, Migration, Operation, PermissionDef};
+use guest_kit::malipo::plugin::tenant_db;
+use guest_kit::probe::{bad_request, input, manifest, operation, permission};
+use guest_kit::{CallContext, Event, Guest, Manifest, Migration, PluginError};
+use serde_json::json;
 
 /// The planted schema.
 const PLANT: &str = "
@@ -24,66 +23,45 @@ END;
 
 struct Planter;
 
-export!(Planter);
+guest_kit::export!(Planter);
 
 impl Guest for Planter {
     fn manifest() -> Manifest {
         Manifest {
-            name: "planter".to_owned(),
-            version: env!("CARGO_PKG_VERSION").to_owned(),
-            description: "Test-only hostile plugin. Never install in production.".to_owned(),
-            operations: vec![Operation {
-                name: "planter.link".to_owned(),
-                method: HttpMethod::Post,
-                path: Some("/planter/links".to_owned()),
-                permission: Some("planter.run".to_owned()),
-                summary: "Link a store (tests only).".to_owned(),
-                description: "Test-only hostile probe.".to_owned(),
-                input_schema: json!({"type": "object", "additionalProperties": true}).to_string(),
-                output_schema: json!({"type": "object"}).to_string(),
-                success_status: 200,
-                mcp_tool: None,
-                annotations: Annotations {
-                    read_only: false,
-                    destructive: false,
-                    idempotent: false,
-                    open_world: false,
-                },
-                money: None,
-                feature: None,
-            }],
-            permissions: vec![PermissionDef {
-                name: "planter.run".to_owned(),
-                description: "Run the hostile probes (tests only).".to_owned(),
-                default_roles: vec!["Owner".to_owned()],
-            }],
-            subscriptions: Vec::new(),
-            emits: Vec::new(),
             read_tables: vec!["stores".to_owned()],
-            secrets: Vec::new(),
-            outbound_hosts: Vec::new(),
-            jobs: Vec::new(),
-            callbacks: false,
-            sends_mail: false,
             migrations: vec![Migration {
                 version: 1,
                 name: "plant".to_owned(),
                 sql: PLANT.to_owned(),
             }],
+            ..manifest(
+                "planter",
+                vec![operation(
+                    "planter.link",
+                    "/planter/links",
+                    "planter.run",
+                    "Link a store (tests only).",
+                    false,
+                )],
+                permission("planter.run", "Run the hostile probes (tests only)."),
+            )
         }
     }
 
-    fn invoke(_ctx: CallContext, _operation: String, input: String) -> Result<String, PluginError> {
-        let input: Value = serde_json::from_str(&input).unwrap_or(Value::Null);
-        let store = input["store_id"].as_str().unwrap_or_default().to_owned();
-        malipo::plugin::tenant_db::execute(
+    fn invoke(
+        _ctx: CallContext,
+        _operation: String,
+        input_json: String,
+    ) -> Result<String, PluginError> {
+        let store = input(&input_json)["store_id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        tenant_db::execute(
             "INSERT INTO planter_links (store_id) VALUES (?1)",
-            &[malipo::plugin::tenant_db::Value::Text(store)],
+            &[tenant_db::Value::Text(store)],
         )
-        .map_err(|message| PluginError {
-            code: "bad_request".to_owned(),
-            message,
-        })?;
+        .map_err(bad_request)?;
         Ok(json!({ "linked": true }).to_string())
     }
 

@@ -6,15 +6,14 @@
 mod manifest;
 mod ops;
 
+use guest_kit::{CallContext, Event, Guest, Manifest, PluginError, malipo};
 use malipo_plugin_sdk::{Context, Db, Error, Input};
 use serde_json::Value;
-
-wit_bindgen::generate!({ world: "plugin", path: "../../../wit" });
 
 /// The exported component.
 struct Sandbox;
 
-export!(Sandbox);
+guest_kit::export!(Sandbox);
 malipo_plugin_sdk::bindings_glue!();
 
 impl Guest for Sandbox {

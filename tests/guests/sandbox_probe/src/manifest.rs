@@ -2,9 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::malipo::plugin::types::{
-    Annotations, HttpMethod, Manifest, Migration, Operation, PermissionDef,
-};
+use guest_kit::{Annotations, HttpMethod, Manifest, Migration, Operation, PermissionDef};
 
 /// The permission every sandbox operation needs.
 const RUN: &str = "sandbox.run";
