@@ -47,8 +47,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
-use crate::core::Core;
 use crate::auth::{Credential, Principal, principal};
+use crate::core::Core;
 use crate::error::{ApiError, blocking};
 use crate::ids::{StoreId, TenantId};
 
@@ -250,7 +250,9 @@ async fn may_read_any(state: &Arc<Core>, caller: &Principal) -> Result<bool, Api
             continue;
         }
         for store in &places {
-            if crate::core::authz::permitted(state, tenant, caller.user_id, permission, *store).await? {
+            if crate::core::authz::permitted(state, tenant, caller.user_id, permission, *store)
+                .await?
+            {
                 return Ok(true);
             }
         }
