@@ -59,11 +59,23 @@ const EMBEDDED_PLUGINS: &[(&str, &[u8])] = &[
     ),
 ];
 
-/// Every operation: the host's, then each plugin's public ones.
+/// Every operation: the host's, then each plugin's public ones. A host
+/// operation that answers a plugin operation's answer as it is
+/// ([`crate::billing::routes::PLUGIN_ANSWERS`]) is documented with that
+/// operation's output schema, as its plugin declares it.
 pub fn all_operations(runtime: &PluginRuntime) -> anyhow::Result<Vec<Arc<Operation>>> {
     let mut operations: Vec<Arc<Operation>> = crate::resources::operations()
         .into_iter()
-        .map(Arc::new)
+        .map(|mut op| {
+            let answered = crate::billing::routes::PLUGIN_ANSWERS
+                .iter()
+                .filter(|(host, _, _)| *host == op.spec.name)
+                .find_map(|(_, plugin, name)| runtime.plugin(plugin)?.manifest.operation(name));
+            if let Some(spec) = answered {
+                op.spec.output_schema = spec.output_schema.clone();
+            }
+            Arc::new(op)
+        })
         .collect();
     for plugin in runtime.plugins() {
         for spec in &plugin.manifest.operations {

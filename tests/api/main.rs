@@ -31,6 +31,7 @@ mod money_exactly_once;
 mod mpesa;
 mod notifications;
 mod onboarding;
+mod openapi_shapes;
 mod operations;
 mod operator;
 mod operator_safety;

@@ -13,7 +13,7 @@ use crate::auth::{Credential, Principal};
 use crate::core::Core;
 use crate::core::execute::invoke_plugin;
 use crate::core::operation::{HostCall, Op, Operation, Target};
-use crate::core::schema::id_input;
+use crate::core::schema::{object, uuid, uuid_id_input};
 use crate::core::{authz, guardrails};
 use crate::error::{ApiError, blocking};
 use crate::ids::{StoreId, TenantId};
@@ -225,6 +225,10 @@ pub async fn reject(state: Arc<Core>, call: HostCall) -> Result<Value, ApiError>
 
 /// The operations of this module, declared next to their handlers.
 pub fn operations() -> Vec<Operation> {
+    let one = object(
+        &["approval"],
+        json!({"approval": Approval::public_schema()}),
+    );
     vec![
         Op::get("/approvals", "approvals.list")
             .permission("approvals.read")
@@ -233,25 +237,32 @@ pub fn operations() -> Vec<Operation> {
                 "status": {"type": "string", "enum": ["pending", "approved", "executed", "failed", "rejected"]},
                 "limit": {"type": "integer", "minimum": 1, "maximum": 200}
             }}))
+            .output(object(
+                &["approvals"],
+                json!({"approvals": {"type": "array", "items": Approval::public_schema()}}),
+            ))
             .handle(list),
         Op::get("/approvals/{id}", "approvals.get")
             .permission("approvals.read")
             .summary("One approval request: what it will do, who asked, and its outcome once decided.")
-            .input(id_input())
+            .input(uuid_id_input())
+            .output(one.clone())
             .handle(get),
         Op::post("/approvals/{id}/approve", "approvals.approve")
             .permission("approvals.approve")
             .summary("Approve a pending request and run it once, as you (a signed-in person holding the operation's own permission too).")
-            .input(id_input())
+            .input(uuid_id_input())
+            .output(one.clone())
             .update()
             .handle(approve),
         Op::post("/approvals/{id}/reject", "approvals.reject")
             .permission("approvals.approve")
             .summary("Reject a pending request; nothing moves. An optional `reason` (at most 500 characters) is kept with the approval and in the audit log.")
             .input(json!({"type": "object", "required": ["id"], "properties": {
-                "id": {"type": "string"},
+                "id": uuid(),
                 "reason": {"type": "string", "maxLength": 500}
             }}))
+            .output(one)
             .update()
             .handle(reject),
     ]

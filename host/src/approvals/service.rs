@@ -16,6 +16,7 @@ use crate::auth::{Credential, Principal};
 use crate::core::Core;
 use crate::core::guardrails::Reservation;
 use crate::core::operation::{Operation, RequestMeta};
+use crate::core::schema::{nullable, object, uuid};
 use crate::error::{ApiError, blocking};
 use crate::ids::TenantId;
 use crate::plugins::manifest::MoneyDirection;
@@ -279,6 +280,53 @@ impl Approval {
             "error": self.error,
             "reason": self.reason,
         })
+    }
+
+    /// The JSON Schema of [`Self::public_json`].
+    pub fn public_schema() -> Value {
+        let text = json!({"type": "string"});
+        let maybe_text = json!({"type": ["string", "null"]});
+        let fields = [
+            "id",
+            "operation",
+            "tool",
+            "input",
+            "amount",
+            "summary",
+            "status",
+            "requested_by",
+            "channel",
+            "api_key_id",
+            "store_id",
+            "created_at",
+            "decided_by",
+            "decided_at",
+            "result",
+            "error",
+            "reason",
+        ];
+        object(
+            &fields,
+            json!({
+                "id": uuid(),
+                "operation": {"type": "string", "description": "The operation it runs once approved."},
+                "tool": {"type": ["string", "null"], "description": "The MCP tool it was asked through."},
+                "input": {"type": "object", "description": "The arguments it runs with."},
+                "amount": {"type": ["integer", "null"], "description": "Total KES, when the input names it."},
+                "summary": {"type": "string", "description": "What it does, for the person deciding."},
+                "status": {"type": "string", "enum": ["pending", "approved", "executed", "failed", "rejected"]},
+                "requested_by": {"type": "string", "format": "uuid", "description": "The user who asked (or whose API key did)."},
+                "channel": {"type": "string", "description": "`rest` or `mcp`."},
+                "api_key_id": nullable(uuid()),
+                "store_id": nullable(uuid()),
+                "created_at": text,
+                "decided_by": nullable(uuid()),
+                "decided_at": maybe_text,
+                "result": {"description": "The operation's answer once it ran (null before, or if it failed)."},
+                "error": {"type": ["string", "null"], "description": "Why the run failed, if it did."},
+                "reason": {"type": ["string", "null"], "description": "Why it was rejected, if the person said."},
+            }),
+        )
     }
 
     /// The reservation to give back if this intent does not run.

@@ -13,7 +13,7 @@ use crate::core::Core;
 use crate::core::operation::HostCall;
 use crate::core::operation::{Access, Op, Operation};
 use crate::core::plugin_call::call_plugin;
-use crate::core::schema::object;
+use crate::core::schema::{nullable, object, uuid};
 use crate::error::{ApiError, blocking};
 use crate::ids::TenantId;
 
@@ -366,6 +366,24 @@ async fn run_due_work(state: &Arc<Core>) -> Result<Value, ApiError> {
     }))
 }
 
+/// Host operations that answer a plugin operation's answer as it is:
+/// `(host operation, plugin, plugin operation)`. The plugin's manifest
+/// declares that answer's schema once; it replaces the host's own
+/// declaration when the plugin is loaded ([`crate::app::all_operations`]).
+pub const PLUGIN_ANSWERS: &[(&str, &str, &str)] =
+    &[("admin.tenants.plan", billing::PLUGIN, "subscription.set")];
+
+/// The answer of `PUT /admin/tenants/{id}/plan` without the billing
+/// plugin's manifest at hand: the fields the host itself relies on.
+fn subscription_schema() -> Value {
+    json!({
+        "type": "object",
+        "required": ["plan_id", "status"],
+        "properties": {"plan_id": {"type": "string"}, "status": {"type": "string"}},
+        "description": "The organization's subscription, as the billing plugin's `subscription.set` answers it (the shape of `GET /subscription`)."
+    })
+}
+
 /// The operations of this module, declared next to their handlers.
 pub fn operations() -> Vec<Operation> {
     let str_ = json!({"type": "string"});
@@ -389,7 +407,10 @@ pub fn operations() -> Vec<Operation> {
             .handle(list_plans),
         Op::get("/admin/plans", "admin.plans.list")
             .summary("Every plan, inactive ones included (super-admin).")
-            .output(object(&["plans"], json!({"plans": {"type": "array"}})))
+            .output(object(
+                &["plans"],
+                json!({"plans": {"type": "array", "items": object(&["id"], plan_props.clone())}}),
+            ))
             .access(Access::SuperAdmin)
             .handle(list_all_plans),
         Op::post("/admin/plans", "admin.plans.create")
@@ -407,16 +428,22 @@ pub fn operations() -> Vec<Operation> {
             .handle(update_plan),
         Op::get("/admin/platform", "admin.platform.get")
             .summary("Which organization is the platform itself: its M-Pesa account collects every invoice (super-admin).")
+            .output(object(
+                &["tenant_id"],
+                json!({"tenant_id": nullable(uuid())}),
+            ))
             .access(Access::SuperAdmin)
             .handle(get_platform),
         Op::put("/admin/platform", "admin.platform.set")
             .summary("Name the organization whose M-Pesa account collects invoices (configure its M-Pesa like any organization's) (super-admin).")
-            .input(object(&["tenant_id"], json!({"tenant_id": str_})))
+            .input(object(&["tenant_id"], json!({"tenant_id": uuid()})))
+            .output(object(&["tenant_id"], json!({"tenant_id": uuid()})))
             .access(Access::SuperAdmin)
             .handle(set_platform),
         Op::put("/admin/tenants/{id}/plan", "admin.tenants.plan")
             .summary("Move an organization to a plan at once, without a charge (super-admin).")
-            .input(object(&["id", "plan_id"], json!({"id": str_, "plan_id": str_})))
+            .input(object(&["id", "plan_id"], json!({"id": uuid(), "plan_id": str_})))
+            .output(subscription_schema())
             .access(Access::SuperAdmin)
             .handle(set_tenant_plan),
         Op::get("/admin/usage", "admin.usage")
@@ -433,6 +460,21 @@ pub fn operations() -> Vec<Operation> {
             .input(object(
                 &["advance_secs"],
                 json!({"advance_secs": {"type": "integer", "minimum": 0}}),
+            ))
+            .output(object(
+                &["now", "jobs"],
+                json!({
+                    "now": {"type": "string", "description": "The business clock after the move."},
+                    "jobs": object(
+                        &["runs", "failures", "problems", "events_delivered"],
+                        json!({
+                            "runs": {"type": "integer", "minimum": 0, "description": "Job runs (organizations × jobs)."},
+                            "failures": {"type": "integer", "minimum": 0, "description": "Runs that failed outright."},
+                            "problems": {"type": "array", "items": str_, "description": "Problems jobs reported, one line each."},
+                            "events_delivered": {"type": "integer", "minimum": 0}
+                        }),
+                    )
+                }),
             ))
             .update()
             .access(Access::SuperAdmin)

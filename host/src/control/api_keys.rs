@@ -4,6 +4,7 @@
 use rusqlite::{OptionalExtension, Row, params};
 
 use crate::control::{ControlDb, ControlError};
+use crate::core::schema::{nullable, object, uuid};
 use crate::ids::{TenantId, UserId};
 use crate::time_util::{now_rfc3339, unix_now};
 use crate::tokens;
@@ -69,6 +70,45 @@ impl ApiKeyRecord {
             "store_ids": self.guardrails.store_ids,
             "approval_required": self.guardrails.approval_required,
         })
+    }
+
+    /// The JSON Schema of [`Self::public_json`].
+    pub fn public_schema() -> serde_json::Value {
+        let text = serde_json::json!({"type": "string"});
+        let texts = serde_json::json!({"type": "array", "items": text});
+        let amount = serde_json::json!({"type": ["integer", "null"], "minimum": 1});
+        object(
+            &[
+                "id",
+                "name",
+                "prefix",
+                "permissions",
+                "created_by",
+                "created_at",
+                "expires_at",
+                "last_used_at",
+                "allowed_tools",
+                "max_amount_per_call",
+                "max_amount_per_day",
+                "store_ids",
+                "approval_required",
+            ],
+            serde_json::json!({
+                "id": uuid(),
+                "name": text,
+                "prefix": {"type": "string", "description": "The first characters of the secret, to recognise it."},
+                "permissions": texts,
+                "created_by": {"type": "string", "format": "uuid", "description": "The member who made it; the key acts as them."},
+                "created_at": text,
+                "expires_at": nullable(text.clone()),
+                "last_used_at": nullable(text.clone()),
+                "allowed_tools": {"type": ["array", "null"], "items": text, "description": "MCP tools it may call; null: every tool its permissions allow."},
+                "max_amount_per_call": amount,
+                "max_amount_per_day": amount,
+                "store_ids": {"type": ["array", "null"], "items": uuid(), "description": "Stores it may use; null: its maker's."},
+                "approval_required": {"type": "boolean"},
+            }),
+        )
     }
 }
 

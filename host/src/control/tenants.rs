@@ -5,6 +5,7 @@ use rusqlite::{OptionalExtension, Row, params};
 
 use crate::control::users::{USER_COLUMNS, insert_user, is_unique_violation, user_from_row};
 use crate::control::{ControlDb, ControlError, UserRecord};
+use crate::core::schema::{object, uuid};
 use crate::ids::{TenantId, UserId};
 use crate::time_util::now_rfc3339;
 
@@ -45,6 +46,35 @@ impl TenantRecord {
             "created_at": self.created_at,
             "deletion_due_at": self.deletion_due_at,
         })
+    }
+
+    /// The JSON Schema of [`Self::public_json`], and of the same object
+    /// with the subscription's status that billing adds to some answers
+    /// ([`crate::billing::tenant_json`], the super-admin's list).
+    pub fn public_schema() -> serde_json::Value {
+        let text = serde_json::json!({"type": "string"});
+        object(
+            &[
+                "id",
+                "name",
+                "slug",
+                "status",
+                "plan",
+                "created_at",
+                "deletion_due_at",
+            ],
+            serde_json::json!({
+                "id": uuid(),
+                "name": text,
+                "slug": text,
+                "status": {"type": "string", "enum": ["active", "suspended"],
+                           "description": "Suspended by a super-admin, for non-payment, or while its deletion is scheduled."},
+                "plan": {"type": "string", "description": "The id of its plan."},
+                "created_at": text,
+                "deletion_due_at": {"type": ["string", "null"], "description": "When it is to be purged, if its deletion is scheduled."},
+                "subscription_status": {"type": "string", "description": "The billing subscription's status (e.g. `trial`, `active`, `past_due`), in the answers that carry it: registration and the super-admin's creating and listing organizations."},
+            }),
+        )
     }
 }
 

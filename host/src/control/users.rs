@@ -3,6 +3,7 @@
 use rusqlite::{OptionalExtension, Row, params};
 
 use crate::control::{ControlDb, ControlError};
+use crate::core::schema::{object, uuid};
 use crate::ids::UserId;
 use crate::time_util::now_rfc3339;
 
@@ -35,6 +36,21 @@ impl UserRecord {
             "is_super_admin": self.is_super_admin,
             "created_at": self.created_at,
         })
+    }
+
+    /// The JSON Schema of [`Self::public_json`].
+    pub fn public_schema() -> serde_json::Value {
+        let text = serde_json::json!({"type": "string"});
+        object(
+            &["id", "email", "full_name", "is_super_admin", "created_at"],
+            serde_json::json!({
+                "id": uuid(),
+                "email": text,
+                "full_name": text,
+                "is_super_admin": {"type": "boolean"},
+                "created_at": text,
+            }),
+        )
     }
 }
 

@@ -5,9 +5,10 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
+use crate::control::TenantRecord;
 use crate::core::Core;
 use crate::core::operation::{Access, HostCall, Op, Operation};
-use crate::core::schema::{any_object, id_input, object};
+use crate::core::schema::{object, uuid_id_input};
 use crate::error::{ApiError, blocking};
 use crate::ids::TenantId;
 
@@ -64,16 +65,19 @@ pub fn operations() -> Vec<Operation> {
     vec![
         Op::delete("/admin/tenants/{id}", "admin.tenants.delete")
             .summary("Schedule an organization's deletion after the grace period (MALIPO_TENANT_DELETION_GRACE_SECS, default 30 days): it is suspended at once, then its file and every platform row about it are removed (super-admin).")
-            .input(id_input())
+            .input(uuid_id_input())
             .output(object(
                 &["tenant", "deletion_due_at", "deleted"],
-                json!({"tenant": any_object(), "deletion_due_at": str_, "deleted": {"type": "boolean"}}),
+                json!({"tenant": TenantRecord::public_schema(), "deletion_due_at": str_, "deleted": {"type": "boolean"},
+                       "control_rows_deleted": {"type": ["object", "null"], "additionalProperties": {"type": "integer"},
+                                                "description": "With no grace period, the platform rows purged at once, by table; else null."}}),
             ))
             .access(Access::SuperAdmin)
             .handle(delete_tenant),
         Op::post("/admin/tenants/{id}/cancel-deletion", "admin.tenants.cancel-deletion")
             .summary("Cancel an organization's scheduled deletion during its grace period: it gets its earlier status back (super-admin).")
-            .input(id_input())
+            .input(uuid_id_input())
+            .output(TenantRecord::public_schema())
             .update()
             .access(Access::SuperAdmin)
             .handle(cancel_deletion),

@@ -4,10 +4,11 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
+use crate::control::{TenantRecord, UserRecord};
 use crate::core::Core;
 use crate::core::operation::HostCall;
 use crate::core::operation::{Access, Op, Operation};
-use crate::core::schema::object;
+use crate::core::schema::{nullable, object, uuid};
 use crate::error::{ApiError, blocking};
 use crate::resources::support::{access_of, hash_password, name, new_password};
 
@@ -176,9 +177,9 @@ pub fn operations() -> Vec<Operation> {
                              the values X-Store-ID accepts), `all_stores` (true for every store), and `memberships` (every \
                              organization of the user, with roles and usable stores).")
             .output(json!({"type": "object", "properties": {
-                "user": {"type": "object"},
-                "tenant": {"type": ["object", "null"]},
-                "store_id": {"type": ["string", "null"]},
+                "user": UserRecord::public_schema(),
+                "tenant": nullable(TenantRecord::public_schema()),
+                "store_id": nullable(uuid()),
                 "roles": {"type": "array"},
                 "permissions": {"type": "array", "items": {"type": "string"}},
                 "all_stores": {"type": "boolean"},
@@ -193,16 +194,19 @@ pub fn operations() -> Vec<Operation> {
                 &[],
                 json!({"full_name": str_, "password": str_, "current_password": str_}),
             ))
+            .output(object(&["user"], json!({"user": UserRecord::public_schema()})))
             .access(Access::Authenticated)
             .handle(update_me),
         Op::get("/tenant", "tenant.get")
             .permission("tenant.read")
             .summary("The caller's organization.")
+            .output(TenantRecord::public_schema())
             .handle(tenant),
         Op::patch("/tenant", "tenant.update")
             .permission("tenant.update")
             .summary("Rename the caller's organization.")
             .input(object(&["name"], json!({"name": str_})))
+            .output(TenantRecord::public_schema())
             .handle(update_tenant),
     ]
 }

@@ -4,11 +4,11 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use crate::control::{PlatformAuditEntry, UserRecord};
+use crate::control::{PlatformAuditEntry, TenantRecord, UserRecord};
 use crate::core::Core;
 use crate::core::operation::HostCall;
 use crate::core::operation::{Access, Op, Operation};
-use crate::core::schema::object;
+use crate::core::schema::{object, uuid};
 use crate::deletion::StatusChange;
 use crate::error::{ApiError, blocking};
 use crate::ids::{TenantId, UserId};
@@ -172,6 +172,29 @@ pub async fn update_tenant(state: Arc<Core>, call: HostCall) -> Result<Value, Ap
     Ok(tenant.public_json())
 }
 
+/// One row of `GET /admin/tenants`: the organization with its
+/// subscription's status, this month's usage, last activity and file size.
+fn listed_tenant_schema() -> Value {
+    let mut row = TenantRecord::public_schema();
+    row["properties"]["usage_this_month"] = json!({
+        "type": "object",
+        "required": ["period", "api_calls", "transactions"],
+        "properties": {
+            "period": {"type": "string", "description": "YYYY-MM"},
+            "api_calls": {"type": "integer", "minimum": 0},
+            "transactions": {"type": "integer", "minimum": 0}
+        },
+        "description": "Left out when the usage could not be read."
+    });
+    row["properties"]["last_activity_at"] =
+        json!({"type": ["string", "null"], "description": "Its newest audit row's time."});
+    row["properties"]["db_bytes"] = json!({"type": "integer", "minimum": 0, "description": "The size of its database file (and its write-ahead log)."});
+    if let Some(required) = row["required"].as_array_mut() {
+        required.extend([json!("last_activity_at"), json!("db_bytes")]);
+    }
+    row
+}
+
 /// The operations of this module, declared next to their handlers.
 pub fn operations() -> Vec<Operation> {
     let str_ = json!({"type": "string"});
@@ -186,19 +209,28 @@ pub fn operations() -> Vec<Operation> {
                 input["anyOf"] = json!([{"required": ["organization_name"]}, {"required": ["name"]}]);
                 input
             })
+            .output(object(
+                &["tenant", "owner"],
+                json!({"tenant": TenantRecord::public_schema(), "owner": UserRecord::public_schema()}),
+            ))
             .status(201)
             .access(Access::SuperAdmin)
             .handle(create_tenant),
         Op::get("/admin/tenants", "admin.tenants.list")
             .summary("Every organization (super-admin).")
+            .output(object(
+                &["tenants"],
+                json!({"tenants": {"type": "array", "items": listed_tenant_schema()}}),
+            ))
             .access(Access::SuperAdmin)
             .handle(list_tenants),
         Op::patch("/admin/tenants/{id}", "admin.tenants.update")
             .summary("Suspend or reactivate an organization (super-admin).")
             .input(object(
                 &["id", "status"],
-                json!({"id": str_, "status": {"type": "string", "enum": ["active", "suspended"]}}),
+                json!({"id": uuid(), "status": {"type": "string", "enum": ["active", "suspended"]}}),
             ))
+            .output(TenantRecord::public_schema())
             .access(Access::SuperAdmin)
             .handle(update_tenant),
     ]

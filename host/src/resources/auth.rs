@@ -4,11 +4,11 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use crate::control::{RefreshOutcome, UserRecord};
+use crate::control::{RefreshOutcome, TenantRecord, UserRecord};
 use crate::core::Core;
 use crate::core::operation::HostCall;
 use crate::core::operation::{Access, Op, Operation};
-use crate::core::schema::object;
+use crate::core::schema::{nullable, object, uuid};
 use crate::error::{ApiError, blocking};
 use crate::ids::{TenantId, UserId};
 use crate::resources::support;
@@ -305,8 +305,8 @@ pub fn token_schema() -> Value {
         "type": "object",
         "required": ["access_token", "refresh_token", "token_type", "expires_in"],
         "properties": {
-            "user": {"type": "object"},
-            "tenant": {"type": ["object", "null"]},
+            "user": UserRecord::public_schema(),
+            "tenant": nullable(TenantRecord::public_schema()),
             "memberships": crate::resources::memberships::schema(),
             "access_token": {"type": "string"},
             "refresh_token": {"type": "string"},
@@ -336,7 +336,7 @@ pub fn operations() -> Vec<Operation> {
             .summary("Log in with email and password; `tenant_id` picks the organization (default: the one whose custom domain this request was sent to, else the oldest; on a custom domain another `tenant_id` is refused with 403 `tenant_host_mismatch`).")
             .input(object(
                 &["email", "password"],
-                json!({"email": str_, "password": str_, "tenant_id": str_}),
+                json!({"email": str_, "password": str_, "tenant_id": uuid()}),
             ))
             .output(token_schema())
             .access(Access::Public)
@@ -349,12 +349,14 @@ pub fn operations() -> Vec<Operation> {
             .handle(refresh),
         Op::post("/auth/logout", "auth.logout")
             .summary("End the caller's session.")
+            .output(object(&["logged_out"], json!({"logged_out": {"type": "boolean", "enum": [true]}})))
             .update()
             .access(Access::Authenticated)
             .handle(logout),
         Op::post("/auth/forgot-password", "auth.forgot-password")
             .summary("Ask for a password-reset token by email. Always answers 202.")
             .input(object(&["email"], json!({"email": str_})))
+            .output(object(&["message"], json!({"message": {"type": "string", "description": "The same whether or not the account exists."}})))
             .status(202)
             .access(Access::Public)
             .handle(forgot_password),
@@ -364,6 +366,7 @@ pub fn operations() -> Vec<Operation> {
                 &["token", "password"],
                 json!({"token": str_, "password": str_}),
             ))
+            .output(object(&["reset"], json!({"reset": {"type": "boolean", "enum": [true]}})))
             .update()
             .access(Access::Public)
             .handle(reset_password),

@@ -219,6 +219,10 @@ pub fn operations() -> Vec<Operation> {
         Op::delete("/tenant/domain", "tenant.domain.delete")
             .permission("settings.manage")
             .summary("Give up the organization's hostname.")
+            .output(object(
+                &["released"],
+                json!({"released": {"type": ["string", "null"], "description": "The hostname given up; null if there was none."}}),
+            ))
             .handle(delete),
         Op::post("/tenant/domain/verify", "tenant.domain.verify")
             .permission("settings.manage")

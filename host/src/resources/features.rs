@@ -13,7 +13,7 @@ use crate::control::PlatformAuditEntry;
 use crate::core::Core;
 use crate::core::operation::HostCall;
 use crate::core::operation::{Access, Op, Operation};
-use crate::core::schema::id_input;
+use crate::core::schema::{uuid, uuid_id_input};
 use crate::error::{ApiError, blocking};
 use crate::ids::TenantId;
 
@@ -31,7 +31,7 @@ fn valid_name(name: &str) -> bool {
 /// The input schema of `PUT /admin/tenants/{id}/features`.
 pub fn put_schema() -> Value {
     json!({"type": "object", "required": ["id", "features"], "properties": {
-        "id": {"type": "string"},
+        "id": uuid(),
         "features": {"type": "object", "additionalProperties": {"type": ["boolean", "null"]},
                      "description": "Feature name (`[a-z0-9_]{1,40}`) → `true` (on whatever the plan), `false` (off whatever the plan) or `null` (remove the override: the plan decides)."}
     }})
@@ -172,7 +172,7 @@ pub fn operations() -> Vec<Operation> {
             .handle(tenant_get),
         Op::get("/admin/tenants/{id}/features", "admin.tenants.features.get")
             .summary("An organization's features: its plan's, the overrides set for it, and the effective ones (super-admin).")
-            .input(id_input())
+            .input(uuid_id_input())
             .output(output_schema())
             .access(Access::SuperAdmin)
             .handle(admin_get),

@@ -44,6 +44,10 @@ pub fn operations() -> Vec<Operation> {
             .permission("callbacks.rotate")
             .summary("Replace the secret token in this organization's callback URLs for a plugin (e.g. mpesa).")
             .input(object(&["plugin"], json!({"plugin": str_})))
+            .output(object(
+                &["rotated", "plugin"],
+                json!({"rotated": {"type": "boolean", "enum": [true]}, "plugin": str_}),
+            ))
             .update()
             .tag("tenant")
             .handle(rotate),

@@ -6,11 +6,11 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use crate::auth::Credential;
-use crate::control::{KeyGuardrails, NewApiKey};
+use crate::control::{ApiKeyRecord, KeyGuardrails, NewApiKey};
 use crate::core::Core;
 use crate::core::operation::HostCall;
 use crate::core::operation::{Op, Operation};
-use crate::core::schema::{id_input, object};
+use crate::core::schema::{deleted, object, uuid, uuid_id_input};
 use crate::error::{ApiError, blocking};
 use crate::resources::support::{access_of, name};
 use crate::time_util::{parse_rfc3339, unix_now};
@@ -317,6 +317,15 @@ pub async fn delete(state: Arc<Core>, call: HostCall) -> Result<Value, ApiError>
 /// The operations of this module, declared next to their handlers.
 pub fn operations() -> Vec<Operation> {
     let str_ = json!({"type": "string"});
+    let made = {
+        let mut key = ApiKeyRecord::public_schema();
+        key["properties"]["key"] =
+            json!({"type": "string", "description": "The secret, shown this once."});
+        if let Some(required) = key["required"].as_array_mut() {
+            required.push(json!("key"));
+        }
+        key
+    };
     vec![
         Op::post("/api-keys", "api-keys.create")
             .permission("api_keys.manage")
@@ -336,20 +345,26 @@ pub fn operations() -> Vec<Operation> {
                     "allowed_tools": {"type": ["array", "null"], "items": str_},
                     "max_amount_per_call": {"type": ["integer", "null"], "minimum": 1},
                     "max_amount_per_day": {"type": ["integer", "null"], "minimum": 1},
-                    "store_ids": {"type": ["array", "null"], "items": str_},
+                    "store_ids": {"type": ["array", "null"], "items": uuid()},
                     "approval_required": {"type": ["boolean", "null"]}
                 }),
             ))
+            .output(made)
             .status(201)
             .handle(create),
         Op::get("/api-keys", "api-keys.list")
             .permission("api_keys.manage")
             .summary("The organization's live API keys.")
+            .output(object(
+                &["api_keys"],
+                json!({"api_keys": {"type": "array", "items": ApiKeyRecord::public_schema()}}),
+            ))
             .handle(list),
         Op::delete("/api-keys/{id}", "api-keys.delete")
             .permission("api_keys.manage")
             .summary("Revoke an API key.")
-            .input(id_input())
+            .input(uuid_id_input())
+            .output(deleted())
             .handle(delete),
     ]
 }

@@ -8,7 +8,7 @@ use crate::control::{Invitation, UserRecord};
 use crate::core::Core;
 use crate::core::operation::HostCall;
 use crate::core::operation::{Access, Op, Operation};
-use crate::core::schema::object;
+use crate::core::schema::{nullable, object, uuid};
 use crate::error::{ApiError, blocking};
 use crate::ids::{StoreId, UserId};
 use crate::resources::support;
@@ -25,6 +25,46 @@ fn member_json(user: &UserRecord, status: &str) -> Value {
         "status": status,
         "created_at": user.created_at,
     })
+}
+
+/// The JSON Schema of [`member_json`].
+fn member_schema() -> Value {
+    let text = json!({"type": "string"});
+    object(
+        &["id", "email", "full_name", "status", "created_at"],
+        json!({
+            "id": uuid(),
+            "email": text,
+            "full_name": {"type": "string", "description": "The organization's name for them, else their own."},
+            "status": {"type": "string", "enum": ["active", "deactivated"], "description": "Their standing in this organization."},
+            "created_at": {"type": "string", "description": "When their account was made."},
+        }),
+    )
+}
+
+/// The answer of `POST /invitations` (never the token: it is emailed).
+fn invitation_schema() -> Value {
+    let text = json!({"type": "string"});
+    object(
+        &[
+            "id",
+            "email",
+            "role_id",
+            "role_name",
+            "store_id",
+            "expires_at",
+        ],
+        json!({
+            "id": uuid(),
+            "email": text,
+            // The role's id as the caller sent it: the rbac plugin trims it
+            // when it looks the role up, so the echo is not always a bare UUID.
+            "role_id": text,
+            "role_name": text,
+            "store_id": nullable(uuid()),
+            "expires_at": nullable(text.clone()),
+        }),
+    )
 }
 
 /// `GET /users`.
@@ -338,22 +378,28 @@ pub fn operations() -> Vec<Operation> {
         Op::get("/users", "users.list")
             .permission("users.read")
             .summary("The organization's people.")
+            .output(object(
+                &["users"],
+                json!({"users": {"type": "array", "items": member_schema()}}),
+            ))
             .handle(list),
         Op::patch("/users/{id}", "users.update")
             .permission("users.update")
             .summary("Deactivate or reactivate a member (their tokens and keys stop at once), or rename them.")
             .input(object(
                 &["id"],
-                json!({"id": str_, "status": {"type": "string", "enum": ["active", "deactivated"]}, "full_name": str_}),
+                json!({"id": uuid(), "status": {"type": "string", "enum": ["active", "deactivated"]}, "full_name": str_}),
             ))
+            .output(member_schema())
             .handle(update),
         Op::post("/invitations", "invitations.create")
             .permission("invitations.create")
             .summary("Invite someone by email with a role (and optionally a store). The token is emailed.")
             .input(object(
                 &["email", "role_id"],
-                json!({"email": str_, "role_id": str_, "store_id": str_}),
+                json!({"email": str_, "role_id": uuid(), "store_id": uuid()}),
             ))
+            .output(invitation_schema())
             .status(201)
             .tag("users")
             .handle(invite),

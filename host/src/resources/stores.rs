@@ -11,7 +11,7 @@ use crate::core::authz;
 use crate::core::authz::ACCESS_ALL_STORES;
 use crate::core::operation::HostCall;
 use crate::core::operation::{Op, Operation};
-use crate::core::schema::{id_input, object};
+use crate::core::schema::{deleted, object, uuid, uuid_id_input};
 use crate::error::{ApiError, blocking};
 use crate::ids::{StoreId, UserId};
 use crate::resources::support::{audited_write, name};
@@ -191,12 +191,18 @@ pub async fn add_user(state: Arc<Core>, call: HostCall) -> Result<Value, ApiErro
 /// The operations of this module, declared next to their handlers.
 pub fn operations() -> Vec<Operation> {
     let str_ = json!({"type": "string"});
-    let store = json!({"type": "object", "properties": {"id": {"type": "string"}, "name": {"type": "string"}, "status": {"type": "string"}}});
+    let store = object(
+        &["id", "name", "status", "created_at", "updated_at"],
+        json!({"id": uuid(), "name": str_, "status": str_, "created_at": str_, "updated_at": str_}),
+    );
     vec![
         Op::get("/stores", "stores.list")
             .permission("stores.read")
             .summary("The stores the caller may use.")
-            .output(json!({"type": "object", "properties": {"stores": {"type": "array", "items": store}}}))
+            .output(object(
+                &["stores"],
+                json!({"stores": {"type": "array", "items": store}}),
+            ))
             .handle(list),
         Op::post("/stores", "stores.create")
             .permission("stores.create")
@@ -208,24 +214,32 @@ pub fn operations() -> Vec<Operation> {
         Op::get("/stores/{id}", "stores.get")
             .permission("stores.read")
             .summary("One store.")
-            .input(id_input())
+            .input(uuid_id_input())
             .output(store.clone())
             .handle(get),
         Op::patch("/stores/{id}", "stores.update")
             .permission("stores.update")
             .summary("Rename a store.")
-            .input(object(&["id"], json!({"id": str_, "name": str_})))
+            .input(object(&["id"], json!({"id": uuid(), "name": str_})))
             .output(store.clone())
             .handle(update),
         Op::delete("/stores/{id}", "stores.delete")
             .permission("stores.delete")
             .summary("Delete a store (not the last one).")
-            .input(id_input())
+            .input(uuid_id_input())
+            .output(deleted())
             .handle(delete),
         Op::post("/stores/{id}/users", "stores.add-user")
             .permission("stores.members.manage")
             .summary("Let a member of the organization use this store.")
-            .input(object(&["id", "user_id"], json!({"id": str_, "user_id": str_})))
+            .input(object(
+                &["id", "user_id"],
+                json!({"id": uuid(), "user_id": uuid()}),
+            ))
+            .output(object(
+                &["store_id", "user_id"],
+                json!({"store_id": uuid(), "user_id": uuid()}),
+            ))
             .status(201)
             .update()
             .handle(add_user),

@@ -11,10 +11,20 @@ use crate::core::operation::{Access, Method, Operation, Target};
 /// so can answer 502, 503 or 504 like a plugin operation.
 const UPSTREAM_HOST_OPS: &[&str] = &["invoices.pay", "tenant.export"];
 
-fn path_parameters(path: &str) -> Vec<Value> {
+/// The path's parameters, each with the schema the operation's input
+/// declares for it (a UUID's `format`, a plugin's `description` or `enum`),
+/// else a plain string.
+fn path_parameters(path: &str, input_schema: &Value) -> Vec<Value> {
     path.split('/')
         .filter_map(|segment| segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
-        .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
+        .map(|name| {
+            let schema = input_schema["properties"]
+                .get(name)
+                .filter(|schema| schema.is_object())
+                .cloned()
+                .unwrap_or_else(|| json!({"type": "string"}));
+            json!({"name": name, "in": "path", "required": true, "schema": schema})
+        })
         .collect()
 }
 
@@ -27,7 +37,7 @@ pub fn document(operations: &[std::sync::Arc<Operation>]) -> Value {
     let mut paths: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
     for op in operations {
         let Some(path) = &op.spec.path else { continue };
-        let mut parameters = path_parameters(path);
+        let mut parameters = path_parameters(path, &op.spec.input_schema);
         parameters.push(
             json!({"name": "X-Store-ID", "in": "header", "required": false,
             "description": "The store this request acts in; must be one the caller may use.",
