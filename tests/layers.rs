@@ -50,6 +50,7 @@ const LAYERS: &[(&str, Layer)] = &[
     ("jwt", Foundations),
     ("settings", Foundations),
     ("telemetry", Foundations),
+    ("json_schema", Foundations),
     ("control", Storage),
     ("tenancy", Storage),
     ("audit", Storage),

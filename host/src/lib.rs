@@ -40,6 +40,7 @@ pub mod events;
 pub mod hostnames;
 pub mod ids;
 pub mod jobs;
+pub mod json_schema;
 pub mod jwt;
 pub mod mcp;
 pub mod metering;

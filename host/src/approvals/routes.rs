@@ -13,10 +13,10 @@ use crate::auth::{Credential, Principal};
 use crate::core::Core;
 use crate::core::execute::invoke_plugin;
 use crate::core::operation::{HostCall, Op, Operation, Target};
-use crate::core::schema::{object, uuid, uuid_id_input};
 use crate::core::{authz, guardrails};
 use crate::error::{ApiError, blocking};
 use crate::ids::{StoreId, TenantId};
+use crate::json_schema::{object, uuid, uuid_id_input};
 
 /// An approval the caller may see: another store's (or, for a
 /// store-limited caller, one of no store) is a 404.

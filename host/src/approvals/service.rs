@@ -16,9 +16,9 @@ use crate::auth::{Credential, Principal};
 use crate::core::Core;
 use crate::core::guardrails::Reservation;
 use crate::core::operation::{Operation, RequestMeta};
-use crate::core::schema::{nullable, object, uuid};
 use crate::error::{ApiError, blocking};
 use crate::ids::TenantId;
+use crate::json_schema::{nullable, object, uuid};
 use crate::plugins::manifest::MoneyDirection;
 use crate::time_util::now_rfc3339;
 

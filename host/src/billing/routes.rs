@@ -13,9 +13,9 @@ use crate::core::Core;
 use crate::core::operation::HostCall;
 use crate::core::operation::{Access, Op, Operation};
 use crate::core::plugin_call::call_plugin;
-use crate::core::schema::{nullable, object, uuid};
 use crate::error::{ApiError, blocking};
 use crate::ids::TenantId;
+use crate::json_schema::{nullable, object, uuid};
 
 /// `GET /plans`: the plans a tenant may choose.
 pub async fn list_plans(state: Arc<Core>, _call: HostCall) -> Result<Value, ApiError> {

@@ -4,8 +4,8 @@
 use rusqlite::{OptionalExtension, Row, params};
 
 use crate::control::{ControlDb, ControlError};
-use crate::core::schema::{nullable, object, uuid};
 use crate::ids::{TenantId, UserId};
+use crate::json_schema::{nullable, object, uuid};
 use crate::time_util::{now_rfc3339, unix_now};
 use crate::tokens;
 

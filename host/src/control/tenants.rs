@@ -5,8 +5,8 @@ use rusqlite::{OptionalExtension, Row, params};
 
 use crate::control::users::{USER_COLUMNS, insert_user, is_unique_violation, user_from_row};
 use crate::control::{ControlDb, ControlError, UserRecord};
-use crate::core::schema::{object, uuid};
 use crate::ids::{TenantId, UserId};
+use crate::json_schema::{object, uuid};
 use crate::time_util::now_rfc3339;
 
 /// A tenant as stored.

@@ -3,8 +3,8 @@
 use rusqlite::{OptionalExtension, Row, params};
 
 use crate::control::{ControlDb, ControlError};
-use crate::core::schema::{object, uuid};
 use crate::ids::UserId;
+use crate::json_schema::{object, uuid};
 use crate::time_util::now_rfc3339;
 
 /// A user as stored.

@@ -12,7 +12,6 @@ pub mod input;
 pub mod limits;
 pub mod operation;
 pub mod plugin_call;
-pub mod schema;
 pub mod state;
 
 pub use state::Core;

@@ -8,9 +8,9 @@ use serde_json::{Value, json};
 use crate::control::TenantRecord;
 use crate::core::Core;
 use crate::core::operation::{Access, HostCall, Op, Operation};
-use crate::core::schema::{object, uuid_id_input};
 use crate::error::{ApiError, blocking};
 use crate::ids::TenantId;
+use crate::json_schema::{object, uuid_id_input};
 
 fn tenant_id(call: &HostCall) -> Result<TenantId, ApiError> {
     TenantId::parse(&call.str_field("id")?).ok_or_else(|| ApiError::not_found("tenant"))

@@ -8,8 +8,8 @@ use crate::control::{TenantRecord, UserRecord};
 use crate::core::Core;
 use crate::core::operation::HostCall;
 use crate::core::operation::{Access, Op, Operation};
-use crate::core::schema::{nullable, object, uuid};
 use crate::error::{ApiError, blocking};
+use crate::json_schema::{nullable, object, uuid};
 use crate::resources::support::{access_of, hash_password, name, new_password};
 
 /// `GET /me`: user, tenant, roles and effective permissions.

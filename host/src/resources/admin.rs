@@ -8,10 +8,10 @@ use crate::control::{PlatformAuditEntry, TenantRecord, UserRecord};
 use crate::core::Core;
 use crate::core::operation::HostCall;
 use crate::core::operation::{Access, Op, Operation};
-use crate::core::schema::{object, uuid};
 use crate::deletion::StatusChange;
 use crate::error::{ApiError, blocking};
 use crate::ids::{TenantId, UserId};
+use crate::json_schema::{object, uuid};
 use crate::resources::support::{email, hash_password, name, new_password, provision_tenant};
 use crate::time_util::now_rfc3339;
 

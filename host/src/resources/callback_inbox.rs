@@ -11,9 +11,9 @@ use crate::control::{PlatformAuditEntry, Replay};
 use crate::core::Core;
 use crate::core::operation::HostCall;
 use crate::core::operation::{Access, Op, Operation};
-use crate::core::schema::id_input;
 use crate::error::{ApiError, blocking};
 use crate::ids::TenantId;
+use crate::json_schema::id_input;
 
 /// The most callbacks one list answers.
 const MAX_LIMIT: u32 = 500;

@@ -13,9 +13,9 @@ use crate::control::{Claim, HeldDomain};
 use crate::core::Core;
 use crate::core::operation::{Access, Op, Operation};
 use crate::core::operation::{HostCall, RequestMeta};
-use crate::core::schema::object;
 use crate::error::{ApiError, blocking};
 use crate::ids::TenantId;
+use crate::json_schema::object;
 use crate::resources::branding;
 
 /// The output schema of `/tenant/domain`.

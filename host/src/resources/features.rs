@@ -13,9 +13,9 @@ use crate::control::PlatformAuditEntry;
 use crate::core::Core;
 use crate::core::operation::HostCall;
 use crate::core::operation::{Access, Op, Operation};
-use crate::core::schema::{uuid, uuid_id_input};
 use crate::error::{ApiError, blocking};
 use crate::ids::TenantId;
+use crate::json_schema::{uuid, uuid_id_input};
 
 /// Longest feature name.
 const MAX_NAME: usize = 40;

@@ -9,8 +9,8 @@ use serde_json::{Value, json};
 use crate::core::Core;
 use crate::core::operation::HostCall;
 use crate::core::operation::{Op, Operation};
-use crate::core::schema::object;
 use crate::error::{ApiError, blocking};
+use crate::json_schema::object;
 use crate::plugins::capabilities::rotate_callback_token;
 use crate::resources::support::audited_write;
 

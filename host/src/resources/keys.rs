@@ -10,8 +10,8 @@ use crate::control::{ApiKeyRecord, KeyGuardrails, NewApiKey};
 use crate::core::Core;
 use crate::core::operation::HostCall;
 use crate::core::operation::{Op, Operation};
-use crate::core::schema::{deleted, object, uuid, uuid_id_input};
 use crate::error::{ApiError, blocking};
+use crate::json_schema::{deleted, object, uuid, uuid_id_input};
 use crate::resources::support::{access_of, name};
 use crate::time_util::{parse_rfc3339, unix_now};
 

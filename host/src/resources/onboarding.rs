@@ -13,9 +13,9 @@ use serde_json::{Value, json};
 use crate::core::Core;
 use crate::core::operation::HostCall;
 use crate::core::operation::{Access, Op, Operation};
-use crate::core::schema::object;
 use crate::error::{ApiError, blocking};
 use crate::ids::TenantId;
+use crate::json_schema::object;
 use crate::resources::support::{email, name};
 
 /// One onboarding step: its id, what to do, how to do it, and the query

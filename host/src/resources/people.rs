@@ -8,9 +8,9 @@ use crate::control::{Invitation, UserRecord};
 use crate::core::Core;
 use crate::core::operation::HostCall;
 use crate::core::operation::{Access, Op, Operation};
-use crate::core::schema::{nullable, object, uuid};
 use crate::error::{ApiError, blocking};
 use crate::ids::{StoreId, UserId};
+use crate::json_schema::{nullable, object, uuid};
 use crate::resources::support;
 use crate::resources::support::{
     access_of, email, hash_password, issue_tokens, merged, name, new_password,

@@ -11,9 +11,9 @@ use crate::core::authz;
 use crate::core::authz::ACCESS_ALL_STORES;
 use crate::core::operation::HostCall;
 use crate::core::operation::{Op, Operation};
-use crate::core::schema::{deleted, object, uuid, uuid_id_input};
 use crate::error::{ApiError, blocking};
 use crate::ids::{StoreId, UserId};
+use crate::json_schema::{deleted, object, uuid, uuid_id_input};
 use crate::resources::support::{audited_write, name};
 use crate::time_util::now_rfc3339;
 

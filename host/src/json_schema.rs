@@ -1,5 +1,5 @@
-//! JSON-schema shorthands for declaring the host's operations
-//! ([`crate::core::operation::Op`]).
+//! JSON-schema shorthands (a foundation: serde_json only) for declaring the host's operations
+//! (the `Op` builder of the core) and the public shapes of stored records.
 
 use serde_json::{Value, json};
 
