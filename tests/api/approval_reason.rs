@@ -4,40 +4,15 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{Auth, Options, Session, TestApp, code};
-
-/// A payout an API key asked for, waiting for a person.
-async fn pending(app: &TestApp, owner: &Session) -> String {
-    let (status, made) = app
-        .post(
-            "/api/v1/api-keys",
-            &owner.auth(),
-            json!({"name": "payroll bot", "permissions": ["payouts.create", "payments.read"]}),
-        )
-        .await;
-    assert_eq!(status, 201, "{made}");
-    let bot = Auth::ApiKey(made["key"].as_str().expect("key").to_string());
-    let (status, answer) = app
-        .post(
-            "/api/v1/mpesa/b2c/bulk",
-            &bot,
-            json!({"command_id": "BusinessPayment",
-                   "items": [{"phone_number": "254712345678", "amount": 50, "remarks": "May salary"}]}),
-        )
-        .await;
-    assert_eq!(status, 202, "{answer}");
-    answer["approval_id"]
-        .as_str()
-        .expect("approval id")
-        .to_string()
-}
+use crate::helpers::{Options, TestApp, code};
+use crate::mpesa::pending_payout;
 
 #[tokio::test]
 async fn a_rejection_keeps_its_reason_in_the_approval_and_the_audit_log() {
     let app = TestApp::spawn_with(Options::daraja_sim()).await;
     let owner = app.register("Reasons Ltd").await;
     app.configure_mpesa(&owner).await;
-    let id = pending(&app, &owner).await;
+    let id = pending_payout(&app, &owner).await;
     let path = format!("/api/v1/approvals/{id}/reject");
 
     let (status, body) = app
@@ -88,7 +63,7 @@ async fn a_rejection_keeps_its_reason_in_the_approval_and_the_audit_log() {
     assert_eq!(body["approval"]["reason"], reason, "{body}");
 
     // Without a reason is fine too.
-    let other = pending(&app, &owner).await;
+    let other = pending_payout(&app, &owner).await;
     let (status, body) = app
         .post(
             &format!("/api/v1/approvals/{other}/reject"),

@@ -7,7 +7,8 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{Auth, Options, PASSWORD, Session, TestApp, code};
+use crate::helpers::{Auth, Options, PASSWORD, TestApp, code};
+use crate::mpesa::pending_payout;
 
 /// The live document.
 async fn document(app: &TestApp) -> Value {
@@ -481,32 +482,6 @@ async fn an_organizations_answers_match_their_schemas() {
             Some(json!({})),
         )
         .await;
-}
-
-/// A payout an API key asked for, waiting for a person: its approval id.
-async fn pending_payout(app: &TestApp, owner: &Session) -> String {
-    let (status, made) = app
-        .post(
-            "/api/v1/api-keys",
-            &owner.auth(),
-            json!({"name": "payroll bot", "permissions": ["payouts.create", "payments.read"]}),
-        )
-        .await;
-    assert_eq!(status, 201, "{made}");
-    let bot = Auth::ApiKey(made["key"].as_str().expect("key").to_string());
-    let (status, answer) = app
-        .post(
-            "/api/v1/mpesa/b2c/bulk",
-            &bot,
-            json!({"command_id": "BusinessPayment",
-                   "items": [{"phone_number": "254712345678", "amount": 50, "remarks": "Salary"}]}),
-        )
-        .await;
-    assert_eq!(status, 202, "{answer}");
-    answer["approval_id"]
-        .as_str()
-        .expect("approval id")
-        .to_string()
 }
 
 /// Approvals: listed, read, rejected and approved (run once).

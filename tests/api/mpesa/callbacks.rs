@@ -260,15 +260,9 @@ async fn a_rotated_callback_token_refuses_the_old_url() {
     let app = spawn().await;
     let owner = app.register("Mpesa Rotate").await;
     configure(&app, &owner, credentials()).await;
-    set_faults(&app, json!({"delay_ms": 600_000})).await;
-    let txn = push(&app, &owner.auth(), payment("0712345678", json!(40))).await;
-    set_faults(&app, json!({})).await;
+    let (txn, old_url) = held_push(&app, &owner.auth(), "0712345678", 40).await;
     let id = txn["id"].as_str().expect("id");
     let checkout = txn["checkout_request_id"].as_str().expect("checkout");
-    let old_url = recorded_push(&app, checkout).await["body"]["CallBackURL"]
-        .as_str()
-        .expect("url")
-        .to_string();
     let (_, old_token) = callback_parts(&old_url);
 
     let (status, rotated) = app
@@ -497,16 +491,10 @@ async fn a_callback_meeting_a_locked_database_waits_and_is_applied_when_it_frees
     let app = TestApp::spawn_with(Options::daraja_sim()).await;
     let owner = app.register("Busy Till").await;
     app.configure_mpesa(&owner).await;
-    set_faults(&app, json!({"delay_ms": 600_000})).await;
-    let txn = push(&app, &owner.auth(), payment("0712345678", json!(40))).await;
-    set_faults(&app, json!({})).await;
+    let (txn, url) = held_push(&app, &owner.auth(), "0712345678", 40).await;
     let id = txn["id"].as_str().expect("id").to_string();
     let checkout = txn["checkout_request_id"].as_str().expect("checkout");
     let merchant = txn["merchant_request_id"].as_str().expect("merchant");
-    let url = recorded_push(&app, checkout).await["body"]["CallBackURL"]
-        .as_str()
-        .expect("url")
-        .to_string();
 
     let holder = rusqlite::Connection::open(app.tenant_file(&owner.tenant_id)).expect("open");
     holder.execute_batch("BEGIN EXCLUSIVE").expect("lock");

@@ -524,3 +524,48 @@ pub(crate) async fn push_in_store(
         .expect("transaction id")
         .to_string()
 }
+
+/// A payout an API key asked for, waiting for a person: its approval id.
+pub(crate) async fn pending_payout(app: &TestApp, owner: &Session) -> String {
+    let (status, made) = app
+        .post(
+            "/api/v1/api-keys",
+            &owner.auth(),
+            json!({"name": "payroll bot", "permissions": ["payouts.create", "payments.read"]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{made}");
+    let bot = Auth::ApiKey(made["key"].as_str().expect("key").to_string());
+    let (status, answer) = app
+        .post(
+            "/api/v1/mpesa/b2c/bulk",
+            &bot,
+            json!({"command_id": "BusinessPayment",
+                   "items": [{"phone_number": "254712345678", "amount": 50, "remarks": "Salary"}]}),
+        )
+        .await;
+    assert_eq!(status, 202, "{answer}");
+    answer["approval_id"]
+        .as_str()
+        .expect("approval id")
+        .to_string()
+}
+
+/// A push whose callback the emulator holds back (10 minutes): the
+/// pending payment and the CallBackURL it gave Daraja.
+pub(crate) async fn held_push(
+    app: &TestApp,
+    auth: &Auth,
+    phone: &str,
+    amount: i64,
+) -> (Value, String) {
+    set_faults(app, json!({"delay_ms": 600_000})).await;
+    let txn = push(app, auth, payment(phone, json!(amount))).await;
+    set_faults(app, json!({})).await;
+    let checkout = txn["checkout_request_id"].as_str().expect("checkout");
+    let url = recorded_push(app, checkout).await["body"]["CallBackURL"]
+        .as_str()
+        .expect("url")
+        .to_string();
+    (txn, url)
+}
