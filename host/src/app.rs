@@ -368,6 +368,7 @@ pub fn build_state(config: Config) -> anyhow::Result<Arc<Core>> {
         tenant_limiter: crate::core::limits::TenantLimiter::new(tenant_rate),
         callback_signal: tokio::sync::Notify::new(),
         event_signal,
+        outbox_changes: tokio::sync::watch::channel(0).0,
         billing,
         meter: crate::metering::Meter::default(),
         alerts: crate::alerts::service::Alerts::default(),

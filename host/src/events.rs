@@ -142,8 +142,11 @@ pub async fn worker(state: Arc<Core>) {
             .await
             .is_ok()
         {
-            // Open event streams read the outbox too (`signal` has one consumer: this loop).
-            outbox_changed();
+            // Open event streams read the outbox too (`signal` has one
+            // consumer: this loop); they follow the change counter.
+            state
+                .outbox_changes
+                .send_modify(|generation| *generation = generation.wrapping_add(1));
         }
         let scope = if last_sweep.elapsed() >= settings.sweep {
             last_sweep = Instant::now();
@@ -478,20 +481,6 @@ fn observe_outbox(db: &TenantDb) {
     if let Some(depth) = counted {
         crate::telemetry::outbox_depth(db.id(), depth);
     }
-}
-
-/// Tells whoever watches the outbox (the REST event streams,
-/// `crate::rest::event_stream`) that it may hold new events; the event
-/// dispatcher calls it when a committed emit woke it.
-pub fn outbox_changed() {
-    outbox_signal().send_modify(|generation| *generation = generation.wrapping_add(1));
-}
-
-/// The outbox's change counter ([`outbox_changed`]); subscribe to wait.
-pub fn outbox_signal() -> &'static tokio::sync::watch::Sender<u64> {
-    static SIGNAL: std::sync::OnceLock<tokio::sync::watch::Sender<u64>> =
-        std::sync::OnceLock::new();
-    SIGNAL.get_or_init(|| tokio::sync::watch::channel(0).0)
 }
 
 #[cfg(test)]

@@ -47,6 +47,10 @@ pub struct Core {
     /// Wakes the event dispatcher when a plugin call commits events (the
     /// runtime's [`PluginRuntime::events_emitted`]).
     pub event_signal: Arc<tokio::sync::Notify>,
+    /// The outbox's change counter: bumped by the event dispatcher when a
+    /// committed emit woke it; channels that follow the outbox (REST's
+    /// event streams) subscribe, so the core names none of them.
+    pub outbox_changes: tokio::sync::watch::Sender<u64>,
     /// Per-address limit on the unauthenticated routes (login, register, resets).
     pub public_limiter: crate::core::limits::PublicLimiter,
     /// Per-tenant limit on authenticated calls, REST and MCP together.

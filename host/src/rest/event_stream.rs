@@ -27,7 +27,7 @@
 //! Between polls the stream holds no tenant connection, transaction or
 //! lock: each poll borrows a pooled connection for one indexed `SELECT`.
 //! A poll runs when the event dispatcher is woken by a committed emit
-//! (`crate::events::outbox_changed`, called from `crate::events::worker`; the runtime's
+//! (the core's `outbox_changes` counter, bumped by `crate::events::worker`; the runtime's
 //! `event_signal` is a single-consumer `Notify` that the dispatcher owns,
 //! so streams must not wait on it), and at least every [`FALLBACK_POLL`].
 //! A comment line is sent every [`KEEP_ALIVE`] so proxies keep the
@@ -207,7 +207,7 @@ async fn open(state: Arc<Core>, headers: HeaderMap) -> Result<Response, ApiError
         Some(id) => id,
         None => newest(&state, tenant).await?,
     };
-    let mut wake = crate::events::outbox_signal().subscribe();
+    let mut wake = state.outbox_changes.subscribe();
     wake.mark_unchanged();
     let reader = Reader {
         state,
