@@ -4,6 +4,11 @@
 //! no HTTP type, and no ring of modules importing each other is wider than
 //! [`MAX_RING`]. A new module fails this test until it is placed in the table.
 //!
+//! The foundations are a crate of their own (`host/foundations`,
+//! `malipo-foundations`), re-exported under their old paths: the compiler
+//! keeps them below every other layer; their rows below place the host's
+//! imports of them.
+//!
 //! The reading is textual (`crate::`/`super::`/`self::` paths outside test
 //! code and comments; `mod` declarations are not imports), as cheap as a
 //! unit test and strict enough to catch a wrong-way import the day it is
