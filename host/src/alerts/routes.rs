@@ -11,7 +11,6 @@ use crate::core::Core;
 use crate::core::operation::HostCall;
 use crate::core::operation::{Access, Op, Operation};
 use crate::error::{ApiError, blocking};
-use crate::ids::TenantId;
 use crate::json_schema::id_input;
 
 /// The most alerts one list answers.
@@ -58,13 +57,7 @@ pub async fn list(state: Arc<Core>, call: HostCall) -> Result<Value, ApiError> {
             ));
         }
     };
-    let tenant = match call.opt_str_field("tenant_id")? {
-        Some(text) => Some(
-            TenantId::parse(&text)
-                .ok_or_else(|| ApiError::Validation("`tenant_id` is not a tenant id".into()))?,
-        ),
-        None => None,
-    };
+    let tenant = crate::resources::support::tenant_filter(&call)?;
     let limit = crate::resources::support::list_limit(&call, MAX_LIMIT)?;
     let alerts = blocking(move || Ok(state.control.alerts(open_only, tenant, limit)?)).await?;
     Ok(json!({"alerts": alerts}))

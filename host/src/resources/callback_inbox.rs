@@ -12,7 +12,6 @@ use crate::core::Core;
 use crate::core::operation::HostCall;
 use crate::core::operation::{Access, Op, Operation};
 use crate::error::{ApiError, blocking};
-use crate::ids::TenantId;
 use crate::json_schema::id_input;
 
 /// The most callbacks one list answers.
@@ -66,13 +65,7 @@ pub async fn list(state: Arc<Core>, call: HostCall) -> Result<Value, ApiError> {
             "`state` must be `failed`, `pending` or `applied`".into(),
         ));
     }
-    let tenant = match call.opt_str_field("tenant_id")? {
-        Some(text) => Some(
-            TenantId::parse(&text)
-                .ok_or_else(|| ApiError::Validation("`tenant_id` is not a tenant id".into()))?,
-        ),
-        None => None,
-    };
+    let tenant = crate::resources::support::tenant_filter(&call)?;
     let limit = crate::resources::support::list_limit(&call, MAX_LIMIT)?;
     let callbacks = blocking(move || Ok(state.control.inbox_list(&wanted, tenant, limit)?)).await?;
     Ok(json!({"callbacks": callbacks}))

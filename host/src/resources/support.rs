@@ -318,6 +318,18 @@ pub fn home_tenant(state: &Core, user: UserId) -> Result<Option<TenantId>, ApiEr
     Ok(None)
 }
 
+/// The optional `tenant_id` filter of a super-admin list operation.
+pub fn tenant_filter(
+    call: &crate::core::operation::HostCall,
+) -> Result<Option<crate::ids::TenantId>, ApiError> {
+    call.opt_str_field("tenant_id")?
+        .map(|text| {
+            crate::ids::TenantId::parse(&text)
+                .ok_or_else(|| ApiError::Validation("`tenant_id` is not a tenant id".into()))
+        })
+        .transpose()
+}
+
 /// The `limit` of a host list operation: 1 to `max`, 100 when absent; a
 /// number or a string of digits (query parameters arrive as text).
 pub fn list_limit(call: &crate::core::operation::HostCall, max: u32) -> Result<u32, ApiError> {
