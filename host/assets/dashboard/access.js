@@ -4,8 +4,8 @@
 // only hides what /me's permissions say would be refused.
 import { api } from "./api.js";
 import { t } from "./i18n.js";
-import { h, field, onSubmit, banner, errorText, context, can, render, refreshContext } from "./app.js";
-import { status, table } from "./widgets.js";
+import { h, field, onSubmit, banner, context, can, render, refreshContext } from "./app.js";
+import { act, status, table } from "./widgets.js";
 
 function storeLabel(id) {
   if (!id) return t("store.all");
@@ -15,21 +15,6 @@ function storeLabel(id) {
 
 function storeOptions() {
   return [["", t("store.all")], ...context().stores.map((s) => [s.id, s.name])];
-}
-
-/** A button's action: redraws the page when it worked, says why next to it when not. */
-function act(fn) {
-  return async (ev) => {
-    const button = ev.currentTarget;
-    button.disabled = true;
-    try {
-      await fn();
-      render();
-    } catch (e) {
-      button.disabled = false;
-      button.after(h("span", { class: "error", role: "alert" }, " " + errorText(e)));
-    }
-  };
 }
 
 /** Checkboxes for every permission, the role's own ticked. */

@@ -4,7 +4,7 @@ import { api, ApiError, newKey, session } from "./api.js";
 import { subscribe, connected } from "./live.js";
 import { t, money, when, statusText } from "./i18n.js";
 import { h, field, onSubmit, banner, errorText, context, can, applyBranding, readableOn, refreshContext, render, showError } from "./app.js";
-import { status, table } from "./widgets.js";
+import { act, status, table } from "./widgets.js";
 import { team } from "./access.js";
 import { templates } from "./templates.js";
 
@@ -395,7 +395,7 @@ async function approvals() {
   const rows = list.map((a) => {
     const cell = h("td", {});
     if (a.status === "pending" && can("approvals.approve")) {
-      const act = async (verb, button) => {
+      const decide = async (verb, button) => {
         button.disabled = true;
         try {
           const body = {};
@@ -412,9 +412,9 @@ async function approvals() {
         }
       };
       cell.append(
-        h("button", { type: "button", class: "primary", onclick: (ev) => act("approve", ev.currentTarget) }, t("approvals.approve")),
+        h("button", { type: "button", class: "primary", onclick: (ev) => decide("approve", ev.currentTarget) }, t("approvals.approve")),
         " ",
-        h("button", { type: "button", class: "danger", onclick: (ev) => act("reject", ev.currentTarget) }, t("approvals.reject")),
+        h("button", { type: "button", class: "danger", onclick: (ev) => decide("reject", ev.currentTarget) }, t("approvals.reject")),
         h("label", { class: "field" }, t("approvals.reason"), h("input", { name: "reason", maxlength: 500 })),
       );
     } else cell.append(status(a.status));
@@ -812,16 +812,6 @@ async function admin() {
   const usageOf = (id) => {
     const u = used[id];
     return u && typeof u.transactions === "number" ? t("admin.usage_line", { tx: u.transactions, api: u.api_calls }) : "—";
-  };
-  const act = (fn) => async (ev) => {
-    ev.target.disabled = true;
-    try {
-      await fn();
-      render();
-    } catch (e) {
-      ev.target.after(h("span", { class: "error", role: "alert" }, " " + errorText(e)));
-      ev.target.disabled = false;
-    }
   };
   return [
     h("h1", {}, t("admin.title")),
