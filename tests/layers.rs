@@ -1,13 +1,13 @@
-//! The host's layers, kept by a test: every module of `host/src` belongs to
-//! one layer (the table below, also in docs/ARCHITECTURE.md), and no module
-//! imports from a layer above its own. The plugin runtime and storage name
-//! no HTTP type, and no ring of modules importing each other is wider than
-//! [`MAX_RING`]. A new module fails this test until it is placed in the table.
-//!
-//! The foundations are a crate of their own (`host/foundations`,
-//! `malipo-foundations`), re-exported under their old paths: the compiler
-//! keeps them below every other layer; their rows below place the host's
-//! imports of them.
+//! The host's layers, kept by the compiler and by this test. The lower
+//! layers are crates of their own: the foundations (`host/foundations`), storage
+//! (`host/storage`) and the plugin runtime (`host/runtime`); Cargo refuses an
+//! import from any of them into a layer above. Above them, the `malipo`
+//! crate's modules each belong to one layer (the table below, also in
+//! docs/ARCHITECTURE.md), and no module imports from a layer above its own.
+//! Storage and the runtime declare no HTTP-serving dependency, so they cannot
+//! name an HTTP type; no ring of modules importing each other, in any of
+//! the crates, is wider than [`MAX_RING`]. A new module of `host/src` fails
+//! this test until it is placed in the table.
 //!
 //! The reading is textual (`crate::`/`super::`/`self::` paths outside test
 //! code and comments; `mod` declarations are not imports), as cheap as a
@@ -40,33 +40,34 @@ enum Layer {
 
 use Layer::*;
 
-/// Module path prefix → layer; the longest matching prefix wins.
+/// The crates below `malipo`, each one layer: its directory under `host/`.
+const LOWER_CRATES: &[(&str, Layer)] = &[
+    ("foundations", Foundations),
+    ("storage", Storage),
+    ("runtime", Runtime),
+];
+
+/// Dependencies that serve or speak HTTP requests: storage and the runtime
+/// declare none of them.
+const HTTP_CRATES: &[&str] = &[
+    "axum",
+    "hyper",
+    "http",
+    "tower",
+    "tower-http",
+    "rmcp",
+    "reqwest",
+];
+
+/// Module path prefix → layer for the `malipo` crate's own modules (the
+/// lower crates' modules are re-exported under their old paths and need no
+/// row: the compiler keeps them); the longest matching prefix wins.
 const LAYERS: &[(&str, Layer)] = &[
-    ("ids", Foundations),
-    ("error", Foundations),
-    ("time_util", Foundations),
-    ("config", Foundations),
-    ("crypto", Foundations),
-    ("data_dir", Foundations),
-    ("outbound", Foundations),
-    ("domain_proof", Foundations),
-    ("tokens", Foundations),
-    ("passwords", Foundations),
-    ("jwt", Foundations),
-    ("settings", Foundations),
-    ("telemetry", Foundations),
-    ("json_schema", Foundations),
-    ("control", Storage),
-    ("tenancy", Storage),
+    // Module folders whose own `mod.rs` only re-exports storage.
     ("audit", Storage),
-    ("hostnames", Storage),
     ("alerts", Storage),
-    ("alerts::store", Storage),
     ("deletion", Storage),
-    ("deletion::store", Storage),
     ("deletion::routes", Features),
-    ("plugins", Runtime),
-    ("daraja_certs", Runtime),
     ("core", Core),
     ("auth", Core),
     ("audit::heads", Core),
@@ -104,14 +105,20 @@ fn layer_of(module: &str) -> Option<Layer> {
         .map(|(_, layer)| *layer)
 }
 
-fn src_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
+fn host_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Every module of the library: path → source without test code and comments.
+/// Every module of the `malipo` library.
 fn modules() -> BTreeMap<String, String> {
+    modules_of(&host_dir().join("src"))
+}
+
+/// Every module of the library under `root`: path → source without test
+/// code and comments.
+fn modules_of(root: &Path) -> BTreeMap<String, String> {
     let mut found = BTreeMap::new();
-    let root = src_dir();
+    let root = root.to_path_buf();
     let mut stack = vec![root.clone()];
     while let Some(dir) = stack.pop() {
         for entry in std::fs::read_dir(&dir).expect("read src") {
@@ -267,7 +274,12 @@ fn expand(text: &str) -> Vec<String> {
 }
 
 fn graph() -> (BTreeMap<String, String>, BTreeMap<String, BTreeSet<String>>) {
-    let modules = modules();
+    graph_of(modules())
+}
+
+fn graph_of(
+    modules: BTreeMap<String, String>,
+) -> (BTreeMap<String, String>, BTreeMap<String, BTreeSet<String>>) {
     let known: BTreeSet<String> = modules.keys().cloned().collect();
     let edges = modules
         .iter()
@@ -307,36 +319,92 @@ fn no_module_imports_from_a_layer_above_its_own() {
     );
 }
 
+/// The `[dependencies]` names of the crate in `host/<dir>`.
+fn dependencies_of(dir: &str) -> Vec<String> {
+    let manifest =
+        std::fs::read_to_string(host_dir().join(dir).join("Cargo.toml")).expect("read Cargo.toml");
+    let mut names = Vec::new();
+    let mut in_dependencies = false;
+    for line in manifest.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_dependencies = line == "[dependencies]";
+        } else if in_dependencies && let Some((key, _)) = line.split_once('=') {
+            let key = key.trim();
+            names.push(key.strip_suffix(".workspace").unwrap_or(key).to_string());
+        }
+    }
+    names
+}
+
 #[test]
 fn the_runtime_and_storage_know_nothing_of_http() {
+    let mut found = Vec::new();
+    for (dir, layer) in LOWER_CRATES {
+        let dependencies = dependencies_of(dir);
+        assert!(
+            !dependencies.is_empty(),
+            "host/{dir}/Cargo.toml has no dependencies?"
+        );
+        if *layer == Storage || *layer == Runtime {
+            found.extend(
+                dependencies
+                    .into_iter()
+                    .filter(|d| HTTP_CRATES.contains(&d.as_str()))
+                    .map(|d| format!("host/{dir} depends on {d}")),
+            );
+        }
+    }
+    // Nor do the `malipo` crate's storage re-export folders.
     let (modules, _) = graph();
-    let http: Vec<&String> = modules
-        .iter()
-        .filter(|(m, code)| {
-            layer_of(m).is_some_and(|l| l == Storage || l == Runtime) && code.contains("axum")
-        })
-        .map(|(m, _)| m)
-        .collect();
-    assert!(
-        http.is_empty(),
-        "storage or runtime modules naming axum: {http:?}"
+    found.extend(
+        modules
+            .iter()
+            .filter(|(m, code)| {
+                layer_of(m).is_some_and(|l| l == Storage || l == Runtime) && code.contains("axum")
+            })
+            .map(|(m, _)| format!("{m} (storage, in the malipo crate) names axum")),
     );
+    assert!(found.is_empty(), "{found:#?}");
+}
+
+#[test]
+fn each_lower_crate_depends_only_on_crates_below_it() {
+    let mut wrong = Vec::new();
+    for (dir, layer) in LOWER_CRATES {
+        for dependency in dependencies_of(dir) {
+            let Some(below) = dependency.strip_prefix("malipo-") else {
+                continue;
+            };
+            match LOWER_CRATES.iter().find(|(d, _)| *d == below) {
+                Some((_, theirs)) if theirs < layer => {}
+                _ => wrong.push(format!("host/{dir} depends on {dependency}")),
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{wrong:?}");
 }
 
 #[test]
 fn no_ring_of_modules_is_wide() {
-    let (_, edges) = graph();
-    let rings = rings(&edges);
-    let widest = rings
-        .iter()
-        .max_by_key(|r| r.len())
-        .cloned()
-        .unwrap_or_default();
-    assert!(
-        widest.len() <= MAX_RING,
-        "a ring of {} modules import each other: {widest:?}",
-        widest.len()
-    );
+    let mut crates = vec![("malipo".to_string(), graph().1)];
+    for (dir, _) in LOWER_CRATES {
+        crates.push((
+            dir.to_string(),
+            graph_of(modules_of(&host_dir().join(dir).join("src"))).1,
+        ));
+    }
+    for (name, edges) in crates {
+        assert!(edges.len() > 3, "{name}: too few modules read");
+        let widest = rings(&edges)
+            .into_iter()
+            .max_by_key(|r| r.len())
+            .unwrap_or_default();
+        assert!(
+            widest.len() <= MAX_RING,
+            "{name}: a ring of {} modules import each other: {widest:?}",
+            widest.len()
+        );
+    }
 }
 
 /// Strongly connected components (Tarjan), iteratively.

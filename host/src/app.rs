@@ -520,3 +520,63 @@ async fn finish(state: &Arc<Core>) {
         "shutdown complete"
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::ids::TenantId;
+    use crate::plugins::{CallRequest, Progress, host_context};
+
+    /// The embedded mpesa plugin, run by the state's runtime, reports each month of a report as it
+    /// aggregates it, through the sink of the call.
+    #[test]
+    fn a_call_reports_progress_to_its_sink() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let state =
+            crate::app::build_state(malipo_foundations::config::Config::from_env(dir.path()))
+                .expect("state");
+        let tenant = TenantId::new();
+        let db = state.tenancy.create(tenant).expect("tenant");
+        {
+            let conn = db.conn().expect("conn");
+            for (id, at, ms) in [
+                ("a", "2026-01-10T00:00:00.000Z", 1_768_003_200_000_i64),
+                ("b", "2026-02-10T00:00:00.000Z", 1_770_681_600_000),
+                ("c", "2026-03-10T00:00:00.000Z", 1_773_100_800_000),
+            ] {
+                conn.execute(
+                    "INSERT INTO mpesa_transactions (id, kind, status, amount, created_at, created_ms, updated_at) \
+                     VALUES (?1, 'stk', 'completed', 10, ?2, ?3, ?2)",
+                    rusqlite::params![id, at, ms],
+                )
+                .expect("insert");
+            }
+        }
+        let (sink, mut reports) = tokio::sync::mpsc::unbounded_channel();
+        let request = CallRequest {
+            db: &db,
+            ctx: host_context(tenant, None, "mcp", "progress-test".into()),
+            operation: "mpesa.reports",
+            input: r#"{"from":"2026-01-01","to":"2026-12-31"}"#,
+            read_only: true,
+            progress: Some(sink),
+        };
+        let output = state
+            .runtime
+            .invoke("mpesa", request, |_, _| Ok(()))
+            .expect("report");
+        let output: serde_json::Value = serde_json::from_str(&output).expect("JSON");
+        assert_eq!(output["totals"]["count"], 3, "{output}");
+        let mut seen = Vec::new();
+        while let Ok(report) = reports.try_recv() {
+            seen.push(report);
+        }
+        let expected: Vec<Progress> = (1..=3)
+            .map(|done| Progress {
+                done,
+                total: Some(3),
+                message: Some(format!("aggregated month {done} of 3")),
+            })
+            .collect();
+        assert_eq!(seen, expected);
+    }
+}

@@ -24,6 +24,10 @@ pub use malipo_foundations::{
     config, crypto, data_dir, domain_proof, error, ids, json_schema, jwt, outbound, passwords,
     settings, telemetry, time_util, tokens,
 };
+// Storage and the plugin runtime are crates too (the compiler keeps each
+// below the core and the channels); their modules keep their paths here.
+pub use malipo_runtime::{daraja_certs, plugins};
+pub use malipo_storage::{control, hostnames, tenancy};
 
 pub mod alerts;
 pub mod app;
@@ -33,19 +37,14 @@ pub mod auth;
 pub mod billing;
 pub mod callbacks;
 pub mod cli;
-pub mod control;
 pub mod core;
-pub mod daraja_certs;
 pub mod dashboard;
 pub mod deletion;
 pub mod events;
-pub mod hostnames;
 pub mod jobs;
 pub mod mcp;
 pub mod metering;
 pub mod ops;
 pub mod platform_mail;
-pub mod plugins;
 pub mod resources;
 pub mod rest;
-pub mod tenancy;

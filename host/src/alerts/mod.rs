@@ -1,9 +1,9 @@
 //! Alerts about tenants' abnormal behaviour (failed logins, failed payments,
-//! server errors), for super-admins: [`store`] keeps them in `control.db`,
-//! [`service`] counts and raises them, [`routes`] lists and acknowledges them.
+//! server errors), for super-admins: stored in `control.db` by the storage
+//! crate (`malipo_storage::control`'s alerts), counted and raised by
+//! [`service`], listed and acknowledged by [`routes`].
 
 pub mod routes;
 pub mod service;
-pub mod store;
 
-pub use store::{AlertRecord, NewAlert};
+pub use malipo_storage::control::{AlertRecord, NewAlert};

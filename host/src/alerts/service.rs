@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use moka::sync::Cache;
 
-use crate::alerts::store::NewAlert;
+use crate::control::NewAlert;
 use crate::control::OutgoingMail;
 use crate::core::Core;
 use crate::ids::TenantId;

@@ -1,9 +1,9 @@
-//! Deleting a tenant after a grace period: [`store`] keeps the schedule in
-//! `control.db`, [`service`] schedules, cancels, purges and sweeps,
-//! [`routes`] are the super-admin's operations.
+//! Deleting a tenant after a grace period: the schedule is kept in
+//! `control.db` by the storage crate (`malipo_storage::control`), [`service`]
+//! schedules, cancels, purges and sweeps, [`routes`] are the super-admin's
+//! operations.
 
 pub mod routes;
 pub mod service;
-pub mod store;
 
-pub use store::{Cancellation, PurgedRows, StatusChange};
+pub use malipo_storage::control::{Cancellation, PurgedRows, StatusChange};

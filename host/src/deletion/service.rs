@@ -14,10 +14,10 @@ use std::time::Duration;
 
 use serde_json::json;
 
+use crate::control::{Cancellation, PurgedRows};
 use crate::control::{ControlError, PlatformAuditEntry, TenantRecord};
 use crate::core::Core;
 use crate::core::operation::RequestMeta;
-use crate::deletion::store::{Cancellation, PurgedRows};
 use crate::error::ApiError;
 use crate::ids::{TenantId, UserId};
 use crate::tenancy::TenancyError;

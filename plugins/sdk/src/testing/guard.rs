@@ -8,7 +8,7 @@ use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
 /// One plugin's access rules, and the first thing they refused.
 ///
 /// A copy, decision for decision, of the host's authorizer
-/// (`host/src/tenancy/authorizer.rs`); keep the two in step.
+/// (`host/storage/src/tenancy/authorizer.rs`); keep the two in step.
 #[derive(Debug)]
 pub(crate) struct Guard {
     /// `<plugin>_`: the prefix of every table the plugin owns.

@@ -26,7 +26,7 @@ use crate::{Db, Error, Result, Sql, Table};
 /// - `ATTACH` and `DETACH`; every `PRAGMA`; anything else SQLite asks about.
 ///
 /// The real host enforces these rules with SQLite's authorizer
-/// (`host/src/tenancy/authorizer.rs`), whose decisions this fake copies;
+/// (`host/storage/src/tenancy/authorizer.rs`), whose decisions this fake copies;
 /// it only approximates the host otherwise: no call transaction (a failed
 /// call's writes are not rolled back; see [`Self::call`]), no check of the
 /// schema after migrations, no migration history table, no SQLite limits,
