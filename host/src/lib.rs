@@ -1,21 +1,19 @@
 //! Malipo's host: one process that serves many tenants, each with its own
 //! SQLite file, and runs business features as sandboxed WebAssembly plugins.
 //!
-//! Layout:
-//! - [`config`]: the effective configuration (flags < environment < defaults).
-//! - [`ids`]: parsed identifiers; a file path is only ever built from these.
-//! - [`control`]: the platform database (`control.db`): users, tenants,
-//!   memberships, sessions, API keys, invitations, reset tokens, platform audit.
-//! - [`tenancy`]: the one seam that opens tenant databases (bounded cache,
-//!   migrations, pools).
-//! - [`plugins`]: the WebAssembly runtime: engine, capabilities granted to
-//!   plugins, instance reuse, limits.
-//! - [`auth`]: passwords, access tokens, and the principal a request carries.
-//! - [`api`]: operations (host and plugin) and the HTTP surface built from them.
-//! - [`deletion::service`]: deleting a tenant after a grace period (schedule,
-//!   cancel, purge, the sweeper).
-//! - [`events`]: the outbox dispatcher: delivers plugin events to subscribers.
-//! - [`app`]: wiring: state, router, server start and stop.
+//! The layers, bottom to top (docs/ARCHITECTURE.md), the lower four crates of
+//! their own, re-exported here under their module paths:
+//! - foundations (`malipo-foundations`): [`config`], [`ids`], [`error`],
+//!   [`crypto`], [`outbound`], [`telemetry`], …
+//! - storage (`malipo-storage`): [`control`] (`control.db`), [`tenancy`] (the
+//!   one seam that opens tenant files), [`hostnames`], the audit chain.
+//! - the plugin runtime (`malipo-runtime`): [`plugins`], [`daraja_certs`].
+//! - the core (`malipo-core`): [`core`] (operations and the one `execute`
+//!   pipeline), [`auth`], [`audit`], [`events`], [`jobs`], [`metering`], and
+//!   the services of [`billing`], [`approvals`], [`alerts`], [`deletion`].
+//! - this crate: the host's own operations ([`resources`] and each feature's
+//!   `routes`, [`platform_mail`]), the channels ([`rest`], [`mcp`],
+//!   [`callbacks`], [`dashboard`], [`ops`], [`cli`]) and the wiring ([`app`]).
 #![forbid(unsafe_code)]
 
 // The foundations are a crate of their own (the compiler keeps them below
@@ -28,22 +26,18 @@ pub use malipo_foundations::{
 // below the core and the channels); their modules keep their paths here.
 pub use malipo_runtime::{daraja_certs, plugins};
 pub use malipo_storage::{control, hostnames, tenancy};
+// So is the core; the channels and the features above it are this crate.
+pub use malipo_core::{audit, auth, core, events, jobs, metering};
 
 pub mod alerts;
 pub mod app;
 pub mod approvals;
-pub mod audit;
-pub mod auth;
 pub mod billing;
 pub mod callbacks;
 pub mod cli;
-pub mod core;
 pub mod dashboard;
 pub mod deletion;
-pub mod events;
-pub mod jobs;
 pub mod mcp;
-pub mod metering;
 pub mod ops;
 pub mod platform_mail;
 pub mod resources;

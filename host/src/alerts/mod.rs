@@ -1,9 +1,7 @@
-//! Alerts about tenants' abnormal behaviour (failed logins, failed payments,
-//! server errors), for super-admins: stored in `control.db` by the storage
-//! crate (`malipo_storage::control`'s alerts), counted and raised by
-//! [`service`], listed and acknowledged by [`routes`].
+//! Alerts about tenants' abnormal behaviour, for super-admins: counted and
+//! raised by the core (`malipo_core::alerts::service`), stored in
+//! `control.db` by the storage crate, listed and acknowledged by [`routes`].
 
 pub mod routes;
-pub mod service;
 
-pub use malipo_storage::control::{AlertRecord, NewAlert};
+pub use malipo_core::alerts::*;

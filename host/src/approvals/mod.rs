@@ -1,6 +1,8 @@
 //! Approvals: money out asked for by an API key or an AI assistant waits
-//! for a person. [`service`] holds the gate and the queue, [`routes`] the
-//! operations that list, approve and reject.
+//! for a person. The gate and the queue are the core's
+//! (`malipo_core::approvals::service`); [`routes`] are the operations that
+//! list, approve and reject.
 
 pub mod routes;
-pub mod service;
+
+pub use malipo_core::approvals::*;

@@ -1,9 +1,8 @@
-//! Deleting a tenant after a grace period: the schedule is kept in
-//! `control.db` by the storage crate (`malipo_storage::control`), [`service`]
-//! schedules, cancels, purges and sweeps, [`routes`] are the super-admin's
+//! Deleting a tenant after a grace period: scheduled, cancelled, purged and
+//! swept by the core (`malipo_core::deletion::service`), kept in
+//! `control.db` by the storage crate; [`routes`] are the super-admin's
 //! operations.
 
 pub mod routes;
-pub mod service;
 
-pub use malipo_storage::control::{Cancellation, PurgedRows, StatusChange};
+pub use malipo_core::deletion::*;

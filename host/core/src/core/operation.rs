@@ -13,8 +13,8 @@ use serde_json::Value;
 use crate::audit::AuditEntry;
 use crate::auth::Principal;
 use crate::core::Core;
-use crate::error::ApiError;
-pub use crate::plugins::manifest::{Annotations, Method, OperationSpec};
+use malipo_foundations::error::ApiError;
+pub use malipo_runtime::plugins::manifest::{Annotations, Method, OperationSpec};
 
 /// Who may call an operation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,7 +43,7 @@ pub struct RequestMeta {
     pub channel: String,
     /// The hostname the request was sent to (`Host`, lower-case, no port),
     /// for the custom-domain lookups of public pages and login only
-    /// ([`crate::hostnames`]); never the tenant of a credential.
+    /// ([`malipo_storage::hostnames`]); never the tenant of a credential.
     pub host: Option<String>,
 }
 

@@ -6,21 +6,21 @@
 
 use std::sync::Arc;
 
-use axum::http::StatusCode;
+use http::StatusCode;
 use serde_json::Value;
 
 use crate::audit::{self, AuditEntry};
 use crate::core::Core;
-use crate::error::{ApiError, blocking};
-use crate::plugins::bindings::CallContext;
-use crate::plugins::{CallRequest, PluginCallError, ProgressSink};
+use malipo_foundations::error::{ApiError, blocking};
+use malipo_runtime::plugins::bindings::CallContext;
+use malipo_runtime::plugins::{CallRequest, PluginCallError, ProgressSink};
 
 /// Calls a plugin operation (public or internal) in a tenant. A success
 /// of a mutating operation writes `audit` in the same transaction.
 #[allow(clippy::too_many_arguments)]
 pub async fn call_plugin(
     state: &Arc<Core>,
-    tenant: crate::ids::TenantId,
+    tenant: malipo_foundations::ids::TenantId,
     plugin: &str,
     operation: &str,
     ctx: CallContext,

@@ -10,13 +10,13 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use crate::billing::{PLUGIN, charge_context};
-use crate::control::PlatformCharge;
 use crate::core::Core;
 use crate::core::plugin_call::call_plugin;
-use crate::error::{ApiError, blocking};
-use crate::ids::TenantId;
-use crate::plugins::CallRequest;
-use crate::plugins::bindings::Event;
+use malipo_foundations::error::{ApiError, blocking};
+use malipo_foundations::ids::TenantId;
+use malipo_runtime::plugins::CallRequest;
+use malipo_runtime::plugins::bindings::Event;
+use malipo_storage::control::PlatformCharge;
 
 /// The plugin whose STK push collects invoices.
 const MPESA: &str = "mpesa";

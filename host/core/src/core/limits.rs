@@ -12,8 +12,8 @@ use std::hash::Hash;
 
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
 
-use crate::error::ApiError;
-use crate::ids::TenantId;
+use malipo_foundations::error::ApiError;
+use malipo_foundations::ids::TenantId;
 
 /// A token bucket per key: `per_minute` calls a minute, in bursts of as
 /// many; a refusal is a `429` with the seconds until the next token.

@@ -11,8 +11,8 @@ use std::sync::Arc;
 
 use crate::auth::{Credential, Principal};
 use crate::core::Core;
-use crate::error::{ApiError, blocking, current_request_id};
-use crate::ids::{StoreId, TenantId, UserId};
+use malipo_foundations::error::{ApiError, blocking, current_request_id};
+use malipo_foundations::ids::{StoreId, TenantId, UserId};
 
 /// The permission that lets a user use every store of the tenant.
 pub const ACCESS_ALL_STORES: &str = "stores.access_all";
@@ -291,8 +291,8 @@ pub fn system_ctx(
     tenant: TenantId,
     user: Option<UserId>,
     meta: &crate::core::operation::RequestMeta,
-) -> crate::plugins::bindings::CallContext {
-    crate::plugins::host_context(
+) -> malipo_runtime::plugins::bindings::CallContext {
+    malipo_runtime::plugins::host_context(
         tenant,
         user.map(|u| u.to_string()),
         "system",

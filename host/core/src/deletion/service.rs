@@ -1,7 +1,7 @@
 //! Deleting a tenant: a super-admin (or the operator's CLI) schedules it, the
 //! tenant is suspended at once, and after `MALIPO_TENANT_DELETION_GRACE_SECS`
 //! (default 30 days) the sweeper purges it: its file goes, and every row that
-//! names it in `control.db` (see [`crate::control::ControlDb::purge_tenant_rows`]).
+//! names it in `control.db` (see [`malipo_storage::control::ControlDb::purge_tenant_rows`]).
 //! Until then a cancellation gives it back as it was. The platform audit
 //! records each step (`tenant.deletion_scheduled`, `tenant.deletion_cancelled`,
 //! `tenant.deleted`) and keeps those rows after the purge.
@@ -14,13 +14,13 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::control::{Cancellation, PurgedRows};
-use crate::control::{ControlError, PlatformAuditEntry, TenantRecord};
 use crate::core::Core;
 use crate::core::operation::RequestMeta;
-use crate::error::ApiError;
-use crate::ids::{TenantId, UserId};
-use crate::tenancy::TenancyError;
+use malipo_foundations::error::ApiError;
+use malipo_foundations::ids::{TenantId, UserId};
+use malipo_storage::control::{Cancellation, PurgedRows};
+use malipo_storage::control::{ControlError, PlatformAuditEntry, TenantRecord};
+use malipo_storage::tenancy::TenancyError;
 
 /// The grace period when `MALIPO_TENANT_DELETION_GRACE_SECS` is not set: 30 days.
 pub const DEFAULT_GRACE_SECS: u64 = 30 * 24 * 60 * 60;
@@ -113,7 +113,7 @@ impl Actor {
 
 /// The grace period: `MALIPO_TENANT_DELETION_GRACE_SECS`, else 30 days.
 pub fn grace_secs() -> Result<u64, DeletionError> {
-    match crate::config::var("MALIPO_TENANT_DELETION_GRACE_SECS") {
+    match malipo_foundations::config::var("MALIPO_TENANT_DELETION_GRACE_SECS") {
         Ok(text) => text
             .trim()
             .parse()
@@ -128,7 +128,7 @@ fn rfc3339_in(secs: u64) -> String {
             i64::try_from(secs).unwrap_or(i64::MAX),
         ))
         .unwrap_or(time::OffsetDateTime::now_utc());
-    crate::time_util::format_rfc3339(at)
+    malipo_foundations::time_util::format_rfc3339(at)
 }
 
 fn refuse_platform_tenant(state: &Core, id: TenantId) -> Result<(), DeletionError> {
@@ -212,7 +212,7 @@ pub type SweptTenant = (TenantId, Result<PurgedRows, DeletionError>);
 pub fn sweep(state: &Core) -> Result<Vec<SweptTenant>, DeletionError> {
     let due = state
         .control
-        .tenants_due_for_deletion(&crate::time_util::now_rfc3339())?;
+        .tenants_due_for_deletion(&malipo_foundations::time_util::now_rfc3339())?;
     let actor = Actor::system();
     Ok(due
         .into_iter()
@@ -222,7 +222,7 @@ pub fn sweep(state: &Core) -> Result<Vec<SweptTenant>, DeletionError> {
 
 /// Sweeps forever, every `MALIPO_TENANT_DELETION_SWEEP_SECS` (default 60).
 pub async fn worker(state: Arc<Core>) {
-    let every = crate::config::var("MALIPO_TENANT_DELETION_SWEEP_SECS")
+    let every = malipo_foundations::config::var("MALIPO_TENANT_DELETION_SWEEP_SECS")
         .ok()
         .and_then(|v| v.trim().parse::<u64>().ok())
         .unwrap_or(DEFAULT_SWEEP_SECS)

@@ -7,15 +7,15 @@ use std::sync::{Arc, Mutex};
 
 use moka::sync::Cache;
 
-use crate::config::Config;
-use crate::control::ControlDb;
 use crate::core::authz::DecisionKey;
 use crate::core::operation::Operation;
-use crate::ids::TenantId;
-use crate::jwt::JwtKeys;
-use crate::plugins::PluginRuntime;
-use crate::plugins::manifest::PermissionSpec;
-use crate::tenancy::Tenancy;
+use malipo_foundations::config::Config;
+use malipo_foundations::ids::TenantId;
+use malipo_foundations::jwt::JwtKeys;
+use malipo_runtime::plugins::PluginRuntime;
+use malipo_runtime::plugins::manifest::PermissionSpec;
+use malipo_storage::control::ControlDb;
+use malipo_storage::tenancy::Tenancy;
 
 /// The services every channel calls the core with: storage, the plugin
 /// runtime, the operations and what guards them. Channels keep their own
@@ -62,7 +62,7 @@ pub struct Core {
     /// Abnormal-behaviour detector (`crate::alerts::service`).
     pub alerts: crate::alerts::service::Alerts,
     /// Custom domains: cached hostname → tenant lookups.
-    pub hostnames: crate::hostnames::Hostnames,
+    pub hostnames: malipo_storage::hostnames::Hostnames,
 }
 
 impl Core {

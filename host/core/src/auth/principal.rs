@@ -5,11 +5,11 @@
 
 use std::sync::Arc;
 
-use axum::http::HeaderMap;
+use http::HeaderMap;
 
 use crate::core::Core;
-use crate::error::{ApiError, blocking};
-use crate::ids::{StoreId, TenantId, UserId};
+use malipo_foundations::error::{ApiError, blocking};
+use malipo_foundations::ids::{StoreId, TenantId, UserId};
 
 /// How the caller proved who they are.
 #[derive(Clone, Debug)]
@@ -26,7 +26,7 @@ pub enum Credential {
         /// What the key may do (a subset of its maker's permissions).
         permissions: Vec<String>,
         /// Tool allow-list and amount caps.
-        guardrails: crate::control::KeyGuardrails,
+        guardrails: malipo_storage::control::KeyGuardrails,
     },
 }
 
@@ -104,7 +104,7 @@ fn presented(headers: &HeaderMap) -> Option<Presented> {
         return Some(Presented::ApiKey(key.trim().to_string()));
     }
     let bearer = headers
-        .get(axum::http::header::AUTHORIZATION)
+        .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| {
             v.strip_prefix("Bearer ")
@@ -148,8 +148,12 @@ pub async fn authenticate(
                     .jwt
                     .verify(&token)
                     .map_err(|rejection| match rejection {
-                        crate::jwt::TokenRejection::Expired => ApiError::token_expired(),
-                        crate::jwt::TokenRejection::Invalid => ApiError::unauthenticated(),
+                        malipo_foundations::jwt::TokenRejection::Expired => {
+                            ApiError::token_expired()
+                        }
+                        malipo_foundations::jwt::TokenRejection::Invalid => {
+                            ApiError::unauthenticated()
+                        }
                     })?;
                 let user_id = UserId::parse(&claims.sub).ok_or_else(ApiError::unauthenticated)?;
                 let tenant_id = match claims.tid.as_deref() {

@@ -16,11 +16,11 @@ use crate::auth::{Credential, Principal};
 use crate::core::Core;
 use crate::core::guardrails::Reservation;
 use crate::core::operation::{Operation, RequestMeta};
-use crate::error::{ApiError, blocking};
-use crate::ids::TenantId;
-use crate::json_schema::{nullable, object, uuid};
-use crate::plugins::manifest::MoneyDirection;
-use crate::time_util::now_rfc3339;
+use malipo_foundations::error::{ApiError, blocking};
+use malipo_foundations::ids::TenantId;
+use malipo_foundations::json_schema::{nullable, object, uuid};
+use malipo_foundations::time_util::now_rfc3339;
+use malipo_runtime::plugins::manifest::MoneyDirection;
 
 /// The argument that asks what a call would do without doing it.
 pub const DRY_RUN: &str = "dry_run";

@@ -7,11 +7,11 @@ use std::sync::Arc;
 
 use crate::audit::chain;
 use crate::audit::chain::TENANT;
-use crate::control::{ControlDb, ControlError};
 use crate::core::Core;
-use crate::error::blocking;
-use crate::ids::TenantId;
-use crate::tenancy::{Tenancy, TenancyError};
+use malipo_foundations::error::blocking;
+use malipo_foundations::ids::TenantId;
+use malipo_storage::control::{ControlDb, ControlError};
+use malipo_storage::tenancy::{Tenancy, TenancyError};
 
 /// Why a head could not be published.
 #[derive(Debug, thiserror::Error)]
@@ -63,7 +63,7 @@ pub async fn after_commit(state: &Arc<Core>, tenant: Option<TenantId>) {
     let state = Arc::clone(state);
     let published = blocking(move || {
         publish(&state.control, &state.tenancy, tenant)
-            .map_err(|e| crate::error::ApiError::Unexpected(e.into()))
+            .map_err(|e| malipo_foundations::error::ApiError::Unexpected(e.into()))
     })
     .await;
     if let Err(error) = published {

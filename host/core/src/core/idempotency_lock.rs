@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use moka::sync::Cache;
 
-use crate::ids::TenantId;
+use malipo_foundations::ids::TenantId;
 
 type Key = (TenantId, String, String);
 

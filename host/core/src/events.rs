@@ -27,9 +27,9 @@ use rusqlite::{OptionalExtension, params};
 
 use crate::core::Core;
 pub use crate::jobs::Scope;
-use crate::plugins::bindings::Event;
-use crate::plugins::{PluginRuntime, host_context};
-use crate::tenancy::TenantDb;
+use malipo_runtime::plugins::bindings::Event;
+use malipo_runtime::plugins::{PluginRuntime, host_context};
+use malipo_storage::tenancy::TenantDb;
 
 /// Failed attempts after which a delivery is given up.
 pub const MAX_ATTEMPTS: i64 = 50;
@@ -54,10 +54,10 @@ pub enum DispatchError {
     Db(#[from] rusqlite::Error),
     /// Opening the tenant's database.
     #[error(transparent)]
-    Tenancy(#[from] crate::tenancy::TenancyError),
+    Tenancy(#[from] malipo_storage::tenancy::TenancyError),
     /// The platform database.
     #[error(transparent)]
-    Control(#[from] crate::control::ControlError),
+    Control(#[from] malipo_storage::control::ControlError),
     /// The blocking task died.
     #[error("dispatch task failed: {0}")]
     Task(String),
@@ -174,7 +174,7 @@ pub async fn run_once(state: &Arc<Core>, scope: Scope) -> Result<DeliveryReport,
         let outcome = tokio::task::spawn_blocking(move || {
             let db = state.tenancy.get(id)?;
             let report = deliver_tenant(&state, &db, retry_base_ms);
-            // The outbox-depth estimate of `/metrics` (crate::telemetry).
+            // The outbox-depth estimate of `/metrics` (malipo_foundations::telemetry).
             observe_outbox(&db);
             report
         })
@@ -202,7 +202,7 @@ pub fn emit_host_event(
     append(conn, name, &payload.to_string(), "host")
 }
 
-use crate::tenancy::outbox::append;
+use malipo_storage::tenancy::outbox::append;
 
 /// Wakes the delivery worker (after a host event committed).
 pub fn wake(state: &Core) {
@@ -297,7 +297,7 @@ pub fn deliver_tenant(
                 let conn = db.conn()?;
                 let changed = conn.execute(
                     "UPDATE outbox SET delivered_at = ?1 WHERE id = ?2 AND delivered_at IS NULL",
-                    params![crate::time_util::now_rfc3339(), id],
+                    params![malipo_foundations::time_util::now_rfc3339(), id],
                 )?;
                 report.settled += changed;
                 if changed == 1
@@ -318,7 +318,7 @@ pub fn deliver_tenant(
 }
 
 fn now_ms() -> i64 {
-    i64::try_from(crate::time_util::unix_now_ms()).unwrap_or(i64::MAX)
+    i64::try_from(malipo_foundations::time_util::unix_now_ms()).unwrap_or(i64::MAX)
 }
 
 /// Undelivered outbox events after row `after`, oldest first.
@@ -424,7 +424,11 @@ fn mark_delivered(
         "UPDATE event_deliveries
          SET attempts = attempts + 1, delivered_at = ?3, last_error = NULL
          WHERE event_id = ?1 AND plugin = ?2 AND delivered_at IS NULL AND failed_at IS NULL",
-        params![event_id, subscriber, crate::time_util::now_rfc3339()],
+        params![
+            event_id,
+            subscriber,
+            malipo_foundations::time_util::now_rfc3339()
+        ],
     )
 }
 
@@ -452,7 +456,7 @@ fn record_failure(
                 message,
                 next_attempt_ms,
                 MAX_ATTEMPTS,
-                crate::time_util::now_rfc3339()
+                malipo_foundations::time_util::now_rfc3339()
             ],
             |row| row.get::<_, bool>(0),
         )
@@ -479,7 +483,7 @@ fn observe_outbox(db: &TenantDb) {
         .ok()
     });
     if let Some(depth) = counted {
-        crate::telemetry::outbox_depth(db.id(), depth);
+        malipo_foundations::telemetry::outbox_depth(db.id(), depth);
     }
 }
 

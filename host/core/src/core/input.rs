@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use serde_json::{Map, Value};
 
-use crate::error::ApiError;
+use malipo_foundations::error::ApiError;
 
 /// Parses the body: empty means `{}`; anything else must be a JSON object.
 pub fn parse_body(bytes: &[u8]) -> Result<Map<String, Value>, ApiError> {

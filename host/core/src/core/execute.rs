@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use axum::http::StatusCode;
+use http::StatusCode;
 use serde_json::Value;
 
 use crate::approvals::service as approvals;
@@ -17,10 +17,10 @@ use crate::auth::Principal;
 use crate::core::Core;
 use crate::core::operation::{Access, Answer, HostCall, Operation, RequestMeta, Target};
 use crate::core::{authz, guardrails, input};
-use crate::error::{ApiError, blocking};
-use crate::plugins::ProgressSink;
-use crate::plugins::bindings::CallContext;
 use crate::{billing, metering};
+use malipo_foundations::error::{ApiError, blocking};
+use malipo_runtime::plugins::ProgressSink;
+use malipo_runtime::plugins::bindings::CallContext;
 
 /// One call of an operation, from whichever channel it came through.
 pub struct Invocation {
@@ -64,7 +64,7 @@ pub async fn execute(
     if let (true, Some(tenant)) = (status >= 500, tenant) {
         crate::alerts::service::observe(state, tenant, crate::alerts::service::Kind::ServerErrors);
     }
-    crate::telemetry::operation(&channel, &route, status, started.elapsed());
+    malipo_foundations::telemetry::operation(&channel, &route, status, started.elapsed());
     result
 }
 
@@ -282,7 +282,7 @@ fn may_have_reached_daraja(error: &ApiError) -> bool {
 /// a fault in billing must not take every tenant down.
 async fn plan_of(
     state: &Arc<Core>,
-    tenant: crate::ids::TenantId,
+    tenant: malipo_foundations::ids::TenantId,
 ) -> Option<Arc<billing::Entitlements>> {
     match billing::entitlements(state, tenant).await {
         Ok(entitlements) => entitlements,
@@ -387,7 +387,7 @@ pub async fn invoke_plugin(
         store_id: principal.store_id.map(|s| s.to_string()),
         request_id: meta.request_id.clone(),
         channel: meta.channel.clone(),
-        now_ms: crate::time_util::business_now_ms(),
+        now_ms: malipo_foundations::time_util::business_now_ms(),
         // The caller's stores, computed once when the request was
         // authenticated (`authz::confine`); every plugin filters by them.
         allowed_stores: principal.allowed_store_ids(),

@@ -16,9 +16,9 @@ use serde_json::{Value, json};
 use crate::billing::{Entitlements, USAGE_PLUGIN, quota_refusal};
 use crate::core::Core;
 use crate::core::plugin_call::call_plugin;
-use crate::error::ApiError;
-use crate::ids::TenantId;
-use crate::plugins::host_context;
+use malipo_foundations::error::ApiError;
+use malipo_foundations::ids::TenantId;
+use malipo_runtime::plugins::host_context;
 
 /// One row of counts.
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
@@ -75,7 +75,7 @@ pub struct Meter {
 
 /// `YYYY-MM-DD` and `YYYY-MM` of a business-clock instant.
 fn day_and_period(ms: u64) -> (String, String) {
-    let day = crate::time_util::format_ms(ms);
+    let day = malipo_foundations::time_util::format_ms(ms);
     let day = day.get(..10).unwrap_or("1970-01-01").to_string();
     let period = day.get(..7).unwrap_or("1970-01").to_string();
     (day, period)
@@ -89,7 +89,7 @@ fn is_api_channel(channel: &str) -> bool {
 impl Meter {
     /// Counts one call.
     pub fn count(&self, call: Call<'_>) {
-        let (day, period) = day_and_period(crate::time_util::business_now_ms());
+        let (day, period) = day_and_period(malipo_foundations::time_util::business_now_ms());
         if let Ok(mut months) = self.months.lock()
             && let Some(month) = months.get_mut(&call.tenant)
             && month.period == period
@@ -219,7 +219,7 @@ async fn flush_locked(state: &Arc<Core>, tenant: TenantId) -> Result<(), ApiErro
 /// The tenant's totals this month: seeded once from the usage plugin, then
 /// kept in memory.
 pub async fn month_totals(state: &Arc<Core>, tenant: TenantId) -> Result<MonthTotals, ApiError> {
-    let (_, period) = day_and_period(crate::time_util::business_now_ms());
+    let (_, period) = day_and_period(malipo_foundations::time_util::business_now_ms());
     if let Some(month) = state
         .meter
         .months
@@ -313,7 +313,7 @@ pub async fn flush_all(state: &Arc<Core>) {
 
 /// Flushes forever, every `MALIPO_USAGE_FLUSH_MS` (default 5000).
 pub async fn worker(state: Arc<Core>) {
-    let every = crate::config::var("MALIPO_USAGE_FLUSH_MS")
+    let every = malipo_foundations::config::var("MALIPO_USAGE_FLUSH_MS")
         .ok()
         .and_then(|v| v.trim().parse::<u64>().ok())
         .unwrap_or(5000)
@@ -370,7 +370,7 @@ mod tests {
                 error: false,
             });
         }
-        let (_, period) = day_and_period(crate::time_util::business_now_ms());
+        let (_, period) = day_and_period(malipo_foundations::time_util::business_now_ms());
         let totals = meter.pending_totals(tenant, &period);
         assert_eq!(totals.api_calls, 2);
         assert_eq!(totals.transactions, 3);

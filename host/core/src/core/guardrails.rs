@@ -11,8 +11,8 @@ use serde_json::Value;
 use crate::auth::{Credential, Principal};
 use crate::core::Core;
 use crate::core::operation::Operation;
-use crate::error::{ApiError, blocking};
-use crate::plugins::manifest::MoneyMovement;
+use malipo_foundations::error::{ApiError, blocking};
+use malipo_runtime::plugins::manifest::MoneyMovement;
 
 /// An amount counted against a key's daily cap, to give back on failure.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -269,7 +269,7 @@ pub async fn release(state: &Arc<Core>, reservation: Reservation) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plugins::manifest::MoneyDirection;
+    use malipo_runtime::plugins::manifest::MoneyDirection;
     use serde_json::json;
 
     fn money(fields: &[&str]) -> MoneyMovement {

@@ -23,8 +23,8 @@ use serde_json::json;
 use crate::audit::AuditEntry;
 use crate::core::Core;
 use crate::core::plugin_call::call_plugin;
-use crate::error::{ApiError, blocking};
-use crate::plugins::host_context;
+use malipo_foundations::error::{ApiError, blocking};
+use malipo_runtime::plugins::host_context;
 
 fn env_secs(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -70,7 +70,7 @@ impl Scope {
     pub fn tenants(
         self,
         state: &Core,
-    ) -> Result<Vec<crate::ids::TenantId>, crate::control::ControlError> {
+    ) -> Result<Vec<malipo_foundations::ids::TenantId>, malipo_storage::control::ControlError> {
         Ok(state
             .control
             .tenants()?
@@ -152,7 +152,7 @@ pub async fn run_once(
 /// Runs `jobs` for one tenant, one after the other.
 async fn run_tenant(
     state: &Arc<Core>,
-    tenant: crate::ids::TenantId,
+    tenant: malipo_foundations::ids::TenantId,
     jobs: &[(String, String)],
     older_than: u64,
 ) -> JobReport {
@@ -210,7 +210,7 @@ async fn run_tenant(
 /// renewal job says are due for another try.
 async fn retry_charges(
     state: &Arc<Core>,
-    tenant: crate::ids::TenantId,
+    tenant: malipo_foundations::ids::TenantId,
     output: &serde_json::Value,
     report: &mut JobReport,
 ) {

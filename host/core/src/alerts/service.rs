@@ -11,12 +11,12 @@ use std::time::{Duration, Instant};
 
 use moka::sync::Cache;
 
-use crate::control::NewAlert;
-use crate::control::OutgoingMail;
 use crate::core::Core;
-use crate::ids::TenantId;
-use crate::plugins::bindings::mail::Message;
-use crate::plugins::mailer::Mailer;
+use malipo_foundations::ids::TenantId;
+use malipo_runtime::plugins::bindings::mail::Message;
+use malipo_runtime::plugins::mailer::Mailer;
+use malipo_storage::control::NewAlert;
+use malipo_storage::control::OutgoingMail;
 
 /// What is counted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -62,7 +62,7 @@ pub struct Thresholds {
 }
 
 fn number(name: &str, default: u64) -> u64 {
-    crate::config::var(name)
+    malipo_foundations::config::var(name)
         .ok()
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(default)
