@@ -1,11 +1,11 @@
 //! The process's metrics registry (Prometheus, by `prometheus-client`) and
 //! the one-line hooks that feed it, with plain labels only — so that every
-//! layer can report without knowing who serves `/metrics` (`crate::ops::metrics`).
+//! layer can report without knowing who serves `/metrics` (`malipo::ops::metrics`).
 //!
 //! No label ever holds a tenant id, a user id or a concrete path: routes
 //! are route templates (`/api/v1/stores/{id}`) or MCP tool names, plugin
 //! operations come from manifests, outbound hosts are folded into a short
-//! fixed list by the runtime. The metrics are listed in `crate::ops::metrics`.
+//! fixed list by the runtime. The metrics are listed in `malipo::ops::metrics`.
 
 use std::collections::HashMap;
 use std::sync::{LazyLock, Mutex};
@@ -152,7 +152,7 @@ pub fn metrics() -> &'static Metrics {
     &METRICS
 }
 
-/// Records one HTTP request (from the HTTP layer, `crate::ops::metrics::track`).
+/// Records one HTTP request (from the HTTP layer, `malipo::ops::metrics::track`).
 pub fn http_request(method: String, route: String, status: u16, elapsed: Duration) {
     let labels = HttpLabels {
         method,

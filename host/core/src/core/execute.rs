@@ -1,5 +1,5 @@
 //! The one code path every operation takes, whatever the channel: REST
-//! requests (read by `crate::rest::serve`), MCP tool calls, approvals
+//! requests (read by `malipo::rest::serve`), MCP tool calls, approvals
 //! replayed by a person — all go through [`execute`]: rate limit,
 //! permission, input check, API-key guardrails, the approval gate, the
 //! host handler or plugin, and the audit rows. [`call_plugin`] is how the
@@ -47,7 +47,7 @@ pub async fn execute(
     op: &Arc<Operation>,
     call: Invocation,
 ) -> Result<Answer, ApiError> {
-    // Metrics (`crate::ops::metrics`): route template or tool, never a path.
+    // Metrics (`malipo::ops::metrics`): route template or tool, never a path.
     let started = std::time::Instant::now();
     let channel = call.meta.channel.clone();
     let route = match (&call.tool, &op.spec.path) {

@@ -1,5 +1,5 @@
 //! The core's state: the narrow set of services the core and the host's
-//! own operations run with — built once by `crate::app`, shared by every
+//! own operations run with — built once by `malipo::app`, shared by every
 //! channel.
 
 use std::collections::HashMap;
