@@ -18,6 +18,18 @@ async fn alerts(app: &TestApp, admin: &Auth, query: &str) -> Vec<Value> {
     body["alerts"].as_array().cloned().unwrap_or_default()
 }
 
+/// Occurrences the alert detector counted, by kind and decision.
+const SIGNALS: &str = "malipo_alert_signals_total";
+/// Alerts whose raising (storing, mailing) has finished.
+const RAISED: &str = "malipo_alerts_raised_total";
+const FAILED_LOGINS: (&str, &str) = ("kind", "failed_logins");
+
+/// Failed sign-ins the detector counted with this decision.
+async fn signals(app: &TestApp, decision: &str) -> f64 {
+    app.metric(SIGNALS, &[FAILED_LOGINS, ("decision", decision)])
+        .await
+}
+
 /// Waits for the alerts of `tenant` to number `n` (they are stored off
 /// the request path).
 async fn wait_for(app: &TestApp, admin: &Auth, tenant: &str, n: usize) -> Vec<Value> {
@@ -50,7 +62,12 @@ async fn a_burst_of_failed_sign_ins_alerts_super_admins_once() {
     }
     let (status, _) = app.login(&calm.email, "not-the-password-1").await;
     assert_eq!(status, 401);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The host has counted each of the four, none crossed the threshold,
+    // and no alert is being raised: "no alert" is not a matter of timing.
+    app.wait_for_metric(SIGNALS, &[FAILED_LOGINS], 4.0).await;
+    assert_eq!(signals(&app, "below_threshold").await, 4.0);
+    assert_eq!(signals(&app, "alert").await, 0.0);
+    assert_eq!(app.metric(RAISED, &[FAILED_LOGINS]).await, 0.0);
     assert!(alerts(&app, &admin, "").await.is_empty());
 
     // The fourth crosses it; more in the same window add no second alert.
@@ -58,8 +75,20 @@ async fn a_burst_of_failed_sign_ins_alerts_super_admins_once() {
         let (status, _) = app.login(&target.email, "not-the-password-2").await;
         assert_eq!(status, 401);
     }
+    // Every failed sign-in counted: one crossed the threshold, the other
+    // three were within its window; raising that one alert has finished
+    // (stored and mailed), so a second one would be there by now.
+    app.wait_for_metric(SIGNALS, &[FAILED_LOGINS], 8.0).await;
+    app.wait_for_metric(RAISED, &[FAILED_LOGINS], 1.0).await;
+    assert_eq!(signals(&app, "alert").await, 1.0);
+    assert_eq!(signals(&app, "suppressed").await, 3.0);
+    assert_eq!(
+        app.metric(RAISED, &[FAILED_LOGINS, ("outcome", "notified")])
+            .await,
+        1.0
+    );
+    assert_eq!(app.metric(RAISED, &[FAILED_LOGINS]).await, 1.0);
     let raised = wait_for(&app, &admin, &target.tenant_id, 1).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
     let raised_again = alerts(
         &app,
         &admin,

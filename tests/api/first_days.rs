@@ -3,9 +3,9 @@
 //! names the plan in force, refused money calls are not counted as
 //! transactions, and an expired token says so (no leeway).
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader};
 use std::process::Stdio;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -27,6 +27,16 @@ async fn the_default_data_directory_keeps_the_compiled_code_cache() {
         .spawn()
         .expect("start malipo");
     let stdout = child.stdout.take().expect("stdout");
+    // The log, line by line, as the server writes it.
+    let (log_lines, log) = std::sync::mpsc::channel::<String>();
+    let stderr = child.stderr.take().expect("stderr");
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if log_lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
     let first = tokio::task::spawn_blocking(move || {
         let mut line = String::new();
         BufReader::new(stdout).read_line(&mut line).expect("read");
@@ -55,16 +65,33 @@ async fn the_default_data_directory_keeps_the_compiled_code_cache() {
         .await
         .expect("GET a store");
     assert_eq!(refused.status(), 401);
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let _ = child.kill();
-    let _ = child.wait();
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .expect("stderr")
-        .read_to_string(&mut stderr)
-        .expect("read stderr");
+    // Stop the server once the second request's access line is written
+    // (or after a deadline: the assertions below then say what is missing);
+    // then the rest of the log, to its end.
+    let stderr = tokio::task::spawn_blocking(move || {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut stderr = String::new();
+        let mut access = 0;
+        while access < 2 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Ok(line) = log.recv_timeout(left) else {
+                break;
+            };
+            access += usize::from(line.contains("malipo::access"));
+            stderr.push_str(&line);
+            stderr.push('\n');
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        for line in log {
+            stderr.push_str(&line);
+            stderr.push('\n');
+        }
+        reader.join().expect("the log reader");
+        stderr
+    })
+    .await
+    .expect("join");
     assert!(first.contains("malipo listening on"), "{first}\n{stderr}");
     assert!(
         !stderr.contains("compiled-code cache disabled"),

@@ -358,24 +358,54 @@ impl TestApp {
             .expect("json")
     }
 
-    /// How many calls of a plugin operation (a job's, say) have finished,
-    /// from `/metrics` (`plugin_call_duration_seconds_count`, all tenants).
-    pub async fn plugin_calls(&self, operation: &str) -> f64 {
-        let metrics = self
+    /// The sum of the series of metric `name` whose labels include all of
+    /// `labels`, scraped from `/metrics` now (0 if none).
+    pub async fn metric(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        let response = self
             .client
             .get(format!("{}/metrics", self.base))
             .send()
             .await
-            .expect("scrape")
-            .text()
-            .await
-            .expect("metrics");
-        let label = format!("operation=\"{operation}\"");
-        metrics
-            .lines()
-            .filter(|l| l.contains("plugin_call_duration_seconds_count") && l.contains(&label))
-            .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse::<f64>().ok()))
-            .sum()
+            .expect("scrape");
+        assert_eq!(response.status(), 200, "GET /metrics");
+        let text = response.text().await.expect("metrics");
+        metric_value(&text, name, labels)
+    }
+
+    /// Waits until [`Self::metric`] reaches `at_least` (the observable
+    /// event a test waits on instead of a sleep); answers the reading.
+    /// Panics after about ten seconds.
+    pub async fn wait_for_metric(&self, name: &str, labels: &[(&str, &str)], at_least: f64) -> f64 {
+        let mut seen = 0.0;
+        for _ in 0..500 {
+            seen = self.metric(name, labels).await;
+            if seen >= at_least {
+                return seen;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("{name}{labels:?} stayed at {seen}, below {at_least}");
+    }
+
+    /// Waits until a plugin operation is executing in a plugin instance
+    /// (`malipo_plugin_calls_running`, all tenants).
+    pub async fn wait_until_running(&self, operation: &str) {
+        self.wait_for_metric(
+            "malipo_plugin_calls_running",
+            &[("operation", operation)],
+            1.0,
+        )
+        .await;
+    }
+
+    /// How many calls of a plugin operation (a job's, say) have finished,
+    /// from `/metrics` (`plugin_call_duration_seconds_count`, all tenants).
+    pub async fn plugin_calls(&self, operation: &str) -> f64 {
+        self.metric(
+            "malipo_plugin_call_duration_seconds_count",
+            &[("operation", operation)],
+        )
+        .await
     }
 
     /// Waits until `runs` more calls of a plugin operation have finished
@@ -624,4 +654,57 @@ pub fn contains(haystack: &[u8], needle: &str) -> bool {
     haystack
         .windows(needle.len())
         .any(|window| window == needle.as_bytes())
+}
+
+/// A sample's label pairs.
+type Labels = Vec<(String, String)>;
+
+/// The labels of a sample line `name{k="v",...} value`, and its value.
+fn parse_sample(line: &str) -> Option<(&str, Labels, f64)> {
+    let (head, value) = line.rsplit_once(' ')?;
+    let value: f64 = value.parse().ok()?;
+    let Some((name, rest)) = head.split_once('{') else {
+        return Some((head, Vec::new(), value));
+    };
+    let body = rest.strip_suffix('}')?;
+    let mut labels = Vec::new();
+    let mut chars = body.chars().peekable();
+    loop {
+        let key: String = chars.by_ref().take_while(|c| *c != '=').collect();
+        if key.is_empty() {
+            break;
+        }
+        if chars.next() != Some('"') {
+            return None;
+        }
+        let mut val = String::new();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => val.extend(chars.next()),
+                '"' => break,
+                c => val.push(c),
+            }
+        }
+        labels.push((key.trim_start_matches(',').to_string(), val));
+        if chars.peek() == Some(&',') {
+            chars.next();
+        }
+    }
+    Some((name, labels, value))
+}
+
+/// From a `/metrics` text: the value of the sample `name` whose labels include all of `want`
+/// (summed if several match), or 0 if none does.
+pub fn metric_value(text: &str, name: &str, want: &[(&str, &str)]) -> f64 {
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(parse_sample)
+        .filter(|(n, labels, _)| {
+            *n == name
+                && want
+                    .iter()
+                    .all(|(k, v)| labels.iter().any(|(lk, lv)| lk == k && lv == v))
+        })
+        .map(|(_, _, v)| v)
+        .sum()
 }

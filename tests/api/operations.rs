@@ -9,7 +9,7 @@ use std::process::{Child, Stdio};
 
 use serde_json::{Value, json};
 
-use crate::helpers::{Auth, Options, TestApp};
+use crate::helpers::{Auth, Options, TestApp, metric_value};
 
 /// A scrape: status, content type and text.
 async fn scrape(app: &TestApp, bearer: Option<&str>) -> (u16, String, String) {
@@ -31,59 +31,6 @@ async fn scrape_at(
     (status, content_type, response.text().await.expect("body"))
 }
 
-/// A sample's label pairs.
-type Labels = Vec<(String, String)>;
-
-/// The labels of a sample line `name{k="v",...} value`, and its value.
-fn parse_sample(line: &str) -> Option<(&str, Labels, f64)> {
-    let (head, value) = line.rsplit_once(' ')?;
-    let value: f64 = value.parse().ok()?;
-    let Some((name, rest)) = head.split_once('{') else {
-        return Some((head, Vec::new(), value));
-    };
-    let body = rest.strip_suffix('}')?;
-    let mut labels = Vec::new();
-    let mut chars = body.chars().peekable();
-    loop {
-        let key: String = chars.by_ref().take_while(|c| *c != '=').collect();
-        if key.is_empty() {
-            break;
-        }
-        if chars.next() != Some('"') {
-            return None;
-        }
-        let mut val = String::new();
-        while let Some(c) = chars.next() {
-            match c {
-                '\\' => val.extend(chars.next()),
-                '"' => break,
-                c => val.push(c),
-            }
-        }
-        labels.push((key.trim_start_matches(',').to_string(), val));
-        if chars.peek() == Some(&',') {
-            chars.next();
-        }
-    }
-    Some((name, labels, value))
-}
-
-/// The value of the sample `name` whose labels include all of `want`
-/// (summed if several match), or 0 if none does.
-fn value(text: &str, name: &str, want: &[(&str, &str)]) -> f64 {
-    text.lines()
-        .filter(|line| !line.starts_with('#'))
-        .filter_map(parse_sample)
-        .filter(|(n, labels, _)| {
-            *n == name
-                && want
-                    .iter()
-                    .all(|(k, v)| labels.iter().any(|(lk, lv)| lk == k && lv == v))
-        })
-        .map(|(_, _, v)| v)
-        .sum()
-}
-
 #[tokio::test]
 async fn metrics_move_with_requests_and_name_routes_not_tenants() {
     let app = TestApp::spawn().await;
@@ -99,7 +46,7 @@ async fn metrics_move_with_requests_and_name_routes_not_tenants() {
         ("status", "200"),
     ];
     assert_eq!(
-        value(&before, "malipo_http_requests_total", &store_route),
+        metric_value(&before, "malipo_http_requests_total", &store_route),
         0.0
     );
 
@@ -131,11 +78,11 @@ async fn metrics_move_with_requests_and_name_routes_not_tenants() {
     assert_eq!(status, 200);
     // HTTP layer: counter and histogram count per route template.
     assert_eq!(
-        value(&after, "malipo_http_requests_total", &store_route),
+        metric_value(&after, "malipo_http_requests_total", &store_route),
         2.0
     );
     assert_eq!(
-        value(
+        metric_value(
             &after,
             "malipo_http_request_duration_seconds_count",
             &store_route
@@ -143,9 +90,12 @@ async fn metrics_move_with_requests_and_name_routes_not_tenants() {
         2.0
     );
     let not_found = [("route", "/api/v1/stores/{id}"), ("status", "404")];
-    assert_eq!(value(&after, "malipo_http_requests_total", &not_found), 1.0);
     assert_eq!(
-        value(
+        metric_value(&after, "malipo_http_requests_total", &not_found),
+        1.0
+    );
+    assert_eq!(
+        metric_value(
             &after,
             "malipo_http_requests_total",
             &[("method", "GET"), ("route", "unmatched"), ("status", "404")]
@@ -154,7 +104,7 @@ async fn metrics_move_with_requests_and_name_routes_not_tenants() {
         "{after}"
     );
     assert_eq!(
-        value(
+        metric_value(
             &after,
             "malipo_http_requests_total",
             &[("method", "other"), ("route", "unmatched")]
@@ -170,16 +120,16 @@ async fn metrics_move_with_requests_and_name_routes_not_tenants() {
         ("status", "404"),
     ];
     assert_eq!(
-        value(&after, "malipo_operation_calls_total", &rest_404),
+        metric_value(&after, "malipo_operation_calls_total", &rest_404),
         1.0
     );
     assert_eq!(
-        value(&after, "malipo_operation_duration_seconds_count", &rest_404),
+        metric_value(&after, "malipo_operation_duration_seconds_count", &rest_404),
         1.0
     );
     // The roles list is the rbac plugin's: its call is timed.
     assert!(
-        value(
+        metric_value(
             &after,
             "malipo_plugin_call_duration_seconds_count",
             &[
@@ -190,7 +140,7 @@ async fn metrics_move_with_requests_and_name_routes_not_tenants() {
         ) >= 1.0,
         "{after}"
     );
-    assert!(value(&after, "malipo_open_tenant_databases", &[]) >= 1.0);
+    assert!(metric_value(&after, "malipo_open_tenant_databases", &[]) >= 1.0);
     assert!(after.contains("# TYPE malipo_outbox_undelivered_events gauge"));
 
     // No tenant, user or store id, nor a concrete path, in any series.
@@ -243,7 +193,7 @@ async fn mcp_tool_calls_and_daraja_outcomes_are_counted() {
     let (status, _, text) = scrape(&app, None).await;
     assert_eq!(status, 200);
     assert_eq!(
-        value(
+        metric_value(
             &text,
             "malipo_operation_calls_total",
             &[
@@ -256,7 +206,7 @@ async fn mcp_tool_calls_and_daraja_outcomes_are_counted() {
         "{text}"
     );
     assert_eq!(
-        value(
+        metric_value(
             &text,
             "malipo_http_requests_total",
             &[("method", "POST"), ("route", "/mcp")]
@@ -264,7 +214,7 @@ async fn mcp_tool_calls_and_daraja_outcomes_are_counted() {
         1.0
     );
     assert!(
-        value(
+        metric_value(
             &text,
             "malipo_outbound_http_requests_total",
             &[

@@ -7,7 +7,6 @@
 //! into `sandbox_items` and then misbehaves; the host must roll the note back.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -618,7 +617,12 @@ async fn other_tenants_are_served_while_a_plugin_spins() {
         answer
     };
     let others = async {
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        // Only once the victim's call is executing in its plugin.
+        app.wait_until_running("sandbox.spin").await;
+        assert!(
+            !spin_done.load(Ordering::SeqCst),
+            "the spinning call ended before the other tenant's calls began"
+        );
         let mut made = Vec::new();
         for round in 0..5 {
             let (status, body) = app.get("/api/v1/sandbox/noop", &bystander.auth()).await;

@@ -4,7 +4,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
 
 use serde_json::{Value, json};
 
@@ -60,7 +59,8 @@ async fn sigterm_answers_in_flight_requests_and_closes_tenant_files_cleanly() {
         let body: Value = response.json().await.expect("a JSON answer");
         (status, body)
     });
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    // SIGTERM only once the plugin is executing the call.
+    app.wait_until_running("sandbox.spin").await;
     let base = app.base.clone();
     let (exit, data_dir) = tokio::task::spawn_blocking(move || app.terminate())
         .await

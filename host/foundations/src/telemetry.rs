@@ -51,6 +51,24 @@ struct OutboundLabels {
     outcome: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RunningLabels {
+    plugin: String,
+    operation: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AlertSignalLabels {
+    kind: &'static str,
+    decision: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AlertRaisedLabels {
+    kind: &'static str,
+    outcome: &'static str,
+}
+
 type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
 
 /// 0.5 ms to ~16 s.
@@ -66,6 +84,9 @@ pub struct Metrics {
     operation_calls: Family<OperationLabels, Counter>,
     operation_duration: Histograms<OperationLabels>,
     plugin_duration: Histograms<PluginLabels>,
+    plugin_running: Family<RunningLabels, Gauge>,
+    alert_signals: Family<AlertSignalLabels, Counter>,
+    alerts_raised: Family<AlertRaisedLabels, Counter>,
     outbound: Family<OutboundLabels, Counter>,
     open_tenant_dbs: Gauge,
     outbox_depth: Gauge,
@@ -80,6 +101,9 @@ impl Metrics {
         let operation_calls = Family::<OperationLabels, Counter>::default();
         let operation_duration = Histograms::<OperationLabels>::new_with_constructor(latency);
         let plugin_duration = Histograms::<PluginLabels>::new_with_constructor(latency);
+        let plugin_running = Family::<RunningLabels, Gauge>::default();
+        let alert_signals = Family::<AlertSignalLabels, Counter>::default();
+        let alerts_raised = Family::<AlertRaisedLabels, Counter>::default();
         let outbound = Family::<OutboundLabels, Counter>::default();
         let open_tenant_dbs = Gauge::default();
         let outbox_depth = Gauge::default();
@@ -109,6 +133,21 @@ impl Metrics {
             plugin_duration.clone(),
         );
         registry.register(
+            "plugin_calls_running",
+            "Plugin calls executing in a plugin instance now, by plugin and operation",
+            plugin_running.clone(),
+        );
+        registry.register(
+            "alert_signals",
+            "Occurrences counted by the abnormal-behaviour detector, by kind and decision (below_threshold, alert, suppressed, disabled)",
+            alert_signals.clone(),
+        );
+        registry.register(
+            "alerts_raised",
+            "Alerts whose raising has finished, by kind and outcome (notified, unnotified, not_stored)",
+            alerts_raised.clone(),
+        );
+        registry.register(
             "outbound_http_requests",
             "Plugins' outbound HTTP requests by plugin, host (the Daraja host or other) and outcome",
             outbound.clone(),
@@ -130,6 +169,9 @@ impl Metrics {
             operation_calls,
             operation_duration,
             plugin_duration,
+            plugin_running,
+            alert_signals,
+            alerts_raised,
             outbound,
             open_tenant_dbs,
             outbox_depth,
@@ -192,6 +234,48 @@ pub fn plugin_call(plugin: &str, operation: &str, outcome: &'static str, elapsed
         .plugin_duration
         .get_or_create(&labels)
         .observe(elapsed.as_secs_f64());
+}
+
+/// One plugin call executing in an instance: counted in
+/// `malipo_plugin_calls_running` from [`plugin_running`] until dropped.
+#[must_use = "the call counts as running only while this is held"]
+#[derive(Debug)]
+pub struct Running {
+    gauge: Gauge,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.gauge.dec();
+    }
+}
+
+/// Counts one plugin call as running until the answer is dropped (held
+/// by the plugin runtime around the guest's export).
+pub fn plugin_running(plugin: &str, operation: &str) -> Running {
+    let labels = RunningLabels {
+        plugin: plugin.to_string(),
+        operation: operation.to_string(),
+    };
+    let gauge = metrics().plugin_running.get_or_create(&labels).clone();
+    gauge.inc();
+    Running { gauge }
+}
+
+/// Records one occurrence counted by the abnormal-behaviour detector
+/// (`crate::alerts::service` of the host): its `kind` (`failed_logins`…)
+/// and what it decided (`below_threshold`, `alert`, `suppressed`,
+/// `disabled`).
+pub fn alert_signal(kind: &'static str, decision: &'static str) {
+    let labels = AlertSignalLabels { kind, decision };
+    metrics().alert_signals.get_or_create(&labels).inc();
+}
+
+/// Records an alert whose raising has finished: `outcome` is `notified`,
+/// `unnotified` or `not_stored`.
+pub fn alert_raised(kind: &'static str, outcome: &'static str) {
+    let labels = AlertRaisedLabels { kind, outcome };
+    metrics().alerts_raised.get_or_create(&labels).inc();
 }
 
 /// What became of an outbound request.

@@ -27,6 +27,11 @@
 //!   plugin calls (`operation` is `on-event` for event deliveries);
 //!   `outcome` is `ok` or the failure kind, so failures are the `_count` of
 //!   the series whose outcome is not `ok`.
+//! - `malipo_plugin_calls_running{plugin,operation}`: plugin calls
+//!   executing in a plugin instance now (`operation` is `on-event` for event
+//!   deliveries): from the guest export's start to its answer, trap or
+//!   timeout; not while the host opens the call's transaction or readies
+//!   an instance.
 //! - `malipo_outbound_http_requests_total{plugin,host,outcome}`: what
 //!   plugins sent through `outbound-http`; `host` is the Daraja host
 //!   (`api.safaricom.co.ke`, `sandbox.safaricom.co.ke`, `daraja-emulator`),
@@ -39,6 +44,18 @@
 //!   visited them. Tenants not visited since start count as 0; a tenant
 //!   whose file was closed keeps its last count until visited again.
 //!   Counting every tenant on each scrape would open every file.
+//! - `malipo_alert_signals_total{kind,decision}`: every occurrence the
+//!   abnormal-behaviour detector counted (`crate::alerts::service`; `kind`
+//!   is `failed_logins`, `failed_payments` or `server_errors`), with what it
+//!   decided: `below_threshold`, `alert` (this one crossed the threshold: an
+//!   alert is raised), `suppressed` (at or over the threshold, but the
+//!   tenant already had an alert of this kind within the window) or
+//!   `disabled` (threshold 0). Counted in the request that saw it.
+//! - `malipo_alerts_raised_total{kind,outcome}`: alerts whose raising has
+//!   finished (off the request path): `notified` (stored, every super-admin
+//!   emailed or the mail queued), `unnotified` (stored, some super-admin not
+//!   told) or `not_stored` (`control.db` refused it). `decision="alert"`
+//!   signals less these is the number being raised now.
 
 use std::sync::Arc;
 use std::time::Instant;

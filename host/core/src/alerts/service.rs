@@ -4,6 +4,14 @@
 //! `control.db` (`GET /api/v1/admin/alerts`) and emailed to each of them
 //! (through `MALIPO_SMTP_URL`, else queued in `control.db`'s mail outbox).
 //! One alert per tenant and kind per window; counts live in memory.
+//!
+//! Metrics (`crate::ops::metrics`): every occurrence counted is a
+//! `malipo_alert_signals_total{kind,decision}` ([`Decision`]), decided in
+//! the request that saw it; every alert whose raising has finished (stored
+//! and mailed, off the request path) is a
+//! `malipo_alerts_raised_total{kind,outcome}` ([`Raised`]). Their
+//! difference (`decision="alert"` less all outcomes) is the alerts being
+//! raised now.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -44,6 +52,56 @@ impl Kind {
             Self::FailedLogins => "failed sign-ins",
             Self::FailedPayments => "failed payments",
             Self::ServerErrors => "server errors",
+        }
+    }
+}
+
+/// What the detector decided about one occurrence
+/// (`malipo_alert_signals_total{decision}`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Counted; the tenant is under the threshold.
+    BelowThreshold,
+    /// This one crossed the threshold: an alert is raised.
+    Alert,
+    /// At or over the threshold, but the tenant already had an alert of
+    /// this kind within the window.
+    Suppressed,
+    /// The threshold is 0: this kind never alerts.
+    Disabled,
+}
+
+impl Decision {
+    /// Its metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::BelowThreshold => "below_threshold",
+            Self::Alert => "alert",
+            Self::Suppressed => "suppressed",
+            Self::Disabled => "disabled",
+        }
+    }
+}
+
+/// How raising an alert ended (`malipo_alerts_raised_total{outcome}`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Raised {
+    /// Stored, and every super-admin emailed or their mail queued.
+    Notified,
+    /// Stored, but some super-admin was neither emailed nor queued a mail
+    /// (or the super-admins could not be listed); the log says why.
+    Unnotified,
+    /// `control.db` refused it: nothing is listed; the log says why.
+    NotStored,
+}
+
+impl Raised {
+    /// Its metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Notified => "notified",
+            Self::Unnotified => "unnotified",
+            Self::NotStored => "not_stored",
         }
     }
 }
@@ -112,7 +170,7 @@ impl Window {
         while self.seen.len() > keep {
             self.seen.pop_front();
         }
-        let count = self.seen.len() as u64;
+        let count = self.count();
         let quiet = self
             .alerted_at
             .is_none_or(|at| now.duration_since(at) > window);
@@ -122,6 +180,11 @@ impl Window {
         } else {
             None
         }
+    }
+
+    /// Occurrences within the window as of the latest one observed.
+    fn count(&self) -> u64 {
+        self.seen.len() as u64
     }
 }
 
@@ -160,20 +223,27 @@ impl Alerts {
     }
 
     /// Counts one occurrence; answers the alert to raise when it crosses
-    /// the threshold (hand it to [`raise`] on a blocking thread).
+    /// the threshold (hand it to [`raise`] on a blocking thread). Each
+    /// occurrence's [`Decision`] is counted in the metrics.
     pub fn observe(&self, tenant: TenantId, kind: Kind) -> Option<Crossed> {
         let threshold = self.thresholds.of(kind);
         if threshold == 0 {
+            crate::telemetry::alert_signal(kind.name(), Decision::Disabled.label());
             return None;
         }
         let window = self
             .windows
             .get_with((tenant, kind), || Arc::new(Mutex::new(Window::default())));
-        let count =
-            window
-                .lock()
-                .ok()?
-                .observe(Instant::now(), self.thresholds.window, threshold)?;
+        let mut window = window.lock().ok()?;
+        let crossed = window.observe(Instant::now(), self.thresholds.window, threshold);
+        let decision = match crossed {
+            Some(_) => Decision::Alert,
+            None if window.count() >= threshold => Decision::Suppressed,
+            None => Decision::BelowThreshold,
+        };
+        drop(window);
+        crate::telemetry::alert_signal(kind.name(), decision.label());
+        let count = crossed?;
         Some(Crossed {
             kind,
             alert: NewAlert {
@@ -204,14 +274,21 @@ pub fn observe(state: &Arc<Core>, tenant: TenantId, kind: Kind) {
 }
 
 /// Stores the alert and tells every super-admin (blocking: writes
-/// `control.db`, may talk to the SMTP server).
+/// `control.db`, may talk to the SMTP server). How it ended is counted in
+/// the metrics once all is done.
 pub fn raise(state: &Core, crossed: &Crossed) {
+    let outcome = store_and_tell(state, crossed);
+    crate::telemetry::alert_raised(crossed.kind.name(), outcome.label());
+}
+
+/// [`raise`]'s work: answers how it ended (failures are logged here).
+fn store_and_tell(state: &Core, crossed: &Crossed) -> Raised {
     let (kind, alert) = (crossed.kind, &crossed.alert);
     let stored = match state.control.insert_alert(alert) {
         Ok(stored) => stored,
         Err(error) => {
             tracing::error!(%error, tenant = %alert.tenant_id, "alert not stored");
-            return;
+            return Raised::NotStored;
         }
     };
     let tenant = stored.tenant_name.clone().unwrap_or_default();
@@ -238,9 +315,10 @@ pub fn raise(state: &Core, crossed: &Crossed) {
         Ok(recipients) => recipients,
         Err(error) => {
             tracing::error!(%error, "super-admins not found for an alert");
-            return;
+            return Raised::Unnotified;
         }
     };
+    let mut outcome = Raised::Notified;
     for recipient in recipients {
         let message = Message {
             to: recipient.clone(),
@@ -259,9 +337,11 @@ pub fn raise(state: &Core, crossed: &Crossed) {
             });
             if let Err(error) = queued {
                 tracing::error!(%error, "alert email not queued");
+                outcome = Raised::Unnotified;
             }
         }
     }
+    outcome
 }
 
 #[cfg(test)]

@@ -659,6 +659,7 @@ impl PluginRuntime {
             Some(begin),
             request.progress,
             |live| {
+                let _running = crate::telemetry::plugin_running(plugin_name, request.operation);
                 live.bindings
                     .call_invoke(&mut live.store, &ctx, request.operation, request.input)
             },
@@ -733,7 +734,10 @@ impl PluginRuntime {
             Phase::Call { read_only: false },
             Some("BEGIN IMMEDIATE"),
             None,
-            |live| live.bindings.call_on_event(&mut live.store, &ctx, event),
+            |live| {
+                let _running = crate::telemetry::plugin_running(plugin_name, "on-event");
+                live.bindings.call_on_event(&mut live.store, &ctx, event)
+            },
             |conn, result| {
                 if let Err(error) = result? {
                     return Err(PluginCallError::Failed {
