@@ -263,7 +263,7 @@ pub fn plugin_running(plugin: &str, operation: &str) -> Running {
 }
 
 /// Records one occurrence counted by the abnormal-behaviour detector
-/// (`crate::alerts::service` of the host): its `kind` (`failed_logins`…)
+/// (`malipo_core::alerts::service`): its `kind` (`failed_logins`…)
 /// and what it decided (`below_threshold`, `alert`, `suppressed`,
 /// `disabled`).
 pub fn alert_signal(kind: &'static str, decision: &'static str) {

@@ -5,7 +5,7 @@
 //! (through `MALIPO_SMTP_URL`, else queued in `control.db`'s mail outbox).
 //! One alert per tenant and kind per window; counts live in memory.
 //!
-//! Metrics (`crate::ops::metrics`): every occurrence counted is a
+//! Metrics (`malipo::ops::metrics`): every occurrence counted is a
 //! `malipo_alert_signals_total{kind,decision}` ([`Decision`]), decided in
 //! the request that saw it; every alert whose raising has finished (stored
 //! and mailed, off the request path) is a
@@ -228,7 +228,7 @@ impl Alerts {
     pub fn observe(&self, tenant: TenantId, kind: Kind) -> Option<Crossed> {
         let threshold = self.thresholds.of(kind);
         if threshold == 0 {
-            crate::telemetry::alert_signal(kind.name(), Decision::Disabled.label());
+            malipo_foundations::telemetry::alert_signal(kind.name(), Decision::Disabled.label());
             return None;
         }
         let window = self
@@ -242,7 +242,7 @@ impl Alerts {
             None => Decision::BelowThreshold,
         };
         drop(window);
-        crate::telemetry::alert_signal(kind.name(), decision.label());
+        malipo_foundations::telemetry::alert_signal(kind.name(), decision.label());
         let count = crossed?;
         Some(Crossed {
             kind,
@@ -278,7 +278,7 @@ pub fn observe(state: &Arc<Core>, tenant: TenantId, kind: Kind) {
 /// the metrics once all is done.
 pub fn raise(state: &Core, crossed: &Crossed) {
     let outcome = store_and_tell(state, crossed);
-    crate::telemetry::alert_raised(crossed.kind.name(), outcome.label());
+    malipo_foundations::telemetry::alert_raised(crossed.kind.name(), outcome.label());
 }
 
 /// [`raise`]'s work: answers how it ended (failures are logged here).

@@ -659,7 +659,8 @@ impl PluginRuntime {
             Some(begin),
             request.progress,
             |live| {
-                let _running = crate::telemetry::plugin_running(plugin_name, request.operation);
+                let _running =
+                    malipo_foundations::telemetry::plugin_running(plugin_name, request.operation);
                 live.bindings
                     .call_invoke(&mut live.store, &ctx, request.operation, request.input)
             },
@@ -735,7 +736,8 @@ impl PluginRuntime {
             Some("BEGIN IMMEDIATE"),
             None,
             |live| {
-                let _running = crate::telemetry::plugin_running(plugin_name, "on-event");
+                let _running =
+                    malipo_foundations::telemetry::plugin_running(plugin_name, "on-event");
                 live.bindings.call_on_event(&mut live.store, &ctx, event)
             },
             |conn, result| {
