@@ -560,11 +560,22 @@ mod tests {
 
     #[test]
     fn every_setting_the_code_reads_is_listed_and_documented() {
-        // This crate is `host/foundations`; the host's own sources read
-        // settings too, so both trees are scanned.
+        // This crate is `host/foundations`; the host's other crates
+        // (`host/src`, `host/storage/src`, `host/runtime/src`,
+        // `host/core/src`, …) read settings too, so every one is scanned.
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
         let mut read = std::collections::BTreeSet::new();
-        let mut stack = vec![root.join("src"), root.join("foundations/src")];
+        let mut stack = vec![root.join("src")];
+        for entry in std::fs::read_dir(&root).expect("read host/").flatten() {
+            let src = entry.path().join("src");
+            if src.is_dir() {
+                stack.push(src);
+            }
+        }
+        assert!(
+            stack.len() >= 5,
+            "the host's crates were not found: {stack:?}"
+        );
         while let Some(dir) = stack.pop() {
             for entry in std::fs::read_dir(&dir).expect("read src").flatten() {
                 let path = entry.path();
