@@ -136,6 +136,14 @@ async fn a_burst_of_failed_sign_ins_alerts_super_admins_once() {
         .post("/api/v1/admin/alerts/999999/acknowledge", &admin, json!({}))
         .await;
     assert_eq!((status, code(&body)), (404, "not_found"), "{body}");
+    let (status, body) = app
+        .post(
+            "/api/v1/admin/alerts/not-a-number/acknowledge",
+            &admin,
+            json!({}),
+        )
+        .await;
+    assert_eq!((status, code(&body)), (404, "not_found"), "{body}");
     let (status, body) = app.get("/api/v1/admin/alerts?status=closed", &admin).await;
     assert_eq!((status, code(&body)), (422, "validation_failed"), "{body}");
 }

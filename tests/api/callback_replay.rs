@@ -105,6 +105,23 @@ async fn a_refused_callback_is_listed_for_the_super_admin_and_can_be_replayed() 
         .await;
     assert_eq!(status, 403, "{body}");
 
+    // An id that is no row, numbered or not, is no such callback.
+    for missing in ["999999", "not-a-number"] {
+        let (status, body) = app
+            .call(
+                Method::POST,
+                &format!("/api/v1/admin/callbacks/{missing}/replay"),
+                &admin,
+                None,
+            )
+            .await;
+        assert_eq!(
+            (status, code(&body)),
+            (404, "not_found"),
+            "{missing}: {body}"
+        );
+    }
+
     // Replayed: delivered again at once (its plugin refuses it again, so it
     // comes back as failed with one more attempt).
     let (status, body) = app

@@ -67,11 +67,7 @@ pub async fn list(state: Arc<Core>, call: HostCall) -> Result<Value, ApiError> {
 pub async fn acknowledge(state: Arc<Core>, call: HostCall) -> Result<Value, ApiError> {
     let principal = call.principal()?;
     let actor = principal.user_id;
-    let id: i64 = call
-        .str_field("id")?
-        .trim()
-        .parse()
-        .map_err(|_| ApiError::NotFound("no such alert".into()))?;
+    let id = crate::resources::support::row_number(&call, "alert")?;
     let meta = call.meta.clone();
     let answer = blocking(move || {
         let by = state

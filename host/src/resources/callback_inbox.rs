@@ -75,11 +75,7 @@ pub async fn list(state: Arc<Core>, call: HostCall) -> Result<Value, ApiError> {
 pub async fn replay(state: Arc<Core>, call: HostCall) -> Result<Value, ApiError> {
     let principal = call.principal()?;
     let actor = principal.user_id;
-    let id: i64 = call
-        .str_field("id")?
-        .trim()
-        .parse()
-        .map_err(|_| ApiError::NotFound("no such callback".into()))?;
+    let id = crate::resources::support::row_number(&call, "callback")?;
     let meta = call.meta.clone();
     let state_for_db = Arc::clone(&state);
     blocking(move || {

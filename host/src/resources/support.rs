@@ -330,6 +330,16 @@ pub fn tenant_filter(
         .transpose()
 }
 
+/// The `{id}` of a numbered `control.db` row (an alert, a stored
+/// callback): text that is not a number answers the same 404 as a number no
+/// row has, `no such <what>`.
+pub fn row_number(call: &crate::core::operation::HostCall, what: &str) -> Result<i64, ApiError> {
+    call.str_field("id")?
+        .trim()
+        .parse()
+        .map_err(|_| ApiError::NotFound(format!("no such {what}")))
+}
+
 /// The `limit` of a host list operation: 1 to `max`, 100 when absent; a
 /// number or a string of digits (query parameters arrive as text).
 pub fn list_limit(call: &crate::core::operation::HostCall, max: u32) -> Result<u32, ApiError> {
