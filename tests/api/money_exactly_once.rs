@@ -553,10 +553,11 @@ async fn an_stk_push_whose_answer_was_lost_is_answered_on_retry_and_settled_by_i
     assert_eq!(again["transaction"]["id"], id.as_str());
     assert_eq!(again["transaction"]["status"], "completed", "{again}");
     assert_eq!(pushes(&sim), 1, "never pushed again");
-    let intents: i64 = tenant_db(&app, &owner)
-        .query_row("SELECT COUNT(*) FROM mpesa_submissions", [], |r| r.get(0))
-        .expect("read");
-    assert_eq!(intents, 0, "the intent became the transaction");
+    assert_eq!(
+        submissions(&app, &owner),
+        0,
+        "the intent became the transaction"
+    );
     drop(app);
     drop(temp);
 }
@@ -567,28 +568,14 @@ async fn an_stk_push_without_answer_or_callback_fails_at_reconciliation_and_is_n
     let options = options(&sim).with_env("MALIPO_TEST_CLOCK", "1");
     let (app, owner, temp) = lose_the_answer(&sim, &options, "order-78").await;
     let admin = app.super_admin().await;
-    let advance = |secs: i64| {
-        let (app, admin) = (&app, &admin);
-        async move {
-            let (status, body) = app
-                .post("/api/v1/admin/clock", admin, json!({"advance_secs": secs}))
-                .await;
-            assert_eq!(status, 200, "{body}");
-        }
-    };
-    let intents = || -> i64 {
-        tenant_db(&app, &owner)
-            .query_row("SELECT COUNT(*) FROM mpesa_submissions", [], |r| r.get(0))
-            .expect("read")
-    };
 
     // A few minutes on, its callback may still come: nothing changes.
-    advance(180).await;
-    assert_eq!(intents(), 1);
+    advance(&app, &admin, 180).await;
+    assert_eq!(submissions(&app, &owner), 1);
     // Past ten minutes with neither answer nor callback: failed, with the
     // reason, and not sent again.
-    advance(15 * 60).await;
-    assert_eq!(intents(), 0);
+    advance(&app, &admin, 15 * 60).await;
+    assert_eq!(submissions(&app, &owner), 0);
     let (status, listed) = app
         .get("/api/v1/mpesa/transactions?kind=stk", &owner.auth())
         .await;
@@ -672,16 +659,13 @@ async fn a_reversal_whose_result_was_lost_is_settled_by_reconciliations_status_a
     // OriginatorConversationID); the answer settles the reversal and the
     // payment it reversed.
     let admin = app.super_admin().await;
-    let (status, body) = app
-        .post("/api/v1/admin/clock", &admin, json!({"advance_secs": 300}))
-        .await;
-    assert_eq!(status, 200, "{body}");
+    advance(&app, &admin, 300).await;
     let reversal = settled(&app, &owner, &reversal_id).await;
     assert!(
         sim.handle()
             .requests()
             .iter()
-            .any(|r| r.path == "/mpesa/transactionstatus/v1/query"),
+            .any(|r| r.path == mpesa::STATUS_PATH),
         "reconciliation asked Daraja"
     );
     assert_eq!(reversal["status"], "completed", "{reversal}");
@@ -772,6 +756,14 @@ async fn lose_the_reversal_answer(
 }
 
 /// Moves the test clock on, which runs every job (reconciliation too) once.
+/// The submission intents (`mpesa_submissions`) still open in the
+/// owner's tenant file.
+fn submissions(app: &TestApp, owner: &Session) -> i64 {
+    tenant_db(app, owner)
+        .query_row("SELECT COUNT(*) FROM mpesa_submissions", [], |r| r.get(0))
+        .expect("read")
+}
+
 async fn advance(app: &TestApp, admin: &crate::helpers::Auth, secs: i64) {
     let (status, body) = app
         .post("/api/v1/admin/clock", admin, json!({"advance_secs": secs}))
