@@ -376,15 +376,30 @@ impl TestApp {
     /// event a test waits on instead of a sleep); answers the reading.
     /// Panics after about ten seconds.
     pub async fn wait_for_metric(&self, name: &str, labels: &[(&str, &str)], at_least: f64) -> f64 {
-        let mut seen = 0.0;
-        for _ in 0..500 {
-            seen = self.metric(name, labels).await;
+        self.wait_for_metric_within(name, labels, at_least, Duration::from_secs(10))
+            .await
+    }
+
+    /// [`Self::wait_for_metric`], panicking after `patience`.
+    async fn wait_for_metric_within(
+        &self,
+        name: &str,
+        labels: &[(&str, &str)],
+        at_least: f64,
+        patience: Duration,
+    ) -> f64 {
+        let deadline = std::time::Instant::now() + patience;
+        loop {
+            let seen = self.metric(name, labels).await;
             if seen >= at_least {
                 return seen;
             }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{name}{labels:?} stayed at {seen}, below {at_least}"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        panic!("{name}{labels:?} stayed at {seen}, below {at_least}");
     }
 
     /// Waits until a plugin operation is executing in a plugin instance
@@ -401,11 +416,8 @@ impl TestApp {
     /// How many calls of a plugin operation (a job's, say) have finished,
     /// from `/metrics` (`plugin_call_duration_seconds_count`, all tenants).
     pub async fn plugin_calls(&self, operation: &str) -> f64 {
-        self.metric(
-            "malipo_plugin_call_duration_seconds_count",
-            &[("operation", operation)],
-        )
-        .await
+        self.metric(PLUGIN_CALLS_FINISHED, &[("operation", operation)])
+            .await
     }
 
     /// Waits until `runs` more calls of a plugin operation have finished
@@ -413,14 +425,13 @@ impl TestApp {
     /// event "nothing more happens" checks wait on, instead of a sleep.
     /// Two runs make sure one started after `since` was read.
     pub async fn wait_for_plugin_calls(&self, operation: &str, since: f64, runs: u32) {
-        let wanted = since + f64::from(runs);
-        for _ in 0..600 {
-            if self.plugin_calls(operation).await >= wanted {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("{operation} did not run {runs} more time(s)");
+        self.wait_for_metric_within(
+            PLUGIN_CALLS_FINISHED,
+            &[("operation", operation)],
+            since + f64::from(runs),
+            Duration::from_secs(30),
+        )
+        .await;
     }
 
     /// Logs in.
@@ -655,6 +666,10 @@ pub fn contains(haystack: &[u8], needle: &str) -> bool {
         .windows(needle.len())
         .any(|window| window == needle.as_bytes())
 }
+
+/// Finished plugin calls, by plugin, operation and outcome (the count of
+/// the call-duration histogram).
+const PLUGIN_CALLS_FINISHED: &str = "malipo_plugin_call_duration_seconds_count";
 
 /// A sample's label pairs.
 type Labels = Vec<(String, String)>;
